@@ -1,0 +1,167 @@
+# shmq - one non-recursive Makefile.
+#
+#   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
+#   make check      the test suite: plain, under ASan+UBSan, and the thread
+#                   tests under TSan, each in its own build directory
+#   make bench      the benchmarks (bench/README in README.md)
+#   make demo       a producer and a consumer process exchanging messages
+#   make deps       install missing Debian packages (as root)
+#   make install    PREFIX=/usr/local DESTDIR=
+#
+# CC, CFLAGS, LDFLAGS, PREFIX and DESTDIR are yours; our flags are added from
+# separate variables.
+
+VERSION_MAJOR := 0
+VERSION_MINOR := 1
+VERSION_PATCH := 0
+VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PKG_CONFIG ?= pkg-config
+
+B := build
+
+URCU_CFLAGS := $(shell $(PKG_CONFIG) --cflags liburcu-cds 2>/dev/null)
+URCU_LIBS   := $(shell $(PKG_CONFIG) --libs liburcu-cds 2>/dev/null || echo -lurcu-cds -lurcu-common)
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+SHMQ_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
+	-D_GNU_SOURCE -Iinclude -Ishm -Iipc $(URCU_CFLAGS) -MMD -MP \
+	-DSHMQ_VERSION_STR='"$(VERSION)"'
+SHMQ_LIBS   := $(URCU_LIBS) -lpthread -lrt
+
+LIB_SRCS   := $(wildcard shm/*.c ipc/*.c)
+TEST_SRCS  := $(wildcard tests/test_*.c)
+TEST_HELP  := $(wildcard tests/helpers.c)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+TOOL_SRCS  := $(wildcard tools/mqctl.c)
+
+TESTS   := $(TEST_SRCS:tests/%.c=%)
+BENCHES := $(BENCH_SRCS:bench/%.c=%)
+
+# Tests that exercise threads of one process: also run under TSan.
+TSAN_TESTS := $(filter test_threads test_ring,$(TESTS))
+
+# ---- variants: plain, asan, tsan --------------------------------------------
+# $(call variant,DIR,EXTRA_CFLAGS)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+
+define variant
+$(1)/obj/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(2) $$(SHMQ_CFLAGS) -c $$< -o $$@
+
+$(1)/libshmq.a: $$(LIB_SRCS:%.c=$(1)/obj/%.o)
+	@rm -f $$@
+	$$(AR) rcs $$@ $$^
+
+$(1)/tests/%: $(1)/obj/tests/%.o $$(TEST_HELP:%.c=$(1)/obj/%.o) $(1)/libshmq.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) $(2) $$(LDFLAGS) -o $$@ $$^ $$(CMOCKA_LIBS) $$(SHMQ_LIBS)
+
+-include $$(shell find $(1)/obj -name '*.d' 2>/dev/null)
+endef
+
+$(eval $(call variant,$(B),))
+$(eval $(call variant,$(B)/asan,$(ASAN_FLAGS)))
+$(eval $(call variant,$(B)/tsan,$(TSAN_FLAGS)))
+
+SONAME := libshmq.so.$(VERSION_MAJOR)
+
+$(B)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -fvisibility=default $(SHMQ_CFLAGS) -c $< -o $@
+
+$(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
+	$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) \
+		-Wl,-z,defs -Wl,--version-script=include/shmq.map \
+		-o $@ $(filter %.o,$^) $(SHMQ_LIBS)
+	ln -sf libshmq.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf libshmq.so.$(VERSION) $(B)/libshmq.so
+
+$(B)/bench/%: bench/%.c $(B)/libshmq.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS) -lm
+
+$(B)/mqctl: tools/mqctl.c $(B)/libshmq.a
+	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS)
+
+$(B)/shmq.pc: include/shmq.pc.in
+	@mkdir -p $(B)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+-include $(shell find $(B)/pic $(B)/bench -name '*.d' 2>/dev/null)
+
+# ---- targets ------------------------------------------------------------------
+
+ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
+	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
+	$(if $(TOOL_SRCS),$(B)/mqctl)
+
+.PHONY: all check check-plain check-asan check-tsan bench bench-quick demo \
+	deps install uninstall clean
+.DEFAULT_GOAL := all
+
+all: $(ALL)
+
+# Each test binary runs on its own; a failure stops the run with its name.
+check: check-plain check-asan check-tsan
+	@echo "make check: all suites passed (plain, asan+ubsan, tsan)"
+
+check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
+	@set -e; for t in $(TESTS); do echo "== plain $$t"; $(B)/tests/$$t; done
+
+check-asan: $(TESTS:%=$(B)/asan/tests/%)
+	@set -e; for t in $(TESTS); do echo "== asan $$t"; \
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+		UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/tests/$$t; done
+
+check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
+	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
+		TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/tests/$$t; done
+
+bench: $(BENCHES:%=$(B)/bench/%)
+	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+
+bench-quick: $(BENCHES:%=$(B)/bench/%)
+	@set -e; for b in $(BENCHES); do $(B)/bench/$$b --quick; done
+
+demo: $(B)/bench/bench_demo
+	$(B)/bench/bench_demo
+
+deps:
+	@sh tools/deps.sh
+
+install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
+		$(if $(TOOL_SRCS),$(B)/mqctl)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 644 include/shmq.h $(DESTDIR)$(PREFIX)/include/shmq.h
+	install -m 644 $(B)/libshmq.a $(DESTDIR)$(PREFIX)/lib/libshmq.a
+	install -m 755 $(B)/libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmq.so
+	install -m 644 $(B)/shmq.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+	$(if $(TOOL_SRCS),install -m 755 $(B)/mqctl $(DESTDIR)$(PREFIX)/bin/mqctl)
+	$(if $(wildcard tools/mqctl.1),install -m 644 tools/mqctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
+	$(if $(wildcard include/shmq.7),install -m 644 include/shmq.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/shmq.h \
+		$(DESTDIR)$(PREFIX)/lib/libshmq.a \
+		$(DESTDIR)$(PREFIX)/lib/libshmq.so* \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc \
+		$(DESTDIR)$(PREFIX)/bin/mqctl \
+		$(DESTDIR)$(PREFIX)/share/man/man1/mqctl.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man7/shmq.7
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wait.c - futex event counts.
+ *
+ * Each queue has two events, "not empty" (consumers wait) and "not full"
+ * (producers wait), each a 32-bit futex word `seq` and a count `waiters`
+ * on their own cache line (ring.h).
+ *
+ * Waiter (shmq__wait), once a claim found nothing to do:
+ *   1. spin: poll ready() for up to the handle's spin budget (nanoseconds,
+ *      not iterations: a pause costs ~10x more on some CPUs than others);
+ *   2. announce: waiters++                                       (W1)
+ *   3. F2: full fence
+ *   4. v = seq                                                   (A3)
+ *   5. re-check ready(); if ready: waiters--, return (caller retries)
+ *   6. FUTEX_WAIT_BITSET(&seq, v, absolute CLOCK_MONOTONIC deadline)
+ *   7. waiters--, return (caller retries its claim)
+ *
+ * Notifier (shmq__notify, after publishing or freeing n slots):
+ *   1. F1: full fence
+ *   2. if waiters == 0: done (no system call: the fast path)
+ *   3. seq++                                                     (R3)
+ *   4. FUTEX_WAKE(&seq, n): as many sleepers as slots made ready, never all
+ *
+ * Why no wake-up is lost.  The waiter stores W1 then (F2) loads the ring;
+ * the notifier stores the ring then (F1) loads waiters.  With both fences
+ * seq_cst, at least one side sees the other's store (the classic
+ * store-buffer argument):
+ *   - the waiter's re-check (5) sees the new slot: it does not sleep; or
+ *   - the notifier sees waiters > 0 and bumps seq (R3).  If the waiter
+ *     read v (A3) after R3, then A3 acquires R3, which follows the ring
+ *     store, so the re-check (5) sees the slot and does not sleep.  If it
+ *     read v before R3, the kernel compares seq with v atomically with
+ *     queueing the waiter: either FUTEX_WAIT fails with EAGAIN (seq
+ *     already changed) or the waiter is queued before R3+FUTEX_WAKE and
+ *     is woken.
+ * Spurious returns (EINTR, EAGAIN, a wake meant for a waiter that already
+ * left, another consumer taking the message first) are harmless: the
+ * caller re-runs its claim and, if it finds nothing, waits again.
+ *
+ * Passing a wake-up on.  A waiter woken for a message that then times out
+ * does not drop it: its caller makes one last claim attempt after the
+ * deadline, so a woken waiter either takes the message or leaves it for the
+ * next (who is woken by its own notify when it publishes/frees).
+ *
+ * Deadline: computed once per call on CLOCK_MONOTONIC, passed to the
+ * kernel as an absolute time, so EINTR restarts never extend the wait.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <time.h>
+#include <urcu/arch.h>
+#include <urcu/futex.h>
+
+#include "wait.h"
+
+#ifndef FUTEX_WAIT_BITSET
+#define FUTEX_WAIT_BITSET 9
+#endif
+#ifndef FUTEX_BITSET_MATCH_ANY
+#define FUTEX_BITSET_MATCH_ANY 0xffffffff
+#endif
+
+/* Poll ready() this many times between clock reads while spinning. */
+#define SPIN_CHECK_EVERY 32
+
+void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n)
+{
+	/*
+	 * R3: release RMW on the futex word; a waiter whose A3 reads the new
+	 * value sees the slot we published before F1.
+	 */
+	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
+	/* Shared (not private) futex: the waiters are other processes. */
+	futex_async((int32_t *)&ev->seq, FUTEX_WAKE, (int32_t)(n ? n : 1),
+		    NULL, NULL, 0);
+	/* relaxed: a statistic. */
+	atomic_fetch_add_explicit(&q->hdr->wakes, 1, memory_order_relaxed);
+}
+
+static int deadline_abs(struct deadline *dl)
+{
+	if (dl->timeout_ns == SHMQ_FOREVER)
+		return 0;
+	if (!dl->abs_ns)
+		dl->abs_ns = shmq__now_ns(CLOCK_MONOTONIC) +
+			     (uint64_t)dl->timeout_ns;
+	return 1;
+}
+
+static bool deadline_passed(struct deadline *dl)
+{
+	return deadline_abs(dl) &&
+	       shmq__now_ns(CLOCK_MONOTONIC) >= dl->abs_ns;
+}
+
+/* Poll ready() for at most the spin budget.  True when it became ready. */
+static bool spin(const struct shmq *q, ready_fn ready, struct deadline *dl)
+{
+	/* relaxed: a tuning knob; any recent value will do. */
+	int64_t budget = atomic_load_explicit(&((struct shmq *)q)->spin_ns,
+					      memory_order_relaxed);
+	uint64_t start, now;
+	int i;
+
+	if (budget <= 0)
+		return false;
+	start = shmq__now_ns(CLOCK_MONOTONIC);
+	for (;;) {
+		for (i = 0; i < SPIN_CHECK_EVERY; i++) {
+			if (ready(q))
+				return true;
+			caa_cpu_relax();
+		}
+		now = shmq__now_ns(CLOCK_MONOTONIC);
+		if (now - start >= (uint64_t)budget ||
+		    (deadline_abs(dl) && now >= dl->abs_ns))
+			return false;
+	}
+}
+
+/*
+ * Wait until ready() may hold.  Returns 0 when the caller should retry its
+ * claim, -ETIMEDOUT once the deadline has passed (the caller still makes
+ * one last attempt).
+ */
+int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
+	       struct deadline *dl)
+{
+	struct timespec ts, *tsp = NULL;
+	uint32_t v;
+	int rc;
+
+	if (spin(q, ready, dl))
+		return 0;
+	if (deadline_passed(dl))
+		return -ETIMEDOUT;
+
+	/* W1: seq_cst RMW; announces us before the re-check (see F2). */
+	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
+	/* F2: seq_cst; pairs with F1 in shmq__notify(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* A3: acquire; pairs with R3 in shmq__wake(). */
+	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
+	if (ready(q)) {
+		rc = 0;
+		goto out;
+	}
+	if (deadline_abs(dl)) {
+		ts.tv_sec = (time_t)(dl->abs_ns / 1000000000ull);
+		ts.tv_nsec = (long)(dl->abs_ns % 1000000000ull);
+		tsp = &ts;
+	}
+	/* relaxed: a statistic. */
+	atomic_fetch_add_explicit(&q->hdr->sleeps, 1, memory_order_relaxed);
+	/*
+	 * Sleeps only while seq == v.  Returns 0 (woken, maybe spuriously),
+	 * or -1 with EAGAIN (seq moved: a wake-up came first), EINTR (a
+	 * signal) or ETIMEDOUT (deadline).  All but ETIMEDOUT mean "retry".
+	 */
+	rc = futex_async((int32_t *)&ev->seq, FUTEX_WAIT_BITSET, (int32_t)v,
+			 tsp, NULL, (int32_t)FUTEX_BITSET_MATCH_ANY);
+	rc = rc < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
+out:
+	/* relaxed: leaving needs no ordering; a late notifier wakes nobody. */
+	atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wait.h - futex event counts: spin, announce, re-check, sleep; wake.
+ * (internal; the protocol and its argument are at the top of wait.c)
+ */
+#ifndef SHMQ_WAIT_H
+#define SHMQ_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ring.h"
+
+/* A blocking call's deadline: computed once, on first need. */
+struct deadline {
+	int64_t timeout_ns;     /* SHMQ_FOREVER or > 0 */
+	uint64_t abs_ns;        /* CLOCK_MONOTONIC; 0 until computed */
+};
+
+typedef bool (*ready_fn)(const struct shmq *q);
+
+void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n);
+int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
+	       struct deadline *dl);
+
+/*
+ * After publishing (or freeing) n slots: wake up to n sleepers, if any.
+ * The fast path is one fence and one load of a line that is only written
+ * when someone waits, so it stays shared in every cache.
+ */
+static inline void shmq__notify(struct shmq *q, struct shmq_event *ev,
+				unsigned n)
+{
+	/*
+	 * F1: seq_cst; orders our publish (R1) or free (R2) before the load
+	 * of waiters.  Pairs with F2 in shmq__wait(): either the waiter's
+	 * re-check sees our store, or we see its announcement.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: ordered by F1; a stale zero is excluded by F1/F2. */
+	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
+						  memory_order_relaxed) != 0, 0))
+		shmq__wake(q, ev, n);
+}
+
+#endif /* SHMQ_WAIT_H */

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dir.c - the directory of named queues.
+ *
+ * Everything here runs under the control-plane mutex.  An entry changes
+ * state by one store made after its other fields are written (layout.h), so
+ * a holder killed at any instruction leaves a consistent directory.  A
+ * queue's open handles are counted per attachment (proc_entry opens[]), so
+ * the handles of a dead process vanish with its entry; an unlinked queue is
+ * freed when no attachment counts a handle to it.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "shm.h"
+
+struct dir_entry *shmq__dir_entry(const shmq_seg *seg, uint32_t idx)
+{
+	return (struct dir_entry *)(seg->base + seg->dir_off) + idx;
+}
+
+static void dir_changed(shmq_seg *seg)
+{
+	/* relaxed: a hint for inspectors; the mutex orders the real data. */
+	atomic_fetch_add_explicit(&shmq__hdr(seg)->dir_gen, 1,
+				  memory_order_relaxed);
+}
+
+/* Open handles to entry @idx over every attachment. */
+uint32_t shmq__dir_opens(const shmq_seg *seg, uint32_t idx)
+{
+	uint32_t p, n = 0;
+
+	for (p = 0; p < seg->max_procs; p++)
+		if (shmq__proc_entry(seg, p)->state == PROC_ATTACHED)
+			n += shmq__proc_opens(seg, p)[idx];
+	return n;
+}
+
+/*
+ * Check one entry and copy its geometry.  Copy first: each field is read
+ * once, and only the copy is checked and returned.
+ */
+int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
+			     struct shmq_qinfo *out)
+{
+	struct dir_entry c;
+	uint64_t end;
+
+	memcpy(&c, e, sizeof(c));
+	if (c.state == DIR_FREE)
+		return 0;
+	if (c.state != DIR_LIVE && c.state != DIR_UNLINKED)
+		return -EPROTO;
+	if (memchr(c.name, 0, sizeof(c.name)) == NULL ||
+	    shmq__name_check(c.name) != 0 || c.kind != DIR_KIND_QUEUE)
+		return -EPROTO;
+	if (c.capacity < 2 || c.capacity > SHMQ_MAX_CAPACITY ||
+	    (c.capacity & (c.capacity - 1)) || c.msg_size > SHMQ_MAX_MSG_SIZE ||
+	    c.slot_size != shmq__slot_size(c.msg_size))
+		return -EPROTO;
+	end = c.off + c.size;
+	if (c.off % SEG_ALIGN || c.size % SEG_ALIGN || end < c.off ||
+	    c.off < seg->heap_off || end > seg->heap_off + seg->heap_size ||
+	    shmq__ring_bytes(c.capacity, c.slot_size) > c.size)
+		return -EPROTO;
+	if (out) {
+		out->idx = (uint32_t)(e - shmq__dir_entry(seg, 0));
+		out->capacity = c.capacity;
+		out->msg_size = c.msg_size;
+		out->slot_size = c.slot_size;
+		out->flags = c.flags;
+		out->off = c.off;
+		out->size = c.size;
+	}
+	return 0;
+}
+
+/* Every entry valid, no two blocks overlapping. */
+int shmq__dir_validate(const shmq_seg *seg)
+{
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < seg->max_queues; i++) {
+		rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, i), NULL);
+		if (rc)
+			return rc;
+	}
+	return shmq__alloc_check(seg);
+}
+
+int shmq__dir_find(const shmq_seg *seg, const char *name)
+{
+	uint32_t i;
+
+	for (i = 0; i < seg->max_queues; i++) {
+		const struct dir_entry *e = shmq__dir_entry(seg, i);
+
+		if (e->state == DIR_LIVE &&
+		    strncmp(e->name, name, sizeof(e->name)) == 0)
+			return (int)i;
+	}
+	return -ENOENT;
+}
+
+/* Free every unlinked entry that no live attachment has open. */
+void shmq__dir_sweep(shmq_seg *seg)
+{
+	uint32_t i;
+
+	for (i = 0; i < seg->max_queues; i++) {
+		struct dir_entry *e = shmq__dir_entry(seg, i);
+
+		if (e->state == DIR_UNLINKED && shmq__dir_opens(seg, i) == 0) {
+			e->state = DIR_FREE;
+			dir_changed(seg);
+		}
+	}
+}
+
+int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
+		     shmq_block_init_fn init)
+{
+	uint64_t bytes, off;
+	struct dir_entry *e = NULL;
+	uint32_t i;
+	int rc;
+
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	if (shmq__dir_find(seg, name) >= 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	for (i = 0; i < seg->max_queues && !e; i++)
+		if (shmq__dir_entry(seg, i)->state == DIR_FREE)
+			e = shmq__dir_entry(seg, i);
+	if (!e) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	bytes = shmq__ring_bytes(qi->capacity, qi->slot_size);
+	bytes = (bytes + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+	rc = shmq__alloc(seg, bytes, &off);
+	if (rc)
+		goto out;
+	/* Fill the entry while it is still FREE; it goes LIVE last. */
+	memset(e->name, 0, sizeof(e->name));
+	strcpy(e->name, name);
+	e->kind = DIR_KIND_QUEUE;
+	e->off = off;
+	e->size = bytes;
+	e->capacity = qi->capacity;
+	e->msg_size = qi->msg_size;
+	e->slot_size = qi->slot_size;
+	e->flags = qi->flags;
+	e->create_time_ns = shmq__now_ns(CLOCK_REALTIME);
+	e->gen++;
+	qi->idx = (uint32_t)(e - shmq__dir_entry(seg, 0));
+	qi->off = off;
+	qi->size = bytes;
+	/* A block may hold a freed queue's bytes: start from zero. */
+	memset(seg->base + off, 0, bytes);
+	init(seg->base + off, qi);
+	/*
+	 * Plain store under the mutex: readers of the directory take the
+	 * mutex, whose release orders the fields and the ring before it.
+	 */
+	e->state = DIR_LIVE;
+	dir_changed(seg);
+out:
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
+int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out)
+{
+	uint16_t *opens;
+	int idx, rc;
+
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	idx = shmq__dir_find(seg, name);
+	if (idx < 0) {
+		rc = idx;
+		goto out;
+	}
+	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
+				      out);
+	if (rc)
+		goto out;
+	opens = shmq__proc_opens(seg, (uint32_t)seg->proc_idx);
+	if (opens[idx] == UINT16_MAX) {
+		rc = -EMFILE;
+		goto out;
+	}
+	opens[idx]++;
+out:
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
+void shmq__dir_close(shmq_seg *seg, uint32_t idx)
+{
+	uint16_t *opens;
+
+	if (shmq__seg_lock(seg))
+		return;
+	opens = shmq__proc_opens(seg, (uint32_t)seg->proc_idx);
+	if (opens[idx])
+		opens[idx]--;
+	shmq__dir_sweep(seg);
+	shmq__seg_unlock(seg);
+}
+
+int shmq__dir_unlink(shmq_seg *seg, const char *name)
+{
+	int idx, rc;
+
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	idx = shmq__dir_find(seg, name);
+	if (idx >= 0) {
+		shmq__dir_entry(seg, (uint32_t)idx)->state = DIR_UNLINKED;
+		dir_changed(seg);
+		shmq__dir_sweep(seg);
+		rc = 0;
+	} else {
+		rc = idx;
+	}
+	shmq__seg_unlock(seg);
+	return rc;
+}

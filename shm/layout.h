@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * layout.h - the byte map of a shmq segment.
+ *
+ * A segment is one file (a POSIX shm object under /dev/shm, or a regular
+ * file) mapped MAP_SHARED by every attached process, at different addresses:
+ * every reference inside it is an offset from its first byte.
+ *
+ *   offset 0            struct seg_hdr (one page): identity, geometry, the
+ *                       control-plane mutex
+ *   hdr.dir_off         struct dir_entry[max_queues]: the named queues
+ *   hdr.proc_off        max_procs process entries of hdr.proc_stride bytes:
+ *                       struct proc_entry, then uint16_t opens[max_queues]
+ *   hdr.heap_off        the heap, up to the end of the file: one block per
+ *                       live directory entry, at dir_entry.off, 4096-aligned
+ *
+ * Write rules.  Every field of the header except dir_gen is written once,
+ * before the segment gets its name, and never again (except boot_id and the
+ * mutex, re-initialised under the boot lock after a reboot).  Directory and
+ * process entries are written only under the control-plane mutex.  The
+ * contents of a queue's block belong to ipc/ (see ipc/ring.h).
+ *
+ * Crash consistency.  A directory entry changes state by a single 32-bit
+ * store after its other fields are written: FREE -> LIVE when created,
+ * LIVE -> UNLINKED when its name is removed, -> FREE when its last handle
+ * closes.  The block allocator keeps no state of its own (a block is in use
+ * exactly when a non-FREE entry names it), so a process killed inside the
+ * control plane leaves the directory consistent; the next holder of the
+ * robust mutex (EOWNERDEAD) only sweeps entries whose handles are gone.
+ *
+ * Liveness.  Process entry i is owned by whoever holds an open-file-
+ * description lock (F_OFD_SETLK) on byte SEG_LIVE_LOCK_BASE + i of the file.
+ * The kernel drops it when the owner dies, so a held lock means alive.
+ * Byte SEG_BOOT_LOCK serialises the check that the segment was last used in
+ * this boot (after a reboot the mutex of a file-backed segment is stale).
+ *
+ * Nothing read from the segment is trusted: open validates the header and
+ * every directory entry (shmq__seg_validate, shmq__dir_validate) and copies
+ * the geometry into private memory, never to be re-read.
+ */
+#ifndef SHMQ_LAYOUT_H
+#define SHMQ_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+
+#define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
+#define SEG_VERSION      1u
+#define SEG_HDR_SIZE     4096u
+#define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
+#define SEG_MIN_SIZE     (64u * 1024)
+#define SEG_LIVE_LOCK_BASE 0                    /* + proc index */
+#define SEG_BOOT_LOCK    4095                   /* > SHMQ_MAX_PROCS */
+#define SEG_MUTEX_BYTES  64
+
+/* The first page.  Offsets of each field are asserted below. */
+struct seg_hdr {
+	uint64_t magic;          /* SEG_MAGIC */
+	uint32_t version;        /* SEG_VERSION: another value is -EPROTO */
+	uint32_t hdr_size;       /* SEG_HDR_SIZE */
+	uint64_t seg_size;       /* bytes; equals the file size */
+	uint32_t max_queues;     /* directory entries */
+	uint32_t max_procs;      /* process entries */
+	uint64_t dir_off;
+	uint64_t proc_off;
+	uint32_t proc_stride;    /* bytes per process entry */
+	uint32_t mode;           /* permission bits at creation (display) */
+	uint64_t heap_off;
+	uint64_t heap_size;      /* heap_off + heap_size == seg_size */
+	uint32_t creator_uid;
+	uint32_t flags;          /* 0 */
+	uint64_t create_time_ns; /* CLOCK_REALTIME at creation (display) */
+	uint8_t boot_id[16];     /* boot the mutex belongs to */
+	uint8_t pad0[128 - 104];
+
+	_Atomic uint32_t dir_gen; /* bumped by every directory change */
+	uint8_t pad1[128 - 4];
+
+	/* pthread_mutex_t, robust and process-shared; control plane only. */
+	uint8_t mutex[SEG_MUTEX_BYTES];
+	uint8_t pad2[SEG_HDR_SIZE - 320];
+};
+
+_Static_assert(sizeof(struct seg_hdr) == SEG_HDR_SIZE, "header is one page");
+_Static_assert(offsetof(struct seg_hdr, version) == 8, "version at byte 8");
+_Static_assert(offsetof(struct seg_hdr, boot_id) == 88, "boot_id");
+_Static_assert(offsetof(struct seg_hdr, dir_gen) == 128, "dir_gen line");
+_Static_assert(offsetof(struct seg_hdr, mutex) == 256, "mutex line");
+
+enum { DIR_FREE = 0, DIR_LIVE = 1, DIR_UNLINKED = 2 };
+enum { DIR_KIND_QUEUE = 1 };
+
+/* One named object.  128 bytes. */
+struct dir_entry {
+	char name[64];           /* NUL-terminated, [A-Za-z0-9._-]{1,63} */
+	uint32_t state;          /* DIR_FREE, DIR_LIVE, DIR_UNLINKED */
+	uint32_t kind;           /* DIR_KIND_QUEUE */
+	uint64_t off;            /* block offset from segment start */
+	uint64_t size;           /* block bytes, multiple of SEG_ALIGN */
+	uint32_t capacity;       /* messages, power of two */
+	uint32_t msg_size;       /* largest payload */
+	uint32_t slot_size;      /* bytes per slot, multiple of 64 */
+	uint32_t flags;          /* queue attribute flags */
+	uint64_t create_time_ns; /* CLOCK_REALTIME (display) */
+	uint32_t gen;            /* creations in this entry (display) */
+	uint32_t pad[3];
+};
+
+_Static_assert(sizeof(struct dir_entry) == 128, "dir entry size");
+
+enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
+
+/*
+ * One attachment.  Followed, within proc_stride, by
+ * uint16_t opens[max_queues]: this attachment's open handles per directory
+ * entry, so that the handles of a dead process can be reclaimed.
+ */
+struct proc_entry {
+	uint32_t state;          /* PROC_FREE, PROC_ATTACHED */
+	uint32_t pid;            /* in the pid namespace pidns (display) */
+	uint64_t start_time;     /* /proc/PID/stat starttime, clock ticks */
+	uint64_t pidns;          /* inode of /proc/self/ns/pid */
+	uint64_t attach_time_ns; /* CLOCK_REALTIME (display) */
+	char comm[16];           /* command name (display) */
+	uint32_t uid;
+	uint32_t pad0;
+	/* Reserved for the operation-in-flight records of crash recovery. */
+	uint8_t inflight[256 - 56];
+};
+
+_Static_assert(sizeof(struct proc_entry) == 256, "proc entry size");
+
+/* Bytes of a process entry for a segment with max_queues directory entries. */
+static inline uint32_t proc_stride_for(uint32_t max_queues)
+{
+	uint32_t b = (uint32_t)sizeof(struct proc_entry) + 2 * max_queues;
+
+	return (b + 127) & ~127u;
+}
+
+#endif /* SHMQ_LAYOUT_H */

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proc.c - the process table and liveness.
+ *
+ * Entry i belongs to whoever holds an open-file-description lock on byte
+ * SEG_LIVE_LOCK_BASE + i of the segment file.  The kernel releases it when
+ * the owner dies (even as an unreaped zombie), whatever its pid namespace,
+ * and a reused pid cannot inherit it: a lock we can take means the entry's
+ * owner is gone.  pid, start time and pid namespace are kept for display.
+ *
+ * All functions here run under the control-plane mutex.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx)
+{
+	return (struct proc_entry *)(seg->base + seg->proc_off +
+				     (uint64_t)pidx * seg->proc_stride);
+}
+
+uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx)
+{
+	return (uint16_t *)((unsigned char *)shmq__proc_entry(seg, pidx) +
+			    sizeof(struct proc_entry));
+}
+
+static int live_lock(int fd, short type, uint32_t pidx, int cmd)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = SEG_LIVE_LOCK_BASE + (off_t)pidx,
+		.l_len = 1,
+	};
+	int rc;
+
+	do
+		rc = fcntl(fd, cmd, &fl);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return -errno;
+	return cmd == F_OFD_GETLK ? fl.l_type : 0;
+}
+
+/*
+ * True when another open file description holds entry @pidx's lock.  Our
+ * own attachment's lock never conflicts with our own fd, so it is reported
+ * alive without asking.
+ */
+bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx)
+{
+	int rc;
+
+	if ((int)pidx == seg->proc_idx)
+		return true;
+	rc = live_lock(seg->fd, F_WRLCK, pidx, F_OFD_GETLK);
+	/* On an error we cannot tell: treat as alive, never repair wrongly. */
+	return rc < 0 || rc != F_UNLCK;
+}
+
+static uint64_t read_start_time(void)
+{
+	char buf[1024], *p;
+	unsigned long long st = 0;
+	ssize_t n;
+	int fd, field;
+
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* Field 22; count from after the ")" that ends the command name. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (field = 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	sscanf(p, "%llu", &st);
+	return st;
+}
+
+static void fill_identity(struct proc_entry *pe)
+{
+	struct stat st;
+	char comm[32] = "";
+	ssize_t n;
+	int fd;
+
+	pe->pid = (uint32_t)getpid();
+	pe->start_time = read_start_time();
+	pe->pidns = stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
+	pe->attach_time_ns = shmq__now_ns(CLOCK_REALTIME);
+	pe->uid = getuid();
+	fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (n > 0) {
+			comm[n] = 0;
+			comm[strcspn(comm, "\n")] = 0;
+		}
+	}
+	memset(pe->comm, 0, sizeof(pe->comm));
+	memcpy(pe->comm, comm, strnlen(comm, sizeof(pe->comm) - 1));
+}
+
+/* Forget what a dead attachment held: its open handles. */
+static void proc_clear(shmq_seg *seg, uint32_t pidx)
+{
+	struct proc_entry *pe = shmq__proc_entry(seg, pidx);
+
+	memset(shmq__proc_opens(seg, pidx), 0, 2 * (size_t)seg->max_queues);
+	memset(pe->inflight, 0, sizeof(pe->inflight));
+	pe->state = PROC_FREE;
+}
+
+/*
+ * Take a free entry, or the entry of a dead process: the first whose
+ * liveness lock we can take.  A dead owner's handles are dropped first.
+ */
+int shmq__proc_attach(shmq_seg *seg)
+{
+	uint32_t i;
+
+	for (i = 0; i < seg->max_procs; i++) {
+		struct proc_entry *pe = shmq__proc_entry(seg, i);
+
+		if (live_lock(seg->fd, F_WRLCK, i, F_OFD_SETLK) != 0)
+			continue;       /* held: its owner is alive */
+		if (pe->state != PROC_FREE) {
+			proc_clear(seg, i);
+			shmq__dir_sweep(seg);
+		}
+		memset(shmq__proc_opens(seg, i), 0, 2 * (size_t)seg->max_queues);
+		fill_identity(pe);
+		pe->state = PROC_ATTACHED;
+		seg->proc_idx = (int)i;
+		return 0;
+	}
+	return -EUSERS;
+}
+
+void shmq__proc_detach(shmq_seg *seg)
+{
+	if (seg->proc_idx < 0)
+		return;
+	proc_clear(seg, (uint32_t)seg->proc_idx);
+	shmq__dir_sweep(seg);
+	live_lock(seg->fd, F_UNLCK, (uint32_t)seg->proc_idx, F_OFD_SETLK);
+	seg->proc_idx = -1;
+}
+
+/* Clear the entries of every dead attachment. */
+void shmq__proc_reap(shmq_seg *seg)
+{
+	uint32_t i;
+
+	for (i = 0; i < seg->max_procs; i++) {
+		struct proc_entry *pe = shmq__proc_entry(seg, i);
+
+		if (pe->state != PROC_FREE && !shmq__proc_alive(seg, i))
+			proc_clear(seg, i);
+	}
+}

@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seg.c - create, open, validate, close and unlink a segment; the
+ * control-plane mutex.
+ *
+ * Creation is atomic: the segment is built in an unnamed O_TMPFILE in the
+ * target directory, its memory reserved with posix_fallocate (so a full
+ * /dev/shm fails here with -ENOSPC, not later with SIGBUS), initialised,
+ * and only then linked to its name (-EEXIST on a clash).  Peers never see a
+ * half-built segment.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+static void read_boot_id(uint8_t out[16])
+{
+	char buf[64];
+	int fd, i, j;
+	ssize_t n;
+
+	memset(out, 0, 16);
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	/* "787592b4-4bd9-...": pack the 32 hex digits. */
+	for (i = 0, j = 0; buf[i] && j < 32; i++) {
+		char c = buf[i];
+		int v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			continue;
+		out[j / 2] |= (uint8_t)(j % 2 ? v : v << 4);
+		j++;
+	}
+}
+
+static int ofd_lock(int fd, short type, off_t byte, bool wait)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
+
+	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return 0;
+}
+
+static int mutex_init(struct seg_hdr *h)
+{
+	pthread_mutexattr_t a;
+	int rc;
+
+	_Static_assert(sizeof(pthread_mutex_t) <= SEG_MUTEX_BYTES,
+		       "mutex fits its slot");
+	memset(h->mutex, 0, sizeof(h->mutex));
+	rc = pthread_mutexattr_init(&a);
+	if (rc)
+		return -rc;
+	rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!rc)
+		rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!rc)
+		rc = pthread_mutex_init((pthread_mutex_t *)h->mutex, &a);
+	pthread_mutexattr_destroy(&a);
+	return -rc;
+}
+
+int shmq__seg_lock(shmq_seg *seg)
+{
+	pthread_mutex_t *m = (pthread_mutex_t *)shmq__hdr(seg)->mutex;
+	int rc = pthread_mutex_lock(m);
+
+	if (rc == EOWNERDEAD) {
+		/*
+		 * The previous holder died inside the control plane.  Every
+		 * directory change is a single store made last (layout.h), so
+		 * the directory is consistent; what may be left is an unlinked
+		 * entry whose last handle was being closed.  Sweep, then mark
+		 * the mutex usable again.
+		 */
+		shmq__proc_reap(seg);
+		shmq__dir_sweep(seg);
+		rc = pthread_mutex_consistent(m);
+	}
+	return -rc;
+}
+
+void shmq__seg_unlock(shmq_seg *seg)
+{
+	pthread_mutex_unlock((pthread_mutex_t *)shmq__hdr(seg)->mutex);
+}
+
+void shmq__seg_get(shmq_seg *seg)
+{
+	/* relaxed: the caller already holds a reference, as in any refcount. */
+	atomic_fetch_add_explicit(&seg->refs, 1, memory_order_relaxed);
+}
+
+static void seg_free(shmq_seg *seg)
+{
+	if (shmq__seg_lock(seg) == 0) {
+		shmq__proc_detach(seg);
+		shmq__seg_unlock(seg);
+	}
+	munmap(seg->base, seg->size);
+	close(seg->fd);         /* drops the liveness lock */
+	free(seg);
+}
+
+void shmq__seg_put(shmq_seg *seg)
+{
+	/* acq_rel: the last put must see every other holder's writes. */
+	if (atomic_fetch_sub_explicit(&seg->refs, 1, memory_order_acq_rel) == 1)
+		seg_free(seg);
+}
+
+/* Header checks: everything open relies on, before any other access. */
+static int hdr_validate(const struct seg_hdr *h, uint64_t file_size)
+{
+	uint64_t dir_bytes, proc_bytes;
+
+	if (h->magic != SEG_MAGIC || h->version != SEG_VERSION ||
+	    h->hdr_size != SEG_HDR_SIZE || h->seg_size != file_size ||
+	    h->flags != 0)
+		return -EPROTO;
+	if (h->max_queues == 0 || h->max_queues > SHMQ_MAX_QUEUES ||
+	    h->max_procs == 0 || h->max_procs > SHMQ_MAX_PROCS ||
+	    h->proc_stride != proc_stride_for(h->max_queues))
+		return -EPROTO;
+	dir_bytes = (uint64_t)h->max_queues * sizeof(struct dir_entry);
+	proc_bytes = (uint64_t)h->max_procs * h->proc_stride;
+	/* Regions in order, aligned, inside the file, not overlapping. */
+	if (h->dir_off != SEG_HDR_SIZE ||
+	    h->proc_off % SEG_ALIGN || h->proc_off < h->dir_off + dir_bytes ||
+	    h->heap_off % SEG_ALIGN || h->heap_off < h->proc_off + proc_bytes ||
+	    h->heap_off > file_size ||
+	    h->heap_size != file_size - h->heap_off)
+		return -EPROTO;
+	return 0;
+}
+
+static void copy_geometry(shmq_seg *seg, const struct seg_hdr *h)
+{
+	seg->max_queues = h->max_queues;
+	seg->max_procs = h->max_procs;
+	seg->proc_stride = h->proc_stride;
+	seg->dir_off = h->dir_off;
+	seg->proc_off = h->proc_off;
+	seg->heap_off = h->heap_off;
+	seg->heap_size = h->heap_size;
+}
+
+/*
+ * A file-backed segment outlives a reboot; its mutex may then be "held" by
+ * a thread of the previous boot that no kernel will ever report dead.  Under
+ * the boot lock, the first process of a new boot re-initialises it (every
+ * process entry is dead too: their liveness locks died with the old boot).
+ */
+static int boot_check(shmq_seg *seg)
+{
+	struct seg_hdr *h = shmq__hdr(seg);
+	uint8_t boot[16];
+	int rc;
+
+	read_boot_id(boot);
+	if (memcmp(boot, h->boot_id, sizeof(boot)) == 0)
+		return 0;
+	rc = ofd_lock(seg->fd, F_WRLCK, SEG_BOOT_LOCK, true);
+	if (rc)
+		return rc;
+	if (memcmp(boot, h->boot_id, sizeof(boot)) != 0) {
+		uint32_t i;
+
+		for (i = 0; i < seg->max_procs; i++)
+			shmq__proc_entry(seg, i)->state = PROC_FREE;
+		rc = mutex_init(h);
+		if (!rc)
+			memcpy(h->boot_id, boot, sizeof(boot));
+	}
+	ofd_lock(seg->fd, F_UNLCK, SEG_BOOT_LOCK, false);
+	return rc;
+}
+
+static shmq_seg *seg_alloc(const char *path)
+{
+	shmq_seg *seg = calloc(1, sizeof(*seg));
+
+	if (!seg)
+		return NULL;
+	seg->fd = -1;
+	seg->proc_idx = -1;
+	seg->base = MAP_FAILED;
+	atomic_init(&seg->refs, 1);
+	snprintf(seg->path, sizeof(seg->path), "%s", path);
+	return seg;
+}
+
+static void seg_abort(shmq_seg *seg)
+{
+	if (seg->base != MAP_FAILED)
+		munmap(seg->base, seg->size);
+	if (seg->fd >= 0)
+		close(seg->fd);
+	free(seg);
+}
+
+int shmq_seg_open(const char *name, shmq_seg **out)
+{
+	char path[SHMQ_PATH_MAX];
+	struct seg_hdr hcopy;
+	shmq_seg *seg;
+	struct stat st;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = shmq__seg_path(name, path, sizeof(path));
+	if (rc)
+		return rc;
+	seg = seg_alloc(path);
+	if (!seg)
+		return -ENOMEM;
+	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (seg->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (fstat(seg->fd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* The size comes from the file, never from the header. */
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SEG_MIN_SIZE) {
+		rc = -EPROTO;
+		goto fail;
+	}
+	seg->size = (size_t)st.st_size;
+	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	/* Copy, then validate: a peer may be writing the page. */
+	memcpy(&hcopy, seg->base, sizeof(hcopy));
+	rc = hdr_validate(&hcopy, seg->size);
+	if (rc)
+		goto fail;
+	copy_geometry(seg, &hcopy);
+	rc = boot_check(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__dir_validate(seg);
+	if (!rc)
+		rc = shmq__proc_attach(seg);
+	shmq__seg_unlock(seg);
+	if (rc)
+		goto fail;
+	*out = seg;
+	return 0;
+fail:
+	seg_abort(seg);
+	return rc;
+}
+
+static int attr_resolve(const struct shmq_seg_attr *attr,
+			struct shmq_seg_attr *a)
+{
+	long page = sysconf(_SC_PAGESIZE);
+
+	memset(a, 0, sizeof(*a));
+	if (attr)
+		*a = *attr;
+	if (a->flags)
+		return -EINVAL;
+	if (!a->size)
+		a->size = SHMQ_DEFAULT_SEG_SIZE;
+	if (!a->mode)
+		a->mode = SHMQ_DEFAULT_SEG_MODE;
+	if (a->mode & ~(mode_t)07777)
+		return -EINVAL;
+	if (!a->max_queues)
+		a->max_queues = SHMQ_DEFAULT_MAX_QUEUES;
+	if (!a->max_procs)
+		a->max_procs = SHMQ_DEFAULT_MAX_PROCS;
+	if (a->max_queues > SHMQ_MAX_QUEUES || a->max_procs > SHMQ_MAX_PROCS)
+		return -EINVAL;
+	if (a->size > ((size_t)1 << 46))
+		return -EINVAL;
+	if (page <= 0)
+		page = 4096;
+	a->size = (a->size + (size_t)page - 1) & ~((size_t)page - 1);
+	return 0;
+}
+
+/* Lay out and initialise a zero-filled segment of @a->size bytes. */
+static int seg_init(shmq_seg *seg, const struct shmq_seg_attr *a)
+{
+	struct seg_hdr *h = shmq__hdr(seg);
+	uint64_t dir_bytes, proc_bytes, off;
+
+	dir_bytes = (uint64_t)a->max_queues * sizeof(struct dir_entry);
+	proc_bytes = (uint64_t)a->max_procs * proc_stride_for(a->max_queues);
+	off = SEG_HDR_SIZE + dir_bytes;
+	off = (off + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+	h->proc_off = off;
+	off += proc_bytes;
+	off = (off + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
+	/* The tables must leave room for at least one small queue. */
+	if (off + SEG_ALIGN > a->size || a->size < SEG_MIN_SIZE)
+		return -EINVAL;
+	h->magic = SEG_MAGIC;
+	h->version = SEG_VERSION;
+	h->hdr_size = SEG_HDR_SIZE;
+	h->seg_size = a->size;
+	h->max_queues = a->max_queues;
+	h->max_procs = a->max_procs;
+	h->dir_off = SEG_HDR_SIZE;
+	h->proc_stride = proc_stride_for(a->max_queues);
+	h->mode = a->mode;
+	h->heap_off = off;
+	h->heap_size = a->size - off;
+	h->creator_uid = getuid();
+	h->flags = 0;
+	h->create_time_ns = shmq__now_ns(CLOCK_REALTIME);
+	read_boot_id(h->boot_id);
+	/* relaxed: nobody else can see the segment before it is linked. */
+	atomic_store_explicit(&h->dir_gen, 0, memory_order_relaxed);
+	copy_geometry(seg, h);
+	return mutex_init(h);
+}
+
+/* Open an unnamed file in the directory of @path, or a unique temp name. */
+static int tmp_create(const char *path, mode_t mode, char *tmp, size_t tmplen)
+{
+	char dir[SHMQ_PATH_MAX], *slash;
+	int fd, i;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = 0;           /* "/name": the root directory */
+	else if (slash)
+		*slash = 0;
+	else
+		strcpy(dir, ".");
+	tmp[0] = 0;
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR &&
+			errno != EINVAL))
+		return fd < 0 ? -errno : fd;
+	/* No O_TMPFILE on this file system: a hidden name, linked later. */
+	for (i = 0; i < 100; i++) {
+		snprintf(tmp, tmplen, "%s.tmp.%d.%d", path, (int)getpid(), i);
+		fd = open(tmp, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0) {
+		tmp[0] = 0;
+		return -errno;
+	}
+	return fd;
+}
+
+static int link_name(int fd, const char *tmp, const char *path)
+{
+	char proc[64];
+
+	if (tmp[0])
+		return link(tmp, path) < 0 ? -errno : 0;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	/* No /proc: this needs CAP_DAC_READ_SEARCH. */
+	return linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) < 0 ? -errno : 0;
+}
+
+int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
+		    shmq_seg **out)
+{
+	char path[SHMQ_PATH_MAX], tmp[SHMQ_PATH_MAX + 32];
+	struct shmq_seg_attr a;
+	shmq_seg *seg;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = shmq__seg_path(name, path, sizeof(path));
+	if (rc)
+		return rc;
+	rc = attr_resolve(attr, &a);
+	if (rc)
+		return rc;
+	seg = seg_alloc(path);
+	if (!seg)
+		return -ENOMEM;
+	rc = tmp_create(path, a.mode, tmp, sizeof(tmp));
+	if (rc < 0)
+		goto fail;
+	seg->fd = rc;
+	/* The mode is applied exactly, whatever the umask. */
+	if (fchmod(seg->fd, a.mode) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	/* posix_fallocate returns the error; it does not set errno. */
+	rc = posix_fallocate(seg->fd, 0, (off_t)a.size);
+	if (rc == EOPNOTSUPP || rc == EINVAL)
+		rc = ftruncate(seg->fd, (off_t)a.size) < 0 ? errno : 0;
+	if (rc) {
+		rc = rc == EFBIG ? -ENOSPC : -rc;
+		goto fail;
+	}
+	seg->size = a.size;
+	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = seg_init(seg, &a);
+	if (rc)
+		goto fail;
+	/* Nobody can see the segment yet, but attach takes the lock anyway. */
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__proc_attach(seg);
+	shmq__seg_unlock(seg);
+	if (rc)
+		goto fail;
+	rc = link_name(seg->fd, tmp, path);
+	if (tmp[0])
+		unlink(tmp);
+	if (rc)
+		goto fail;
+	*out = seg;
+	return 0;
+fail:
+	if (tmp[0] && seg->fd >= 0)
+		unlink(tmp);
+	seg_abort(seg);
+	return rc;
+}
+
+void shmq_seg_close(shmq_seg *seg)
+{
+	if (seg)
+		shmq__seg_put(seg);
+}
+
+int shmq_seg_unlink(const char *name)
+{
+	char path[SHMQ_PATH_MAX];
+	int rc = shmq__seg_path(name, path, sizeof(path));
+
+	if (rc)
+		return rc;
+	return unlink(path) < 0 ? -errno : 0;
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm.h - what shm/ offers ipc/ (internal; not installed).
+ *
+ * shm/ owns the segment: its file, mapping, header, directory, block
+ * allocator and process table.  ipc/ asks it for a queue's block and never
+ * parses the header itself.
+ */
+#ifndef SHMQ_SHM_H
+#define SHMQ_SHM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shmq.h"
+#include "layout.h"
+
+#define SHMQ_PATH_MAX 4096
+
+/*
+ * A process's attachment.  Geometry is copied from the validated header at
+ * attach time and never re-read from shared memory.
+ */
+struct shmq_seg {
+	_Atomic long refs;      /* 1 for the user + 1 per open queue handle */
+	int fd;                 /* holds this attachment's liveness lock */
+	unsigned char *base;    /* mapping */
+	size_t size;            /* mapping length == file size */
+	uint32_t max_queues;
+	uint32_t max_procs;
+	uint32_t proc_stride;
+	uint64_t dir_off;
+	uint64_t proc_off;
+	uint64_t heap_off;
+	uint64_t heap_size;
+	int proc_idx;           /* our process-table entry */
+	char path[SHMQ_PATH_MAX];
+};
+
+/* What ipc/ needs to know of one queue: a copy, validated. */
+struct shmq_qinfo {
+	uint32_t idx;           /* directory index */
+	uint32_t capacity;
+	uint32_t msg_size;
+	uint32_t slot_size;
+	uint32_t flags;
+	uint64_t off;           /* block offset */
+	uint64_t size;          /* block bytes */
+};
+
+/* Geometry of a ring: header bytes before the slots (see ipc/ring.h). */
+#define SHMQ_RING_HDR_SIZE 1024u
+#define SHMQ_SLOT_HDR_SIZE 16u
+
+static inline uint32_t shmq__slot_size(uint32_t msg_size)
+{
+	return (SHMQ_SLOT_HDR_SIZE + msg_size + 63u) & ~63u;
+}
+
+static inline uint64_t shmq__ring_bytes(uint32_t capacity, uint32_t slot_size)
+{
+	return SHMQ_RING_HDR_SIZE + (uint64_t)capacity * slot_size;
+}
+
+/* util.c */
+int shmq__name_check(const char *name);
+int shmq__seg_path(const char *name, char *path, size_t len);
+uint64_t shmq__now_ns(clockid_t clk);
+
+/* seg.c */
+void shmq__seg_get(shmq_seg *seg);
+void shmq__seg_put(shmq_seg *seg);
+int shmq__seg_lock(shmq_seg *seg);
+void shmq__seg_unlock(shmq_seg *seg);
+
+static inline struct seg_hdr *shmq__hdr(const shmq_seg *seg)
+{
+	return (struct seg_hdr *)seg->base;
+}
+
+/* dir.c: all under shmq__seg_lock(). */
+struct dir_entry *shmq__dir_entry(const shmq_seg *seg, uint32_t idx);
+int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
+			     struct shmq_qinfo *out);
+int shmq__dir_validate(const shmq_seg *seg);
+int shmq__dir_find(const shmq_seg *seg, const char *name);
+void shmq__dir_sweep(shmq_seg *seg);
+uint32_t shmq__dir_opens(const shmq_seg *seg, uint32_t idx);
+
+/*
+ * Create a queue entry.  @init is called on the zero-filled block before the
+ * entry becomes visible; the entry goes LIVE only after it returns.
+ */
+typedef void (*shmq_block_init_fn)(void *block, const struct shmq_qinfo *qi);
+int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
+		     shmq_block_init_fn init);
+/* Look up @name, count an open handle for this attachment. */
+int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out);
+/* Drop an open handle; frees the block if unlinked and unused. */
+void shmq__dir_close(shmq_seg *seg, uint32_t idx);
+int shmq__dir_unlink(shmq_seg *seg, const char *name);
+
+/* alloc.c: under the lock; blocks are implied by the directory. */
+int shmq__alloc(const shmq_seg *seg, uint64_t size, uint64_t *off);
+int shmq__alloc_check(const shmq_seg *seg);
+void shmq__alloc_usage(const shmq_seg *seg, uint64_t *used, uint64_t *largest_free);
+
+/* proc.c */
+uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx);
+struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx);
+int shmq__proc_attach(shmq_seg *seg);
+void shmq__proc_detach(shmq_seg *seg);
+bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx);
+void shmq__proc_reap(shmq_seg *seg);
+
+#endif /* SHMQ_SHM_H */
