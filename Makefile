@@ -108,6 +108,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 .PHONY: all check check-plain check-asan check-tsan bench bench-quick demo \
 	deps install uninstall clean
 .DEFAULT_GOAL := all
+# Keep objects that are only intermediate steps of a test binary.
+.SECONDARY:
 
 all: $(ALL)
 

@@ -231,7 +231,8 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	rc = claim_prod(q, 1, &pos, timeout_ns);
 	if (rc < 0)
 		return rc;
-	memcpy(ring_slot(q, pos)->data, msg, len);
+	if (len)        /* msg may be NULL when len is 0 */
+		memcpy(ring_slot(q, pos)->data, msg, len);
 	ring_publish(q, pos, (uint32_t)len);
 	shmq__notify(q, &q->hdr->not_empty, 1);
 	return 0;
@@ -249,7 +250,8 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 	if (rc < 0)
 		return rc;
 	len = ring_len(q, pos, buflen);
-	memcpy(buf, ring_slot(q, pos)->data, len);
+	if (len)        /* buf may be NULL when buflen is 0 */
+		memcpy(buf, ring_slot(q, pos)->data, len);
 	ring_free(q, pos);
 	shmq__notify(q, &q->hdr->not_full, 1);
 	return len;
@@ -275,10 +277,17 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	if (k < 0)
 		return k;
 	for (i = 0; i < (unsigned)k; i++)
-		memcpy(ring_slot(q, pos + i)->data, msgs[i].iov_base,
-		       msgs[i].iov_len);
-	/* Publish in order, so a consumer can take a prefix at once. */
+		ring_prefetch_write(q, pos + i);
 	for (i = 0; i < (unsigned)k; i++)
+		if (msgs[i].iov_len)
+			memcpy(ring_slot(q, pos + i)->data, msgs[i].iov_base,
+			       msgs[i].iov_len);
+	/*
+	 * Publish the first slot last: consumers take positions in order, so
+	 * none can start on the batch before all of it is visible, and the
+	 * next claim takes it whole instead of racing our writes slot by slot.
+	 */
+	for (i = (unsigned)k; i-- > 0;)
 		ring_publish(q, pos + i, (uint32_t)msgs[i].iov_len);
 	shmq__notify(q, &q->hdr->not_empty, (unsigned)k);
 	return k;
@@ -304,7 +313,9 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 	for (i = 0; i < (unsigned)k; i++) {
 		uint32_t len = ring_len(q, pos + i, bufs[i].iov_len);
 
-		memcpy(bufs[i].iov_base, ring_slot(q, pos + i)->data, len);
+		if (len)
+			memcpy(bufs[i].iov_base, ring_slot(q, pos + i)->data,
+			       len);
 		bufs[i].iov_len = len;
 	}
 	for (i = 0; i < (unsigned)k; i++)

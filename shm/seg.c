@@ -484,5 +484,11 @@ int shmq_seg_unlink(const char *name)
 
 	if (rc)
 		return rc;
-	return unlink(path) < 0 ? -errno : 0;
+	if (unlink(path) == 0)
+		return 0;
+	/*
+	 * /dev/shm is sticky: unlinking another user's object fails with
+	 * EPERM.  To the caller that is a permission problem like any other.
+	 */
+	return errno == EPERM ? -EACCES : -errno;
 }

@@ -3,6 +3,7 @@
  * util.c - error strings, names, paths, clocks.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,9 @@ const char *shmq_version(void)
 
 const char *shmq_strerror(int err)
 {
-	if (err < 0)
+	if (err == INT_MIN)
+		err = 0x7fffffff;       /* no negation overflow; unknown */
+	else if (err < 0)
 		err = -err;
 	switch (err) {
 	case 0:
@@ -32,7 +35,9 @@ const char *shmq_strerror(int err)
 
 const char *shmq_errname(int err)
 {
-	if (err < 0)
+	if (err == INT_MIN)
+		err = 0x7fffffff;       /* no negation overflow; unknown */
+	else if (err < 0)
 		err = -err;
 	switch (err) {
 	case 0:

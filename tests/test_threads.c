@@ -1,0 +1,568 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_threads.c - many producer and consumer threads of one process on a
+ * small ring, sharing one handle or each with its own, with plain, batch
+ * and zero-copy calls mixed.  Every message must arrive exactly once,
+ * intact, and each consumer must see each producer's messages in the order
+ * they were sent.  Also built with -fsanitize=thread (no fork here).
+ *
+ * Threads only record; the test's thread asserts after joining them.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+
+#define MAX_THREADS	8
+#define MAX_BATCH	8
+#define MSG_SIZE	64
+
+enum { MODE_PLAIN, MODE_BATCH, MODE_ZC };
+
+struct run;
+
+struct worker {
+	struct run *r;
+	pthread_t th;
+	int id;
+	int mode;
+	shmq *q;
+	/* Results, read by the test after pthread_join(). */
+	int err;			/* first error, 0 if none */
+	int fatal;			/* a call failed: stop */
+	char what[160];
+	uint64_t count;			/* messages sent or received */
+	uint32_t sentinels;		/* taken, including passed on */
+	uint32_t passed_on;
+	/* Producers: the groups send_batch moved, as (first seq, k). */
+	uint32_t *group_first, *group_len, ngroups;
+};
+
+struct run {
+	struct t_fix *fix;
+	const char *qname;
+	shmq *shared;			/* NULL: every thread opens its own */
+	int64_t spin;			/* < 0: leave the default */
+	uint32_t nprod, ncons, per_prod;
+	atomic_uint *seen;		/* [nprod * per_prod] receive counts */
+	/* With one consumer: the order it received, as producer<<24|seq. */
+	uint32_t *trace;
+	struct worker prod[MAX_THREADS], cons[MAX_THREADS];
+};
+
+static void record(struct worker *w, int err, const char *fmt, uint32_t a,
+		 uint32_t b)
+{
+	/* err != 0: a call failed (would fail again); 0: a bad message. */
+	if (err)
+		w->fatal = 1;
+	if (w->err)
+		return;
+	w->err = err ? err : -1;
+	snprintf(w->what, sizeof(w->what), fmt, a, b);
+}
+
+static int worker_open(struct worker *w)
+{
+	struct run *r = w->r;
+	int rc;
+
+	if (r->shared) {
+		w->q = r->shared;
+		return 0;
+	}
+	rc = shmq_open(r->fix->seg, r->qname, &w->q);
+	if (rc) {
+		record(w, rc, "shmq_open %u %u", 0, 0);
+		return rc;
+	}
+	if (r->spin >= 0) {
+		rc = shmq_set_spin(w->q, r->spin);
+		if (rc)
+			record(w, rc, "shmq_set_spin %u %u", 0, 0);
+	}
+	return rc;
+}
+
+static void worker_close(struct worker *w)
+{
+	if (!w->r->shared)
+		shmq_close(w->q);
+}
+
+/* ---- producers -------------------------------------------------------- */
+
+static void *producer(void *arg)
+{
+	struct worker *w = arg;
+	struct run *r = w->r;
+	unsigned char bufs[MAX_BATCH][MSG_SIZE];
+	struct iovec iov[MAX_BATCH];
+	uint32_t seq = 0, rng = 1234u + (uint32_t)w->id, n, i;
+	struct shmq_msg m;
+	int rc;
+
+	if (worker_open(w))
+		return NULL;
+	while (seq < r->per_prod && !w->fatal) {
+		switch (w->mode) {
+		case MODE_PLAIN:
+			n = (uint32_t)t_msg_fill(bufs[0], MSG_SIZE, w->id, seq);
+			rc = shmq_send(w->q, bufs[0], n, SHMQ_FOREVER);
+			if (rc)
+				record(w, rc, "send seq %u %u", seq, 0);
+			else
+				seq++;
+			break;
+		case MODE_BATCH:
+			n = 1 + t_rand(&rng) % MAX_BATCH;
+			if (n > r->per_prod - seq)
+				n = r->per_prod - seq;
+			for (i = 0; i < n; i++) {
+				iov[i].iov_base = bufs[i];
+				iov[i].iov_len = t_msg_fill(bufs[i], MSG_SIZE,
+							    w->id, seq + i);
+			}
+			rc = shmq_send_batch(w->q, iov, n, SHMQ_FOREVER);
+			if (rc < 1 || (uint32_t)rc > n) {
+				record(w, rc, "send_batch seq %u n %u", seq, n);
+				w->fatal = 1;
+				break;
+			}
+			if (w->group_first) {
+				w->group_first[w->ngroups] = seq;
+				w->group_len[w->ngroups++] = (uint32_t)rc;
+			}
+			seq += (uint32_t)rc;
+			break;
+		default:
+			n = (uint32_t)t_msg_len(MSG_SIZE, w->id, seq);
+			rc = shmq_reserve(w->q, n, &m, SHMQ_FOREVER);
+			if (rc) {
+				record(w, rc, "reserve seq %u len %u", seq, n);
+				break;
+			}
+			if (m.len != n) {
+				record(w, 0, "reserve len %u != %u",
+				     (uint32_t)m.len, n);
+				w->fatal = 1;
+				break;
+			}
+			t_msg_fill(m.data, MSG_SIZE, w->id, seq);
+			rc = shmq_commit(w->q, &m);
+			if (rc)
+				record(w, rc, "commit seq %u %u", seq, 0);
+			else
+				seq++;
+			break;
+		}
+	}
+	w->count = seq;
+	worker_close(w);
+	return NULL;
+}
+
+/* ---- consumers -------------------------------------------------------- */
+
+struct cstate {
+	int64_t last[MAX_THREADS];	/* last seq seen per producer */
+	uint32_t extra_sentinels;
+};
+
+/* Check one message; 1 if it was a sentinel. */
+static int consume_one(struct worker *w, struct cstate *cs, const void *p,
+		       size_t len)
+{
+	struct run *r = w->r;
+	uint32_t prod, seq;
+	uint64_t idx;
+
+	if (t_msg_check(p, len, &prod, &seq)) {
+		record(w, 0, "corrupt message, len %u, after %u messages",
+		     (uint32_t)len, (uint32_t)w->count);
+		return 0;
+	}
+	if (prod >= T_SENTINEL) {
+		if (w->sentinels++)
+			cs->extra_sentinels++;
+		return 1;
+	}
+	if (prod >= r->nprod || seq >= r->per_prod) {
+		record(w, 0, "unknown message %u/%u", prod, seq);
+		return 0;
+	}
+	if ((int64_t)seq <= cs->last[prod])
+		record(w, 0, "producer %u: seq %u out of order", prod, seq);
+	cs->last[prod] = seq;
+	idx = (uint64_t)prod * r->per_prod + seq;
+	atomic_fetch_add_explicit(&r->seen[idx], 1, memory_order_relaxed);
+	if (r->trace && w->count < (uint64_t)r->nprod * r->per_prod)
+		r->trace[w->count] = prod << 24 | seq;
+	w->count++;
+	return 0;
+}
+
+static void *consumer(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char bufs[MAX_BATCH][MSG_SIZE + 16];
+	struct iovec iov[MAX_BATCH];
+	uint32_t rng = 777u + (uint32_t)w->id, n, i;
+	unsigned char sent[sizeof(struct t_tag)];
+	struct cstate cs;
+	struct shmq_msg m;
+	ssize_t len;
+	int rc;
+
+	for (i = 0; i < MAX_THREADS; i++)
+		cs.last[i] = -1;
+	cs.extra_sentinels = 0;
+	if (worker_open(w))
+		return NULL;
+	/* A wrong message is recorded and consumption goes on. */
+	while (!w->sentinels && !w->fatal) {
+		switch (w->mode) {
+		case MODE_PLAIN:
+			len = shmq_recv(w->q, bufs[0], sizeof(bufs[0]),
+					SHMQ_FOREVER);
+			if (len < 0)
+				record(w, (int)len, "recv after %u %u",
+				     (uint32_t)w->count, 0);
+			else
+				consume_one(w, &cs, bufs[0], (size_t)len);
+			break;
+		case MODE_BATCH:
+			n = 1 + t_rand(&rng) % MAX_BATCH;
+			for (i = 0; i < n; i++) {
+				iov[i].iov_base = bufs[i];
+				iov[i].iov_len = sizeof(bufs[i]);
+			}
+			rc = shmq_recv_batch(w->q, iov, n, SHMQ_FOREVER);
+			if (rc < 1 || (uint32_t)rc > n) {
+				record(w, rc, "recv_batch after %u n %u",
+				     (uint32_t)w->count, n);
+				w->fatal = 1;
+				break;
+			}
+			for (i = 0; i < (uint32_t)rc; i++)
+				consume_one(w, &cs, iov[i].iov_base,
+					    iov[i].iov_len);
+			break;
+		default:
+			rc = shmq_acquire(w->q, &m, SHMQ_FOREVER);
+			if (rc) {
+				record(w, rc, "acquire after %u %u",
+				     (uint32_t)w->count, 0);
+				break;
+			}
+			consume_one(w, &cs, m.data, m.len);
+			rc = shmq_release(w->q, &m);
+			if (rc)
+				record(w, rc, "release after %u %u",
+				     (uint32_t)w->count, 0);
+			break;
+		}
+	}
+	/* A batch took more than one sentinel: pass the others on. */
+	while (cs.extra_sentinels && !w->fatal) {
+		rc = shmq_send(w->q, sent, t_msg_sentinel(sent, 1),
+			       SHMQ_FOREVER);
+		if (rc)
+			record(w, rc, "re-send sentinel %u %u", 0, 0);
+		else
+			w->passed_on++;
+		cs.extra_sentinels--;
+	}
+	worker_close(w);
+	return NULL;
+}
+
+/* ---- the driver ------------------------------------------------------- */
+
+struct config {
+	uint32_t nprod, ncons, per_prod, capacity;
+	int shared;
+	int64_t spin;
+	const int *prod_modes, *cons_modes;	/* cycled */
+	int nprod_modes, ncons_modes;
+	int trace;				/* needs ncons == 1 */
+};
+
+static void run_mpmc(struct t_fix *fix, const struct config *c,
+		     struct run *r)
+{
+	struct shmq_attr a = { .capacity = c->capacity, .msg_size = MSG_SIZE };
+	unsigned char sent[sizeof(struct t_tag)];
+	uint64_t total = 0;
+	uint32_t i, sentinels = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->fix = fix;
+	r->qname = "mpmc";
+	r->nprod = c->nprod;
+	r->ncons = c->ncons;
+	r->per_prod = c->per_prod;
+	r->spin = c->spin;
+	r->seen = calloc((size_t)c->nprod * c->per_prod, sizeof(*r->seen));
+	assert_non_null(r->seen);
+	if (c->trace) {
+		r->trace = calloc((size_t)c->nprod * c->per_prod,
+				  sizeof(*r->trace));
+		assert_non_null(r->trace);
+	}
+	t_assert_err(shmq_create(fix->seg, r->qname, &a), 0);
+	if (c->shared) {
+		t_assert_err(shmq_open(fix->seg, r->qname, &r->shared), 0);
+		if (c->spin >= 0)
+			t_assert_err(shmq_set_spin(r->shared, c->spin), 0);
+	}
+
+	for (i = 0; i < c->ncons; i++) {
+		struct worker *w = &r->cons[i];
+
+		w->r = r;
+		w->id = (int)i;
+		w->mode = c->cons_modes[i % c->ncons_modes];
+		assert_int_equal(pthread_create(&w->th, NULL, consumer, w), 0);
+	}
+	for (i = 0; i < c->nprod; i++) {
+		struct worker *w = &r->prod[i];
+
+		w->r = r;
+		w->id = (int)i;
+		w->mode = c->prod_modes[i % c->nprod_modes];
+		if (c->trace && w->mode == MODE_BATCH) {
+			w->group_first = calloc(c->per_prod, sizeof(uint32_t));
+			w->group_len = calloc(c->per_prod, sizeof(uint32_t));
+			assert_non_null(w->group_first);
+			assert_non_null(w->group_len);
+		}
+		assert_int_equal(pthread_create(&w->th, NULL, producer, w), 0);
+	}
+	for (i = 0; i < c->nprod; i++)
+		assert_int_equal(pthread_join(r->prod[i].th, NULL), 0);
+
+	/* All data is queued before the sentinels: one per consumer. */
+	{
+		shmq *q;
+
+		t_assert_err(shmq_open(fix->seg, r->qname, &q), 0);
+		for (i = 0; i < c->ncons; i++)
+			t_assert_err(shmq_send(q, sent, t_msg_sentinel(sent, 0),
+					       SHMQ_FOREVER), 0);
+		for (i = 0; i < c->ncons; i++)
+			assert_int_equal(pthread_join(r->cons[i].th, NULL), 0);
+		/* Every sentinel was taken exactly once, nothing is left. */
+		{
+			char buf[MSG_SIZE];
+
+			t_assert_err(shmq_recv(q, buf, sizeof(buf), 0),
+				     -EAGAIN);
+		}
+		shmq_close(q);
+	}
+	shmq_close(r->shared);
+
+	for (i = 0; i < c->nprod; i++) {
+		struct worker *w = &r->prod[i];
+
+		if (w->err)
+			print_error("producer %u (mode %d): %s: %s\n", i,
+				    w->mode, w->what, shmq_errname(w->err));
+		t_assert_err(w->err, 0);
+		assert_int_equal(w->count, c->per_prod);
+	}
+	for (i = 0; i < c->ncons; i++) {
+		struct worker *w = &r->cons[i];
+
+		if (w->err)
+			print_error("consumer %u (mode %d): %s: %s\n", i,
+				    w->mode, w->what, shmq_errname(w->err));
+		t_assert_err(w->err, 0);
+		total += w->count;
+		/* Each consumer kept exactly one sentinel. */
+		assert_int_equal(w->sentinels - w->passed_on, 1);
+		sentinels += w->sentinels - w->passed_on;
+	}
+	assert_int_equal(sentinels, c->ncons);
+	for (i = 0; i < c->nprod * c->per_prod; i++) {
+		unsigned v = atomic_load_explicit(&r->seen[i],
+						  memory_order_relaxed);
+
+		if (v != 1)
+			print_error("message %u/%u received %u times\n",
+				    i / c->per_prod, i % c->per_prod, v);
+		assert_int_equal(v, 1);
+	}
+	assert_int_equal(total, (uint64_t)c->nprod * c->per_prod);
+}
+
+static void free_run(struct run *r)
+{
+	int i;
+
+	for (i = 0; i < MAX_THREADS; i++) {
+		free(r->prod[i].group_first);
+		free(r->prod[i].group_len);
+	}
+	free(r->seen);
+	free(r->trace);
+}
+
+static const int all_modes[] = { MODE_PLAIN, MODE_BATCH, MODE_ZC };
+
+#define PER_PROD	20000
+
+static void test_threads_shared_handle(void **state)
+{
+	struct config c = {
+		.nprod = 3, .ncons = 3, .per_prod = PER_PROD, .capacity = 8,
+		.shared = 1, .spin = -1,
+		.prod_modes = all_modes, .nprod_modes = 3,
+		.cons_modes = all_modes, .ncons_modes = 3,
+	};
+	struct run r;
+
+	run_mpmc(*state, &c, &r);
+	free_run(&r);
+}
+
+static void test_threads_separate_handles(void **state)
+{
+	static const int cons_modes[] = { MODE_ZC, MODE_PLAIN, MODE_BATCH };
+	struct config c = {
+		.nprod = 3, .ncons = 3, .per_prod = PER_PROD, .capacity = 8,
+		.shared = 0, .spin = -1,
+		.prod_modes = all_modes, .nprod_modes = 3,
+		.cons_modes = cons_modes, .ncons_modes = 3,
+	};
+	struct run r;
+
+	run_mpmc(*state, &c, &r);
+	free_run(&r);
+}
+
+/* No spinning: every wait sleeps on the futex and needs its wake-up. */
+static void test_threads_futex_only(void **state)
+{
+	struct config c = {
+		.nprod = 2, .ncons = 2, .per_prod = PER_PROD, .capacity = 16,
+		.shared = 0, .spin = 0,
+		.prod_modes = all_modes, .nprod_modes = 3,
+		.cons_modes = all_modes + 1, .ncons_modes = 2,
+	};
+	struct run r;
+
+	run_mpmc(*state, &c, &r);
+	free_run(&r);
+}
+
+static void test_threads_futex_only_shared(void **state)
+{
+	static const int cons_modes[] = { MODE_ZC, MODE_PLAIN };
+	struct config c = {
+		.nprod = 2, .ncons = 2, .per_prod = PER_PROD, .capacity = 8,
+		.shared = 1, .spin = 0,
+		.prod_modes = all_modes + 1, .nprod_modes = 2,
+		.cons_modes = cons_modes, .ncons_modes = 2,
+	};
+	struct run r;
+
+	run_mpmc(*state, &c, &r);
+	free_run(&r);
+}
+
+/* Many producers, one consumer, and the reverse. */
+static void test_threads_fan_in_out(void **state)
+{
+	struct config in = {
+		.nprod = 4, .ncons = 1, .per_prod = PER_PROD / 2,
+		.capacity = 8, .shared = 0, .spin = -1,
+		.prod_modes = all_modes, .nprod_modes = 3,
+		.cons_modes = all_modes + 1, .ncons_modes = 1,
+	};
+	struct config out = {
+		.nprod = 1, .ncons = 4, .per_prod = PER_PROD * 2,
+		.capacity = 8, .shared = 1, .spin = -1,
+		.prod_modes = all_modes + 2, .nprod_modes = 1,
+		.cons_modes = all_modes, .ncons_modes = 3,
+	};
+	struct t_fix *fix = *state;
+	struct run r;
+
+	run_mpmc(fix, &in, &r);
+	free_run(&r);
+	t_assert_err(shmq_unlink(fix->seg, "mpmc"), 0);
+	run_mpmc(fix, &out, &r);
+	free_run(&r);
+}
+
+/*
+ * The messages of one send_batch are consecutive in the queue: with one
+ * consumer, each group must appear as a run in what it received.
+ */
+static void test_threads_batch_consecutive(void **state)
+{
+	static const int prod_modes[] = { MODE_BATCH };
+	static const int cons_modes[] = { MODE_PLAIN };
+	struct config c = {
+		.nprod = 3, .ncons = 1, .per_prod = PER_PROD, .capacity = 16,
+		.shared = 0, .spin = -1,
+		.prod_modes = prod_modes, .nprod_modes = 1,
+		.cons_modes = cons_modes, .ncons_modes = 1, .trace = 1,
+	};
+	uint32_t total = c.nprod * c.per_prod, p, g, k, *pos;
+	struct run r;
+
+	run_mpmc(*state, &c, &r);
+
+	/* pos[producer][seq]: where it appeared in the received stream. */
+	pos = calloc(total, sizeof(*pos));
+	assert_non_null(pos);
+	for (k = 0; k < total; k++) {
+		uint32_t e = r.trace[k];
+
+		pos[(e >> 24) * c.per_prod + (e & 0xffffff)] = k;
+	}
+	for (p = 0; p < c.nprod; p++) {
+		struct worker *w = &r.prod[p];
+
+		for (g = 0; g < w->ngroups; g++) {
+			uint32_t first = w->group_first[g];
+			uint32_t base = pos[p * c.per_prod + first];
+
+			for (k = 1; k < w->group_len[g]; k++) {
+				uint32_t at = pos[p * c.per_prod + first + k];
+
+				if (at != base + k)
+					print_error("producer %u: batch at %u "
+						    "(%u) split\n", p, first,
+						    w->group_len[g]);
+				assert_int_equal(at, base + k);
+			}
+		}
+	}
+	free(pos);
+	free_run(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
+		T(test_threads_shared_handle),
+		T(test_threads_separate_handles),
+		T(test_threads_futex_only),
+		T(test_threads_futex_only_shared),
+		T(test_threads_fan_in_out),
+		T(test_threads_batch_consecutive),
+#undef T
+	};
+
+	return cmocka_run_group_tests_name("threads", tests, t_group_setup,
+					   t_group_teardown);
+}
