@@ -99,14 +99,65 @@ $(B)/shmq.pc: include/shmq.pc.in
 
 -include $(shell find $(B)/pic $(B)/bench -name '*.d' 2>/dev/null)
 
+# ---- fuzzing (libFuzzer, clang-14) -------------------------------------------
+# tests/fuzz_<area>.c, each with its seed corpus tests/corpus/fuzz_<area>/.
+# The library is rebuilt with coverage instrumentation under $(B)/fuzz.
+FUZZ_CC    ?= clang-14
+FUZZ_TIME  ?= 60
+FUZZ_CHECK_TIME ?= 10
+FUZZ_SRCS  := $(wildcard tests/fuzz_*.c)
+FUZZERS    := $(FUZZ_SRCS:tests/%.c=%)
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+	-DSHMQ_FUZZING
+FUZZ_SAN   := address,undefined
+
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) \
+		$(SHMQ_CFLAGS) -c $< -o $@
+
+$(B)/fuzz/libshmq.a: $(LIB_SRCS:%.c=$(B)/fuzz/obj/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz_%.o $(B)/fuzz/libshmq.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDFLAGS) \
+		-o $@ $^ $(SHMQ_LIBS)
+
+-include $(shell find $(B)/fuzz -name '*.d' 2>/dev/null)
+
+# $(call fuzz_run,SECONDS): each fuzzer for SECONDS, from its committed seeds
+# plus what earlier runs found (build/fuzz/corpus/, not committed), in a
+# private directory under /dev/shm that is removed afterwards.  A crash,
+# leak, timeout (-timeout=5 s per input) or sanitizer report fails the run
+# and leaves the reproducer in build/fuzz/crash-* (or leak-*, timeout-*).
+define fuzz_run
+	@set -e; for f in $(FUZZERS); do \
+		mkdir -p $(B)/fuzz/corpus/$$f; \
+		d=$$(mktemp -d /dev/shm/shmq-fuzz.XXXXXX); rc=0; \
+		echo "== fuzz $$f for $(1) s"; \
+		SHMQ_FUZZ_DIR=$$d ASAN_OPTIONS=detect_leaks=1 \
+		$(B)/fuzz/$$f -max_total_time=$(1) -timeout=5 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix=$(B)/fuzz/ \
+			$(B)/fuzz/corpus/$$f tests/corpus/$$f \
+			2>$(B)/fuzz/$$f.log || rc=$$?; \
+		rm -rf $$d; \
+		grep -E '^stat::number_of_executed_units|^stat::new_units_added' \
+			$(B)/fuzz/$$f.log | tr '\n' ' '; echo; \
+		if [ $$rc != 0 ]; then tail -40 $(B)/fuzz/$$f.log; \
+			echo "fuzz $$f: FAILED (log: $(B)/fuzz/$$f.log)"; exit $$rc; fi; \
+	done
+endef
+
 # ---- targets ------------------------------------------------------------------
 
 ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
 	$(if $(TOOL_SRCS),$(B)/mqctl)
 
-.PHONY: all check check-plain check-asan check-tsan bench bench-quick demo \
-	deps install uninstall clean
+.PHONY: all check check-plain check-asan check-tsan check-fuzz check-model \
+	fuzz model soak bench bench-quick demo deps install uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
@@ -114,8 +165,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 all: $(ALL)
 
 # Each test binary runs on its own; a failure stops the run with its name.
-check: check-plain check-asan check-tsan
-	@echo "make check: all suites passed (plain, asan+ubsan, tsan)"
+check: check-plain check-asan check-tsan check-fuzz check-model
+	@echo "make check: all suites passed (plain, asan+ubsan, tsan, fuzz, model)"
 
 check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
 	@set -e; for t in $(TESTS); do echo "== plain $$t"; $(B)/tests/$$t; done
@@ -128,6 +179,13 @@ check-asan: $(TESTS:%=$(B)/asan/tests/%)
 check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
 	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
 		TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/tests/$$t; done
+
+# Fuzzers: FUZZ_TIME seconds each (make fuzz FUZZ_TIME=600); briefly in check.
+fuzz: $(FUZZERS:%=$(B)/fuzz/%)
+	$(call fuzz_run,$(FUZZ_TIME))
+
+check-fuzz: $(FUZZERS:%=$(B)/fuzz/%)
+	$(call fuzz_run,$(FUZZ_CHECK_TIME))
 
 bench: $(BENCHES:%=$(B)/bench/%)
 	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fuzz_seg.c - libFuzzer harness: opening a corrupt or hostile segment.
+ *
+ * At start-up we build a small valid segment (64 KiB, 4 directory entries,
+ * 4 process entries, two queues holding a few messages) with the real
+ * library, in a file-backed segment under $SHMQ_FUZZ_DIR (or a fresh
+ * /dev/shm/shmq-fuzz.<pid>), and keep its bytes as a template.
+ *
+ * Each input is a list of patches applied to a copy of the template:
+ *
+ *     u16 offset (little endian), u8 length, length bytes    ... repeated
+ *
+ * (a patch is clipped at the end of the file), so the empty input is the
+ * valid segment and every mutation is a few garbled words.  The image is
+ * written to the segment file and opened with shmq_seg_open(), which must
+ * reject it cleanly or accept it; if it opens, every name found in the
+ * directory is opened as a queue and used with timeout 0 (send, recv,
+ * batches, zero-copy), a queue is created and unlinked.  Nothing may crash,
+ * hang, leak, or touch memory outside the mapping (ASan, UBSan; the
+ * harness also checks every zero-copy pointer it is handed).
+ *
+ * One region is not fuzzed: the control-plane mutex (header bytes
+ * 256..319).  It is a glibc pthread_mutex_t; a peer with write access can
+ * garble it so that pthread_mutex_lock() blocks forever, which is the
+ * documented denial of service of the trust model (README.md), not a bug
+ * this harness could find.  boot_id is fuzzed: a foreign boot id makes open
+ * re-initialise the mutex, which is a path worth covering.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shmq.h"
+#include "shm.h"
+
+#define SEG_BYTES	(64u * 1024)
+#define MUTEX_OFF	256u
+
+static unsigned char *tmpl;
+static unsigned char *img;
+static char dir[256];
+static char path[320];
+
+static void die(const char *what, int rc)
+{
+	fprintf(stderr, "fuzz_seg: %s: %s\n", what, shmq_strerror(rc));
+	exit(2);
+}
+
+static void cleanup(void)
+{
+	unlink(path);
+	if (!getenv("SHMQ_FUZZ_DIR"))
+		rmdir(dir);
+}
+
+static void build_template(void)
+{
+	struct shmq_seg_attr sa = {
+		.size = SEG_BYTES, .mode = 0600, .max_queues = 4, .max_procs = 4,
+	};
+	struct shmq_attr qa1 = { .capacity = 4, .msg_size = 40 };
+	struct shmq_attr qa2 = { .capacity = 2, .msg_size = 0 };
+	shmq_seg *seg;
+	shmq *q;
+	int fd, rc, i;
+
+	rc = shmq_seg_create(path, &sa, &seg);
+	if (rc)
+		die("create template", rc);
+	if ((rc = shmq_create(seg, "a", &qa1)) ||
+	    (rc = shmq_create(seg, "b.q-1", &qa2)))
+		die("create queues", rc);
+	rc = shmq_open(seg, "a", &q);
+	if (rc)
+		die("open a", rc);
+	for (i = 0; i < 3; i++)
+		shmq_send(q, "template message", 4 + 5 * i, 0);
+	shmq_recv(q, (char[64]){ 0 }, 64, 0);
+	shmq_close(q);
+	shmq_seg_close(seg);
+
+	tmpl = malloc(SEG_BYTES);
+	img = malloc(SEG_BYTES);
+	fd = open(path, O_RDONLY);
+	if (!tmpl || !img || fd < 0 ||
+	    pread(fd, tmpl, SEG_BYTES, 0) != (ssize_t)SEG_BYTES) {
+		fprintf(stderr, "fuzz_seg: cannot read the template\n");
+		exit(2);
+	}
+	close(fd);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *d = getenv("SHMQ_FUZZ_DIR");
+
+	(void)argc;
+	(void)argv;
+	if (d) {
+		snprintf(dir, sizeof(dir), "%s", d);
+	} else {
+		snprintf(dir, sizeof(dir), "/dev/shm/shmq-fuzz.%d", (int)getpid());
+		if (mkdir(dir, 0700) && errno != EEXIST) {
+			perror("fuzz_seg: mkdir");
+			exit(2);
+		}
+	}
+	snprintf(path, sizeof(path), "%s/seg.%d", dir, (int)getpid());
+	unlink(path);
+	build_template();
+	atexit(cleanup);
+	return 0;
+}
+
+/* The harness's own check: a zero-copy pointer must lie in a slot. */
+static void check_zc(const shmq_seg *seg, const struct shmq_msg *m)
+{
+	const unsigned char *p = m->data;
+
+	if (p < seg->base + seg->heap_off || p + m->len > seg->base + seg->size) {
+		fprintf(stderr, "fuzz_seg: zero-copy pointer outside the heap\n");
+		abort();
+	}
+}
+
+static void exercise(shmq_seg *seg, shmq *q)
+{
+	unsigned char buf[64], big[4][48];
+	struct iovec v[4];
+	struct shmq_msg m;
+	ssize_t n;
+	int i, rc;
+
+	shmq_set_spin(q, 0);
+	for (i = 0; i < 3; i++)
+		shmq_send(q, "abcdefghijklmnopqrstuvwxyz0123456789", 8 * i, 0);
+	n = shmq_recv(q, buf, sizeof(buf), 0);
+	if (n > (ssize_t)sizeof(buf))
+		abort();
+	for (i = 0; i < 4; i++)
+		v[i] = (struct iovec){ big[i], sizeof(big[i]) };
+	rc = shmq_send_batch(q, v, 4, 0);
+	(void)rc;
+	for (i = 0; i < 4; i++)
+		v[i] = (struct iovec){ big[i], (size_t)i * 12 };
+	rc = shmq_recv_batch(q, v, 4, 0);
+	for (i = 0; i < rc; i++)
+		if (v[i].iov_len > (size_t)i * 12)
+			abort();
+	if (shmq_reserve(q, 16, &m, 0) == 0) {
+		check_zc(seg, &m);
+		memset(m.data, 0x5a, m.len);
+		shmq_commit(q, &m);
+	}
+	if (shmq_acquire(q, &m, 0) == 0) {
+		check_zc(seg, &m);
+		if (m.len)
+			memcpy(buf, m.data, m.len < sizeof(buf) ? m.len : sizeof(buf));
+		shmq_release(q, &m);
+	}
+	/* A tiny positive timeout: the wait path with garbage event words. */
+	shmq_recv(q, buf, sizeof(buf), 1000);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char names[8][64];
+	shmq_seg *seg;
+	int fd, rc, nn = 0;
+	uint32_t i;
+
+	memcpy(img, tmpl, SEG_BYTES);
+	while (size >= 3) {
+		size_t off = data[0] | (size_t)data[1] << 8, len = data[2];
+
+		data += 3;
+		size -= 3;
+		if (len > size)
+			len = size;
+		if (off < SEG_BYTES)
+			memcpy(img + off, data,
+			       len < SEG_BYTES - off ? len : SEG_BYTES - off);
+		data += len;
+		size -= len;
+	}
+	memcpy(img + MUTEX_OFF, tmpl + MUTEX_OFF, SEG_MUTEX_BYTES);
+
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || pwrite(fd, img, SEG_BYTES, 0) != (ssize_t)SEG_BYTES) {
+		perror("fuzz_seg: write");
+		exit(2);
+	}
+	close(fd);
+
+	rc = shmq_seg_open(path, &seg);
+	if (rc)
+		return 0;       /* rejected: the only other correct outcome */
+
+	/* Names as the (fuzzed) directory spells them; the library re-checks. */
+	for (i = 0; i < 4 && nn < 8; i++) {
+		const struct dir_entry *e = (const struct dir_entry *)
+			(img + SEG_HDR_SIZE) + i;
+
+		if (memchr(e->name, 0, sizeof(e->name)))
+			memcpy(names[nn++], e->name, sizeof(e->name));
+	}
+	strcpy(names[nn < 8 ? nn++ : 7], "a");
+	for (i = 0; i < (uint32_t)nn; i++) {
+		shmq *q;
+
+		if (shmq_open(seg, names[i], &q) == 0) {
+			exercise(seg, q);
+			shmq_close(q);
+		}
+	}
+	if (shmq_create(seg, "new", &(struct shmq_attr){ 4, 8, 0 }) == 0) {
+		shmq *q;
+
+		if (shmq_open(seg, "new", &q) == 0) {
+			exercise(seg, q);
+			shmq_unlink(seg, "new");
+			shmq_close(q);
+		}
+	}
+	shmq_unlink(seg, "b.q-1");
+	shmq_seg_close(seg);
+	return 0;
+}
