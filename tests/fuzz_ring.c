@@ -14,7 +14,7 @@
  * seq or len, an event word, or any aligned 64-bit word of the ring header
  * (this covers fields added later, such as a redelivery lane); or call the
  * API: send, recv, send_batch, recv_batch, reserve/commit, acquire/release
- * (with real or forged tokens), shmq_seg_recover() when built with it; with
+ * (with real or forged tokens), shmq_seg_recover(); with
  * timeout 0 or a tiny positive timeout.  Values are chosen either absolute
  * or relative to the current positions, so that near-consistent states
  * (the interesting ones) are common.
@@ -84,8 +84,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	atexit(cleanup);
 	shmq_set_spin(q, 0);
+	/* Tiny stall threshold: waits run repair passes on hostile state. */
+	shmq_set_stall(q, 1000);
 	/* Guard pages: everything after the ring's last slot, page-aligned. */
-	end = q->slots + (size_t)q->capacity * q->slot_size;
+	end = q->lane.slots + (size_t)q->lane.capacity * q->lane.slot_size;
 	guard = (unsigned char *)(((uintptr_t)end + page - 1) & ~(uintptr_t)(page - 1));
 	if (guard < seg->base + seg->size &&
 	    mprotect(guard, (size_t)(seg->base + seg->size - guard), PROT_NONE)) {
@@ -103,10 +105,12 @@ static void ring_reset(void)
 
 	memset((unsigned char *)q->hdr + hdr_from, 0,
 	       SHMQ_RING_HDR_SIZE - hdr_from);
-	for (i = 0; i < q->capacity; i++) {
-		struct slot *s = ring_slot(q, i);
+	for (i = 0; i < q->capacity + SHMQ_LANE_CAP; i++) {
+		struct ring *r = i < q->capacity ? &q->main : &q->lane;
+		uint32_t pos = i < q->capacity ? i : i - q->capacity;
+		struct slot *s = ring_slot(r, pos);
 
-		atomic_store_explicit(&s->seq, i, memory_order_relaxed);
+		atomic_store_explicit(&s->seq, pos, memory_order_relaxed);
 		atomic_store_explicit(&s->len, 0, memory_order_relaxed);
 	}
 }
@@ -141,7 +145,8 @@ static uint64_t value(struct in *in)
 	uint8_t mode = u8(in);
 	/* relaxed: single-threaded harness; only the values matter. */
 	uint64_t pp = atomic_load_explicit(&q->hdr->prod_pos, memory_order_relaxed);
-	uint64_t cp = atomic_load_explicit(&q->hdr->cons_pos, memory_order_relaxed);
+	uint64_t cp = atomic_load_explicit(mode & 8 ? &q->hdr->lane_cons_pos :
+					   &q->hdr->cons_pos, memory_order_relaxed);
 	int8_t d = (int8_t)u8(in);
 
 	switch (mode & 3) {
@@ -160,9 +165,10 @@ static uint64_t value(struct in *in)
 static void check_zc(const struct shmq_msg *m)
 {
 	const unsigned char *p = m->data;
-	const unsigned char *end = q->slots + (size_t)q->capacity * q->slot_size;
+	const unsigned char *end = q->lane.slots +
+		(size_t)q->lane.capacity * q->lane.slot_size;
 
-	if (p < q->slots + SHMQ_SLOT_HDR_SIZE || p + m->len > end ||
+	if (p < q->main.slots + SHMQ_SLOT_HDR_SIZE || p + m->len > end ||
 	    m->len > MSG) {
 		fprintf(stderr, "fuzz_ring: zero-copy message outside the slots\n");
 		abort();
@@ -200,12 +206,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 2:
 			i = u8(&in);
-			atomic_store_explicit(&ring_slot(q, i)->seq, value(&in),
+			atomic_store_explicit(&ring_slot(i & 0x80 ? &q->lane :
+					&q->main, i)->seq, value(&in),
 					      memory_order_relaxed);
 			break;
 		case 3:
 			i = u8(&in);
-			atomic_store_explicit(&ring_slot(q, i)->len,
+			atomic_store_explicit(&ring_slot(i & 0x80 ? &q->lane :
+					&q->main, i)->len,
 					      (uint32_t)u64(&in),
 					      memory_order_relaxed);
 			break;
@@ -291,11 +299,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			shmq_commit(q, &m);
 			shmq_release(q, &m);
 			break;
-#ifdef SHMQ_HAVE_RECOVER
 		case 14:
 			shmq_seg_recover(seg);
 			break;
-#endif
 		default:
 			break;
 		}
