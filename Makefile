@@ -227,6 +227,15 @@ model check-model:
 		echo "model $$name $$flags: $$states states, $$errs errors (expected: $$want)"; \
 	done
 
+# The soak: tests/soak.c (the torture plus SIGSTOP/SIGCONT) for SOAK_S
+# seconds.  Minutes; not part of check.
+SOAK_S ?= 300
+$(B)/tests/soak: $(B)/obj/tests/soak.o $(TEST_HELP:%.c=$(B)/obj/%.o) $(B)/libshmq.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHMQ_LIBS)
+
+soak: $(B)/tests/soak
+	$(B)/tests/soak $(SOAK_S)
+
 bench: $(BENCHES:%=$(B)/bench/%)
 	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
 

@@ -3,12 +3,14 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -e
 need=""
-for p in build-essential pkg-config liburcu-dev libcmocka-dev; do
+# clang-14 + libclang-rt-14-dev: libFuzzer (make fuzz); spin: the models.
+PKGS="build-essential pkg-config liburcu-dev libcmocka-dev clang-14 libclang-rt-14-dev spin"
+for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		need="$need $p"
 done
 if [ -z "$need" ]; then
-	echo "deps: all present (build-essential pkg-config liburcu-dev libcmocka-dev)"
+	echo "deps: all present ($PKGS)"
 	exit 0
 fi
 cmd="apt-get install -y --no-install-recommends$need"
