@@ -39,7 +39,7 @@ LIB_SRCS   := $(wildcard shm/*.c ipc/*.c)
 TEST_SRCS  := $(wildcard tests/test_*.c)
 TEST_HELP  := $(wildcard tests/helpers.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
-TOOL_SRCS  := $(wildcard tools/mqctl.c)
+TOOL_SRCS  := $(wildcard tools/mqctl*.c)
 
 TESTS   := $(TEST_SRCS:tests/%.c=%)
 BENCHES := $(BENCH_SRCS:bench/%.c=%)
@@ -90,8 +90,6 @@ $(B)/bench/%: bench/%.c $(B)/libshmq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS) -lm
 
-$(B)/mqctl: tools/mqctl.c $(B)/libshmq.a
-	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS)
 
 $(B)/shmq.pc: include/shmq.pc.in
 	@mkdir -p $(B)
@@ -167,3 +165,16 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# ---- mqctl and its test ---------------------------------------------------------
+# mqctl is built in the plain and the ASan variants; test_mqctl runs the
+# mqctl of its own variant (build/mqctl, build/asan/mqctl), found next to
+# its own binary.
+$(B)/mqctl: $(TOOL_SRCS:%.c=$(B)/obj/%.o) $(B)/libshmq.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS)
+
+$(B)/asan/mqctl: $(TOOL_SRCS:%.c=$(B)/asan/obj/%.o) $(B)/asan/libshmq.a
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS)
+
+check-plain: $(if $(TOOL_SRCS),$(B)/mqctl)
+check-asan: $(if $(TOOL_SRCS),$(B)/asan/mqctl)

@@ -180,6 +180,9 @@ int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out)
 	uint16_t *opens;
 	int idx, rc;
 
+	/* An observer (shmq_seg_observe) has no entry to count handles in. */
+	if (seg->proc_idx < 0)
+		return -EPERM;
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
