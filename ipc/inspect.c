@@ -380,9 +380,10 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 	for (k = 0; k < nbad && k < BAD_SLOTS_SHOWN; k++)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE,
 				   (int)bad[k].idx, name, "slot %u (position "
-				   "%llu): seq %llu is not a legal state for "
+				   "%lld): seq %llu is not a legal state for "
 				   "that position", bad[k].idx,
-				   (unsigned long long)bad[k].pos,
+				   /* signed: "-3" is lap -1, never used */
+				   (long long)bad[k].pos,
 				   (unsigned long long)bad[k].seq);
 	if (nbad > BAD_SLOTS_SHOWN)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,

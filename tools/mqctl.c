@@ -581,10 +581,9 @@ int main(int argc, char **argv)
 				     argv[optind - 1]);
 		}
 	}
-	if (optind >= argc) {
-		print_main_help(stderr);
-		return EXIT_USAGE;
-	}
+	if (optind >= argc)
+		return usage(&c, "no command; usage: mqctl [-s SEGMENT] [--json] "
+			     "COMMAND [OPTIONS] [ARGS]");
 	if (strcmp(argv[optind], "help") == 0) {
 		if (optind + 1 >= argc) {
 			print_main_help(stdout);
