@@ -136,8 +136,6 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
 	q->capacity = qi.capacity;
 	q->msg_size = qi.msg_size;
-	q->rec_cidx = -1;
-	atomic_init(&q->rec_owner, 0);
 	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
 	atomic_init(&q->stall_ns, env_ns("SHMQ_STALL_NS",
 					 SHMQ_DEFAULT_STALL_NS));
@@ -153,9 +151,6 @@ void shmq_close(shmq *q)
 {
 	if (!q)
 		return;
-	/* relaxed: closing races with no other use of the handle. */
-	if (atomic_load_explicit(&q->rec_owner, memory_order_relaxed))
-		shmq__rec_put(q->seg, q->rec_cidx);
 	shmq__dir_close(q->seg, q->idx);
 	shmq__seg_put(q->seg);
 	/* relaxed: as above. */
@@ -204,10 +199,12 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
 /* ---- operation records ----------------------------------------------------- */
 
 /*
- * The record that names one call's claim.  A handle caches one record for
- * the first thread that uses it, so the common case (one thread per handle)
- * costs one compare; other threads take one from the attachment's bitmap
- * for the length of the call.
+ * The record that names one call's claim.  A copying call holds it only for
+ * the call, and a thread makes one call at a time, so one record serves all
+ * of a thread's queues: the attachment caches one for the first thread that
+ * uses it (the common case costs one compare), and other threads take one
+ * from the attachment's bitmap for the length of the call.  The cached
+ * record lives as long as the attachment.
  */
 struct op {
 	struct proc_rec *rec;
@@ -217,20 +214,21 @@ struct op {
 static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
 						   unsigned long self)
 {
+	shmq_seg *seg = q->seg;
 	unsigned long none = 0;
-	int i = shmq__rec_get(q->seg);
+	int i = shmq__rec_get(seg);
 
 	if (i < 0)
 		return i;
-	op->rec = &q->seg->recs[i];
+	op->rec = &seg->recs[i];
 	op->idx = i;
 	/*
 	 * relaxed: decides which thread owns the cached record; that thread
 	 * alone then reads and writes rec_cidx.
 	 */
-	if (atomic_compare_exchange_strong_explicit(&q->rec_owner, &none, self,
-			memory_order_relaxed, memory_order_relaxed)) {
-		q->rec_cidx = i;
+	if (atomic_compare_exchange_strong_explicit(&seg->rec_owner, &none,
+			self, memory_order_relaxed, memory_order_relaxed)) {
+		seg->rec_cidx = i;
 		op->idx = -1;
 	}
 	return 0;
@@ -238,12 +236,13 @@ static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
 
 static inline int op_begin(shmq *q, struct op *op)
 {
+	shmq_seg *seg = q->seg;
 	unsigned long self = (unsigned long)pthread_self();
 
 	/* relaxed: only this thread stores its own id here (op_begin_slow). */
-	if (__builtin_expect(atomic_load_explicit(&q->rec_owner,
+	if (__builtin_expect(atomic_load_explicit(&seg->rec_owner,
 			memory_order_relaxed) == self, 1)) {
-		op->rec = &q->seg->recs[q->rec_cidx];
+		op->rec = &seg->recs[seg->rec_cidx];
 		op->idx = -1;
 		return 0;
 	}

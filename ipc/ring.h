@@ -177,9 +177,6 @@ struct shmq {
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t idx;               /* directory index */
-	int rec_cidx;               /* the owner thread's cached record */
-	/* pthread_self() of the thread owning rec_cidx; 0 before the first. */
-	_Atomic unsigned long rec_owner;
 	shmq_seg *seg;
 	_Atomic int64_t spin_ns;
 	_Atomic int64_t stall_ns;   /* 0: never repair from a wait */

@@ -156,6 +156,7 @@ int shmq__proc_attach(shmq_seg *seg)
 		seg->recs = pe->rec;
 		/* relaxed: the attachment is not shared with other threads yet. */
 		atomic_store_explicit(&seg->recs_used, 0, memory_order_relaxed);
+		atomic_store_explicit(&seg->rec_owner, 0, memory_order_relaxed);
 		return 0;
 	}
 	return -EUSERS;

@@ -38,6 +38,13 @@ struct shmq_seg {
 	int proc_idx;           /* our process-table entry */
 	struct proc_rec *recs;  /* its operation records */
 	_Atomic uint64_t recs_used; /* bit i: recs[i] handed out (local) */
+	/*
+	 * The record cached for the first thread that makes a copying call
+	 * through this attachment (ipc/queue.c, op_begin): pthread_self() of
+	 * that thread, 0 before; only that thread reads rec_cidx.
+	 */
+	_Atomic unsigned long rec_owner;
+	int rec_cidx;
 	char path[SHMQ_PATH_MAX];
 };
 

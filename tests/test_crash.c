@@ -358,6 +358,28 @@ static void test_zero_copy_holds_bounded(void **state)
 	shmq_close(q);
 }
 
+/* Records are per thread, not per handle: many queues, one thread. */
+static void test_many_queues_one_thread(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_attr a = { .capacity = 2, .msg_size = 8 };
+	enum { NQ = 100 };
+	shmq *q[NQ];
+	char name[16], buf[8];
+	int i;
+
+	for (i = 0; i < NQ; i++) {
+		snprintf(name, sizeof(name), "q%d", i);
+		t_assert_err(shmq_create(fix->seg, name, &a), 0);
+		t_assert_err(shmq_open(fix->seg, name, &q[i]), 0);
+		t_assert_err(shmq_send(q[i], "m", 1, 0), 0);
+	}
+	for (i = 0; i < NQ; i++) {
+		t_assert_err(shmq_recv(q[i], buf, sizeof(buf), 0), 1);
+		shmq_close(q[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +395,7 @@ int main(void)
 		T(test_open_repairs),
 		T(test_dead_users_handles_reclaimed),
 		T(test_zero_copy_holds_bounded),
+		T(test_many_queues_one_thread),
 #undef T
 	};
 
