@@ -54,6 +54,7 @@ extern "C" {
 #define SHMQ_DEFAULT_CAPACITY   1024
 #define SHMQ_DEFAULT_MSG_SIZE   256
 #define SHMQ_DEFAULT_SPIN_NS    20000                /* 20 us */
+#define SHMQ_DEFAULT_STALL_NS   5000000              /* 5 ms */
 
 /* Limits checked by shmq_seg_create() and shmq_create(). */
 #define SHMQ_NAME_MAX       63
@@ -92,7 +93,9 @@ extern "C" {
 	X(ENFILE, "ENFILE", "too many open files in system")                  \
 	X(ENOTDIR, "ENOTDIR", "a component of the path is not a directory")   \
 	X(EROFS, "EROFS", "read-only file system")                            \
-	X(EBUSY, "EBUSY", "resource busy")
+	X(EBUSY, "EBUSY", "resource busy")                                    \
+	X(ENOBUFS, "ENOBUFS",                                                 \
+	  "too many messages held at once by this process (zero-copy)")
 
 typedef struct shmq_seg shmq_seg;   /* a process's attachment to a segment */
 typedef struct shmq shmq;           /* an open queue */
@@ -229,6 +232,29 @@ void shmq_seg_close(shmq_seg *seg);
  */
 int shmq_seg_unlink(const char *name);
 
+/**
+ * shmq_seg_recover - repair what dead processes left in a segment
+ * @seg: attachment
+ *
+ * For every queue: a position a dead producer claimed and never published
+ * becomes a tombstone that consumers skip (nothing is invented, nothing
+ * committed is lost); a message a dead consumer claimed and never freed
+ * (inside shmq_recv, or between shmq_acquire and shmq_release) is moved to
+ * the queue's redelivery lane, which consumers drain before the ring, and
+ * its slot is freed: that message is delivered again (at least once).  A
+ * slot whose owner is alive, even stopped, is left alone.  Dead processes'
+ * table entries and open-handle counts are reclaimed, so an unlinked queue
+ * whose last user crashed is freed.  Idempotent, and safe while producers,
+ * consumers and other repairers run.  shmq_seg_open() runs it; so does a
+ * call that stays stuck behind a slot (shmq_set_stall()).
+ *
+ * Returns the number of slots repaired (>= 0), -EINVAL for a NULL @seg, or
+ * an error of the control-plane lock.  A slot that cannot be repaired yet
+ * (the redelivery lane is full) is left for a later call.
+ * Blocks: on the segment's control-plane lock.  Thread safety: safe.
+ */
+int shmq_seg_recover(shmq_seg *seg);
+
 /* ---- queues ------------------------------------------------------------ */
 
 /**
@@ -290,6 +316,25 @@ int shmq_unlink(shmq_seg *seg, const char *name);
  * Returns 0, or -EINVAL for a negative value.  Thread safety: safe.
  */
 int shmq_set_spin(shmq *q, int64_t spin_ns);
+
+/**
+ * shmq_set_stall - set how long a blocked call waits behind a stuck slot
+ *                  before it repairs the queue
+ * @q:        handle
+ * @stall_ns: nanoseconds; 0 never repairs from this handle's waits
+ *
+ * A slot is stuck when a producer claimed it and has not published it, or a
+ * consumer claimed it and has not freed it.  Its owner may be slow, stopped
+ * or dead.  A call that has waited behind the same stuck slot for @stall_ns
+ * runs the repair of shmq_seg_recover() on this queue: a slot whose owner
+ * is dead is repaired; one whose owner lives is waited for, however long.
+ * Blocking calls check before they sleep; polling calls (timeout 0) every
+ * 1024 calls that find nothing to do.
+ *
+ * The initial value is $SHMQ_STALL_NS if set, else SHMQ_DEFAULT_STALL_NS.
+ * Returns 0, or -EINVAL for a negative value.  Thread safety: safe.
+ */
+int shmq_set_stall(shmq *q, int64_t stall_ns);
 
 /**
  * shmq_get_attr - the queue's actual attributes (capacity after rounding)
@@ -503,9 +548,12 @@ struct shmq_queue_info {
 	uint64_t empty_waits;     /* blocking receives that found it empty */
 	uint64_t sleeps;          /* futex waits entered */
 	uint64_t wakes;           /* futex wake calls issued */
-	uint64_t repairs;         /* slots repaired by crash recovery */
+	uint64_t repairs;         /* slots repaired: tombstones + redelivered */
 	uint64_t bytes;           /* segment bytes its block takes */
 	uint64_t create_time_ns;  /* CLOCK_REALTIME at creation */
+	uint64_t tombstones;      /* dead producers' claims turned tombstones */
+	uint64_t redelivered;     /* dead consumers' messages moved to the lane */
+	uint64_t lane_depth;      /* messages waiting in the redelivery lane */
 };
 
 /**
@@ -547,7 +595,8 @@ struct shmq_proc_info {
 	uint32_t self;            /* 1: the caller's own attachment */
 	uint32_t same_pidns;      /* 1: @pid means that process here too */
 	uint32_t handles;         /* open queue handles */
-	uint32_t held;            /* slots claimed, not yet published/freed */
+	uint32_t held;            /* positions its operation records name:
+	                           * claimed, not yet published/freed */
 	uint64_t start_time;      /* its start, clock ticks after boot */
 	uint64_t attach_time_ns;  /* CLOCK_REALTIME */
 	char comm[16];            /* command name */

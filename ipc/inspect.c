@@ -17,12 +17,8 @@
 #include "ring.h"
 #include "inspect.h"
 
-/*
- * A tombstone (crash recovery): a dead producer's claim, no message.  Its
- * seq is (p + 1) | RING_TOMB_BIT; see the recovery design (ring.h once
- * recovery is merged).
- */
-#define INSPECT_TOMB (1ull << 63)
+/* A tombstone: a dead producer's claim, no message (ring.h). */
+#define INSPECT_TOMB SEQ_TOMB
 
 /* ---- counters ----------------------------------------------------------- */
 
@@ -71,8 +67,17 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 					       memory_order_relaxed);
 	qi->sleeps = atomic_load_explicit(&h->sleeps, memory_order_relaxed);
 	qi->wakes = atomic_load_explicit(&h->wakes, memory_order_relaxed);
-	/* 0 here: filled from the ring's repair counter (crash recovery). */
-	qi->repairs = 0;
+	/* relaxed: recovery's counters (ring.h), for display. */
+	qi->tombstones = atomic_load_explicit(&h->tombstones,
+					      memory_order_relaxed);
+	qi->redelivered = atomic_load_explicit(&h->redelivered,
+					       memory_order_relaxed);
+	qi->repairs = qi->tombstones + qi->redelivered;
+	recvd = atomic_load_explicit(&h->lane_cons_pos, memory_order_relaxed);
+	sent = atomic_load_explicit(&h->lane_prod_pos, memory_order_relaxed);
+	qi->lane_depth = (int64_t)(sent - recvd) < 0 ? 0 :
+			 sent - recvd > SHMQ_LANE_CAP ? SHMQ_LANE_CAP :
+			 sent - recvd;
 }
 
 int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)

@@ -27,12 +27,36 @@ void shmq__ring_init(void *block, const struct shmq_qinfo *qi)
 	h->flags = qi->flags;
 	/*
 	 * relaxed: the queue becomes visible only through the directory,
-	 * under the control-plane mutex, which orders these stores.
+	 * under the control-plane mutex, which orders these stores.  The lane's
+	 * slots follow the main ring's and start at lap 0 too.
 	 */
-	for (i = 0; i < qi->capacity; i++)
+	for (i = 0; i < qi->capacity + SHMQ_LANE_CAP; i++)
 		atomic_store_explicit(&((struct slot *)(slots +
-				(uint64_t)i * qi->slot_size))->seq, i,
+				(uint64_t)i * qi->slot_size))->seq,
+				i < qi->capacity ? i : i - qi->capacity,
 				memory_order_relaxed);
+}
+
+void shmq__ring_view(struct ring *main, struct ring *lane,
+		     unsigned char *block, const struct shmq_qinfo *qi)
+{
+	struct ring_hdr *h = (struct ring_hdr *)block;
+
+	main->prod_pos = &h->prod_pos;
+	main->cons_pos = &h->cons_pos;
+	main->slots = block + SHMQ_RING_HDR_SIZE;
+	main->capacity = qi->capacity;
+	main->mask = qi->capacity - 1;
+	main->msg_size = qi->msg_size;
+	main->slot_size = qi->slot_size;
+	main->rec_meta = (uint64_t)qi->idx << REC_QSHIFT;
+	*lane = *main;
+	lane->prod_pos = &h->lane_prod_pos;
+	lane->cons_pos = &h->lane_cons_pos;
+	lane->slots = main->slots + (uint64_t)qi->capacity * qi->slot_size;
+	lane->capacity = SHMQ_LANE_CAP;
+	lane->mask = SHMQ_LANE_CAP - 1;
+	lane->rec_meta |= REC_LANE;
 }
 
 static int timeout_check(int64_t timeout_ns)
@@ -74,16 +98,16 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
 	return shmq__dir_create(seg, name, &qi, shmq__ring_init);
 }
 
-static int64_t default_spin(void)
+static int64_t env_ns(const char *name, int64_t dflt)
 {
-	const char *s = getenv("SHMQ_SPIN_NS");
+	const char *s = getenv(name);
 	char *end;
 	long long v;
 
 	if (!s || !*s)
-		return SHMQ_DEFAULT_SPIN_NS;
+		return dflt;
 	v = strtoll(s, &end, 10);
-	return *end || v < 0 ? SHMQ_DEFAULT_SPIN_NS : v;
+	return *end || v < 0 ? dflt : v;
 }
 
 int shmq_open(shmq_seg *seg, const char *name, shmq **out)
@@ -109,12 +133,15 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	q->seg = seg;
 	q->idx = qi.idx;
 	q->hdr = (struct ring_hdr *)(seg->base + qi.off);
-	q->slots = seg->base + qi.off + SHMQ_RING_HDR_SIZE;
+	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
 	q->capacity = qi.capacity;
-	q->mask = qi.capacity - 1;
 	q->msg_size = qi.msg_size;
-	q->slot_size = qi.slot_size;
-	atomic_init(&q->spin_ns, default_spin());
+	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
+	atomic_init(&q->stall_ns, env_ns("SHMQ_STALL_NS",
+					 SHMQ_DEFAULT_STALL_NS));
+	atomic_init(&q->stall_at, 0);
+	atomic_init(&q->stall_since, 0);
+	atomic_init(&q->stall_polls, 0);
 	atomic_init(&q->zc, NULL);
 	*out = q;
 	return 0;
@@ -126,7 +153,7 @@ void shmq_close(shmq *q)
 		return;
 	shmq__dir_close(q->seg, q->idx);
 	shmq__seg_put(q->seg);
-	/* relaxed: closing races with no other use of the handle. */
+	/* relaxed: as above. */
 	free(atomic_load_explicit(&q->zc, memory_order_relaxed));
 	free(q);
 }
@@ -150,6 +177,15 @@ int shmq_set_spin(shmq *q, int64_t spin_ns)
 	return 0;
 }
 
+int shmq_set_stall(shmq *q, int64_t stall_ns)
+{
+	if (!q || stall_ns < 0)
+		return -EINVAL;
+	/* relaxed: a tuning knob read by the stall check. */
+	atomic_store_explicit(&q->stall_ns, stall_ns, memory_order_relaxed);
+	return 0;
+}
+
 int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
 {
 	if (!q || !attr)
@@ -160,10 +196,126 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
 	return 0;
 }
 
+/* ---- operation records ----------------------------------------------------- */
+
+/*
+ * The record that names one call's claim.  A copying call holds it only for
+ * the call, and a thread makes one call at a time, so one record serves all
+ * of a thread's queues: the attachment caches one for the first thread that
+ * uses it (the common case costs one compare), and other threads take one
+ * from the attachment's bitmap for the length of the call.  The cached
+ * record lives as long as the attachment.
+ */
+struct op {
+	struct proc_rec *rec;
+	int idx;                /* our bitmap record, or -1: the cached one */
+};
+
+static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
+						   unsigned long self)
+{
+	shmq_seg *seg = q->seg;
+	unsigned long none = 0;
+	int i = shmq__rec_get(seg);
+
+	if (i < 0)
+		return i;
+	op->rec = &seg->recs[i];
+	op->idx = i;
+	/*
+	 * relaxed: decides which thread owns the cached record; that thread
+	 * alone then reads and writes rec_cidx.
+	 */
+	if (atomic_compare_exchange_strong_explicit(&seg->rec_owner, &none,
+			self, memory_order_relaxed, memory_order_relaxed)) {
+		seg->rec_cidx = i;
+		op->idx = -1;
+	}
+	return 0;
+}
+
+static inline int op_begin(shmq *q, struct op *op)
+{
+	shmq_seg *seg = q->seg;
+	unsigned long self = (unsigned long)pthread_self();
+
+	/* relaxed: only this thread stores its own id here (op_begin_slow). */
+	if (__builtin_expect(atomic_load_explicit(&seg->rec_owner,
+			memory_order_relaxed) == self, 1)) {
+		op->rec = &seg->recs[seg->rec_cidx];
+		op->idx = -1;
+		return 0;
+	}
+	return op_begin_slow(q, op, self);
+}
+
+static inline void op_end(shmq *q, struct op *op)
+{
+	rec_clear(op->rec);
+	if (op->idx >= 0)
+		shmq__rec_put(q->seg, op->idx);
+}
+
+/* ---- stuck positions (crash recovery's trigger) ---------------------------- */
+
+/*
+ * Consumers: the next position is claimed by a producer but not published.
+ * Usually that producer is mid-copy; if it died there, only a repair helps.
+ */
+static bool cons_stuck(const shmq *q, uint64_t *at)
+{
+	const struct ring *r = &q->main;
+	/* relaxed, all: a hint; recover.c re-reads everything with acquire. */
+	uint64_t c = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+	uint64_t p = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
+
+	if (p == c || atomic_load_explicit(&ring_slot(r, c)->seq,
+					   memory_order_relaxed) != c)
+		return false;
+	*at = c;
+	return true;
+}
+
+/*
+ * Producers: the slot of the next position still holds the previous lap's
+ * message although a consumer has claimed it.  (Full with nothing claimed
+ * is not stuck: it waits for consumers.)
+ */
+static bool prod_stuck(const shmq *q, uint64_t *at)
+{
+	const struct ring *r = &q->main;
+	/* relaxed, all: a hint, as in cons_stuck(). */
+	uint64_t p = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
+	uint64_t c = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+	uint64_t prev = p - r->capacity;
+	uint64_t seq = atomic_load_explicit(&ring_slot(r, p)->seq,
+					    memory_order_relaxed);
+
+	if ((seq & ~SEQ_TOMB) != prev + 1 || (int64_t)(c - prev) <= 0)
+		return false;
+	*at = prev;
+	return true;
+}
+
+/* A polling caller checks for a stuck position every so many misses. */
+#define POLLS_PER_STALL_CHECK 1024
+
+static void poll_stall(shmq *q, stuck_fn stuck)
+{
+	/* relaxed: a per-handle counter; a lost update only delays a check. */
+	uint32_t n = atomic_load_explicit(&q->stall_polls,
+					  memory_order_relaxed) + 1;
+
+	atomic_store_explicit(&q->stall_polls, n, memory_order_relaxed);
+	if (n % POLLS_PER_STALL_CHECK == 0)
+		shmq__stall_check(q, stuck);
+}
+
 /* ---- claims with waiting ------------------------------------------------- */
 
 /* Claim up to n slots to write, waiting per the timeout.  -errno or n. */
-static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns)
+static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
+		      struct proc_rec *rec)
 {
 	struct deadline dl = { timeout_ns, 0 };
 	bool counted = false;
@@ -171,11 +323,15 @@ static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns)
 	int rc = 0;
 
 	for (;;) {
-		k = ring_prod_claim(q, n, pos);
+		k = ring_prod_claim(&q->main, n, pos, rec);
 		if (k)
 			return (int)k;
-		if (timeout_ns == 0)
+		/* A failed CAS may have left a position we do not own named. */
+		rec_clear(rec);
+		if (timeout_ns == 0) {
+			poll_stall(q, prod_stuck);
 			return -EAGAIN;
+		}
 		if (rc)
 			return rc;      /* the last attempt after the deadline */
 		if (!counted) {
@@ -184,27 +340,61 @@ static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns)
 						  memory_order_relaxed);
 			counted = true;
 		}
-		rc = shmq__wait(q, &q->hdr->not_full, ring_can_send, &dl);
+		rc = shmq__wait(q, &q->hdr->not_full, ring_can_send,
+				prod_stuck, &dl);
 	}
 }
 
-/* Claim up to n messages to read, waiting per the timeout.  -errno or n. */
+/* One try at the lane (when it may hold something), then the main ring. */
+static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
+				size_t buflen, uint64_t *pos, struct ring **rp,
+				int *why, struct proc_rec *rec)
+{
+	unsigned k;
+
+	if (__builtin_expect(lane_pending(q), 0)) {
+		k = ring_cons_claim(&q->lane, n, bufs, buflen, pos, why, rec);
+		if (k || *why == CLAIM_TOO_LONG) {
+			*rp = &q->lane;
+			return k;
+		}
+	}
+	*rp = &q->main;
+	return ring_cons_claim(&q->main, n, bufs, buflen, pos, why, rec);
+}
+
+/*
+ * Claim up to n messages to read, waiting per the timeout.  -errno or n;
+ * *rp is the ring they are in (the main ring or the redelivery lane).
+ */
 static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
-		      size_t buflen, uint64_t *pos, int64_t timeout_ns)
+		      size_t buflen, uint64_t *pos, struct ring **rp,
+		      int64_t timeout_ns, struct proc_rec *rec)
 {
 	struct deadline dl = { timeout_ns, 0 };
-	bool counted = false, too_long;
+	bool counted = false;
 	unsigned k;
-	int rc = 0;
+	int why, rc = 0;
 
 	for (;;) {
-		k = ring_cons_claim(q, n, bufs, buflen, pos, &too_long);
+		k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
+		if (__builtin_expect(why == CLAIM_TOMB, 0)) {
+			/* A dead producer's position: skip it, try again. */
+			ring_free(*rp, *pos);
+			rec_clear(rec);
+			if (*rp == &q->main)
+				shmq__notify(q, &q->hdr->not_full, 1);
+			continue;
+		}
 		if (k)
 			return (int)k;
-		if (too_long)
+		rec_clear(rec);
+		if (why == CLAIM_TOO_LONG)
 			return -EMSGSIZE;
-		if (timeout_ns == 0)
+		if (timeout_ns == 0) {
+			poll_stall(q, cons_stuck);
 			return -EAGAIN;
+		}
 		if (rc)
 			return rc;
 		if (!counted) {
@@ -213,14 +403,23 @@ static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
 						  memory_order_relaxed);
 			counted = true;
 		}
-		rc = shmq__wait(q, &q->hdr->not_empty, ring_can_recv, &dl);
+		rc = shmq__wait(q, &q->hdr->not_empty, ring_can_recv,
+				cons_stuck, &dl);
 	}
+}
+
+/* After freeing n slots of ring r: only the main ring has waiting producers. */
+static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
+{
+	if (r == &q->main)
+		shmq__notify(q, &q->hdr->not_full, n);
 }
 
 /* ---- copy in, copy out --------------------------------------------------- */
 
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 {
+	struct op op;
 	uint64_t pos;
 	int rc;
 
@@ -228,38 +427,53 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 		return -EINVAL;
 	if (len > q->msg_size)
 		return -EMSGSIZE;
-	rc = claim_prod(q, 1, &pos, timeout_ns);
-	if (rc < 0)
+	rc = op_begin(q, &op);
+	if (rc)
 		return rc;
-	if (len)        /* msg may be NULL when len is 0 */
-		memcpy(ring_slot(q, pos)->data, msg, len);
-	ring_publish(q, pos, (uint32_t)len);
-	shmq__notify(q, &q->hdr->not_empty, 1);
-	return 0;
+	rc = claim_prod(q, 1, &pos, timeout_ns, op.rec);
+	if (rc > 0) {
+		if (len)        /* msg may be NULL when len is 0 */
+			memcpy(ring_slot(&q->main, pos)->data, msg, len);
+		ring_publish(&q->main, pos, (uint32_t)len);
+		rc = 0;
+	}
+	op_end(q, &op);
+	if (rc == 0)
+		shmq__notify(q, &q->hdr->not_empty, 1);
+	return rc;
 }
 
 ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 {
+	struct ring *r;
+	struct op op;
 	uint64_t pos;
 	uint32_t len;
 	int rc;
 
 	if (!q || (!buf && buflen) || timeout_check(timeout_ns))
 		return -EINVAL;
-	rc = claim_cons(q, 1, NULL, buflen, &pos, timeout_ns);
-	if (rc < 0)
+	rc = op_begin(q, &op);
+	if (rc)
 		return rc;
-	len = ring_len(q, pos, buflen);
+	rc = claim_cons(q, 1, NULL, buflen, &pos, &r, timeout_ns, op.rec);
+	if (rc < 0) {
+		op_end(q, &op);
+		return rc;
+	}
+	len = ring_len(r, pos, buflen);
 	if (len)        /* buf may be NULL when buflen is 0 */
-		memcpy(buf, ring_slot(q, pos)->data, len);
-	ring_free(q, pos);
-	shmq__notify(q, &q->hdr->not_full, 1);
+		memcpy(buf, ring_slot(r, pos)->data, len);
+	ring_free(r, pos);
+	op_end(q, &op);
+	notify_freed(q, r, 1);
 	return len;
 }
 
 int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		    int64_t timeout_ns)
 {
+	struct op op;
 	uint64_t pos;
 	unsigned i, fit;
 	int k;
@@ -273,22 +487,28 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		return -EMSGSIZE;
 	if (fit > q->capacity)
 		fit = q->capacity;
-	k = claim_prod(q, fit, &pos, timeout_ns);
-	if (k < 0)
+	k = op_begin(q, &op);
+	if (k)
 		return k;
+	k = claim_prod(q, fit, &pos, timeout_ns, op.rec);
+	if (k < 0) {
+		op_end(q, &op);
+		return k;
+	}
 	for (i = 0; i < (unsigned)k; i++)
-		ring_prefetch_write(q, pos + i);
+		ring_prefetch_write(&q->main, pos + i);
 	for (i = 0; i < (unsigned)k; i++)
 		if (msgs[i].iov_len)
-			memcpy(ring_slot(q, pos + i)->data, msgs[i].iov_base,
-			       msgs[i].iov_len);
+			memcpy(ring_slot(&q->main, pos + i)->data,
+			       msgs[i].iov_base, msgs[i].iov_len);
 	/*
 	 * Publish the first slot last: consumers take positions in order, so
 	 * none can start on the batch before all of it is visible, and the
 	 * next claim takes it whole instead of racing our writes slot by slot.
 	 */
 	for (i = (unsigned)k; i-- > 0;)
-		ring_publish(q, pos + i, (uint32_t)msgs[i].iov_len);
+		ring_publish(&q->main, pos + i, (uint32_t)msgs[i].iov_len);
+	op_end(q, &op);
 	shmq__notify(q, &q->hdr->not_empty, (unsigned)k);
 	return k;
 }
@@ -296,6 +516,8 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 		    int64_t timeout_ns)
 {
+	struct ring *r;
+	struct op op;
 	uint64_t pos;
 	unsigned i;
 	int k;
@@ -307,20 +529,26 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 			return -EINVAL;
 	if (n > q->capacity)
 		n = q->capacity;
-	k = claim_cons(q, n, bufs, 0, &pos, timeout_ns);
-	if (k < 0)
+	k = op_begin(q, &op);
+	if (k)
 		return k;
+	k = claim_cons(q, n, bufs, 0, &pos, &r, timeout_ns, op.rec);
+	if (k < 0) {
+		op_end(q, &op);
+		return k;
+	}
 	for (i = 0; i < (unsigned)k; i++) {
-		uint32_t len = ring_len(q, pos + i, bufs[i].iov_len);
+		uint32_t len = ring_len(r, pos + i, bufs[i].iov_len);
 
 		if (len)
-			memcpy(bufs[i].iov_base, ring_slot(q, pos + i)->data,
+			memcpy(bufs[i].iov_base, ring_slot(r, pos + i)->data,
 			       len);
 		bufs[i].iov_len = len;
 	}
 	for (i = 0; i < (unsigned)k; i++)
-		ring_free(q, pos + i);
-	shmq__notify(q, &q->hdr->not_full, (unsigned)k);
+		ring_free(r, pos + i);
+	op_end(q, &op);
+	notify_freed(q, r, (unsigned)k);
 	return k;
 }
 
@@ -328,20 +556,21 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 
 /*
  * The table of this handle's outstanding zero-copy operations, one word per
- * slot index.  At most one operation per index can be outstanding: a slot
- * reserved for position p cannot be acquired (that needs p published), and
- * one acquired for p cannot be reserved again (that needs it freed).
+ * slot index (then one per lane slot).  At most one operation per index can
+ * be outstanding: a slot reserved for position p cannot be acquired (that
+ * needs p published), and one acquired for p cannot be reserved again (that
+ * needs it freed).  Each outstanding operation holds its own record.
  */
-static _Atomic uint32_t *zc_table(shmq *q)
+static _Atomic uint64_t *zc_table(shmq *q)
 {
 	/* acquire: pairs with the release CAS below; the table is zeroed. */
-	_Atomic uint32_t *t = atomic_load_explicit(&q->zc,
+	_Atomic uint64_t *t = atomic_load_explicit(&q->zc,
 						   memory_order_acquire);
-	_Atomic uint32_t *fresh = NULL;
+	_Atomic uint64_t *fresh = NULL;
 
 	if (t)
 		return t;
-	fresh = calloc(q->capacity, sizeof(*fresh));
+	fresh = calloc(q->capacity + SHMQ_LANE_CAP, sizeof(*fresh));
 	if (!fresh)
 		return NULL;
 	/* release: publishes the zeroed table to other threads of q. */
@@ -352,36 +581,53 @@ static _Atomic uint32_t *zc_table(shmq *q)
 	return t;
 }
 
-/* Forget token's entry if it holds @want; -EINVAL when it does not. */
-static int zc_take(shmq *q, uint64_t token, uint32_t want_acq, uint32_t *len)
+static _Atomic uint64_t *zc_entry(shmq *q, _Atomic uint64_t *t,
+				  const struct ring *r, uint64_t pos)
+{
+	return r == &q->lane ? &t[q->capacity + (pos & q->lane.mask)] :
+			       &t[pos & q->main.mask];
+}
+
+static uint64_t zc_word(uint32_t acq, uint32_t len, int rec)
+{
+	return (uint64_t)(acq | (len + 1)) | (uint64_t)rec << 32;
+}
+
+/*
+ * Forget @r/@pos's entry if it holds an operation of kind @want_acq (and,
+ * for a commit, at least *@len reserved bytes).  Returns its record's
+ * index, or -EINVAL when there is no such operation.
+ */
+static int zc_take(shmq *q, const struct ring *r, uint64_t pos,
+		   uint32_t want_acq, const uint32_t *len)
 {
 	/* acquire: see the table the reserving thread installed. */
-	_Atomic uint32_t *t = atomic_load_explicit(&q->zc,
+	_Atomic uint64_t *t = atomic_load_explicit(&q->zc,
 						   memory_order_acquire);
-	_Atomic uint32_t *e;
-	uint32_t v;
+	_Atomic uint64_t *e;
+	uint64_t v;
 
 	if (!t)
 		return -EINVAL;
-	e = &t[token & q->mask];
+	e = zc_entry(q, t, r, pos);
 	/* relaxed: the CAS below decides; ordering comes from the caller. */
 	v = atomic_load_explicit(e, memory_order_relaxed);
-	if (v == 0 || (v & ZC_ACQ) != want_acq)
+	if (v == 0 || ((uint32_t)v & ZC_ACQ) != want_acq)
 		return -EINVAL;
-	if (len && (uint64_t)*len + 1 > (v & ~ZC_ACQ))
+	if (len && (uint64_t)*len + 1 > ((uint32_t)v & ~ZC_ACQ))
 		return -EINVAL;
 	/* relaxed: one thread wins a double commit; the loser gets -EINVAL. */
 	if (!atomic_compare_exchange_strong_explicit(e, &v, 0,
 			memory_order_relaxed, memory_order_relaxed))
 		return -EINVAL;
-	return 0;
+	return (int)((v >> 32) & 0xff);
 }
 
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 {
-	_Atomic uint32_t *t;
+	_Atomic uint64_t *t;
 	uint64_t pos;
-	int rc;
+	int rc, i;
 
 	if (!q || !m || timeout_check(timeout_ns))
 		return -EINVAL;
@@ -390,13 +636,21 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
-	rc = claim_prod(q, 1, &pos, timeout_ns);
-	if (rc < 0)
+	/* The record stays ours until commit: a bitmap one, not the cache. */
+	i = shmq__rec_get(q->seg);
+	if (i < 0)
+		return i;
+	rc = claim_prod(q, 1, &pos, timeout_ns, &q->seg->recs[i]);
+	if (rc < 0) {
+		rec_clear(&q->seg->recs[i]);
+		shmq__rec_put(q->seg, i);
 		return rc;
+	}
 	/* relaxed: read back by commit via this handle; see zc_take(). */
-	atomic_store_explicit(&t[pos & q->mask], (uint32_t)len + 1,
+	atomic_store_explicit(zc_entry(q, t, &q->main, pos),
+			      zc_word(0, (uint32_t)len, i),
 			      memory_order_relaxed);
-	m->data = ring_slot(q, pos)->data;
+	m->data = ring_slot(&q->main, pos)->data;
 	m->len = len;
 	m->token = pos;
 	return 0;
@@ -405,58 +659,79 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 int shmq_commit(shmq *q, struct shmq_msg *m)
 {
 	uint32_t len;
+	int i;
 
-	if (!q || !m || m->len > q->msg_size)
+	if (!q || !m || m->len > q->msg_size || (m->token & TOKEN_LANE))
 		return -EINVAL;
 	/* The slot must still be claimed-unpublished for exactly this token. */
 	/* relaxed: only our own claim could have set this value. */
-	if (atomic_load_explicit(&ring_slot(q, m->token)->seq,
+	if (atomic_load_explicit(&ring_slot(&q->main, m->token)->seq,
 				 memory_order_relaxed) != m->token)
 		return -EINVAL;
 	len = (uint32_t)m->len;
-	if (zc_take(q, m->token, 0, &len))
+	i = zc_take(q, &q->main, m->token, 0, &len);
+	if (i < 0)
 		return -EINVAL;
-	ring_publish(q, m->token, len);
+	ring_publish(&q->main, m->token, len);
+	rec_clear(&q->seg->recs[i]);
+	shmq__rec_put(q->seg, i);
 	shmq__notify(q, &q->hdr->not_empty, 1);
 	return 0;
 }
 
 int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 {
-	_Atomic uint32_t *t;
+	_Atomic uint64_t *t;
+	struct ring *r;
 	uint64_t pos;
 	uint32_t len;
-	int rc;
+	int rc, i;
 
 	if (!q || !m || timeout_check(timeout_ns))
 		return -EINVAL;
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
-	rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, timeout_ns);
-	if (rc < 0)
+	i = shmq__rec_get(q->seg);
+	if (i < 0)
+		return i;
+	rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, &r, timeout_ns,
+			&q->seg->recs[i]);
+	if (rc < 0) {
+		rec_clear(&q->seg->recs[i]);
+		shmq__rec_put(q->seg, i);
 		return rc;
-	len = ring_len(q, pos, SIZE_MAX);
+	}
+	len = ring_len(r, pos, SIZE_MAX);
 	/* relaxed: read back by release via this handle; see zc_take(). */
-	atomic_store_explicit(&t[pos & q->mask], ZC_ACQ | (len + 1),
+	atomic_store_explicit(zc_entry(q, t, r, pos), zc_word(ZC_ACQ, len, i),
 			      memory_order_relaxed);
-	m->data = ring_slot(q, pos)->data;
+	m->data = ring_slot(r, pos)->data;
 	m->len = len;
-	m->token = pos;
+	m->token = r == &q->lane ? pos | TOKEN_LANE : pos;
 	return 0;
 }
 
 int shmq_release(shmq *q, struct shmq_msg *m)
 {
+	struct ring *r;
+	uint64_t pos;
+	int i;
+
 	if (!q || !m)
 		return -EINVAL;
-	/* relaxed: only our own claim keeps this value (published for token). */
-	if (atomic_load_explicit(&ring_slot(q, m->token)->seq,
-				 memory_order_relaxed) != m->token + 1)
+	r = (m->token & TOKEN_LANE) ? &q->lane : &q->main;
+	pos = m->token & ~TOKEN_LANE;
+	/* relaxed: only our own claim keeps this value (published for pos). */
+	if (atomic_load_explicit(&ring_slot(r, pos)->seq,
+				 memory_order_relaxed) != pos + 1)
 		return -EINVAL;
-	if (zc_take(q, m->token, ZC_ACQ, NULL))
+	i = zc_take(q, r, pos, ZC_ACQ, NULL);
+	if (i < 0)
 		return -EINVAL;
-	ring_free(q, m->token);
-	shmq__notify(q, &q->hdr->not_full, 1);
+	ring_free(r, pos);
+	rec_clear(&q->seg->recs[i]);
+	shmq__rec_put(q->seg, i);
+	notify_freed(q, r, 1);
 	return 0;
 }

@@ -9,6 +9,9 @@
  *           and the slow-path counters, each on its own 128-byte line
  *   +1024   capacity slots of slot_size bytes: struct slot (seq, len,
  *           flags) then the payload, msg_size bytes at most
+ *   then    SHMQ_LANE_CAP slots of the redelivery lane: a second ring of
+ *           the same format, whose positions live on the lane line of the
+ *           header; crash recovery is its only producer (ipc/recover.c)
  *
  * Positions.  prod_pos and cons_pos are free-running 64-bit counters: the
  * next position to claim on each side.  A position p lives in slot
@@ -24,6 +27,9 @@
  *   seq == p + 1         published: holds the message of position p
  *                        (or claimed by a consumer and being read: cons_pos > p)
  *   seq == p + capacity  freed: free for the producer of p + capacity
+ *   seq == (p+1) | TOMB  a tombstone: position p was claimed by a producer
+ *                        that died before publishing (recover.c).  Consumers
+ *                        claim it like a message, deliver nothing, free it.
  *
  * Who writes what.  A producer claims p with a CAS on prod_pos when slot p
  * says "free for p"; it then owns len, flags and the payload, and publishes
@@ -49,11 +55,22 @@
  * one fence and reads a waiter count; it makes a system call only when
  * someone sleeps.
  *
- * A process killed here.  Between a producer's CAS and R1 the slot is
- * claimed but unpublished: consumers wait at it (FIFO).  Between a
- * consumer's CAS and R2 the slot is not reusable: producers wait at it one
- * lap later.  Crash recovery (a later layer, see DESIGN.md) repairs both
- * from the process table; nothing in this file depends on it.
+ * Operation records (crash recovery).  Before each claim CAS, the claimer
+ * stores {pos, meta} naming exactly the positions it is about to CAS for in
+ * one of its process-table records (shm/layout.h, struct proc_rec); the CAS
+ * is a release (C1, C2), so whoever acquires the new prod_pos/cons_pos
+ * value also sees the record.  After publishing (R1) or freeing (R2) the
+ * claimer clears the record with a release store (R4).  Hence: a position
+ * claimed and not yet published/freed by a live process is always named by
+ * a live record, and a repairer that finds no live record naming a stuck
+ * position knows its owner is dead.
+ *
+ * A process killed here.  Before its CAS: nothing is claimed; the record
+ * dies with the process.  Between a producer's CAS and R1: the slot is
+ * claimed but unpublished; consumers wait at it (FIFO) until a repairer
+ * turns it into a tombstone.  Between a consumer's CAS and R2: the slot is
+ * not reusable; a repairer moves its message to the redelivery lane and
+ * frees it.  After R1/R2, before R4: nothing to repair (the slot moved on).
  *
  * Untrusted memory.  Every position is masked before use; len is read once
  * and clamped to msg_size and to the caller's buffer before any copy; a seq
@@ -63,6 +80,7 @@
 #ifndef SHMQ_RING_H
 #define SHMQ_RING_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,6 +91,8 @@
 
 #define RING_MAGIC 0x474e4952514d4853ull   /* "SHMQRING" */
 #define RING_LINE  128                      /* x86 prefetches line pairs */
+#define SEQ_TOMB   (1ull << 63)             /* tombstone bit of seq */
+#define TOKEN_LANE (1ull << 63)             /* zero-copy token: lane pos */
 
 struct shmq_event {
 	_Atomic uint32_t seq;       /* futex word: bumped by each wake-up */
@@ -104,12 +124,26 @@ struct ring_hdr {
 	_Atomic uint64_t wakes;       /* futex wake calls issued */
 	uint8_t pad5[RING_LINE - 32];
 
-	uint8_t reserved[SHMQ_RING_HDR_SIZE - 6 * RING_LINE];
+	/*
+	 * The redelivery lane and recovery counters: written only by crash
+	 * recovery (and by consumers of the lane), so the line stays shared
+	 * in every cache and the consumers' check of it costs no transfer.
+	 */
+	_Atomic uint64_t lane_prod_pos;
+	_Atomic uint64_t lane_cons_pos;
+	_Atomic uint64_t tombstones;  /* dead producers' claims repaired */
+	_Atomic uint64_t redelivered; /* dead consumers' messages moved */
+	_Atomic uint64_t repairs;     /* repair passes over this queue */
+	uint8_t pad6[RING_LINE - 40];
+
+	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE];
 };
 
 _Static_assert(sizeof(struct ring_hdr) == SHMQ_RING_HDR_SIZE, "ring header");
 _Static_assert(offsetof(struct ring_hdr, cons_pos) -
 	       offsetof(struct ring_hdr, prod_pos) == RING_LINE, "apart");
+_Static_assert(offsetof(struct ring_hdr, lane_prod_pos) == 6 * RING_LINE,
+	       "lane line");
 
 struct slot {
 	_Atomic uint64_t seq;
@@ -120,32 +154,79 @@ struct slot {
 
 _Static_assert(sizeof(struct slot) == SHMQ_SLOT_HDR_SIZE, "slot header");
 
-/* An open queue: geometry copied from the validated directory entry. */
-struct shmq {
-	struct ring_hdr *hdr;
+/*
+ * A view of one ring (a queue's main ring or its lane): where its
+ * positions and slots are, copied from the validated directory entry.
+ */
+struct ring {
+	_Atomic uint64_t *prod_pos;
+	_Atomic uint64_t *cons_pos;
 	unsigned char *slots;
 	uint64_t mask;              /* capacity - 1 */
+	uint64_t rec_meta;          /* REC_LANE? | queue index << REC_QSHIFT */
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t slot_size;
+};
+
+/* An open queue. */
+struct shmq {
+	struct ring main;
+	struct ring lane;
+	struct ring_hdr *hdr;
+	uint32_t capacity;
+	uint32_t msg_size;
 	uint32_t idx;               /* directory index */
 	shmq_seg *seg;
 	_Atomic int64_t spin_ns;
+	_Atomic int64_t stall_ns;   /* 0: never repair from a wait */
+	/* A stuck position seen by this handle, and since when (hints). */
+	_Atomic uint64_t stall_at;
+	_Atomic uint64_t stall_since;
+	_Atomic uint32_t stall_polls;
 	/*
-	 * Outstanding zero-copy operations, one word per slot index, allocated
-	 * on first use: 0 = none, else ZC_ACQ bit | (reserved length + 1).
+	 * Outstanding zero-copy operations, allocated on first use, one word
+	 * per slot index (capacity main slots, then SHMQ_LANE_CAP lane
+	 * slots): 0 = none, else ZC_ACQ | (length + 1), the record's index
+	 * at bits 32-39.
 	 */
-	_Atomic(_Atomic uint32_t *) zc;
+	_Atomic(_Atomic uint64_t *) zc;
 };
 
 #define ZC_ACQ 0x80000000u
 
-static inline struct slot *ring_slot(const struct shmq *q, uint64_t pos)
+static inline struct slot *ring_slot(const struct ring *r, uint64_t pos)
 {
-	return (struct slot *)(q->slots + (pos & q->mask) * q->slot_size);
+	return (struct slot *)(r->slots + (pos & r->mask) * r->slot_size);
 }
 
 void shmq__ring_init(void *block, const struct shmq_qinfo *qi);
+void shmq__ring_view(struct ring *main, struct ring *lane,
+		     unsigned char *block, const struct shmq_qinfo *qi);
+
+/* ---- operation records ---------------------------------------------------- */
+
+/* Name [pos, pos + n) of ring @r in @rec, before the claim CAS. */
+static inline void rec_set(struct proc_rec *rec, const struct ring *r,
+			   uint64_t pos, uint64_t kind, unsigned n)
+{
+	/* relaxed, both: published by the release of the claim CAS (C1/C2). */
+	atomic_store_explicit(&rec->pos, pos, memory_order_relaxed);
+	atomic_store_explicit(&rec->meta, REC_VALID | kind | r->rec_meta | n,
+			      memory_order_relaxed);
+}
+
+/* R4: the claim is over (published, freed, or never made). */
+static inline void rec_clear(struct proc_rec *rec)
+{
+	/*
+	 * release: our publish (R1) or free (R2) comes first; a repairer that
+	 * acquires the cleared record (shmq__proc_live_recs) sees it.
+	 */
+	atomic_store_explicit(&rec->meta, 0, memory_order_release);
+}
+
+/* ---- prefetch hints ------------------------------------------------------- */
 
 /*
  * A small message's slot spans two cache lines (16-byte header, then the
@@ -154,9 +235,9 @@ void shmq__ring_init(void *block, const struct shmq_qinfo *qi);
  * branch on it) puts both misses in flight together.  A prefetch is not an
  * access: it cannot fault, race, or see anything a load could not.
  */
-static inline void ring_prefetch_tail(const struct shmq *q, const struct slot *s)
+static inline void ring_prefetch_tail(const struct ring *r, const struct slot *s)
 {
-	if (q->slot_size > 64)
+	if (r->slot_size > 64)
 		__builtin_prefetch((const char *)s + 64, 0, 3);
 }
 
@@ -165,32 +246,34 @@ static inline void ring_prefetch_tail(const struct shmq *q, const struct slot *s
  * of stores to lines held elsewhere otherwise waits in the store buffer,
  * one ownership request at a time.  A hint: it cannot fault or race.
  */
-static inline void ring_prefetch_write(const struct shmq *q, uint64_t pos)
+static inline void ring_prefetch_write(const struct ring *r, uint64_t pos)
 {
-	const char *s = (const char *)ring_slot(q, pos);
+	const char *s = (const char *)ring_slot(r, pos);
 
 #if defined(__x86_64__) || defined(__i386__)
 	/* PREFETCHW; executes as a NOP on CPUs without it. */
 	__asm__ volatile("prefetchw %0" : : "m"(*s));
-	if (q->slot_size > 64)
+	if (r->slot_size > 64)
 		__asm__ volatile("prefetchw %0" : : "m"(*(s + 64)));
 #else
 	__builtin_prefetch(s, 1, 3);
-	if (q->slot_size > 64)
+	if (r->slot_size > 64)
 		__builtin_prefetch(s + 64, 1, 3);
 #endif
 }
 
+/* ---- producer side -------------------------------------------------------- */
+
 /*
- * Claim up to @n consecutive positions for writing.  Returns how many
- * (0: full), the first in *@pos.
+ * Claim up to @n consecutive positions for writing, recorded in @rec.
+ * Returns how many (0: full; @rec then names nothing we own), the first in
+ * *@pos_out.
  */
-static inline unsigned ring_prod_claim(struct shmq *q, unsigned n,
-				       uint64_t *pos_out)
+static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
+				       uint64_t *pos_out, struct proc_rec *rec)
 {
-	struct ring_hdr *h = q->hdr;
 	/* relaxed: a guess at the next position; the CAS confirms it. */
-	uint64_t pos = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+	uint64_t pos = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
 
 	for (;;) {
 		uint64_t seq, again;
@@ -201,16 +284,19 @@ static inline unsigned ring_prod_claim(struct shmq *q, unsigned n,
 			 * A1: acquire; pairs with R2 (free) of the previous lap:
 			 * its consumer's reads precede our writes to the slot.
 			 */
-			seq = atomic_load_explicit(&ring_slot(q, pos + k)->seq,
+			seq = atomic_load_explicit(&ring_slot(r, pos + k)->seq,
 						   memory_order_acquire);
 		} while (seq == pos + k && ++k < n);
 		if (k) {
+			rec_set(rec, r, pos, 0, k);
 			/*
-			 * relaxed: the CAS only decides who owns [pos, pos+k);
-			 * slot contents are ordered by A1/R1, not by prod_pos.
+			 * C1: release; publishes the record to a repairer that
+			 * acquires prod_pos.  Ownership of [pos, pos+k) is all
+			 * the CAS decides; slot contents are ordered by A1/R1.
+			 * Killed after it: the record names our claim.
 			 */
-			if (atomic_compare_exchange_weak_explicit(&h->prod_pos,
-					&pos, pos + k, memory_order_relaxed,
+			if (atomic_compare_exchange_weak_explicit(r->prod_pos,
+					&pos, pos + k, memory_order_release,
 					memory_order_relaxed)) {
 				*pos_out = pos;
 				return k;
@@ -220,7 +306,7 @@ static inline unsigned ring_prod_claim(struct shmq *q, unsigned n,
 		if ((int64_t)(seq - pos) < 0)
 			return 0;       /* the previous lap is still there: full */
 		/* Another producer took pos; follow it. */
-		again = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+		again = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
 		if (again == pos)
 			return 0;       /* seq ahead of prod_pos: corrupt; act full */
 		pos = again;
@@ -228,9 +314,9 @@ static inline unsigned ring_prod_claim(struct shmq *q, unsigned n,
 }
 
 /* Make position @pos's message visible to consumers. */
-static inline void ring_publish(struct shmq *q, uint64_t pos, uint32_t len)
+static inline void ring_publish(struct ring *r, uint64_t pos, uint32_t len)
 {
-	struct slot *s = ring_slot(q, pos);
+	struct slot *s = ring_slot(r, pos);
 
 	/* relaxed: ordered before R1 by program order and R1's release. */
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
@@ -238,66 +324,82 @@ static inline void ring_publish(struct shmq *q, uint64_t pos, uint32_t len)
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
 }
 
-/*
- * Claim up to @n consecutive published messages.  Message k must fit
- * bufs[k].iov_len (or @buflen when @bufs is NULL, SIZE_MAX for no limit);
- * the claim stops before the first that does not.  Returns how many
- * (0: empty, or *@too_long set when the first one does not fit).
- */
-static inline unsigned ring_cons_claim(struct shmq *q, unsigned n,
-				       const struct iovec *bufs, size_t buflen,
-				       uint64_t *pos_out, bool *too_long)
-{
-	struct ring_hdr *h = q->hdr;
-	/* relaxed: a guess at the next position; the CAS confirms it. */
-	uint64_t pos = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+/* ---- consumer side -------------------------------------------------------- */
 
-	*too_long = false;
+enum { CLAIM_OK, CLAIM_TOO_LONG, CLAIM_TOMB };
+
+/*
+ * Claim up to @n consecutive published messages, recorded in @rec.
+ * Message k must fit bufs[k].iov_len (or @buflen when @bufs is NULL,
+ * SIZE_MAX for no limit); the claim stops before the first that does not,
+ * and before a tombstone.  Returns how many (0: empty), the first in
+ * *@pos_out; *@why is CLAIM_TOO_LONG when the first message does not fit
+ * (nothing claimed), CLAIM_TOMB when the one position claimed is a
+ * tombstone (the caller frees it and tries again).
+ */
+static inline unsigned ring_cons_claim(struct ring *r, unsigned n,
+				       const struct iovec *bufs, size_t buflen,
+				       uint64_t *pos_out, int *why,
+				       struct proc_rec *rec)
+{
+	/* relaxed: a guess at the next position; the CAS confirms it. */
+	uint64_t pos = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+
 	for (;;) {
 		uint64_t seq, again;
 		unsigned k = 0;
 
+		*why = CLAIM_OK;
 		for (;;) {
-			struct slot *s = ring_slot(q, pos + k);
+			struct slot *s = ring_slot(r, pos + k);
 			size_t lim = bufs ? bufs[k].iov_len : buflen;
 			uint32_t len;
 
 			/* A2: acquire; pairs with R1: len, payload visible. */
 			seq = atomic_load_explicit(&s->seq,
 						   memory_order_acquire);
-			ring_prefetch_tail(q, s);
-			if (seq != pos + k + 1)
+			ring_prefetch_tail(r, s);
+			if (seq != pos + k + 1) {
+				if (k == 0 && seq == ((pos + 1) | SEQ_TOMB)) {
+					*why = CLAIM_TOMB;
+					k = 1;
+				}
 				break;
+			}
 			/* relaxed: ordered after A2; untrusted, so clamped. */
 			len = atomic_load_explicit(&s->len,
 						   memory_order_relaxed);
-			if (len > q->msg_size)
-				len = q->msg_size;
+			if (len > r->msg_size)
+				len = r->msg_size;
 			if (len > lim) {
 				if (k == 0)
-					*too_long = true;
+					*why = CLAIM_TOO_LONG;
 				break;
 			}
 			if (++k == n)
 				break;
 		}
 		if (k) {
-			/* relaxed: ownership only, as in ring_prod_claim. */
-			if (atomic_compare_exchange_weak_explicit(&h->cons_pos,
-					&pos, pos + k, memory_order_relaxed,
+			rec_set(rec, r, pos, REC_CONS, k);
+			/*
+			 * C2: release; publishes the record, as C1.  Ownership
+			 * only; the message was acquired by A2.  Killed after
+			 * it: the record names our claim.
+			 */
+			if (atomic_compare_exchange_weak_explicit(r->cons_pos,
+					&pos, pos + k, memory_order_release,
 					memory_order_relaxed)) {
 				*pos_out = pos;
-				*too_long = false;
 				return k;
 			}
 			continue;
 		}
-		if (*too_long)
+		if (*why == CLAIM_TOO_LONG)
 			return 0;
-		if ((int64_t)(seq - (pos + 1)) < 0)
+		if ((int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0)
 			return 0;       /* not yet published: empty */
 		/* Another consumer took pos; follow it. */
-		again = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+		again = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
 		if (again == pos)
 			return 0;       /* seq ahead of cons_pos: corrupt; act empty */
 		pos = again;
@@ -305,52 +407,72 @@ static inline unsigned ring_cons_claim(struct shmq *q, unsigned n,
 }
 
 /* Length of claimed message @pos, clamped to msg_size and @lim. */
-static inline uint32_t ring_len(const struct shmq *q, uint64_t pos, size_t lim)
+static inline uint32_t ring_len(const struct ring *r, uint64_t pos, size_t lim)
 {
 	/* relaxed: read after our claim; ordered by A2 in ring_cons_claim. */
-	uint32_t len = atomic_load_explicit(&ring_slot(q, pos)->len,
+	uint32_t len = atomic_load_explicit(&ring_slot(r, pos)->len,
 					    memory_order_relaxed);
 
-	if (len > q->msg_size)
-		len = q->msg_size;
+	if (len > r->msg_size)
+		len = r->msg_size;
 	return len > lim ? (uint32_t)lim : len;
 }
 
 /* Give slot @pos back to producers (one lap later). */
-static inline void ring_free(struct shmq *q, uint64_t pos)
+static inline void ring_free(struct ring *r, uint64_t pos)
 {
 	/* R2: release; our reads of the slot precede its reuse.  Pairs A1. */
-	atomic_store_explicit(&ring_slot(q, pos)->seq, pos + q->capacity,
+	atomic_store_explicit(&ring_slot(r, pos)->seq, pos + r->capacity,
 			      memory_order_release);
 }
 
+/*
+ * True when the redelivery lane may hold something.  Both words sit on a
+ * line that only recovery and lane consumers write, so in the common case
+ * this is one load that hits in the cache.
+ */
+static inline bool lane_pending(const struct shmq *q)
+{
+	/* relaxed, both: a hint; the lane claim re-reads seq with acquire. */
+	return atomic_load_explicit(q->lane.prod_pos, memory_order_relaxed) !=
+	       atomic_load_explicit(q->lane.cons_pos, memory_order_relaxed);
+}
+
 /* Cheap re-checks for the wait loop: could a claim succeed now? */
-static inline bool ring_can_recv(const struct shmq *q)
+static inline bool ring_ready_recv(const struct ring *r)
 {
 	/* relaxed: a hint; the claim itself re-reads with acquire. */
-	uint64_t pos = atomic_load_explicit(&q->hdr->cons_pos,
-					    memory_order_relaxed);
-
+	uint64_t pos = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+	const struct slot *s = ring_slot(r, pos);
 	/*
-	 * acquire: paired with R1, as A2.  True when pos is published, or
-	 * when pos is stale (seq moved on): either way a claim should retry.
+	 * acquire: paired with R1, as A2.  True when pos is published (or a
+	 * tombstone), or when pos is stale (seq moved on): either way a claim
+	 * should retry.
 	 */
-	const struct slot *s = ring_slot(q, pos);
 	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 
-	ring_prefetch_tail(q, s);
-	return (int64_t)(seq - (pos + 1)) >= 0;
+	ring_prefetch_tail(r, s);
+	return (int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) >= 0;
+}
+
+static inline bool ring_can_recv(const struct shmq *q)
+{
+	return (lane_pending(q) && ring_ready_recv(&q->lane)) ||
+	       ring_ready_recv(&q->main);
 }
 
 static inline bool ring_can_send(const struct shmq *q)
 {
 	/* relaxed: a hint; the claim itself re-reads with acquire. */
-	uint64_t pos = atomic_load_explicit(&q->hdr->prod_pos,
+	uint64_t pos = atomic_load_explicit(q->main.prod_pos,
 					    memory_order_relaxed);
 
 	/* acquire: paired with R2, as A1. */
-	return (int64_t)(atomic_load_explicit(&ring_slot(q, pos)->seq,
+	return (int64_t)(atomic_load_explicit(&ring_slot(&q->main, pos)->seq,
 					      memory_order_acquire) - pos) >= 0;
 }
+
+/* recover.c: repair queue @q's stuck positions now (takes the mutex). */
+int shmq__recover_queue(shmq *q);
 
 #endif /* SHMQ_RING_H */

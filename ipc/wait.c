@@ -45,6 +45,15 @@
  *
  * Deadline: computed once per call on CLOCK_MONOTONIC, passed to the
  * kernel as an absolute time, so EINTR restarts never extend the wait.
+ *
+ * Stalls (crash recovery).  Before sleeping (after the spin), a waiter asks
+ * whether a claimed slot holds it up (stuck(): a producer's claim not yet
+ * published, or a consumer's claim not yet freed).  Its owner may be slow,
+ * stopped, or dead; a dead one will never wake us.  So while stuck, the
+ * waiter sleeps at most the stall threshold at a time, and once the same
+ * position has stayed stuck that long it runs a repair (recover.c), which
+ * fixes the slot only if no live process's record names it.  A waiter that
+ * is not stuck sleeps until woken: an empty or full ring needs no repair.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -60,6 +69,36 @@
 #ifndef FUTEX_BITSET_MATCH_ANY
 #define FUTEX_BITSET_MATCH_ANY 0xffffffff
 #endif
+
+uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
+{
+	/* relaxed, all: per-handle hints; a race only delays or repeats an
+	 * idempotent repair. */
+	int64_t stall = atomic_load_explicit(&q->stall_ns,
+					     memory_order_relaxed);
+	uint64_t at, since, now;
+
+	if (stall <= 0 || !stuck(q, &at)) {
+		if (atomic_load_explicit(&q->stall_since, memory_order_relaxed))
+			atomic_store_explicit(&q->stall_since, 0,
+					      memory_order_relaxed);
+		return 0;
+	}
+	now = shmq__now_ns(CLOCK_MONOTONIC);
+	since = atomic_load_explicit(&q->stall_since, memory_order_relaxed);
+	if (!since || atomic_load_explicit(&q->stall_at,
+					   memory_order_relaxed) != at) {
+		atomic_store_explicit(&q->stall_at, at, memory_order_relaxed);
+		atomic_store_explicit(&q->stall_since, now,
+				      memory_order_relaxed);
+		return (uint64_t)stall;
+	}
+	if (now - since < (uint64_t)stall)
+		return (uint64_t)stall - (now - since);
+	shmq__recover_queue(q);
+	atomic_store_explicit(&q->stall_since, 0, memory_order_relaxed);
+	return 0;
+}
 
 /* Poll ready() this many times between clock reads while spinning. */
 #define SPIN_CHECK_EVERY 32
@@ -125,9 +164,10 @@ static bool spin(const struct shmq *q, ready_fn ready, struct deadline *dl)
  * one last attempt).
  */
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
-	       struct deadline *dl)
+	       stuck_fn stuck, struct deadline *dl)
 {
 	struct timespec ts, *tsp = NULL;
+	uint64_t cap_ns, wake_ns = 0;
 	uint32_t v;
 	int rc;
 
@@ -135,6 +175,11 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 		return 0;
 	if (deadline_passed(dl))
 		return -ETIMEDOUT;
+	cap_ns = shmq__stall_check(q, stuck);
+	if (cap_ns)
+		wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
+	if (deadline_abs(dl) && (!wake_ns || dl->abs_ns < wake_ns))
+		wake_ns = dl->abs_ns;
 
 	/* W1: seq_cst RMW; announces us before the re-check (see F2). */
 	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
@@ -146,9 +191,9 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 		rc = 0;
 		goto out;
 	}
-	if (deadline_abs(dl)) {
-		ts.tv_sec = (time_t)(dl->abs_ns / 1000000000ull);
-		ts.tv_nsec = (long)(dl->abs_ns % 1000000000ull);
+	if (wake_ns) {
+		ts.tv_sec = (time_t)(wake_ns / 1000000000ull);
+		ts.tv_nsec = (long)(wake_ns % 1000000000ull);
 		tsp = &ts;
 	}
 	/* relaxed: a statistic. */
@@ -160,7 +205,9 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	 */
 	rc = futex_async((int32_t *)&ev->seq, FUTEX_WAIT_BITSET, (int32_t)v,
 			 tsp, NULL, (int32_t)FUTEX_BITSET_MATCH_ANY);
-	rc = rc < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0;
+	/* A sleep cut short for a stall check is not the caller's timeout. */
+	rc = rc < 0 && errno == ETIMEDOUT && deadline_passed(dl) ?
+	     -ETIMEDOUT : 0;
 out:
 	/* relaxed: leaving needs no ordering; a late notifier wakes nobody. */
 	atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);

@@ -19,10 +19,18 @@ struct deadline {
 };
 
 typedef bool (*ready_fn)(const struct shmq *q);
+/* True when a claimed slot holds the caller up; *at: its position. */
+typedef bool (*stuck_fn)(const struct shmq *q, uint64_t *at);
 
 void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n);
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
-	       struct deadline *dl);
+	       stuck_fn stuck, struct deadline *dl);
+/*
+ * Note a stuck position; once the same one has been stuck for the handle's
+ * stall threshold, run a repair.  Returns the time to sleep at most before
+ * looking again (0: not stuck, or just repaired: no bound).
+ */
+uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck);
 
 /*
  * After publishing (or freeing) n slots: wake up to n sleepers, if any.

@@ -81,6 +81,25 @@ static uint64_t own_pidns(void)
 	return stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino : 0;
 }
 
+/*
+ * Positions named by @pe's operation records: claimed, not yet published
+ * or freed (a zero-copy reservation or acquisition, or a copy under way).
+ */
+static uint32_t proc_held(const struct proc_entry *pe)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < PROC_RECS; i++) {
+		/* relaxed: a display count; the records may change as we look. */
+		uint64_t meta = atomic_load_explicit(&pe->rec[i].meta,
+						     memory_order_relaxed);
+
+		if (meta & REC_VALID)
+			n += (uint32_t)(meta & REC_NMASK);
+	}
+	return n;
+}
+
 int shmq_proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n)
 {
 	uint64_t pidns = own_pidns();
@@ -112,8 +131,7 @@ int shmq_proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n)
 		pi->same_pidns = pidns && pe->pidns == pidns;
 		for (q = 0; q < seg->max_queues; q++)
 			pi->handles += opens[q];
-		/* 0 here: filled by the record scan (crash recovery). */
-		pi->held = 0;
+		pi->held = proc_held(pe);
 		pi->start_time = pe->start_time;
 		pi->attach_time_ns = pe->attach_time_ns;
 		memcpy(pi->comm, pe->comm, sizeof(pi->comm));

@@ -10,14 +10,16 @@
  *                       control-plane mutex
  *   hdr.dir_off         struct dir_entry[max_queues]: the named queues
  *   hdr.proc_off        max_procs process entries of hdr.proc_stride bytes:
- *                       struct proc_entry, then uint16_t opens[max_queues]
+ *                       struct proc_entry (identity, then the records of
+ *                       operations in flight), then uint16_t opens[max_queues]
  *   hdr.heap_off        the heap, up to the end of the file: one block per
  *                       live directory entry, at dir_entry.off, 4096-aligned
  *
  * Write rules.  Every field of the header except dir_gen is written once,
  * before the segment gets its name, and never again (except boot_id and the
  * mutex, re-initialised under the boot lock after a reboot).  Directory and
- * process entries are written only under the control-plane mutex.  The
+ * process entries are written only under the control-plane mutex, except a
+ * process entry's operation records, which its owner writes.  The
  * contents of a queue's block belong to ipc/ (see ipc/ring.h).
  *
  * Crash consistency.  A directory entry changes state by a single 32-bit
@@ -49,7 +51,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
-#define SEG_VERSION      1u
+#define SEG_VERSION      2u                     /* 2: operation records */
 #define SEG_HDR_SIZE     4096u
 #define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
 #define SEG_MIN_SIZE     (64u * 1024)
@@ -115,9 +117,35 @@ _Static_assert(sizeof(struct dir_entry) == 128, "dir entry size");
 enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
 
 /*
+ * An operation in flight: the positions a process is about to claim, or has
+ * claimed and not yet published (producer) or freed (consumer).  Written
+ * only by the owning process, on its data path, with atomics (ipc/ring.h
+ * says when); read by repairers under the control-plane mutex.
+ *
+ *   pos    first position of the claim
+ *   meta   REC_VALID | REC_CONS (else producer) | REC_LANE (the queue's
+ *          redelivery lane, else its main ring) | queue's directory index
+ *          << REC_QSHIFT | count of consecutive positions (batches)
+ */
+struct proc_rec {
+	_Atomic uint64_t pos;
+	_Atomic uint64_t meta;
+};
+
+#define REC_VALID   (1ull << 63)
+#define REC_CONS    (1ull << 62)
+#define REC_LANE    (1ull << 61)
+#define REC_QSHIFT  32
+#define REC_QMASK   0xffffull              /* >= SHMQ_MAX_QUEUES - 1 */
+#define REC_NMASK   0xffffffffull          /* >= SHMQ_MAX_CAPACITY */
+#define PROC_RECS   60                     /* records per process */
+
+/*
  * One attachment.  Followed, within proc_stride, by
  * uint16_t opens[max_queues]: this attachment's open handles per directory
- * entry, so that the handles of a dead process can be reclaimed.
+ * entry, so that the handles of a dead process can be reclaimed.  The
+ * identity (first line) is written under the mutex; the records by the
+ * owner at any time.
  */
 struct proc_entry {
 	uint32_t state;          /* PROC_FREE, PROC_ATTACHED */
@@ -128,11 +156,12 @@ struct proc_entry {
 	char comm[16];           /* command name (display) */
 	uint32_t uid;
 	uint32_t pad0;
-	/* Reserved for the operation-in-flight records of crash recovery. */
-	uint8_t inflight[256 - 56];
+	uint64_t pad1;
+	struct proc_rec rec[PROC_RECS];
 };
 
-_Static_assert(sizeof(struct proc_entry) == 256, "proc entry size");
+_Static_assert(sizeof(struct proc_entry) == 1024, "proc entry size");
+_Static_assert(offsetof(struct proc_entry, rec) == 64, "records line");
 
 /* Bytes of a process entry for a segment with max_queues directory entries. */
 static inline uint32_t proc_stride_for(uint32_t max_queues)

@@ -121,8 +121,14 @@ static void proc_clear(shmq_seg *seg, uint32_t pidx)
 {
 	struct proc_entry *pe = shmq__proc_entry(seg, pidx);
 
+	int i;
+
 	memset(shmq__proc_opens(seg, pidx), 0, 2 * (size_t)seg->max_queues);
-	memset(pe->inflight, 0, sizeof(pe->inflight));
+	/* relaxed: the owner is dead (or is us, detaching); the mutex orders. */
+	for (i = 0; i < PROC_RECS; i++) {
+		atomic_store_explicit(&pe->rec[i].meta, 0, memory_order_relaxed);
+		atomic_store_explicit(&pe->rec[i].pos, 0, memory_order_relaxed);
+	}
 	pe->state = PROC_FREE;
 }
 
@@ -147,6 +153,10 @@ int shmq__proc_attach(shmq_seg *seg)
 		fill_identity(pe);
 		pe->state = PROC_ATTACHED;
 		seg->proc_idx = (int)i;
+		seg->recs = pe->rec;
+		/* relaxed: the attachment is not shared with other threads yet. */
+		atomic_store_explicit(&seg->recs_used, 0, memory_order_relaxed);
+		atomic_store_explicit(&seg->rec_owner, 0, memory_order_relaxed);
 		return 0;
 	}
 	return -EUSERS;
@@ -173,4 +183,79 @@ void shmq__proc_reap(shmq_seg *seg)
 		if (pe->state != PROC_FREE && !shmq__proc_alive(seg, i))
 			proc_clear(seg, i);
 	}
+}
+
+void shmq__proc_alive_map(shmq_seg *seg, uint8_t *alive)
+{
+	uint32_t i;
+
+	for (i = 0; i < seg->max_procs; i++)
+		alive[i] = shmq__proc_entry(seg, i)->state == PROC_ATTACHED &&
+			   shmq__proc_alive(seg, i);
+}
+
+int shmq__proc_live_recs(shmq_seg *seg, const uint8_t *alive,
+			 struct shmq_rec_copy *out, unsigned max)
+{
+	unsigned n = 0;
+	uint32_t i;
+	int r;
+
+	for (i = 0; i < seg->max_procs; i++) {
+		struct proc_entry *pe = shmq__proc_entry(seg, i);
+
+		if (!alive[i])
+			continue;
+		for (r = 0; r < PROC_RECS && n < max; r++) {
+			/*
+			 * acquire: pairs with the owner's release clear (after
+			 * its publish or free): a record we see cleared means
+			 * we also see the slot it covered moved on, so the
+			 * repairer's CAS on that slot fails.  A record written
+			 * before a claim CAS that the repairer has seen (by
+			 * its acquire of prod_pos/cons_pos) is visible here.
+			 */
+			uint64_t meta = atomic_load_explicit(&pe->rec[r].meta,
+							memory_order_acquire);
+
+			if (!(meta & REC_VALID))
+				continue;
+			/* relaxed: written before meta; ordered as above. */
+			out[n].pos = atomic_load_explicit(&pe->rec[r].pos,
+							  memory_order_relaxed);
+			out[n].meta = meta;
+			n++;
+		}
+	}
+	return (int)n;
+}
+
+int shmq__rec_get(shmq_seg *seg)
+{
+	/* relaxed: a process-local bitmap; the CAS alone decides ownership. */
+	uint64_t used = atomic_load_explicit(&seg->recs_used,
+					     memory_order_relaxed);
+	int i;
+
+	for (;;) {
+		if ((~used & ((1ull << PROC_RECS) - 1)) == 0)
+			return -ENOBUFS;
+		i = __builtin_ctzll(~used);
+		/*
+		 * acquire: pairs with the release in shmq__rec_put(): the
+		 * previous holder's last stores to the record come before
+		 * ours in its modification order.
+		 */
+		if (atomic_compare_exchange_weak_explicit(&seg->recs_used,
+				&used, used | (1ull << i),
+				memory_order_acquire, memory_order_relaxed))
+			return i;
+	}
+}
+
+void shmq__rec_put(shmq_seg *seg, int i)
+{
+	/* release: our last writes to the record come before its reuse. */
+	atomic_fetch_and_explicit(&seg->recs_used, ~(1ull << i),
+				  memory_order_release);
 }

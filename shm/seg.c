@@ -87,10 +87,10 @@ static int mutex_init(struct seg_hdr *h)
 	return -rc;
 }
 
-int shmq__seg_lock(shmq_seg *seg)
+static int seg_lock(shmq_seg *seg, bool wait)
 {
 	pthread_mutex_t *m = (pthread_mutex_t *)shmq__hdr(seg)->mutex;
-	int rc = pthread_mutex_lock(m);
+	int rc = wait ? pthread_mutex_lock(m) : pthread_mutex_trylock(m);
 
 	if (rc == EOWNERDEAD) {
 		/*
@@ -105,6 +105,16 @@ int shmq__seg_lock(shmq_seg *seg)
 		rc = pthread_mutex_consistent(m);
 	}
 	return -rc;
+}
+
+int shmq__seg_lock(shmq_seg *seg)
+{
+	return seg_lock(seg, true);
+}
+
+int shmq__seg_trylock(shmq_seg *seg)
+{
+	return seg_lock(seg, false);
 }
 
 void shmq__seg_unlock(shmq_seg *seg)
@@ -281,6 +291,11 @@ int shmq_seg_open(const char *name, shmq_seg **out)
 	shmq__seg_unlock(seg);
 	if (rc)
 		goto fail;
+	/*
+	 * Repair what dead processes left (ipc/recover.c).  A failure here
+	 * leaves the slots for a later pass; the attachment itself is good.
+	 */
+	shmq_seg_recover(seg);
 	*out = seg;
 	return 0;
 fail:

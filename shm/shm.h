@@ -36,6 +36,15 @@ struct shmq_seg {
 	uint64_t heap_off;
 	uint64_t heap_size;
 	int proc_idx;           /* our process-table entry */
+	struct proc_rec *recs;  /* its operation records */
+	_Atomic uint64_t recs_used; /* bit i: recs[i] handed out (local) */
+	/*
+	 * The record cached for the first thread that makes a copying call
+	 * through this attachment (ipc/queue.c, op_begin): pthread_self() of
+	 * that thread, 0 before; only that thread reads rec_cidx.
+	 */
+	_Atomic unsigned long rec_owner;
+	int rec_cidx;
 	char path[SHMQ_PATH_MAX];
 };
 
@@ -50,9 +59,13 @@ struct shmq_qinfo {
 	uint64_t size;          /* block bytes */
 };
 
-/* Geometry of a ring: header bytes before the slots (see ipc/ring.h). */
+/*
+ * Geometry of a ring: header bytes before the slots, then capacity slots,
+ * then SHMQ_LANE_CAP slots of the redelivery lane (see ipc/ring.h).
+ */
 #define SHMQ_RING_HDR_SIZE 1024u
 #define SHMQ_SLOT_HDR_SIZE 16u
+#define SHMQ_LANE_CAP      8u
 
 static inline uint32_t shmq__slot_size(uint32_t msg_size)
 {
@@ -61,7 +74,8 @@ static inline uint32_t shmq__slot_size(uint32_t msg_size)
 
 static inline uint64_t shmq__ring_bytes(uint32_t capacity, uint32_t slot_size)
 {
-	return SHMQ_RING_HDR_SIZE + (uint64_t)capacity * slot_size;
+	return SHMQ_RING_HDR_SIZE +
+	       ((uint64_t)capacity + SHMQ_LANE_CAP) * slot_size;
 }
 
 /* util.c */
@@ -73,6 +87,7 @@ uint64_t shmq__now_ns(clockid_t clk);
 void shmq__seg_get(shmq_seg *seg);
 void shmq__seg_put(shmq_seg *seg);
 int shmq__seg_lock(shmq_seg *seg);
+int shmq__seg_trylock(shmq_seg *seg);   /* -EBUSY when held */
 void shmq__seg_unlock(shmq_seg *seg);
 
 static inline struct seg_hdr *shmq__hdr(const shmq_seg *seg)
@@ -114,5 +129,23 @@ int shmq__proc_attach(shmq_seg *seg);
 void shmq__proc_detach(shmq_seg *seg);
 bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx);
 void shmq__proc_reap(shmq_seg *seg);
+
+/*
+ * A live process's operation record, copied for a repairer: see layout.h.
+ * Under the mutex: shmq__proc_alive_map() sets alive[i] (max_procs bytes)
+ * for each attached entry whose owner lives (a process that dies later
+ * still counts as alive: the safe direction); shmq__proc_live_recs() copies
+ * at most @max valid records of those entries and returns how many.
+ */
+struct shmq_rec_copy {
+	uint64_t pos;
+	uint64_t meta;
+};
+void shmq__proc_alive_map(shmq_seg *seg, uint8_t *alive);
+int shmq__proc_live_recs(shmq_seg *seg, const uint8_t *alive,
+			 struct shmq_rec_copy *out, unsigned max);
+/* Hand out one of our records (-ENOBUFS when all are), give it back. */
+int shmq__rec_get(shmq_seg *seg);
+void shmq__rec_put(shmq_seg *seg, int i);
 
 #endif /* SHMQ_SHM_H */

@@ -136,7 +136,8 @@ static void json_queue(const struct shmq_queue_info *q)
 	       "\"sent\":%llu,\"received\":%llu,\"handles\":%u,"
 	       "\"send_waiters\":%u,\"recv_waiters\":%u,\"full_waits\":%llu,"
 	       "\"empty_waits\":%llu,\"sleeps\":%llu,\"wakes\":%llu,"
-	       "\"repairs\":%llu,\"bytes\":%llu,\"created_ns\":%llu,"
+	       "\"repairs\":%llu,\"tombstones\":%llu,\"redelivered\":%llu,"
+	       "\"lane_depth\":%llu,\"bytes\":%llu,\"created_ns\":%llu,"
 	       "\"created\":", state_name(q->state), q->index, q->capacity,
 	       q->msg_size, q->slot_size, (unsigned long long)q->depth,
 	       (unsigned long long)q->sent, (unsigned long long)q->received,
@@ -144,7 +145,10 @@ static void json_queue(const struct shmq_queue_info *q)
 	       (unsigned long long)q->full_waits,
 	       (unsigned long long)q->empty_waits,
 	       (unsigned long long)q->sleeps, (unsigned long long)q->wakes,
-	       (unsigned long long)q->repairs, (unsigned long long)q->bytes,
+	       (unsigned long long)q->repairs,
+	       (unsigned long long)q->tombstones,
+	       (unsigned long long)q->redelivered,
+	       (unsigned long long)q->lane_depth, (unsigned long long)q->bytes,
 	       (unsigned long long)q->create_time_ns);
 	json_str(stdout, fmt_time(q->create_time_ns, t, sizeof(t)));
 	printf("}");
@@ -200,6 +204,14 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 		  "Futex wake calls issued.", wakes, 0),
 		M("shmq_queue_repairs_total", "counter",
 		  "Slots repaired by crash recovery.", repairs, 0),
+		M("shmq_queue_tombstones_total", "counter",
+		  "Dead producers' claims turned into tombstones.",
+		  tombstones, 0),
+		M("shmq_queue_redelivered_total", "counter",
+		  "Dead consumers' messages moved to the redelivery lane.",
+		  redelivered, 0),
+		M("shmq_queue_lane_depth", "gauge",
+		  "Messages waiting in the redelivery lane.", lane_depth, 0),
 #undef M
 	};
 	unsigned i;
@@ -347,8 +359,13 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	       (unsigned long long)q.empty_waits);
 	printf("futex:        %llu sleeps, %llu wake calls\n",
 	       (unsigned long long)q.sleeps, (unsigned long long)q.wakes);
-	printf("repairs:      %llu slots repaired after crashes\n",
-	       (unsigned long long)q.repairs);
+	printf("recovery:     %llu slots repaired after crashes (%llu "
+	       "tombstones, %llu redelivered);\n              %llu message(s) "
+	       "waiting in the redelivery lane\n",
+	       (unsigned long long)q.repairs,
+	       (unsigned long long)q.tombstones,
+	       (unsigned long long)q.redelivered,
+	       (unsigned long long)q.lane_depth);
 	printf("created:      %s\n", fmt_time(q.create_time_ns, t, sizeof(t)));
 	return 0;
 }
