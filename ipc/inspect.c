@@ -296,52 +296,38 @@ static int seq_legal(uint64_t q, uint64_t seq, uint64_t cons, uint32_t cap)
 	return seq == q + cap;          /* consumed in this lap: freed */
 }
 
-static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
-		       const struct shmq_qinfo *qi, const char *name)
+/*
+ * Check one ring's positions and slots (the main ring or the lane).  On a
+ * segment in use the ring moves while we read it: take the positions, scan
+ * the slots, take the positions again; only a scan between two equal
+ * readings is judged.  Slot changes that do not move a position (publish,
+ * a claim whose CAS has not happened yet) go from one legal state to
+ * another, so they cannot make a legal ring look broken.
+ */
+static void ring_scan(struct shmq_check_ctx *c, int idx, const char *name,
+		      const char *which, const _Atomic uint64_t *prod_pos,
+		      const _Atomic uint64_t *cons_pos,
+		      const unsigned char *slots, uint32_t cap,
+		      uint32_t slot_size)
 {
-	const struct ring_hdr *h = (const struct ring_hdr *)block;
-	const unsigned char *slots = block + SHMQ_RING_HDR_SIZE;
 	struct bad_slot bad[BAD_SLOTS_SHOWN];
-	uint64_t magic = h->magic, prod = 0, cons = 0;
-	uint32_t cap = qi->capacity, nbad = 0, k;
-	int idx = (int)qi->idx, tries;
+	uint64_t prod = 0, cons = 0;
+	uint32_t nbad = 0, k;
+	int tries;
 
-	if (magic != RING_MAGIC) {
-		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
-				   name, "ring header: bad magic 0x%016llx",
-				   (unsigned long long)magic);
-		return;
-	}
-	if (h->capacity != qi->capacity || h->msg_size != qi->msg_size ||
-	    h->slot_size != qi->slot_size) {
-		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
-				   name, "ring header says capacity %u, "
-				   "msg_size %u, slot_size %u; the directory "
-				   "says %u, %u, %u", h->capacity, h->msg_size,
-				   h->slot_size, qi->capacity, qi->msg_size,
-				   qi->slot_size);
-		return;
-	}
-	/*
-	 * On a segment in use the ring moves while we read it: take the
-	 * positions, scan the slots, take the positions again; only a scan
-	 * between two equal readings is judged.  Slot changes that do not
-	 * move a position (publish, a producer's or consumer's claim that has
-	 * not yet moved the counter) go from one legal state to another.
-	 */
 	for (tries = 0; tries < 20; tries++) {
 		uint64_t p2, c2, q;
 
 		/* acquire: the slot loads below come after these. */
-		cons = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
-		prod = atomic_load_explicit(&h->prod_pos, memory_order_acquire);
+		cons = atomic_load_explicit(cons_pos, memory_order_acquire);
+		prod = atomic_load_explicit(prod_pos, memory_order_acquire);
 		nbad = 0;
 		if ((int64_t)(prod - cons) >= 0 && prod - cons <= cap) {
 			for (q = prod - cap; q != prod; q++) {
 				const struct slot *s = (const struct slot *)
 					(slots + (q & (cap - 1)) *
-					 (uint64_t)qi->slot_size);
-				/* relaxed: validated as a snapshot, below. */
+					 (uint64_t)slot_size);
+				/* relaxed: judged as a snapshot, below. */
 				uint64_t seq = atomic_load_explicit(&s->seq,
 							memory_order_relaxed);
 
@@ -357,43 +343,75 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 		}
 		/* acquire: orders the slot loads before these re-reads. */
 		atomic_thread_fence(memory_order_acquire);
-		c2 = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
-		p2 = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+		c2 = atomic_load_explicit(cons_pos, memory_order_relaxed);
+		p2 = atomic_load_explicit(prod_pos, memory_order_relaxed);
 		if (c2 == cons && p2 == prod)
 			break;
 	}
 	if (tries == 20) {
 		shmq__check_report(c, SHMQ_CHECK_NOTE, SHMQ_AREA_QUEUE, idx,
-				   name, "busy: positions kept moving, slots "
-				   "not checked");
+				   name, "%sbusy: positions kept moving, slots "
+				   "not checked", which);
 		return;
 	}
 	if ((int64_t)(prod - cons) < 0) {
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
-				   name, "cons_pos %llu is ahead of prod_pos "
-				   "%llu", (unsigned long long)cons,
+				   name, "%scons_pos %llu is ahead of prod_pos "
+				   "%llu", which, (unsigned long long)cons,
 				   (unsigned long long)prod);
 		return;
 	}
 	if (prod - cons > cap) {
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
-				   name, "prod_pos - cons_pos = %llu exceeds "
-				   "capacity %u", (unsigned long long)(prod - cons),
-				   cap);
+				   name, "%sprod_pos - cons_pos = %llu exceeds "
+				   "capacity %u", which,
+				   (unsigned long long)(prod - cons), cap);
 		return;
 	}
 	for (k = 0; k < nbad && k < BAD_SLOTS_SHOWN; k++)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE,
-				   (int)bad[k].idx, name, "slot %u (position "
+				   (int)bad[k].idx, name, "%sslot %u (position "
 				   "%lld): seq %llu is not a legal state for "
-				   "that position", bad[k].idx,
+				   "that position", which, bad[k].idx,
 				   /* signed: "-3" is lap -1, never used */
 				   (long long)bad[k].pos,
 				   (unsigned long long)bad[k].seq);
 	if (nbad > BAD_SLOTS_SHOWN)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
-				   name, "%u more slots in an illegal state",
-				   nbad - BAD_SLOTS_SHOWN);
+				   name, "%s%u more slots in an illegal state",
+				   which, nbad - BAD_SLOTS_SHOWN);
+}
+
+static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
+		       const struct shmq_qinfo *qi, const char *name)
+{
+	const struct ring_hdr *h = (const struct ring_hdr *)block;
+	const unsigned char *slots = block + SHMQ_RING_HDR_SIZE;
+	int idx = (int)qi->idx;
+
+	if (h->magic != RING_MAGIC) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "ring header: bad magic 0x%016llx",
+				   (unsigned long long)h->magic);
+		return;
+	}
+	if (h->capacity != qi->capacity || h->msg_size != qi->msg_size ||
+	    h->slot_size != qi->slot_size) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "ring header says capacity %u, "
+				   "msg_size %u, slot_size %u; the directory "
+				   "says %u, %u, %u", h->capacity, h->msg_size,
+				   h->slot_size, qi->capacity, qi->msg_size,
+				   qi->slot_size);
+		return;
+	}
+	ring_scan(c, idx, name, "", &h->prod_pos, &h->cons_pos, slots,
+		  qi->capacity, qi->slot_size);
+	/* The redelivery lane follows the main slots (ring.h). */
+	ring_scan(c, idx, name, "redelivery lane: ", &h->lane_prod_pos,
+		  &h->lane_cons_pos,
+		  slots + (uint64_t)qi->capacity * qi->slot_size,
+		  SHMQ_LANE_CAP, qi->slot_size);
 }
 
 int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg)

@@ -692,16 +692,22 @@ static void test_check(void **state)
 	/* "b": more claimed than capacity. */
 	v = 100;
 	poke(s, e1.off + offsetof(struct ring_hdr, prod_pos), &v, 8);
+	/* "a"'s redelivery lane, after its 8 slots: slot 2, lap 0. */
+	v = 777;
+	poke(s, e0.off + SHMQ_RING_HDR_SIZE + (8ull + 2) * e0.slot_size, &v,
+	     8);
 	run(&r, "-s", s, "check", NULL);
-	EXPECT(&r, 1, "2 error(s) found");
+	EXPECT(&r, 1, "3 error(s) found");
 	HAS(&r, "error: queue (queue a): slot 5 (position -3): seq 12345");
+	HAS(&r, "error: queue (queue a): redelivery lane: slot 2 (position "
+	    "-6): seq 777");
 	HAS(&r, "error: queue (queue b): prod_pos - cons_pos = 100 exceeds "
 	    "capacity 8");
 	run(&r, "-s", s, "--json", "check", NULL);
 	EXPECT(&r, 1, NULL);
-	JSON(r.out, "d['errors'] == 2 and d['consistent'] is False and "
+	JSON(r.out, "d['errors'] == 3 and d['consistent'] is False and "
 	     "sorted(p['queue'] for p in d['problems'] if "
-	     "p['severity'] == 'error') == ['a', 'b']");
+	     "p['severity'] == 'error') == ['a', 'a', 'b']");
 	/* Such rings still open: the tool says what is wrong, not open. */
 	run(&r, "-s", s, "info", NULL);
 	EXPECT(&r, 0, NULL);
