@@ -126,7 +126,7 @@ struct shmq_seg_attr {
 };
 
 /* shmq_seg_attr.flags: @gid is set. */
-#define SHMQ_SEG_GROUP 0x1u
+#define SHMQ_SEG_GROUP 0x2u
 
 /*
  * Queue attributes.

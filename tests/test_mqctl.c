@@ -636,6 +636,16 @@ static void test_permission_denied(void **state)
 		  "--force", NULL);
 	EXPECT(&r, 1, "permission denied");
 	assert_int_equal(access(path, F_OK), 0);
+	if (as_root) {
+		/* nobody may not give a file to group 0; nothing is left. */
+		const char *other = t_segname();
+
+		run_flags(&r, AS_NOBODY, "-s", other, "init", "--size", "1M",
+			  "--group", "0", NULL);
+		EXPECT(&r, 1, "operation not permitted");
+		assert_int_equal(access(t_shm_path(path, sizeof(path), other),
+					F_OK), -1);
+	}
 }
 
 /* ---- corruption and check ------------------------------------------------------------ */

@@ -3,12 +3,12 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -e
 need=""
-for p in build-essential pkg-config liburcu-dev libcmocka-dev; do
+for p in build-essential pkg-config liburcu-dev libcmocka-dev python3; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		need="$need $p"
 done
 if [ -z "$need" ]; then
-	echo "deps: all present (build-essential pkg-config liburcu-dev libcmocka-dev)"
+	echo "deps: all present (build-essential pkg-config liburcu-dev libcmocka-dev python3)"
 	exit 0
 fi
 cmd="apt-get install -y --no-install-recommends$need"
