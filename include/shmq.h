@@ -541,7 +541,8 @@ struct shmq_queue_info {
 	uint32_t handles;         /* open handles, over every live attachment */
 	uint32_t send_waiters;    /* threads announced waiting for room */
 	uint32_t recv_waiters;    /* threads announced waiting for a message */
-	uint64_t depth;           /* sent - received, within [0, capacity] */
+	uint64_t depth;           /* messages waiting: sent - received, within
+	                           * [0, capacity], + lane_depth */
 	uint64_t sent;            /* positions producers claimed (prod_pos) */
 	uint64_t received;        /* positions consumers claimed (cons_pos) */
 	uint64_t full_waits;      /* blocking sends that found it full */

@@ -78,6 +78,8 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->lane_depth = (int64_t)(sent - recvd) < 0 ? 0 :
 			 sent - recvd > SHMQ_LANE_CAP ? SHMQ_LANE_CAP :
 			 sent - recvd;
+	/* What consumers will get: the lane is drained first. */
+	qi->depth += qi->lane_depth;
 }
 
 int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
@@ -239,7 +241,7 @@ out:
 int shmq_purge(shmq *q)
 {
 	struct shmq_msg m;
-	uint64_t first, last, budget;
+	uint64_t first, last, last_lane, budget;
 	int dropped = 0, rc;
 
 	if (!q)
@@ -253,6 +255,14 @@ int shmq_purge(shmq *q)
 	budget = (int64_t)(last - first) > 0 ? last - first : 0;
 	if (budget > q->capacity)
 		budget = q->capacity;
+	/* Redelivered messages are present too, and are taken first. */
+	first = atomic_load_explicit(&q->hdr->lane_cons_pos,
+				     memory_order_relaxed);
+	last_lane = atomic_load_explicit(&q->hdr->lane_prod_pos,
+					 memory_order_relaxed);
+	if ((int64_t)(last_lane - first) > 0 &&
+	    last_lane - first <= SHMQ_LANE_CAP)
+		budget += last_lane - first;
 	while (budget--) {
 		/*
 		 * relaxed: once other consumers have passed @last, what is
@@ -261,7 +271,11 @@ int shmq_purge(shmq *q)
 		uint64_t cons = atomic_load_explicit(&q->hdr->cons_pos,
 						     memory_order_relaxed);
 
-		if ((int64_t)(cons - last) >= 0)
+		uint64_t lane = atomic_load_explicit(&q->hdr->lane_cons_pos,
+						     memory_order_relaxed);
+
+		if ((int64_t)(cons - last) >= 0 &&
+		    (int64_t)(lane - last_lane) >= 0)
 			break;
 		/* The public receive path: records, tombstones, wake-ups. */
 		rc = shmq_acquire(q, &m, 0);

@@ -1098,7 +1098,8 @@ static void test_recover_after_sigkill(void **state)
 	JSON(r.out, "len(d['procs']) == 0");
 	run(&r, "-s", s, "--json", "stat", "rq", NULL);
 	JSON(r.out, "d['queue']['redelivered'] == 1 and "
-	     "d['queue']['repairs'] == 1 and d['queue']['lane_depth'] == 1");
+	     "d['queue']['repairs'] == 1 and d['queue']['lane_depth'] == 1 "
+	     "and d['queue']['depth'] == 2");
 	run(&r, "-s", s, "stat", "rq", "--prometheus", NULL);
 	PROM(r.out);
 	assert_int_equal(prom_value(r.out, "shmq_queue_redelivered_total",

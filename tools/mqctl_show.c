@@ -343,8 +343,12 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	}
 	printf("queue:        %s (%s, directory entry %u)\n", q.name,
 	       state_name(q.state), q.index);
-	printf("depth:        %llu of %u messages\n",
-	       (unsigned long long)q.depth, q.capacity);
+	printf("depth:        %llu of %u messages", (unsigned long long)q.depth,
+	       q.capacity);
+	if (q.lane_depth)
+		printf(" (%llu of them redelivered, in the lane)",
+		       (unsigned long long)q.lane_depth);
+	printf("\n");
 	printf("msg_size:     %u bytes (slots of %u bytes, %s in all)\n",
 	       q.msg_size, q.slot_size, fmt_bytes(q.bytes, b, sizeof(b)));
 	printf("sent:         %llu\n", (unsigned long long)q.sent);
