@@ -228,7 +228,10 @@ static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
 	 */
 	if (atomic_compare_exchange_strong_explicit(&seg->rec_owner, &none,
 			self, memory_order_relaxed, memory_order_relaxed)) {
-		seg->rec_cidx = i;
+		/* relaxed: read back only by this thread (or one reusing its
+		 * pthread_t, after glibc's thread teardown and creation, which
+		 * synchronise). */
+		atomic_store_explicit(&seg->rec_cidx, i, memory_order_relaxed);
 		op->idx = -1;
 	}
 	return 0;
@@ -242,7 +245,9 @@ static inline int op_begin(shmq *q, struct op *op)
 	/* relaxed: only this thread stores its own id here (op_begin_slow). */
 	if (__builtin_expect(atomic_load_explicit(&seg->rec_owner,
 			memory_order_relaxed) == self, 1)) {
-		op->rec = &seg->recs[seg->rec_cidx];
+		/* relaxed: stored by this thread in op_begin_slow(). */
+		op->rec = &seg->recs[atomic_load_explicit(&seg->rec_cidx,
+						memory_order_relaxed)];
 		op->idx = -1;
 		return 0;
 	}
@@ -317,7 +322,7 @@ static void poll_stall(shmq *q, stuck_fn stuck)
 static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
 		      struct proc_rec *rec)
 {
-	struct deadline dl = { timeout_ns, 0 };
+	struct deadline dl = { timeout_ns, 0, 0 };
 	bool counted = false;
 	unsigned k;
 	int rc = 0;
@@ -371,7 +376,7 @@ static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
 		      size_t buflen, uint64_t *pos, struct ring **rp,
 		      int64_t timeout_ns, struct proc_rec *rec)
 {
-	struct deadline dl = { timeout_ns, 0 };
+	struct deadline dl = { timeout_ns, 0, 0 };
 	bool counted = false;
 	unsigned k;
 	int why, rc = 0;

@@ -95,10 +95,19 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
 	}
 	if (now - since < (uint64_t)stall)
 		return (uint64_t)stall - (now - since);
+	/*
+	 * Repair, then keep the sleeps bounded while still stuck: the repair
+	 * may have found the mutex busy, the lane full, or a live record (a
+	 * slow owner, or a transient one) naming the slot.
+	 */
 	shmq__recover_queue(q);
-	atomic_store_explicit(&q->stall_since, 0, memory_order_relaxed);
-	return 0;
+	atomic_store_explicit(&q->stall_since, now, memory_order_relaxed);
+	return (uint64_t)stall;
 }
+
+/* After this many "ready" that a claim then contradicts, stop believing. */
+#define FALSE_READY_MAX 10000
+#define HOT_SLEEP_NS    1000000ull      /* and sleep 1 ms at a time */
 
 /* Poll ready() this many times between clock reads while spinning. */
 #define SPIN_CHECK_EVERY 32
@@ -168,14 +177,26 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 {
 	struct timespec ts, *tsp = NULL;
 	uint64_t cap_ns, wake_ns = 0;
+	bool hot = false;
 	uint32_t v;
 	int rc;
 
-	if (spin(q, ready, dl))
-		return 0;
 	if (deadline_passed(dl))
 		return -ETIMEDOUT;
+	/*
+	 * ready() said yes, yet the claim failed, many times in a row: shared
+	 * words that no honest peer writes (or a state ready() misjudges).
+	 * Stop trusting it and sleep in bounded steps instead of spinning.
+	 */
+	if (dl->false_ready > FALSE_READY_MAX) {
+		hot = true;
+	} else if (spin(q, ready, dl)) {
+		dl->false_ready++;
+		return 0;
+	}
 	cap_ns = shmq__stall_check(q, stuck);
+	if (hot && (!cap_ns || cap_ns > HOT_SLEEP_NS))
+		cap_ns = HOT_SLEEP_NS;
 	if (cap_ns)
 		wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
 	if (deadline_abs(dl) && (!wake_ns || dl->abs_ns < wake_ns))
@@ -187,7 +208,7 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	atomic_thread_fence(memory_order_seq_cst);
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
-	if (ready(q)) {
+	if (!hot && ready(q)) {
 		rc = 0;
 		goto out;
 	}

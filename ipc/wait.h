@@ -16,6 +16,7 @@
 struct deadline {
 	int64_t timeout_ns;     /* SHMQ_FOREVER or > 0 */
 	uint64_t abs_ns;        /* CLOCK_MONOTONIC; 0 until computed */
+	unsigned false_ready;   /* spins that ended "ready", for this call */
 };
 
 typedef bool (*ready_fn)(const struct shmq *q);

@@ -44,7 +44,7 @@ struct shmq_seg {
 	 * that thread, 0 before; only that thread reads rec_cidx.
 	 */
 	_Atomic unsigned long rec_owner;
-	int rec_cidx;
+	_Atomic int rec_cidx;
 	char path[SHMQ_PATH_MAX];
 };
 

@@ -18,7 +18,8 @@
 
 #define QNAME	"crash"
 
-enum { DO_RESERVE, DO_RESERVE_STOP, DO_ACQUIRE, DO_BATCH_RESERVE, DO_OPEN };
+enum { DO_RESERVE, DO_RESERVE_STOP, DO_ACQUIRE, DO_ACQUIRE7, DO_BATCH_RESERVE,
+       DO_OPEN };
 
 static shmq *make_queue(struct t_fix *fix, uint32_t cap)
 {
@@ -48,7 +49,7 @@ static pid_t child_holding(struct t_fix *fix, int what)
 		struct shmq_msg m, m2;
 		shmq_seg *seg;
 		shmq *q;
-		int rc;
+		int rc = 0;
 
 		close(fds[0]);
 		if (shmq_seg_open(fix->name, &seg) || shmq_open(seg, QNAME, &q))
@@ -60,6 +61,10 @@ static pid_t child_holding(struct t_fix *fix, int what)
 			break;
 		case DO_ACQUIRE:
 			rc = shmq_acquire(q, &m, 0);
+			break;
+		case DO_ACQUIRE7:
+			for (int i = 0; i < 7 && !rc; i++)
+				rc = shmq_acquire(q, &m, 0);
 			break;
 		case DO_BATCH_RESERVE:
 			rc = shmq_reserve(q, 4, &m, 0);
@@ -380,6 +385,75 @@ static void test_many_queues_one_thread(void **state)
 	}
 }
 
+/*
+ * A dead consumer holds lane position 0 when the lane's next position needs
+ * that very slot: the message is re-stamped in place, not lost.
+ */
+static void test_lane_holder_dies_when_lane_wraps(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = make_queue(fix, 16);
+	char name[8];
+	pid_t a, b, c;
+	int i;
+
+	t_assert_err(shmq_send(q, "m0", 2, 0), 0);
+	a = child_holding(fix, DO_ACQUIRE);
+	kill_child(a);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);    /* m0 -> lane 0 */
+	b = child_holding(fix, DO_ACQUIRE);             /* holds lane 0 */
+	for (i = 1; i <= 7; i++) {
+		snprintf(name, sizeof(name), "m%d", i);
+		t_assert_err(shmq_send(q, name, 2, 0), 0);
+	}
+	c = child_holding(fix, DO_ACQUIRE7);            /* holds m1..m7 */
+	kill_child(c);
+	t_assert_err(shmq_seg_recover(fix->seg), 7);    /* -> lane 1..7 */
+	kill_child(b);
+	for (i = 1; i <= 7; i++) {
+		snprintf(name, sizeof(name), "m%d", i);
+		expect_msg(q, name, 0);
+	}
+	expect_empty(q);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);    /* re-stamped */
+	expect_msg(q, "m0", 0);
+	expect_empty(q);
+	/* The lane keeps working afterwards. */
+	t_assert_err(shmq_send(q, "m8", 2, 0), 0);
+	a = child_holding(fix, DO_ACQUIRE);
+	kill_child(a);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);
+	expect_msg(q, "m8", 0);
+	shmq_close(q);
+}
+
+/* A tombstone at the head of a full ring is a full slot, not "ready". */
+static void test_full_ring_with_tombstone_times_out(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = make_queue(fix, 4);
+	pid_t pid = child_holding(fix, DO_RESERVE);
+	uint64_t t0;
+
+	for (int i = 0; i < 3; i++)
+		t_assert_err(shmq_send(q, "f", 1, 0), 0);
+	kill_child(pid);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);
+	t0 = t_now_ns();
+	t_assert_err(shmq_send(q, "g", 1, 50 * T_MS), -ETIMEDOUT);
+	/* Not a busy loop for ever: it returned (the watchdog would fire). */
+	assert_true(t_now_ns() - t0 < 20000 * (uint64_t)T_MS);
+	expect_msg(q, "f", 0);          /* skips the tombstone */
+	t_assert_err(shmq_send(q, "g", 1, 0), 0);
+	t_assert_err(shmq_send(q, "h", 1, 0), 0);
+	expect_msg(q, "f", 0);
+	expect_msg(q, "f", 0);
+	expect_msg(q, "g", 0);
+	expect_msg(q, "h", 0);
+	expect_empty(q);
+	shmq_close(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -396,6 +470,8 @@ int main(void)
 		T(test_dead_users_handles_reclaimed),
 		T(test_zero_copy_holds_bounded),
 		T(test_many_queues_one_thread),
+		T(test_lane_holder_dies_when_lane_wraps),
+		T(test_full_ring_with_tombstone_times_out),
 #undef T
 	};
 
