@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define SHMQ_VERSION_MAJOR 0
-#define SHMQ_VERSION_MINOR 1
+#define SHMQ_VERSION_MINOR 2
 #define SHMQ_VERSION_PATCH 0
 
 /* Block until the operation can complete. */
