@@ -555,6 +555,9 @@ struct shmq_queue_info {
 	uint64_t tombstones;      /* dead producers' claims turned tombstones */
 	uint64_t redelivered;     /* dead consumers' messages moved to the lane */
 	uint64_t lane_depth;      /* messages waiting in the redelivery lane */
+	uint32_t producers;       /* attached processes that have sent to it
+	                           * through a handle still open */
+	uint32_t consumers;       /* ... that have received from it */
 };
 
 /**

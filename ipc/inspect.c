@@ -40,6 +40,8 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->bytes = g->size;
 	qi->create_time_ns = e->create_time_ns;
 	qi->handles = shmq__dir_opens(seg, g->idx);
+	qi->producers = shmq__dir_roles(seg, g->idx, PROC_ROLE_PROD);
+	qi->consumers = shmq__dir_roles(seg, g->idx, PROC_ROLE_CONS);
 	/*
 	 * relaxed: statistics.  cons_pos is read before prod_pos so that the
 	 * difference is never negative for an honest ring (prod_pos only

@@ -261,6 +261,28 @@ static inline void op_end(shmq *q, struct op *op)
 		shmq__rec_put(q->seg, op->idx);
 }
 
+/*
+ * Show in our process-table entry that this attachment sends to (or
+ * receives from) the queue: once per handle and role, for mqctl's
+ * producer and consumer counts.
+ */
+static void __attribute__((noinline)) mark_role(shmq *q, unsigned bit)
+{
+	/* relaxed, both: display only; no data depends on these bits. */
+	atomic_fetch_or_explicit(&q->roles, (uint8_t)bit, memory_order_relaxed);
+	atomic_fetch_or_explicit(&shmq__proc_roles(q->seg,
+			(uint32_t)q->seg->proc_idx)[q->idx], (uint8_t)bit,
+			memory_order_relaxed);
+}
+
+static inline void role(shmq *q, unsigned bit)
+{
+	/* relaxed: a hint, set once; a race marks the role twice, harmlessly. */
+	if (__builtin_expect(!(atomic_load_explicit(&q->roles,
+			memory_order_relaxed) & bit), 0))
+		mark_role(q, bit);
+}
+
 /* ---- stuck positions (crash recovery's trigger) ---------------------------- */
 
 /*
@@ -432,6 +454,7 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 		return -EINVAL;
 	if (len > q->msg_size)
 		return -EMSGSIZE;
+	role(q, PROC_ROLE_PROD);
 	rc = op_begin(q, &op);
 	if (rc)
 		return rc;
@@ -458,6 +481,7 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 
 	if (!q || (!buf && buflen) || timeout_check(timeout_ns))
 		return -EINVAL;
+	role(q, PROC_ROLE_CONS);
 	rc = op_begin(q, &op);
 	if (rc)
 		return rc;
@@ -492,6 +516,7 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		return -EMSGSIZE;
 	if (fit > q->capacity)
 		fit = q->capacity;
+	role(q, PROC_ROLE_PROD);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -534,6 +559,7 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 			return -EINVAL;
 	if (n > q->capacity)
 		n = q->capacity;
+	role(q, PROC_ROLE_CONS);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -641,6 +667,7 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
+	role(q, PROC_ROLE_PROD);
 	/* The record stays ours until commit: a bitmap one, not the cache. */
 	i = shmq__rec_get(q->seg);
 	if (i < 0)
@@ -697,6 +724,7 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
+	role(q, PROC_ROLE_CONS);
 	i = shmq__rec_get(q->seg);
 	if (i < 0)
 		return i;

@@ -124,6 +124,9 @@ void shmq__alloc_usage(const shmq_seg *seg, uint64_t *used, uint64_t *largest_fr
 
 /* proc.c */
 uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx);
+_Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx);
+/* Count live attachments whose roles[idx] has @bit (under the mutex). */
+uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit);
 struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx);
 int shmq__proc_attach(shmq_seg *seg);
 void shmq__proc_detach(shmq_seg *seg);

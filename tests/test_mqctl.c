@@ -817,6 +817,41 @@ static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 	return pid;
 }
 
+/* Producers and consumers are processes that sent / received via an open handle. */
+static void test_producers_consumers(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	shmq *tx, *rx;
+	struct run r;
+	char buf[8];
+
+	make_queue(fix->seg, "pc", 8, 32);
+	t_assert_err(shmq_open(fix->seg, "pc", &tx), 0);
+	t_assert_err(shmq_open(fix->seg, "pc", &rx), 0);
+	run(&r, "-s", s, "--json", "stat", "pc", NULL);
+	JSON(r.out, "d['queue']['handles'] == 2 and "
+	     "d['queue']['producers'] == 0 and d['queue']['consumers'] == 0");
+	t_assert_err(shmq_send(tx, "x", 1, 0), 0);
+	run(&r, "-s", s, "--json", "list", NULL);
+	JSON(r.out, "d['queues'][0]['producers'] == 1 and "
+	     "d['queues'][0]['consumers'] == 0");
+	t_assert_err(shmq_recv(rx, buf, sizeof(buf), 0), 1);
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "PROD/CON");
+	HAS(&r, " 1/1 ");
+	run(&r, "-s", s, "stat", "pc", NULL);
+	HAS(&r, "1 process(es) sending, 1 receiving");
+	run(&r, "-s", s, "stat", "pc", "--prometheus", NULL);
+	HAS(&r, "shmq_queue_producers{");
+	shmq_close(tx);
+	shmq_close(rx);
+	run(&r, "-s", s, "--json", "stat", "pc", NULL);
+	JSON(r.out, "d['queue']['handles'] == 0 and "
+	     "d['queue']['producers'] == 0 and d['queue']['consumers'] == 0");
+}
+
 static void test_procs_destroy(void **state)
 {
 	struct t_fix *fix = *state;
@@ -1126,6 +1161,7 @@ int main(void)
 		TN(test_missing_segment),
 		T(test_permission_denied),
 		T(test_check),
+		T(test_producers_consumers),
 		T(test_procs_destroy),
 		T(test_watch),
 		T(test_watch_rates),

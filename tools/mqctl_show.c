@@ -134,14 +134,15 @@ static void json_queue(const struct shmq_queue_info *q)
 	printf(",\"state\":\"%s\",\"index\":%u,\"capacity\":%u,"
 	       "\"msg_size\":%u,\"slot_size\":%u,\"depth\":%llu,"
 	       "\"sent\":%llu,\"received\":%llu,\"handles\":%u,"
-	       "\"send_waiters\":%u,\"recv_waiters\":%u,\"full_waits\":%llu,"
+	       "\"producers\":%u,\"consumers\":%u,\"send_waiters\":%u,\"recv_waiters\":%u,\"full_waits\":%llu,"
 	       "\"empty_waits\":%llu,\"sleeps\":%llu,\"wakes\":%llu,"
 	       "\"repairs\":%llu,\"tombstones\":%llu,\"redelivered\":%llu,"
 	       "\"lane_depth\":%llu,\"bytes\":%llu,\"created_ns\":%llu,"
 	       "\"created\":", state_name(q->state), q->index, q->capacity,
 	       q->msg_size, q->slot_size, (unsigned long long)q->depth,
 	       (unsigned long long)q->sent, (unsigned long long)q->received,
-	       q->handles, q->send_waiters, q->recv_waiters,
+	       q->handles, q->producers, q->consumers, q->send_waiters,
+	       q->recv_waiters,
 	       (unsigned long long)q->full_waits,
 	       (unsigned long long)q->empty_waits,
 	       (unsigned long long)q->sleeps, (unsigned long long)q->wakes,
@@ -189,6 +190,12 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 		  received, 0),
 		M("shmq_queue_handles", "gauge",
 		  "Open handles over all attached processes.", handles, 1),
+		M("shmq_queue_producers", "gauge",
+		  "Attached processes that have sent to the queue.",
+		  producers, 1),
+		M("shmq_queue_consumers", "gauge",
+		  "Attached processes that have received from the queue.",
+		  consumers, 1),
 		M("shmq_queue_send_waiters", "gauge",
 		  "Threads waiting for room.", send_waiters, 1),
 		M("shmq_queue_recv_waiters", "gauge",
@@ -291,21 +298,23 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("%-20s %15s %8s %12s %12s %7s %9s %s\n", "QUEUE",
-		       "DEPTH/CAP", "MSG_SIZE", "SENT", "RECEIVED", "HANDLES",
+		printf("%-20s %15s %8s %12s %12s %8s %9s %s\n", "QUEUE",
+		       "DEPTH/CAP", "MSG_SIZE", "SENT", "RECEIVED", "PROD/CON",
 		       "WAIT_S/R", "STATE");
 		for (i = 0; i < n; i++) {
-			char dc[48], w[32];
+			char dc[48], w[32], pc[32];
 
 			snprintf(dc, sizeof(dc), "%llu/%u",
 				 (unsigned long long)q[i].depth,
 				 q[i].capacity);
 			snprintf(w, sizeof(w), "%u/%u", q[i].send_waiters,
 				 q[i].recv_waiters);
-			printf("%-20s %15s %8u %12llu %12llu %7u %9s %s\n",
+			snprintf(pc, sizeof(pc), "%u/%u", q[i].producers,
+				 q[i].consumers);
+			printf("%-20s %15s %8u %12llu %12llu %8s %9s %s\n",
 			       q[i].name, dc, q[i].msg_size,
 			       (unsigned long long)q[i].sent,
-			       (unsigned long long)q[i].received, q[i].handles,
+			       (unsigned long long)q[i].received, pc,
 			       w, state_name(q[i].state));
 		}
 	}
@@ -353,8 +362,8 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	       q.msg_size, q.slot_size, fmt_bytes(q.bytes, b, sizeof(b)));
 	printf("sent:         %llu\n", (unsigned long long)q.sent);
 	printf("received:     %llu\n", (unsigned long long)q.received);
-	printf("handles:      %u open (producers and consumers are not told "
-	       "apart)\n", q.handles);
+	printf("handles:      %u open; %u process(es) sending, %u receiving\n",
+	       q.handles, q.producers, q.consumers);
 	printf("waiting:      %u sender(s) for room, %u receiver(s) for "
 	       "messages\n", q.send_waiters, q.recv_waiters);
 	printf("found full:   %llu blocking sends\n",
