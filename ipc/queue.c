@@ -456,6 +456,25 @@ static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
  */
 #define PREFETCH_AHEAD 8
 
+/*
+ * Write a message into its slot, the slot's first line last.  That line
+ * holds seq, which a waiting consumer reads over and over: written in one
+ * run with len and seq (ring_publish), it changes hands once per message;
+ * written first and again at the end, the consumer's reads in between can
+ * take it away, and the producer must fetch it a second time.
+ */
+#define LINE0_DATA (64 - SHMQ_SLOT_HDR_SIZE)
+
+static inline void copy_in(struct slot *s, const void *msg, size_t len)
+{
+	size_t head = len < LINE0_DATA ? len : LINE0_DATA;
+
+	if (len > head)
+		memcpy(s->data + head, (const char *)msg + head, len - head);
+	if (head)       /* msg may be NULL when len is 0 */
+		memcpy(s->data, msg, head);
+}
+
 static inline void prefetch_ahead(const shmq *q, uint64_t pos)
 {
 	if (q->capacity >= 4 * PREFETCH_AHEAD)
@@ -479,8 +498,7 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	rc = claim_prod(q, 1, &pos, timeout_ns, op.rec);
 	if (rc > 0) {
 		prefetch_ahead(q, pos);
-		if (len)        /* msg may be NULL when len is 0 */
-			memcpy(ring_slot(&q->main, pos)->data, msg, len);
+		copy_in(ring_slot(&q->main, pos), msg, len);
 		ring_publish(&q->main, pos, (uint32_t)len);
 		rc = 0;
 	}
@@ -547,9 +565,8 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	for (i = 0; i < (unsigned)k; i++)
 		ring_prefetch_write(&q->main, pos + i);
 	for (i = 0; i < (unsigned)k; i++)
-		if (msgs[i].iov_len)
-			memcpy(ring_slot(&q->main, pos + i)->data,
-			       msgs[i].iov_base, msgs[i].iov_len);
+		copy_in(ring_slot(&q->main, pos + i), msgs[i].iov_base,
+			msgs[i].iov_len);
 	/*
 	 * Publish the first slot last: consumers take positions in order, so
 	 * none can start on the batch before all of it is visible, and the
