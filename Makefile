@@ -86,9 +86,19 @@ $(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
 	ln -sf libshmq.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf libshmq.so.$(VERSION) $(B)/libshmq.so
 
-$(B)/bench/%: bench/%.c $(B)/libshmq.a
+# The comparison's optional mechanisms, built in when their Debian packages
+# are installed (make bench-deps): ZeroMQ and iceoryx's C binding.
+ZMQ_OK  := $(shell $(PKG_CONFIG) --exists libzmq 2>/dev/null && echo 1)
+IOX_INC := $(firstword $(wildcard /usr/include/iceoryx/*/iceoryx_binding_c/api.h))
+BENCH_CFLAGS := $(if $(ZMQ_OK),-DBENCH_HAVE_ZMQ=1) \
+	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC)))
+BENCH_LIBS := $(if $(ZMQ_OK),$(shell $(PKG_CONFIG) --libs libzmq)) \
+	$(if $(IOX_INC),-liceoryx_binding_c)
+
+$(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS) -lm
+	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
 
 $(B)/mqctl: tools/mqctl.c $(B)/libshmq.a
 	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS)
