@@ -3,7 +3,8 @@
 #   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
 #   make check      the test suite: plain, under ASan+UBSan, and the thread
 #                   tests under TSan, each in its own build directory
-#   make bench      the benchmarks (bench/README in README.md)
+#   make bench      the benchmarks and the comparison (README: Performance)
+#   make bench-quick  the same in under a minute; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
 #   make deps       install missing Debian packages (as root)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -115,8 +116,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
 	$(if $(TOOL_SRCS),$(B)/mqctl)
 
-.PHONY: all check check-plain check-asan check-tsan bench bench-quick demo \
-	deps install uninstall clean
+.PHONY: all check check-plain check-asan check-tsan check-bench bench \
+	bench-quick bench-deps demo deps install uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
@@ -124,7 +125,7 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 all: $(ALL)
 
 # Each test binary runs on its own; a failure stops the run with its name.
-check: check-plain check-asan check-tsan
+check: check-plain check-asan check-tsan check-bench
 	@echo "make check: all suites passed (plain, asan+ubsan, tsan)"
 
 check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
@@ -139,11 +140,21 @@ check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
 	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
 		TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/tests/$$t; done
 
+# The benchmark and the comparison: tables on stdout, CSV + PNG under
+# build/bench-results/MODE/ (bench/run.sh --help).
 bench: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+	sh bench/run.sh --bin $(B)/bench
 
 bench-quick: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b --quick; done
+	sh bench/run.sh --quick --bin $(B)/bench
+
+# make check: every case on a tiny workload; proves they run and clean up.
+check-bench: $(BENCHES:%=$(B)/bench/%)
+	sh bench/run.sh --smoke --bin $(B)/bench
+
+# ZeroMQ, iceoryx (+ iox-roudi) and gnuplot for the comparison (as root).
+bench-deps:
+	@sh tools/bench-deps.sh
 
 demo: $(B)/bench/bench_demo
 	$(B)/bench/bench_demo

@@ -1562,7 +1562,7 @@ int main(int argc, char **argv)
 	}
 
 	printf("bench_pingpong: round trip of one message between two "
-	       "processes\n");
+	       "processes (scratch names: bench.%d)\n", (int)getpid());
 	if (ncpu < 2)
 		printf("only one CPU available: running unpinned; the "
 		       "busy-polling cases are skipped\n");
