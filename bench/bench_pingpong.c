@@ -614,8 +614,9 @@ static int pp_zmq_setup(struct pp_env *env,
 static int pp_zmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 {
 	struct pp_zmq *s = p;
+	zmq_pollitem_t pi;
 	char ep[112];
-	int rc;
+	int rc, ivl = 1;
 
 	s->buf = pp_buf_alloc(s->size);
 	s->ctx = zmq_ctx_new();
@@ -625,9 +626,19 @@ static int pp_zmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 	if (!s->sock)
 		return -zmq_errno();
 	snprintf(ep, sizeof(ep), "ipc://%s", s->path);
+	/* Retry the connect every ms, not 100 ms, while the peer binds. */
+	zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
 	/* pong binds, ping connects (ZeroMQ retries until the bind). */
 	rc = side == PP_PONG ? zmq_bind(s->sock, ep) : zmq_connect(s->sock, ep);
-	return rc < 0 ? -zmq_errno() : 0;
+	if (rc < 0)
+		return -zmq_errno();
+	if (side == PP_PONG)
+		return 0;
+	/* A PAIR socket is writable once its peer is connected: wait for
+	 * that here, so the connection is not part of what is timed. */
+	pi = (zmq_pollitem_t){ .socket = s->sock, .events = ZMQ_POLLOUT };
+	rc = zmq_poll(&pi, 1, 10000);
+	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
 }
 
 static int pp_zmq_send(struct pp_zmq *s)

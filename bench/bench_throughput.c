@@ -751,8 +751,9 @@ static int tp_zmq_setup(struct tp_env *env,
 static int tp_zmq_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 {
 	struct tp_zmq *s = p;
+	zmq_pollitem_t pi;
 	char ep[112];
-	int rc;
+	int rc, ivl = 1;
 
 	s->buf = tp_buf_alloc(s->size, 1);
 	s->ctx = zmq_ctx_new();
@@ -762,9 +763,19 @@ static int tp_zmq_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 	if (!s->sock)
 		return -zmq_errno();
 	snprintf(ep, sizeof(ep), "ipc://%s", s->path);
+	/* Retry the connect every ms, not 100 ms, while the peer binds. */
+	zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
 	rc = side == TP_CONSUMER ? zmq_bind(s->sock, ep) :
 				   zmq_connect(s->sock, ep);
-	return rc < 0 ? -zmq_errno() : 0;
+	if (rc < 0)
+		return -zmq_errno();
+	if (side == TP_CONSUMER)
+		return 0;
+	/* A PAIR socket is writable once its peer is connected: wait for
+	 * that here, so the connection is not part of what is timed. */
+	pi = (zmq_pollitem_t){ .socket = s->sock, .events = ZMQ_POLLOUT };
+	rc = zmq_poll(&pi, 1, 10000);
+	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
 }
 
 static int tp_zmq_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
