@@ -722,10 +722,15 @@ static void tp_mq_teardown(struct tp_env *env BENCH_UNUSED, void *p)
 
 /* ---- ZeroMQ ----------------------------------------------------------------- */
 
-static const char *tp_not_built_zmq(const struct tp_env *env BENCH_UNUSED)
+static const char *tp_not_built_zmq(const struct tp_env *env)
 {
-	return BENCH_HAVE_ZMQ ? NULL :
-	       "not installed: libzmq3-dev (make bench-deps)";
+	if (!BENCH_HAVE_ZMQ)
+		return "not installed: libzmq3-dev (make bench-deps)";
+	/* KNOWN ISSUE: at 8 B the consumer never sees the end marker (the
+	 * run hangs until the watchdog); not yet understood. */
+	if (env->size < 16)
+		return "skipped: hangs at 8 B (known issue, see README)";
+	return NULL;
 }
 
 #if BENCH_HAVE_ZMQ
@@ -1391,7 +1396,9 @@ static void tp_report(struct tp_run *r, unsigned np, unsigned nc,
 		printf(" pc=%ux%u bytes_per_s=%.0f\n", np, nc,
 		       k->med * (double)r->env.size);
 	}
-	if (!goals)
+	/* Only where the run includes what the goals compare. */
+	if (!goals || !bench_selected(r->o, "posix-mq") ||
+	    !bench_selected(r->o, "pipe"))
 		return;
 	/* The issue's throughput goals. */
 	{
@@ -1634,8 +1641,8 @@ int main(int argc, char **argv)
 	       "case; shmq spin: %s\n", r.ncpu,
 	       r.ncpu < 2 ? " (unpinned)" : "", r.rounds,
 	       o.spin_ns < 0 ? "library default" : "--spin");
-	printf("rings of %u slots (shmq, spsc, eventfd); posix-mq of %d\n",
-	       r.env.capacity, TP_MQ_MAXMSG);
+	printf("rings of 1024 slots, fewer above 4 KiB (4 MiB at most; shmq, "
+	       "spsc, eventfd); posix-mq of %d\n", TP_MQ_MAXMSG);
 	for (c = 0; c < M_NR; c++)
 		if (bench_selected(&o, tp_mechs[c].name) || c == M_SHMQ)
 			printf("  %-15s %s\n", tp_mechs[c].name,
@@ -1654,6 +1661,12 @@ int main(int argc, char **argv)
 			r.total += tp_count(&r, pc[j][0], pc[j][1], nbatches);
 	for (i = 0; i < nsizes; i++) {
 		r.env.size = sizes[i];
+		/* 1024 slots, fewer for large messages (<= 4 MiB a ring). */
+		slot = (sizes[i] + 64 + 63) & ~(size_t)63;
+		r.env.capacity = TP_CAPACITY;
+		while (r.env.capacity > 2 &&
+		       r.env.capacity * slot > TP_RING_MAX)
+			r.env.capacity /= 2;
 		for (j = 0; j < npc; j++)
 			tp_group(&r, pc[j][0], pc[j][1], batches, nbatches,
 				 cpus, (int)i == goal_i && pc[j][0] == 1 &&

@@ -18,6 +18,13 @@
 # nothing was left in /dev/shm, /tmp or the POSIX mq filesystem.
 set -eu
 
+# A program that fails fails the run (sh has no pipefail): run PROG ARGS...
+run() {
+	name=$1; shift
+	{ "$@"; echo $? > "$out/$name.rc"; } | tee "$out/$name.txt"
+	[ "$(cat "$out/$name.rc")" = 0 ] || { echo "run.sh: $name failed" >&2; exit 1; }
+}
+
 mode=full
 out=
 bin=build/bench
@@ -36,7 +43,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$out" ] || out=build/bench-results/$mode
 mkdir -p "$out"
-rm -f "$out"/*.csv "$out"/*.png "$out"/*.txt "$out"/*.log
+rm -f "$out"/*.csv "$out"/*.png "$out"/*.txt "$out"/*.log "$out"/*.rc
 
 flag=
 [ "$mode" = full ] || flag=--$mode
@@ -80,15 +87,12 @@ start=$(date +%s)
 } > "$out/machine.txt"
 cat "$out/machine.txt"
 
-"$bin/bench_pingpong" $flag --out "$out" | tee "$out/pingpong.txt"
-"$bin/bench_throughput" $flag --out "$out" --tag size \
-	| tee "$out/throughput-size.txt"
-"$bin/bench_throughput" $flag --out "$out" --tag batch --sizes 64 \
-	--only shmq,shmq-batch --batches "$batches" \
-	| tee "$out/throughput-batch.txt"
-"$bin/bench_throughput" $flag --out "$out" --tag pc --sizes 64 \
-	--only shmq,shmq-batch,shmq-zc --batches 32 --pc "$pcs" \
-	| tee "$out/throughput-pc.txt"
+run pingpong "$bin/bench_pingpong" $flag --out "$out"
+run throughput-size "$bin/bench_throughput" $flag --out "$out" --tag size
+run throughput-batch "$bin/bench_throughput" $flag --out "$out" --tag batch \
+	--sizes 64 --only shmq,shmq-batch --batches "$batches"
+run throughput-pc "$bin/bench_throughput" $flag --out "$out" --tag pc \
+	--sizes 64 --only shmq,shmq-batch,shmq-zc --batches 32 --pc "$pcs"
 
 if [ "$mode" = smoke ]; then
 	left=$(leftovers)
