@@ -3,7 +3,8 @@
 #   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
 #   make check      the test suite: plain, under ASan+UBSan, and the thread
 #                   tests under TSan, each in its own build directory
-#   make bench      the benchmarks (bench/README in README.md)
+#   make bench      the benchmarks and the comparison (README: Performance)
+#   make bench-quick  the same in under a minute; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
 #   make deps       install missing Debian packages (as root)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -86,9 +87,19 @@ $(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
 	ln -sf libshmq.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf libshmq.so.$(VERSION) $(B)/libshmq.so
 
-$(B)/bench/%: bench/%.c $(B)/libshmq.a
+# The comparison's optional mechanisms, built in when their Debian packages
+# are installed (make bench-deps): ZeroMQ and iceoryx's C binding.
+ZMQ_OK  := $(shell $(PKG_CONFIG) --exists libzmq 2>/dev/null && echo 1)
+IOX_INC := $(firstword $(wildcard /usr/include/iceoryx/*/iceoryx_binding_c/api.h))
+BENCH_CFLAGS := $(if $(ZMQ_OK),-DBENCH_HAVE_ZMQ=1) \
+	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC)))
+BENCH_LIBS := $(if $(ZMQ_OK),$(shell $(PKG_CONFIG) --libs libzmq)) \
+	$(if $(IOX_INC),-liceoryx_binding_c)
+
+$(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS) -lm
+	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
 
 
 $(B)/shmq.pc: include/shmq.pc.in
@@ -103,8 +114,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
 	$(if $(TOOL_SRCS),$(B)/mqctl)
 
-.PHONY: all check check-plain check-asan check-tsan bench bench-quick demo \
-	deps install uninstall clean
+.PHONY: all check check-plain check-asan check-tsan check-bench bench \
+	bench-quick bench-deps demo deps install uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
@@ -112,7 +123,7 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 all: $(ALL)
 
 # Each test binary runs on its own; a failure stops the run with its name.
-check: check-plain check-asan check-tsan
+check: check-plain check-asan check-tsan check-bench
 	@echo "make check: all suites passed (plain, asan+ubsan, tsan)"
 
 check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
@@ -127,11 +138,21 @@ check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
 	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
 		TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/tests/$$t; done
 
+# The benchmark and the comparison: tables on stdout, CSV + PNG under
+# build/bench-results/MODE/ (bench/run.sh --help).
 bench: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+	sh bench/run.sh --bin $(B)/bench
 
 bench-quick: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b --quick; done
+	sh bench/run.sh --quick --bin $(B)/bench
+
+# make check: every case on a tiny workload; proves they run and clean up.
+check-bench: $(BENCHES:%=$(B)/bench/%)
+	sh bench/run.sh --smoke --bin $(B)/bench
+
+# ZeroMQ, iceoryx (+ iox-roudi) and gnuplot for the comparison (as root).
+bench-deps:
+	@sh tools/bench-deps.sh
 
 demo: $(B)/bench/bench_demo
 	$(B)/bench/bench_demo
