@@ -102,7 +102,7 @@ $(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
 		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
 
 
-$(B)/shmq.pc: include/shmq.pc.in
+$(B)/shmq.pc: include/shmq.pc.in Makefile
 	@mkdir -p $(B)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
@@ -170,7 +170,10 @@ install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	install -m 755 $(B)/libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmq.so
-	install -m 644 $(B)/shmq.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+	# Written here, not copied: PREFIX may differ from the one 'make' used.
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		include/shmq.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
 	$(if $(TOOL_SRCS),install -m 755 $(B)/mqctl $(DESTDIR)$(PREFIX)/bin/mqctl)
 	$(if $(wildcard tools/mqctl.1),install -m 644 tools/mqctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
 	$(if $(wildcard include/shmq.7),install -m 644 include/shmq.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
