@@ -115,7 +115,7 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(if $(TOOL_SRCS),$(B)/mqctl)
 
 .PHONY: all check check-plain check-asan check-tsan check-bench bench \
-	bench-quick bench-deps demo deps install uninstall clean
+	bench-quick bench-deps demo deps soak install uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
@@ -159,6 +159,12 @@ demo: $(B)/bench/bench_demo
 
 deps:
 	@sh tools/deps.sh
+
+# The torture test for minutes, also stopping and continuing random peers:
+# make soak SOAK_S=600.  Not part of check.
+SOAK_S ?= 300
+soak: $(B)/tests/test_torture
+	SHMQ_TORTURE_S=$(SOAK_S) SHMQ_TORTURE_STOP=1 $(B)/tests/test_torture
 
 install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 		$(if $(TOOL_SRCS),$(B)/mqctl)

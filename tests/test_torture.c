@@ -26,6 +26,10 @@
  * Repairs happen only through the library: blocked calls stalled behind a
  * stuck slot (stall threshold 2 ms) and the shmq_seg_open() of each
  * replacement process.  SHMQ_TORTURE_S sets the duration (default 20 s).
+ * SHMQ_TORTURE_STOP=1 (make soak) also SIGSTOPs random peers for up to
+ * 30 ms: a stopped process is alive, and its slots must be waited for,
+ * never repaired (a repair under it would show as a duplicate, a lost or
+ * a garbled message).
  */
 #include <errno.h>
 #include <sched.h>
@@ -89,7 +93,7 @@ struct torture {
 	uint32_t prod_id[NPROD], cons_id[NCONS];
 	uint32_t next_prod, next_cons;
 	uint32_t rng;
-	unsigned kills_prod, kills_cons;
+	unsigned kills_prod, kills_cons, stops;
 };
 
 enum { SEND_COPY, SEND_BATCH, SEND_ZC };
@@ -317,6 +321,8 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	struct t_fix *fix = *state;
 	struct shmq_attr attr = { .capacity = CAPACITY, .msg_size = MSG_SIZE };
 	const char *env = getenv("SHMQ_TORTURE_S");
+	const char *stop_env = getenv("SHMQ_TORTURE_STOP");
+	int stopping = stop_env && *stop_env == '1';
 	unsigned seconds = env ? (unsigned)atoi(env) : 20;
 	uint64_t end, committed = 0, lost = 0, dups = 0, unsure = 0;
 	uint64_t not_again = 0, delivered;
@@ -359,6 +365,17 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		unsigned r = t_rand(&t->rng);
 
 		usleep(r % 10000);
+		if (stopping && r % 3 == 0) {
+			pid_t victim = (r & 0x20000) ?
+				t->prod[(r >> 8) % NPROD] :
+				t->cons[(r >> 8) % NCONS];
+
+			kill(victim, SIGSTOP);
+			usleep(1000 + t_rand(&t->rng) % 30000);
+			kill(victim, SIGCONT);
+			t->stops++;
+			continue;
+		}
 		if (r & 0x10000) {
 			i = (int)((r >> 8) % NPROD);
 			kill_reap(t->prod[i]);
@@ -449,12 +466,13 @@ static void test_torture_kill_producers_and_consumers(void **state)
 				not_again++;
 		}
 	}
-	printf("torture: %u s, %u producer and %u consumer processes killed "
+	printf("torture: %u s, %u stopped and continued, "
+	       "%u producer and %u consumer processes killed "
 	       "(%u holding a message, %u of them acquired, %llu of those "
 	       "not redelivered), %llu messages committed, %llu delivered, "
 	       "%llu lost, %llu duplicated beyond the documented "
 	       "redelivery, %llu in flight at a kill and delivered, %s, "
-	       "final producer's %u all through: %s\n", seconds,
+	       "final producer's %u all through: %s\n", seconds, t->stops,
 	       t->kills_prod, t->kills_cons, t->nheld, zc_held,
 	       (unsigned long long)not_again,
 	       (unsigned long long)committed,
