@@ -341,19 +341,27 @@ static void poll_stall(shmq *q, stuck_fn stuck)
 
 /* ---- claims with waiting ------------------------------------------------- */
 
-/* Claim up to n slots to write, waiting per the timeout.  -errno or n. */
-static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
-		      struct proc_rec *rec)
+/*
+ * Claim up to n slots to write, waiting per the timeout.  -errno or n.
+ * The slow path: the caller's first try found the ring full.
+ */
+static int __attribute__((noinline))
+claim_prod_slow(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
+		struct proc_rec *rec)
 {
 	struct deadline dl = { timeout_ns, 0, 0 };
-	bool counted = false;
+	bool counted = false, tried = true;
 	unsigned k;
 	int rc = 0;
 
 	for (;;) {
-		k = ring_prod_claim(&q->main, n, pos, rec);
-		if (k)
-			return (int)k;
+		/* The caller's try found the ring full: go straight on. */
+		if (!tried) {
+			k = ring_prod_claim(&q->main, n, pos, rec);
+			if (k)
+				return (int)k;
+		}
+		tried = false;
 		/* A failed CAS may have left a position we do not own named. */
 		rec_clear(rec);
 		if (timeout_ns == 0) {
@@ -371,6 +379,17 @@ static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
 		rc = shmq__wait(q, &q->hdr->not_full, ring_can_send,
 				prod_stuck, &dl);
 	}
+}
+
+/* The fast path: one try, inline; the rest out of line. */
+static inline int claim_prod(shmq *q, unsigned n, uint64_t *pos,
+			     int64_t timeout_ns, struct proc_rec *rec)
+{
+	unsigned k = ring_prod_claim(&q->main, n, pos, rec);
+
+	if (__builtin_expect(k != 0, 1))
+		return (int)k;
+	return claim_prod_slow(q, n, pos, timeout_ns, rec);
 }
 
 /* One try at the lane (when it may hold something), then the main ring. */
@@ -394,18 +413,24 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 /*
  * Claim up to n messages to read, waiting per the timeout.  -errno or n;
  * *rp is the ring they are in (the main ring or the redelivery lane).
+ * The slow path: the lane may hold something, or the caller's first try
+ * at the main ring found nothing it could take.
  */
-static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
-		      size_t buflen, uint64_t *pos, struct ring **rp,
-		      int64_t timeout_ns, struct proc_rec *rec)
+static int __attribute__((noinline))
+claim_cons_slow(shmq *q, unsigned n, const struct iovec *bufs, size_t buflen,
+		uint64_t *pos, struct ring **rp, int64_t timeout_ns,
+		struct proc_rec *rec, bool tried)
 {
 	struct deadline dl = { timeout_ns, 0, 0 };
 	bool counted = false;
-	unsigned k;
-	int why, rc = 0;
+	unsigned k = 0;
+	int why = CLAIM_OK, rc = 0;
 
 	for (;;) {
-		k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
+		/* The caller's try found the ring empty: go straight on. */
+		if (!tried)
+			k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
+		tried = false;
 		if (__builtin_expect(why == CLAIM_TOMB, 0)) {
 			/* A dead producer's position: skip it, try again. */
 			ring_free(*rp, *pos);
@@ -434,6 +459,33 @@ static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
 		rc = shmq__wait(q, &q->hdr->not_empty, ring_can_recv,
 				cons_stuck, &dl);
 	}
+}
+
+/* The fast path: no lane, one try at the ring, inline. */
+static inline int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
+			     size_t buflen, uint64_t *pos, struct ring **rp,
+			     int64_t timeout_ns, struct proc_rec *rec)
+{
+	unsigned k;
+	int why;
+
+	if (__builtin_expect(!lane_pending(q), 1)) {
+		k = ring_cons_claim(&q->main, n, bufs, buflen, pos, &why, rec);
+		if (__builtin_expect(k != 0 && why == CLAIM_OK, 1)) {
+			*rp = &q->main;
+			return (int)k;
+		}
+		if (k == 0 && why == CLAIM_OK)  /* empty: wait, or -EAGAIN */
+			return claim_cons_slow(q, n, bufs, buflen, pos, rp,
+					       timeout_ns, rec, true);
+		if (k) {        /* a tombstone: skip it, as the slow path does */
+			ring_free(&q->main, *pos);
+			rec_clear(rec);
+			shmq__notify(q, &q->hdr->not_full, 1);
+		}
+	}
+	return claim_cons_slow(q, n, bufs, buflen, pos, rp, timeout_ns, rec,
+			       false);
 }
 
 /* After freeing n slots of ring r: only the main ring has waiting producers. */
@@ -468,12 +520,14 @@ static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
 
 static inline void copy_in(struct slot *s, const void *msg, size_t len)
 {
-	size_t head = len < LINE0_DATA ? len : LINE0_DATA;
-
-	if (len > head)
-		memcpy(s->data + head, (const char *)msg + head, len - head);
-	if (head)       /* msg may be NULL when len is 0 */
-		memcpy(s->data, msg, head);
+	if (len > LINE0_DATA) {
+		memcpy(s->data + LINE0_DATA, (const char *)msg + LINE0_DATA,
+		       len - LINE0_DATA);
+		/* A constant size: three vector moves, not a byte loop. */
+		memcpy(s->data, msg, LINE0_DATA);
+	} else if (len) {       /* msg may be NULL when len is 0 */
+		memcpy(s->data, msg, len);
+	}
 }
 
 static inline void prefetch_ahead(const shmq *q, uint64_t pos)
