@@ -3,7 +3,8 @@
 #   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
 #   make check      the test suite: plain, under ASan+UBSan, and the thread
 #                   tests under TSan, each in its own build directory
-#   make bench      the benchmarks (bench/README in README.md)
+#   make bench      the benchmarks and the comparison (README: Performance)
+#   make bench-quick  the same in under a minute; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
 #   make deps       install missing Debian packages (as root)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -12,7 +13,7 @@
 # separate variables.
 
 VERSION_MAJOR := 0
-VERSION_MINOR := 1
+VERSION_MINOR := 2
 VERSION_PATCH := 0
 VERSION       := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 
@@ -39,7 +40,7 @@ LIB_SRCS   := $(wildcard shm/*.c ipc/*.c)
 TEST_SRCS  := $(wildcard tests/test_*.c)
 TEST_HELP  := $(wildcard tests/helpers.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
-TOOL_SRCS  := $(wildcard tools/mqctl.c)
+TOOL_SRCS  := $(wildcard tools/mqctl*.c)
 
 TESTS   := $(TEST_SRCS:tests/%.c=%)
 BENCHES := $(BENCH_SRCS:bench/%.c=%)
@@ -86,14 +87,22 @@ $(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
 	ln -sf libshmq.so.$(VERSION) $(B)/$(SONAME)
 	ln -sf libshmq.so.$(VERSION) $(B)/libshmq.so
 
-$(B)/bench/%: bench/%.c $(B)/libshmq.a
+# The comparison's optional mechanisms, built in when their Debian packages
+# are installed (make bench-deps): ZeroMQ and iceoryx's C binding.
+ZMQ_OK  := $(shell $(PKG_CONFIG) --exists libzmq 2>/dev/null && echo 1)
+IOX_INC := $(firstword $(wildcard /usr/include/iceoryx/*/iceoryx_binding_c/api.h))
+BENCH_CFLAGS := $(if $(ZMQ_OK),-DBENCH_HAVE_ZMQ=1) \
+	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC)))
+BENCH_LIBS := $(if $(ZMQ_OK),$(shell $(PKG_CONFIG) --libs libzmq)) \
+	$(if $(IOX_INC),-liceoryx_binding_c)
+
+$(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS) -lm
+	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
 
-$(B)/mqctl: tools/mqctl.c $(B)/libshmq.a
-	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(LDFLAGS) -o $@ $< $(B)/libshmq.a $(SHMQ_LIBS)
 
-$(B)/shmq.pc: include/shmq.pc.in
+$(B)/shmq.pc: include/shmq.pc.in Makefile
 	@mkdir -p $(B)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
@@ -156,8 +165,9 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
 	$(if $(TOOL_SRCS),$(B)/mqctl)
 
-.PHONY: all check check-plain check-asan check-tsan check-fuzz check-model \
-	fuzz model soak bench bench-quick demo deps install uninstall clean
+.PHONY: all check check-plain check-asan check-tsan check-bench check-fuzz \
+	check-model fuzz model bench bench-quick bench-deps demo deps soak \
+	install uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
@@ -165,8 +175,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 all: $(ALL)
 
 # Each test binary runs on its own; a failure stops the run with its name.
-check: check-plain check-asan check-tsan check-fuzz check-model
-	@echo "make check: all suites passed (plain, asan+ubsan, tsan, fuzz, model)"
+check: check-plain check-asan check-tsan check-bench check-fuzz check-model
+	@echo "make check: all suites passed (plain, asan+ubsan, tsan, bench smoke, fuzz, model)"
 
 check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
 	@set -e; for t in $(TESTS); do echo "== plain $$t"; $(B)/tests/$$t; done
@@ -227,26 +237,33 @@ model check-model:
 		echo "model $$name $$flags: $$states states, $$errs errors (expected: $$want)"; \
 	done
 
-# The soak: tests/soak.c (the torture plus SIGSTOP/SIGCONT) for SOAK_S
-# seconds.  Minutes; not part of check.
-SOAK_S ?= 300
-$(B)/tests/soak: $(B)/obj/tests/soak.o $(TEST_HELP:%.c=$(B)/obj/%.o) $(B)/libshmq.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(SHMQ_LIBS)
-
-soak: $(B)/tests/soak
-	$(B)/tests/soak $(SOAK_S)
-
+# The benchmark and the comparison: tables on stdout, CSV + PNG under
+# build/bench-results/MODE/ (bench/run.sh --help).
 bench: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b; done
+	sh bench/run.sh --bin $(B)/bench
 
 bench-quick: $(BENCHES:%=$(B)/bench/%)
-	@set -e; for b in $(BENCHES); do $(B)/bench/$$b --quick; done
+	sh bench/run.sh --quick --bin $(B)/bench
+
+# make check: every case on a tiny workload; proves they run and clean up.
+check-bench: $(BENCHES:%=$(B)/bench/%)
+	sh bench/run.sh --smoke --bin $(B)/bench
+
+# ZeroMQ, iceoryx (+ iox-roudi) and gnuplot for the comparison (as root).
+bench-deps:
+	@sh tools/bench-deps.sh
 
 demo: $(B)/bench/bench_demo
 	$(B)/bench/bench_demo
 
 deps:
 	@sh tools/deps.sh
+
+# The torture test for minutes, also stopping and continuing random peers:
+# make soak SOAK_S=600.  Not part of check.
+SOAK_S ?= 300
+soak: $(B)/tests/test_torture
+	SHMQ_TORTURE_S=$(SOAK_S) SHMQ_TORTURE_STOP=1 $(B)/tests/test_torture
 
 install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 		$(if $(TOOL_SRCS),$(B)/mqctl)
@@ -258,7 +275,10 @@ install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	install -m 755 $(B)/libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmq.so
-	install -m 644 $(B)/shmq.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+	# Written here, not copied: PREFIX may differ from the one 'make' used.
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+		include/shmq.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
 	$(if $(TOOL_SRCS),install -m 755 $(B)/mqctl $(DESTDIR)$(PREFIX)/bin/mqctl)
 	$(if $(wildcard tools/mqctl.1),install -m 644 tools/mqctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
 	$(if $(wildcard include/shmq.7),install -m 644 include/shmq.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
@@ -274,3 +294,16 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# ---- mqctl and its test ---------------------------------------------------------
+# mqctl is built in the plain and the ASan variants; test_mqctl runs the
+# mqctl of its own variant (build/mqctl, build/asan/mqctl), found next to
+# its own binary.
+$(B)/mqctl: $(TOOL_SRCS:%.c=$(B)/obj/%.o) $(B)/libshmq.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS)
+
+$(B)/asan/mqctl: $(TOOL_SRCS:%.c=$(B)/asan/obj/%.o) $(B)/asan/libshmq.a
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS)
+
+check-plain: $(if $(TOOL_SRCS),$(B)/mqctl)
+check-asan: $(if $(TOOL_SRCS),$(B)/asan/mqctl)

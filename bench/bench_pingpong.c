@@ -2,27 +2,51 @@
 /*
  * bench_pingpong - round-trip latency of one message between two processes.
  *
- * The parent (pinned to CPU a) sends a message, the child (pinned to CPU b)
- * echoes it back; each round trip is timed on its own with CLOCK_MONOTONIC
- * into a histogram.  Cases, each compared with its baseline in the same
- * run:
+ * Two child processes, "ping" (pinned to CPU a) and "pong" (pinned to CPU
+ * b), bounce one message: ping sends, pong receives, checks and echoes it,
+ * ping receives and checks it.  Each round trip is timed on its own with
+ * CLOCK_MONOTONIC into a histogram (common.h: log buckets, no sample cap).
+ * Cases, all measured in the same run:
  *
- *   raw-spin          two words 128 bytes apart in MAP_SHARED memory, each
- *                     side spins (PAUSE) on its word: the physical limit
+ *   raw-spin          a one-message mailbox per direction in MAP_SHARED
+ *                     memory, each side spins (PAUSE) on a sequence word:
+ *                     the polling limit (copies the payload like shmq)
  *   shmq-poll         shmq_send/shmq_recv with timeout 0, retried on -EAGAIN
  *   shmq-block        SHMQ_FOREVER at the default spin budget (or --spin)
- *   raw-futex         shared futex words, FUTEX_WAIT/FUTEX_WAKE every round
+ *   raw-futex         the mailboxes, FUTEX_WAIT/FUTEX_WAKE every message:
+ *                     the sleeping limit
  *   shmq-block-spin0  SHMQ_FOREVER with shmq_set_spin(q, 0)
  *   pipe              two pipes, write then read
+ *   unix-stream       two AF_UNIX SOCK_STREAM socketpairs
+ *   unix-seqpacket    two AF_UNIX SOCK_SEQPACKET socketpairs
+ *   eventfd           the shared mailboxes, an eventfd per direction as
+ *                     the doorbell (write 1 / blocking read)
+ *   posix-mq          two POSIX message queues (mq_send/mq_receive)
+ *   zeromq            a ZMQ_PAIR socket over ipc:// (libzmq)
+ *   iceoryx           iceoryx publisher/subscriber per direction, through
+ *                     its C binding; the receiver sleeps in a WaitSet
+ *
+ * Every case is compared with its baseline (raw-spin or raw-futex) and with
+ * shmq (shmq-poll for polling cases, shmq-block for the others).
  *
  * Noise (vCPU migration, frequency, neighbours) comes in spells, so the cases
  * run in several rounds, interleaved with the order rotated, and each case's
  * figures come from all its rounds' samples together.
  *
- * A mechanism is a struct pp_mech of function pointers; adding one (Unix
- * sockets, eventfd, POSIX mq...) is one struct and one table entry.
+ * A mechanism is a struct pp_mech of function pointers; adding one is one
+ * struct and one table entry.
  */
 #include "common.h"
+
+#include <mqueue.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#if BENCH_HAVE_ZMQ
+#include <zmq.h>
+#endif
+#if BENCH_HAVE_ICEORYX
+#include <iceoryx_binding_c/api.h>
+#endif
 
 #define PP_QCAP 8		/* one message in flight: a small ring */
 #define PP_SEG_MIN ((size_t)16 << 20)
@@ -30,10 +54,10 @@
 
 struct pp_env {
 	const char *seg_name;
-	shmq_seg *seg;		/* parent's; the child opens its own */
+	shmq_seg *seg;		/* the parent's; children open their own */
 	size_t size;		/* message bytes */
 	int64_t spin_ns;	/* --spin, or PP_NO_SPIN */
-	unsigned serial;	/* makes queue names unique per setup */
+	unsigned serial;	/* makes names unique per setup */
 };
 
 enum { PP_PING = 0, PP_PONG = 1 };
@@ -42,49 +66,83 @@ struct pp_mech {
 	const char *name;
 	const char *desc;
 	int base;		/* index of the baseline it is compared to */
+	int shmq;		/* index of the shmq case it is compared to */
 	double goal;		/* largest allowed ratio to base; 0: none */
 	int polls;		/* busy-polls: needs two CPUs */
 	int64_t timeout_ns;	/* shmq cases: 0 (poll) or SHMQ_FOREVER */
 	int64_t spin_ns;	/* shmq cases: PP_NO_SPIN or a budget */
+	int sock_type;		/* fd cases: 0 (pipe) or a SOCK_ type */
+	/* NULL: runs; else why it cannot (not built, limits) */
+	const char *(*unavailable)(const struct pp_env *env);
 	size_t state_size;
 	/* Parent, before fork(): shared memory, queues, pipes. */
 	int (*setup)(struct pp_env *env, const struct pp_mech *m, void *st);
-	/* Each process after fork(), side PP_PING (parent) or PP_PONG. */
+	/* Each child after fork(), side PP_PING or PP_PONG. */
 	int (*attach)(struct pp_env *env, void *st, int side);
 	int (*ping)(void *st);	/* one round trip */
 	int (*pong)(void *st);	/* wait for one message, echo it */
+	/* In the child, after its last message. */
 	void (*detach)(void *st, int side);
-	/* Parent, after the child is gone. */
+	/* Parent, after both children are gone. */
 	void (*teardown)(struct pp_env *env, void *st);
 };
 
-/* ---- raw spin: two cache lines ------------------------------------------- */
+static char *pp_buf_alloc(size_t size)
+{
+	char *p = aligned_alloc(64, (size + 63) & ~(size_t)63);
+
+	if (p)
+		bench_msg_init(p, size);
+	return p;
+}
+
+/* ---- raw spin: a mailbox per direction ----------------------------------- */
 
 struct pp_spin_shared {
-	/* written by the parent only */
+	/* written by ping only */
 	_Alignas(BENCH_ALIGN) _Atomic uint64_t ping;
-	/* written by the child only */
+	/* written by pong only */
 	_Alignas(BENCH_ALIGN) _Atomic uint64_t pong;
+	/* the futex words of raw-futex and the eventfd case's spare */
+	_Alignas(BENCH_ALIGN) _Atomic uint32_t fping;
+	_Alignas(BENCH_ALIGN) _Atomic uint32_t fpong;
+	/* the mailboxes: down (ping -> pong), then up, size bytes each */
+	_Alignas(BENCH_ALIGN) unsigned char box[];
 };
 
 struct pp_spin {
 	struct pp_spin_shared *sh;
+	size_t map_size, size, stride;
+	unsigned char *down, *up;
 	uint64_t seq;
+	char *buf;
+	int efd_down, efd_up;	/* eventfd case only */
 };
 
-static int pp_spin_setup(struct pp_env *env BENCH_UNUSED,
+static int pp_spin_setup(struct pp_env *env,
 			 const struct pp_mech *m BENCH_UNUSED, void *p)
 {
 	struct pp_spin *s = p;
 
-	s->sh = bench_shared_alloc(sizeof(*s->sh));
-	return s->sh ? 0 : -ENOMEM;
+	s->size = env->size;
+	s->stride = (env->size + BENCH_ALIGN - 1) & ~(size_t)(BENCH_ALIGN - 1);
+	s->map_size = sizeof(*s->sh) + 2 * s->stride;
+	s->sh = bench_shared_alloc(s->map_size);
+	if (!s->sh)
+		return -ENOMEM;
+	s->down = s->sh->box;
+	s->up = s->sh->box + s->stride;
+	s->efd_down = s->efd_up = -1;
+	return 0;
 }
 
-static int pp_spin_attach(struct pp_env *env BENCH_UNUSED,
-			  void *p BENCH_UNUSED, int side BENCH_UNUSED)
+static int pp_spin_attach(struct pp_env *env BENCH_UNUSED, void *p,
+			  int side BENCH_UNUSED)
 {
-	return 0;
+	struct pp_spin *s = p;
+
+	s->buf = pp_buf_alloc(s->size);
+	return s->buf ? 0 : -ENOMEM;
 }
 
 static int pp_spin_ping(void *p)
@@ -92,57 +150,56 @@ static int pp_spin_ping(void *p)
 	struct pp_spin *s = p;
 	uint64_t seq = ++s->seq;
 
-	/* release: nothing else to publish, but the pair is the pattern. */
+	bench_msg_stamp(s->buf, s->size, seq);
+	memcpy(s->down, s->buf, s->size);
+	/* release: publishes the mailbox bytes; pairs with pong's acquire. */
 	atomic_store_explicit(&s->sh->ping, seq, memory_order_release);
-	/* acquire: pairs with the child's release of pong. */
+	/* acquire: pairs with pong's release of pong; the reply is there. */
 	while (atomic_load_explicit(&s->sh->pong, memory_order_acquire) != seq)
 		bench_relax();
-	return 0;
+	memcpy(s->buf, s->up, s->size);
+	return bench_msg_check(s->buf, s->size, seq, NULL);
 }
 
 static int pp_spin_pong(void *p)
 {
 	struct pp_spin *s = p;
 	uint64_t seq = ++s->seq;
+	int rc;
 
-	/* acquire: pairs with the parent's release of ping. */
+	/* acquire: pairs with ping's release of ping. */
 	while (atomic_load_explicit(&s->sh->ping, memory_order_acquire) != seq)
 		bench_relax();
+	memcpy(s->buf, s->down, s->size);
+	rc = bench_msg_check(s->buf, s->size, seq, NULL);
+	if (rc)
+		return rc;
+	memcpy(s->up, s->buf, s->size);
+	/* release: publishes the reply; pairs with ping's acquire. */
 	atomic_store_explicit(&s->sh->pong, seq, memory_order_release);
 	return 0;
 }
 
-static void pp_spin_detach(void *p BENCH_UNUSED, int side BENCH_UNUSED)
+static void pp_spin_detach(void *p, int side BENCH_UNUSED)
 {
+	struct pp_spin *s = p;
+
+	free(s->buf);
+	s->buf = NULL;
 }
 
 static void pp_spin_teardown(struct pp_env *env BENCH_UNUSED, void *p)
 {
 	struct pp_spin *s = p;
 
-	bench_shared_free(s->sh, sizeof(*s->sh));
+	if (s->efd_down >= 0)
+		close(s->efd_down);
+	if (s->efd_up >= 0)
+		close(s->efd_up);
+	bench_shared_free(s->sh, s->map_size);
 }
 
-/* ---- raw futex: the same words, but sleep and wake every round ----------- */
-
-struct pp_futex_shared {
-	_Alignas(BENCH_ALIGN) _Atomic uint32_t ping;
-	_Alignas(BENCH_ALIGN) _Atomic uint32_t pong;
-};
-
-struct pp_futex {
-	struct pp_futex_shared *sh;
-	uint32_t seq;
-};
-
-static int pp_futex_setup(struct pp_env *env BENCH_UNUSED,
-			  const struct pp_mech *m BENCH_UNUSED, void *p)
-{
-	struct pp_futex *s = p;
-
-	s->sh = bench_shared_alloc(sizeof(*s->sh));
-	return s->sh ? 0 : -ENOMEM;
-}
+/* ---- raw futex: the same mailboxes, sleep and wake every message --------- */
 
 /* Sleeps until *word == want; the loop absorbs spurious wake-ups. */
 static int pp_futex_await(_Atomic uint32_t *word, uint32_t want)
@@ -161,103 +218,210 @@ static int pp_futex_await(_Atomic uint32_t *word, uint32_t want)
 
 static int pp_futex_ping(void *p)
 {
-	struct pp_futex *s = p;
-	uint32_t seq = ++s->seq;
+	struct pp_spin *s = p;
+	uint32_t seq = (uint32_t)++s->seq;
 	int rc;
 
-	atomic_store_explicit(&s->sh->ping, seq, memory_order_release);
-	rc = bench_futex_wake(&s->sh->ping, 1);
-	return rc < 0 ? rc : pp_futex_await(&s->sh->pong, seq);
+	bench_msg_stamp(s->buf, s->size, s->seq);
+	memcpy(s->down, s->buf, s->size);
+	/* release: publishes the mailbox; pairs with pong's acquire. */
+	atomic_store_explicit(&s->sh->fping, seq, memory_order_release);
+	rc = bench_futex_wake(&s->sh->fping, 1);
+	if (rc < 0)
+		return rc;
+	rc = pp_futex_await(&s->sh->fpong, seq);
+	if (rc)
+		return rc;
+	memcpy(s->buf, s->up, s->size);
+	return bench_msg_check(s->buf, s->size, s->seq, NULL);
 }
 
 static int pp_futex_pong(void *p)
 {
-	struct pp_futex *s = p;
-	uint32_t seq = ++s->seq;
+	struct pp_spin *s = p;
+	uint32_t seq = (uint32_t)++s->seq;
 	int rc;
 
-	rc = pp_futex_await(&s->sh->ping, seq);
+	rc = pp_futex_await(&s->sh->fping, seq);
 	if (rc)
 		return rc;
-	atomic_store_explicit(&s->sh->pong, seq, memory_order_release);
-	rc = bench_futex_wake(&s->sh->pong, 1);
+	memcpy(s->buf, s->down, s->size);
+	rc = bench_msg_check(s->buf, s->size, s->seq, NULL);
+	if (rc)
+		return rc;
+	memcpy(s->up, s->buf, s->size);
+	/* release: publishes the reply; pairs with ping's acquire. */
+	atomic_store_explicit(&s->sh->fpong, seq, memory_order_release);
+	rc = bench_futex_wake(&s->sh->fpong, 1);
 	return rc < 0 ? rc : 0;
 }
 
-static void pp_futex_teardown(struct pp_env *env BENCH_UNUSED, void *p)
-{
-	struct pp_futex *s = p;
+/* ---- eventfd + shared memory: the mailboxes, an eventfd doorbell --------- */
 
-	bench_shared_free(s->sh, sizeof(*s->sh));
+static int pp_efd_setup(struct pp_env *env, const struct pp_mech *m, void *p)
+{
+	struct pp_spin *s = p;
+	int rc = pp_spin_setup(env, m, p);
+
+	if (rc)
+		return rc;
+	s->efd_down = eventfd(0, EFD_CLOEXEC);
+	s->efd_up = eventfd(0, EFD_CLOEXEC);
+	if (s->efd_down < 0 || s->efd_up < 0)
+		return -errno;
+	return 0;
 }
 
-/* ---- pipe ---------------------------------------------------------------- */
+/* read(2) of an eventfd blocks until non-zero and is a full barrier. */
+static int pp_efd_wait(int fd)
+{
+	uint64_t v;
+	ssize_t n;
 
-struct pp_pipe {
-	int down[2];		/* parent -> child */
-	int up[2];		/* child -> parent */
+	while ((n = read(fd, &v, sizeof(v))) < 0 && errno == EINTR)
+		;
+	return n == sizeof(v) ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static int pp_efd_ring(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	while ((n = write(fd, &one, sizeof(one))) < 0 && errno == EINTR)
+		;
+	return n == sizeof(one) ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static int pp_efd_ping(void *p)
+{
+	struct pp_spin *s = p;
+	int rc;
+
+	bench_msg_stamp(s->buf, s->size, ++s->seq);
+	memcpy(s->down, s->buf, s->size);
+	rc = pp_efd_ring(s->efd_down);
+	if (!rc)
+		rc = pp_efd_wait(s->efd_up);
+	if (rc)
+		return rc;
+	memcpy(s->buf, s->up, s->size);
+	return bench_msg_check(s->buf, s->size, s->seq, NULL);
+}
+
+static int pp_efd_pong(void *p)
+{
+	struct pp_spin *s = p;
+	int rc;
+
+	rc = pp_efd_wait(s->efd_down);
+	if (rc)
+		return rc;
+	memcpy(s->buf, s->down, s->size);
+	rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
+	if (rc)
+		return rc;
+	memcpy(s->up, s->buf, s->size);
+	return pp_efd_ring(s->efd_up);
+}
+
+/* ---- pipes and Unix sockets ---------------------------------------------- */
+
+struct pp_fd {
+	int down[2];		/* ping -> pong: [0] read, [1] write */
+	int up[2];		/* pong -> ping */
 	int tx, rx;
+	int seqpacket;		/* one recv() is one whole message */
 	size_t size;
 	uint64_t seq;
 	char *buf;
 };
 
-static int pp_pipe_setup(struct pp_env *env,
-			 const struct pp_mech *m BENCH_UNUSED, void *p)
+static int pp_fd_pair(int type, int fd[2])
 {
-	struct pp_pipe *s = p;
+	if (!type)
+		return pipe2(fd, O_CLOEXEC) < 0 ? -errno : 0;
+	return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fd) < 0 ? -errno :
+									0;
+}
+
+/* Socket buffers large enough for one message of @size each way. */
+static void pp_fd_bufs(int fd, size_t size)
+{
+	int v = (int)(2 * size + 4096);
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
+}
+
+static int pp_fd_setup(struct pp_env *env, const struct pp_mech *m, void *p)
+{
+	struct pp_fd *s = p;
+	int rc;
 
 	s->size = env->size;
-	if (pipe(s->down) < 0)
-		return -errno;
-	if (pipe(s->up) < 0) {
-		int rc = -errno;
-
-		close(s->down[0]);
-		close(s->down[1]);
-		return rc;
+	s->seqpacket = m->sock_type == SOCK_SEQPACKET;
+	s->down[0] = s->down[1] = s->up[0] = s->up[1] = -1;
+	rc = pp_fd_pair(m->sock_type, s->down);
+	if (!rc)
+		rc = pp_fd_pair(m->sock_type, s->up);
+	if (!rc && m->sock_type) {
+		pp_fd_bufs(s->down[0], s->size);
+		pp_fd_bufs(s->down[1], s->size);
+		pp_fd_bufs(s->up[0], s->size);
+		pp_fd_bufs(s->up[1], s->size);
 	}
-	return 0;
+	return rc;
 }
 
-static int pp_pipe_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+static int pp_fd_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct pp_pipe *s = p;
+	struct pp_fd *s = p;
 
-	s->buf = aligned_alloc(64, (s->size + 63) & ~(size_t)63);
+	s->buf = pp_buf_alloc(s->size);
 	if (!s->buf)
 		return -ENOMEM;
-	bench_msg_init(s->buf, s->size);
 	s->tx = side == PP_PING ? s->down[1] : s->up[1];
 	s->rx = side == PP_PING ? s->up[0] : s->down[0];
-	/* The child closes the parent's ends, so a dead peer reads as EOF. */
-	if (side == PP_PONG) {
-		close(s->down[1]);
-		close(s->up[0]);
-	}
+	/* Each side closes the other's ends, so a dead peer reads as EOF. */
+	close(side == PP_PING ? s->down[0] : s->down[1]);
+	close(side == PP_PING ? s->up[1] : s->up[0]);
 	return 0;
 }
 
-static int pp_pipe_ping(void *p)
+static int pp_fd_recv(struct pp_fd *s)
 {
-	struct pp_pipe *s = p;
+	ssize_t n;
+
+	if (!s->seqpacket)
+		return bench_read_full(s->rx, s->buf, s->size);
+	while ((n = recv(s->rx, s->buf, s->size, 0)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return -errno;
+	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
+}
+
+static int pp_fd_ping(void *p)
+{
+	struct pp_fd *s = p;
 	int rc;
 
 	bench_msg_stamp(s->buf, s->size, ++s->seq);
 	rc = bench_write_full(s->tx, s->buf, s->size);
 	if (!rc)
-		rc = bench_read_full(s->rx, s->buf, s->size);
+		rc = pp_fd_recv(s);
 	if (!rc)
 		rc = bench_msg_check(s->buf, s->size, s->seq, NULL);
 	return rc;
 }
 
-static int pp_pipe_pong(void *p)
+static int pp_fd_pong(void *p)
 {
-	struct pp_pipe *s = p;
+	struct pp_fd *s = p;
 	int rc;
 
-	rc = bench_read_full(s->rx, s->buf, s->size);
+	rc = pp_fd_recv(s);
 	if (!rc)
 		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
 	if (!rc)
@@ -265,33 +429,459 @@ static int pp_pipe_pong(void *p)
 	return rc;
 }
 
-static void pp_pipe_detach(void *p, int side BENCH_UNUSED)
+static void pp_fd_detach(void *p, int side BENCH_UNUSED)
 {
-	struct pp_pipe *s = p;
+	struct pp_fd *s = p;
 
 	free(s->buf);
 	s->buf = NULL;
 }
 
-static void pp_pipe_teardown(struct pp_env *env BENCH_UNUSED, void *p)
+static void pp_fd_teardown(struct pp_env *env BENCH_UNUSED, void *p)
 {
-	struct pp_pipe *s = p;
+	struct pp_fd *s = p;
+	unsigned i;
 
-	close(s->down[0]);
-	close(s->down[1]);
-	close(s->up[0]);
-	close(s->up[1]);
+	for (i = 0; i < 2; i++) {
+		if (s->down[i] >= 0)
+			close(s->down[i]);
+		if (s->up[i] >= 0)
+			close(s->up[i]);
+	}
 }
+
+/* ---- POSIX message queues ------------------------------------------------ */
+
+struct pp_mq {
+	mqd_t down, up, tx, rx;
+	size_t size;
+	uint64_t seq;
+	char *buf;
+};
+
+/*
+ * Linux caps mq_msgsize at /proc/sys/fs/mqueue/msgsize_max (8192 by
+ * default) unless the caller has CAP_SYS_RESOURCE: probe with a queue of
+ * this size, and say so when it cannot be made.
+ */
+static const char *pp_mq_unavailable(const struct pp_env *env)
+{
+	static char why[160];
+
+	bench_mq_rlimit((rlim_t)16 * (env->size + 4096));
+	if (bench_mq_probe(env->size, 4) != -EINVAL)
+		return NULL;
+	snprintf(why, sizeof(why), "capped: %zu B > fs.mqueue.msgsize_max "
+		 "(%ld); `make bench-deps` raises it (root)", env->size,
+		 bench_mq_sysctl("msgsize_max", 8192));
+	return why;
+}
+
+/*
+ * Creates a queue of 4 messages, opens it, and unlinks its name at once:
+ * the queue lives as long as the descriptors (inherited by fork()), so
+ * no run can leave one behind.
+ */
+static int pp_mq_make(struct pp_env *env, const char *dir, mqd_t *out)
+{
+	struct mq_attr a = { .mq_maxmsg = 4, .mq_msgsize = (long)env->size };
+	char name[64];
+
+	snprintf(name, sizeof(name), "/shmqbench.%d.%u.%s", (int)getpid(),
+		 env->serial, dir);
+	*out = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
+	if (*out == (mqd_t)-1)
+		return -errno;
+	mq_unlink(name);
+	return 0;
+}
+
+static int pp_mq_setup(struct pp_env *env,
+		       const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	struct pp_mq *s = p;
+	int rc;
+
+	s->size = env->size;
+	s->down = s->up = (mqd_t)-1;
+	env->serial++;
+	bench_mq_rlimit((rlim_t)16 * (env->size + 4096));
+	rc = pp_mq_make(env, "down", &s->down);
+	if (!rc)
+		rc = pp_mq_make(env, "up", &s->up);
+	return rc;
+}
+
+static int pp_mq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	struct pp_mq *s = p;
+
+	s->buf = pp_buf_alloc(s->size);
+	s->tx = side == PP_PING ? s->down : s->up;
+	s->rx = side == PP_PING ? s->up : s->down;
+	return s->buf ? 0 : -ENOMEM;
+}
+
+static int pp_mq_send(struct pp_mq *s)
+{
+	while (mq_send(s->tx, s->buf, s->size, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+static int pp_mq_recv(struct pp_mq *s)
+{
+	ssize_t n;
+
+	while ((n = mq_receive(s->rx, s->buf, s->size, NULL)) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
+}
+
+static int pp_mq_ping(void *p)
+{
+	struct pp_mq *s = p;
+	int rc;
+
+	bench_msg_stamp(s->buf, s->size, ++s->seq);
+	rc = pp_mq_send(s);
+	if (!rc)
+		rc = pp_mq_recv(s);
+	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
+}
+
+static int pp_mq_pong(void *p)
+{
+	struct pp_mq *s = p;
+	int rc;
+
+	rc = pp_mq_recv(s);
+	if (!rc)
+		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
+	return rc ? rc : pp_mq_send(s);
+}
+
+static void pp_mq_detach(void *p, int side BENCH_UNUSED)
+{
+	struct pp_mq *s = p;
+
+	free(s->buf);
+	s->buf = NULL;
+}
+
+static void pp_mq_teardown(struct pp_env *env BENCH_UNUSED, void *p)
+{
+	struct pp_mq *s = p;
+
+	if (s->down != (mqd_t)-1)
+		mq_close(s->down);
+	if (s->up != (mqd_t)-1)
+		mq_close(s->up);
+}
+
+/* ---- ZeroMQ: one ZMQ_PAIR socket over ipc:// ----------------------------- */
+
+static const char *pp_not_built_zmq(const struct pp_env *env BENCH_UNUSED)
+{
+	return BENCH_HAVE_ZMQ ? NULL :
+	       "not installed: libzmq3-dev (make bench-deps)";
+}
+
+#if BENCH_HAVE_ZMQ
+struct pp_zmq {
+	char path[96];		/* the ipc:// socket file */
+	void *ctx, *sock;
+	size_t size;
+	uint64_t seq;
+	char *buf;
+};
+
+static int pp_zmq_setup(struct pp_env *env,
+			const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	struct pp_zmq *s = p;
+
+	s->size = env->size;
+	env->serial++;
+	snprintf(s->path, sizeof(s->path), "/tmp/shmqbench.%d.%u.zmq",
+		 (int)getpid(), env->serial);
+	return 0;
+}
+
+/* A context per process, made after fork(): ZeroMQ has threads. */
+static int pp_zmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	struct pp_zmq *s = p;
+	zmq_pollitem_t pi;
+	char ep[112];
+	int rc, ivl = 1;
+
+	s->buf = pp_buf_alloc(s->size);
+	s->ctx = zmq_ctx_new();
+	if (!s->buf || !s->ctx)
+		return -ENOMEM;
+	s->sock = zmq_socket(s->ctx, ZMQ_PAIR);
+	if (!s->sock)
+		return -zmq_errno();
+	snprintf(ep, sizeof(ep), "ipc://%s", s->path);
+	/* Retry the connect every ms, not 100 ms, while the peer binds. */
+	zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+	/* pong binds, ping connects (ZeroMQ retries until the bind). */
+	rc = side == PP_PONG ? zmq_bind(s->sock, ep) : zmq_connect(s->sock, ep);
+	if (rc < 0)
+		return -zmq_errno();
+	if (side == PP_PONG)
+		return 0;
+	/* A PAIR socket is writable once its peer is connected: wait for
+	 * that here, so the connection is not part of what is timed. */
+	pi = (zmq_pollitem_t){ .socket = s->sock, .events = ZMQ_POLLOUT };
+	rc = zmq_poll(&pi, 1, 10000);
+	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
+}
+
+static int pp_zmq_send(struct pp_zmq *s)
+{
+	while (zmq_send(s->sock, s->buf, s->size, 0) < 0)
+		if (zmq_errno() != EINTR)
+			return -zmq_errno();
+	return 0;
+}
+
+static int pp_zmq_recv(struct pp_zmq *s)
+{
+	int n;
+
+	while ((n = zmq_recv(s->sock, s->buf, s->size, 0)) < 0)
+		if (zmq_errno() != EINTR)
+			return -zmq_errno();
+	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
+}
+
+static int pp_zmq_ping(void *p)
+{
+	struct pp_zmq *s = p;
+	int rc;
+
+	bench_msg_stamp(s->buf, s->size, ++s->seq);
+	rc = pp_zmq_send(s);
+	if (!rc)
+		rc = pp_zmq_recv(s);
+	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
+}
+
+static int pp_zmq_pong(void *p)
+{
+	struct pp_zmq *s = p;
+	int rc;
+
+	rc = pp_zmq_recv(s);
+	if (!rc)
+		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
+	return rc ? rc : pp_zmq_send(s);
+}
+
+static void pp_zmq_detach(void *p, int side BENCH_UNUSED)
+{
+	struct pp_zmq *s = p;
+
+	if (s->sock)
+		zmq_close(s->sock);
+	if (s->ctx)
+		zmq_ctx_term(s->ctx);
+	free(s->buf);
+	s->buf = NULL;
+}
+
+static void pp_zmq_teardown(struct pp_env *env BENCH_UNUSED, void *p)
+{
+	struct pp_zmq *s = p;
+
+	unlink(s->path);
+}
+#define PP_ZMQ_OPS							\
+	.state_size = sizeof(struct pp_zmq), .setup = pp_zmq_setup,	\
+	.attach = pp_zmq_attach, .ping = pp_zmq_ping,			\
+	.pong = pp_zmq_pong, .detach = pp_zmq_detach,			\
+	.teardown = pp_zmq_teardown
+#else
+#define PP_ZMQ_OPS .state_size = 0
+#endif
+
+/* ---- iceoryx: a publisher and a subscriber per direction ----------------- */
+
+/* Set by main(): whether our iox-roudi runs. */
+static const char *pp_roudi_err;
+
+static const char *pp_not_built_iox(const struct pp_env *env BENCH_UNUSED)
+{
+	if (!BENCH_HAVE_ICEORYX)
+		return "not installed: libiceoryx-binding-c-dev, iceoryx "
+		       "(make bench-deps)";
+	return pp_roudi_err;
+}
+
+#if BENCH_HAVE_ICEORYX
+struct pp_iox {
+	char instance[64];	/* the service instance: unique per setup */
+	size_t size;
+	uint64_t seq;
+	char *buf;
+	iox_pub_storage_t pub_st;
+	iox_sub_storage_t sub_st;
+	iox_ws_storage_t ws_st;
+	iox_pub_t pub;
+	iox_sub_t sub;
+	iox_ws_t ws;
+};
+
+static int pp_iox_setup(struct pp_env *env,
+			const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	struct pp_iox *s = p;
+
+	s->size = env->size;
+	env->serial++;
+	snprintf(s->instance, sizeof(s->instance), "%d.%u", (int)getpid(),
+		 env->serial);
+	return 0;
+}
+
+/*
+ * Each process registers with roudi under its own name, after fork().
+ * The publisher waits for its subscriber (queue of 4, the producer blocks
+ * when it is full: nothing is dropped) and the subscriber for its
+ * publisher, so the first message is never lost.
+ */
+static int pp_iox_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	struct pp_iox *s = p;
+	iox_pub_options_t po;
+	iox_sub_options_t so;
+	char rt[64];
+	unsigned i;
+
+	s->buf = pp_buf_alloc(s->size);
+	if (!s->buf)
+		return -ENOMEM;
+	snprintf(rt, sizeof(rt), "shmqbench.%d", (int)getpid());
+	iox_set_loglevel(Iceoryx_LogLevel_Warn);
+	iox_runtime_init(rt);
+	iox_pub_options_init(&po);
+	po.subscriberTooSlowPolicy = ConsumerTooSlowPolicy_WAIT_FOR_CONSUMER;
+	iox_sub_options_init(&so);
+	so.queueCapacity = 4;
+	so.queueFullPolicy = QueueFullPolicy_BLOCK_PRODUCER;
+	s->pub = iox_pub_init(&s->pub_st, "shmqbench", s->instance,
+			      side == PP_PING ? "down" : "up", &po);
+	s->sub = iox_sub_init(&s->sub_st, "shmqbench", s->instance,
+			      side == PP_PING ? "up" : "down", &so);
+	s->ws = iox_ws_init(&s->ws_st);
+	if (iox_ws_attach_subscriber_state(s->ws, s->sub,
+					   SubscriberState_HAS_DATA, 0,
+					   NULL) != WaitSetResult_SUCCESS)
+		return -ENOSPC;
+	for (i = 0; i < 10000; i++) {	/* 10 s */
+		if (iox_pub_has_subscribers(s->pub) &&
+		    iox_sub_get_subscription_state(s->sub) ==
+			    SubscribeState_SUBSCRIBED)
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
+static int pp_iox_send(struct pp_iox *s)
+{
+	void *chunk;
+
+	if (iox_pub_loan_chunk(s->pub, &chunk, (uint32_t)s->size) !=
+	    AllocationResult_SUCCESS)
+		return -ENOMEM;
+	memcpy(chunk, s->buf, s->size);
+	iox_pub_publish_chunk(s->pub, chunk);
+	return 0;
+}
+
+static int pp_iox_recv(struct pp_iox *s)
+{
+	iox_notification_info_t ev[2];
+	const void *chunk;
+	uint64_t missed;
+	enum iox_ChunkReceiveResult r;
+
+	while ((r = iox_sub_take_chunk(s->sub, &chunk)) ==
+	       ChunkReceiveResult_NO_CHUNK_AVAILABLE)
+		iox_ws_wait(s->ws, ev, 2, &missed);
+	if (r != ChunkReceiveResult_SUCCESS)
+		return -EIO;
+	memcpy(s->buf, chunk, s->size);
+	iox_sub_release_chunk(s->sub, chunk);
+	return 0;
+}
+
+static int pp_iox_ping(void *p)
+{
+	struct pp_iox *s = p;
+	int rc;
+
+	bench_msg_stamp(s->buf, s->size, ++s->seq);
+	rc = pp_iox_send(s);
+	if (!rc)
+		rc = pp_iox_recv(s);
+	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
+}
+
+static int pp_iox_pong(void *p)
+{
+	struct pp_iox *s = p;
+	int rc;
+
+	rc = pp_iox_recv(s);
+	if (!rc)
+		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
+	return rc ? rc : pp_iox_send(s);
+}
+
+/* Deinit all, then exit() (not _exit()): the runtime unregisters. */
+static void pp_iox_detach(void *p, int side BENCH_UNUSED)
+{
+	struct pp_iox *s = p;
+
+	/* The peer may still take our last message: wait until it has. */
+	if (s->ws)
+		iox_ws_deinit(s->ws);
+	if (s->sub)
+		iox_sub_deinit(s->sub);
+	if (s->pub)
+		iox_pub_deinit(s->pub);
+	free(s->buf);
+	s->buf = NULL;
+}
+
+static void pp_iox_teardown(struct pp_env *env BENCH_UNUSED,
+			    void *p BENCH_UNUSED)
+{
+}
+#define PP_IOX_OPS							\
+	.state_size = sizeof(struct pp_iox), .setup = pp_iox_setup,	\
+	.attach = pp_iox_attach, .ping = pp_iox_ping,			\
+	.pong = pp_iox_pong, .detach = pp_iox_detach,			\
+	.teardown = pp_iox_teardown
+#else
+#define PP_IOX_OPS .state_size = 0
+#endif
 
 /* ---- shmq ---------------------------------------------------------------- */
 
 struct pp_shmq {
-	char qdown[SHMQ_NAME_MAX + 1];	/* parent -> child */
-	char qup[SHMQ_NAME_MAX + 1];	/* child -> parent */
+	char qdown[SHMQ_NAME_MAX + 1];	/* ping -> pong */
+	char qup[SHMQ_NAME_MAX + 1];	/* pong -> ping */
 	int64_t timeout_ns;
 	int64_t spin_ns;
 	size_t size;
-	shmq_seg *own_seg;	/* the child's attachment */
+	shmq_seg *own_seg;	/* this child's attachment */
 	shmq *tx, *rx;
 	uint64_t seq;
 	char *buf;
@@ -323,19 +913,16 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 {
 	struct pp_shmq *s = p;
-	shmq_seg *seg = env->seg;
 	int rc;
 
-	/* The child never touches the parent's attachment: it opens its own. */
-	if (side == PP_PONG) {
-		rc = shmq_seg_open(env->seg_name, &s->own_seg);
-		if (rc)
-			return rc;
-		seg = s->own_seg;
-	}
-	rc = shmq_open(seg, side == PP_PING ? s->qdown : s->qup, &s->tx);
+	/* A child never touches the parent's attachment: it opens its own. */
+	rc = shmq_seg_open(env->seg_name, &s->own_seg);
+	if (rc)
+		return rc;
+	rc = shmq_open(s->own_seg, side == PP_PING ? s->qdown : s->qup,
+		       &s->tx);
 	if (!rc)
-		rc = shmq_open(seg, side == PP_PING ? s->qup : s->qdown,
+		rc = shmq_open(s->own_seg, side == PP_PING ? s->qup : s->qdown,
 			       &s->rx);
 	if (!rc && s->spin_ns != PP_NO_SPIN) {
 		rc = shmq_set_spin(s->tx, s->spin_ns);
@@ -343,11 +930,9 @@ static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 			rc = shmq_set_spin(s->rx, s->spin_ns);
 	}
 	if (!rc) {
-		s->buf = aligned_alloc(64, (s->size + 63) & ~(size_t)63);
+		s->buf = pp_buf_alloc(s->size);
 		if (!s->buf)
 			rc = -ENOMEM;
-		else
-			bench_msg_init(s->buf, s->size);
 	}
 	return rc;
 }
@@ -418,7 +1003,10 @@ static void pp_shmq_teardown(struct pp_env *env, void *p)
 
 /* ---- the cases ----------------------------------------------------------- */
 
-enum { C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_PIPE, C_NR };
+enum {
+	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_PIPE, C_USTREAM,
+	C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_NR
+};
 
 #define PP_SPIN_OPS							\
 	.state_size = sizeof(struct pp_spin), .setup = pp_spin_setup,	\
@@ -426,46 +1014,91 @@ enum { C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_PIPE, C_NR };
 	.pong = pp_spin_pong, .detach = pp_spin_detach,			\
 	.teardown = pp_spin_teardown
 #define PP_FUTEX_OPS							\
-	.state_size = sizeof(struct pp_futex), .setup = pp_futex_setup,	\
+	.state_size = sizeof(struct pp_spin), .setup = pp_spin_setup,	\
 	.attach = pp_spin_attach, .ping = pp_futex_ping,		\
 	.pong = pp_futex_pong, .detach = pp_spin_detach,		\
-	.teardown = pp_futex_teardown
+	.teardown = pp_spin_teardown
+#define PP_EFD_OPS							\
+	.state_size = sizeof(struct pp_spin), .setup = pp_efd_setup,	\
+	.attach = pp_spin_attach, .ping = pp_efd_ping,			\
+	.pong = pp_efd_pong, .detach = pp_spin_detach,			\
+	.teardown = pp_spin_teardown
 #define PP_SHMQ_OPS							\
 	.state_size = sizeof(struct pp_shmq), .setup = pp_shmq_setup,	\
 	.attach = pp_shmq_attach, .ping = pp_shmq_ping,			\
 	.pong = pp_shmq_pong, .detach = pp_shmq_detach,			\
 	.teardown = pp_shmq_teardown
-#define PP_PIPE_OPS							\
-	.state_size = sizeof(struct pp_pipe), .setup = pp_pipe_setup,	\
-	.attach = pp_pipe_attach, .ping = pp_pipe_ping,			\
-	.pong = pp_pipe_pong, .detach = pp_pipe_detach,			\
-	.teardown = pp_pipe_teardown
+#define PP_FD_OPS							\
+	.state_size = sizeof(struct pp_fd), .setup = pp_fd_setup,	\
+	.attach = pp_fd_attach, .ping = pp_fd_ping,			\
+	.pong = pp_fd_pong, .detach = pp_fd_detach,			\
+	.teardown = pp_fd_teardown
+#define PP_MQ_OPS							\
+	.state_size = sizeof(struct pp_mq), .setup = pp_mq_setup,	\
+	.attach = pp_mq_attach, .ping = pp_mq_ping,			\
+	.pong = pp_mq_pong, .detach = pp_mq_detach,			\
+	.teardown = pp_mq_teardown
 
 static const struct pp_mech pp_mechs[C_NR] = {
-	[C_SPIN] = { .name = "raw-spin", .base = C_SPIN, .polls = 1,
-		     .desc = "two words in MAP_SHARED memory, PAUSE-spin",
+	[C_SPIN] = { .name = "raw-spin", .base = C_SPIN, .shmq = C_POLL,
+		     .polls = 1,
+		     .desc = "mailboxes in MAP_SHARED memory, PAUSE-spin",
 		     PP_SPIN_OPS },
-	[C_POLL] = { .name = "shmq-poll", .base = C_SPIN, .goal = 1.10,
-		     .polls = 1, .timeout_ns = 0, .spin_ns = PP_NO_SPIN,
+	[C_POLL] = { .name = "shmq-poll", .base = C_SPIN, .shmq = C_POLL,
+		     .goal = 1.10, .polls = 1, .timeout_ns = 0,
+		     .spin_ns = PP_NO_SPIN,
 		     .desc = "shmq_send/recv, timeout 0, retry on EAGAIN",
 		     PP_SHMQ_OPS },
-	[C_BLOCK] = { .name = "shmq-block", .base = C_SPIN, .goal = 1.25,
-		      .timeout_ns = SHMQ_FOREVER, .spin_ns = PP_NO_SPIN,
-		      .desc = "SHMQ_FOREVER, default spin budget",
+	[C_BLOCK] = { .name = "shmq-block", .base = C_SPIN, .shmq = C_BLOCK,
+		      .goal = 1.25, .timeout_ns = SHMQ_FOREVER,
+		      .spin_ns = PP_NO_SPIN,
+		      .desc = "SHMQ_FOREVER, default spin budget (or --spin)",
 		      PP_SHMQ_OPS },
-	[C_FUTEX] = { .name = "raw-futex", .base = C_SPIN,
-		      .desc = "shared futex words, WAIT/WAKE each round",
+	[C_FUTEX] = { .name = "raw-futex", .base = C_SPIN, .shmq = C_BLOCK,
+		      .desc = "the mailboxes, FUTEX_WAIT/WAKE every message",
 		      PP_FUTEX_OPS },
 	[C_SPIN0] = { .name = "shmq-block-spin0", .base = C_FUTEX,
-		      .goal = 1.25, .timeout_ns = SHMQ_FOREVER, .spin_ns = 0,
+		      .shmq = C_BLOCK, .goal = 1.25,
+		      .timeout_ns = SHMQ_FOREVER, .spin_ns = 0,
 		      .desc = "SHMQ_FOREVER, shmq_set_spin(q, 0)",
 		      PP_SHMQ_OPS },
-	[C_PIPE] = { .name = "pipe", .base = C_FUTEX,
-		     .desc = "two pipes, write + read",
-		     PP_PIPE_OPS },
+	[C_PIPE] = { .name = "pipe", .base = C_FUTEX, .shmq = C_BLOCK,
+		     .desc = "two pipes, write + read", PP_FD_OPS },
+	[C_USTREAM] = { .name = "unix-stream", .base = C_FUTEX,
+			.shmq = C_BLOCK, .sock_type = SOCK_STREAM,
+			.desc = "two AF_UNIX SOCK_STREAM socketpairs",
+			PP_FD_OPS },
+	[C_USEQ] = { .name = "unix-seqpacket", .base = C_FUTEX,
+		     .shmq = C_BLOCK, .sock_type = SOCK_SEQPACKET,
+		     .desc = "two AF_UNIX SOCK_SEQPACKET socketpairs",
+		     PP_FD_OPS },
+	[C_EFD] = { .name = "eventfd", .base = C_FUTEX, .shmq = C_BLOCK,
+		    .desc = "the mailboxes, an eventfd doorbell each way",
+		    PP_EFD_OPS },
+	[C_MQ] = { .name = "posix-mq", .base = C_FUTEX, .shmq = C_BLOCK,
+		   .unavailable = pp_mq_unavailable,
+		   .desc = "two POSIX message queues, mq_send/mq_receive",
+		   PP_MQ_OPS },
+	[C_ZMQ] = { .name = "zeromq", .base = C_FUTEX, .shmq = C_BLOCK,
+		    .unavailable = pp_not_built_zmq,
+		    .desc = "libzmq ZMQ_PAIR over ipc://", PP_ZMQ_OPS },
+	[C_IOX] = { .name = "iceoryx", .base = C_FUTEX, .shmq = C_BLOCK,
+		    .unavailable = pp_not_built_iox,
+		    .desc = "iceoryx C binding, pub/sub + WaitSet (iox-roudi)",
+		    PP_IOX_OPS },
 };
 
 /* ---- the driver ---------------------------------------------------------- */
+
+enum { PP_RUN = 0, PP_NEEDS_2CPU, PP_UNSELECTED, PP_UNAVAILABLE };
+
+/* The figures of one case at one size. */
+struct pp_result {
+	struct hist *h;		/* all rounds' samples */
+	double *round_med;	/* per round */
+	int skipped;		/* PP_RUN, ... */
+	const char *why;	/* PP_UNAVAILABLE: the reason */
+};
 
 struct pp_run {
 	struct pp_env env;
@@ -473,57 +1106,82 @@ struct pp_run {
 	int cpu_a, cpu_b;
 	uint64_t warm, iters;	/* per round */
 	unsigned rounds;
-	struct hist *round_h;
-	struct hist *total[C_NR];
-	double *round_med[C_NR];
-	int skipped[C_NR];	/* PP_RUN, PP_NEEDS_2CPU or PP_UNSELECTED */
+	struct hist *shared_h;	/* MAP_SHARED: the ping child fills it */
+	struct pp_result res[C_NR];
+	unsigned done, total;	/* rounds run, for the progress line */
 };
-
-enum { PP_RUN = 0, PP_NEEDS_2CPU, PP_UNSELECTED };
 
 /* Everything this program created goes; then exit(1). */
 static void pp_die(struct pp_run *r)
 {
+	bench_progress_done();
 	bench_kill_all();
 	shmq_seg_close(r->env.seg);
 	shmq_seg_unlink(r->env.seg_name);
 	exit(1);
 }
 
-/* The child: pin, attach, echo warm + iters messages, leave. */
-static void pp_child(struct pp_run *r, const struct pp_mech *m, void *st)
+/*
+ * A child: pin, attach, run @n pings (timed after @warm) or pongs, leave.
+ * exit(), not _exit(): iceoryx unregisters from roudi in a destructor
+ * (stdio was flushed before fork(), so nothing is written twice).
+ */
+static void pp_child(struct pp_run *r, const struct pp_mech *m, void *st,
+		     int side)
 {
-	uint64_t i, n = r->warm + r->iters;
+	uint64_t i, n = r->warm + r->iters, t0, t1;
+	struct hist *h = r->shared_h;
 	int rc;
 
-	rc = bench_pin(r->cpu_b);
+	rc = bench_pin(side == PP_PING ? r->cpu_a : r->cpu_b);
 	if (!rc)
-		rc = m->attach(&r->env, st, PP_PONG);
+		rc = m->attach(&r->env, st, side);
 	if (rc) {
-		fprintf(stderr, "%s: child setup: %s\n", m->name,
-			bench_strerror(rc));
+		fprintf(stderr, "%s: %s setup: %s\n", m->name,
+			side == PP_PING ? "ping" : "pong", bench_strerror(rc));
 		_exit(1);
 	}
-	for (i = 0; i < n; i++) {
-		rc = m->pong(st);
-		if (rc) {
-			fprintf(stderr, "%s: pong %" PRIu64 ": %s\n", m->name,
-				i, bench_strerror(rc));
-			_exit(1);
+	if (side == PP_PONG) {
+		for (i = 0; i < n; i++) {
+			rc = m->pong(st);
+			if (rc)
+				goto fail;
+		}
+	} else {
+		for (i = 0; i < r->warm; i++) {
+			rc = m->ping(st);
+			if (rc)
+				goto fail;
+		}
+		hist_reset(h);
+		for (; i < n; i++) {
+			t0 = bench_now_ns();
+			rc = m->ping(st);
+			t1 = bench_now_ns();
+			if (rc)
+				goto fail;
+			hist_add(h, t1 - t0);
 		}
 	}
-	m->detach(st, PP_PONG);
-	_exit(0);
+	m->detach(st, side);
+	exit(0);
+fail:
+	fprintf(stderr, "%s: %s %" PRIu64 ": %s\n", m->name,
+		side == PP_PING ? "round trip" : "echo", i, bench_strerror(rc));
+	_exit(1);
 }
 
 static void pp_round(struct pp_run *r, int c, unsigned round)
 {
 	const struct pp_mech *m = &pp_mechs[c];
-	uint64_t i, t0, t1;
+	struct pp_result *res = &r->res[c];
+	pid_t pong, ping;
 	void *st;
-	pid_t pid;
-	int rc;
+	int rc, bad;
 
+	bench_progress("pingpong %zu B: %-16s round %u/%u  [%u/%u]",
+		       r->env.size, m->name, round + 1, r->rounds, r->done + 1,
+		       r->total);
 	st = calloc(1, m->state_size);
 	if (!st) {
 		fprintf(stderr, "%s: out of memory\n", m->name);
@@ -534,193 +1192,325 @@ static void pp_round(struct pp_run *r, int c, unsigned round)
 		fprintf(stderr, "%s: setup: %s\n", m->name, bench_strerror(rc));
 		pp_die(r);
 	}
-	pid = bench_fork();
-	if (pid < 0) {
-		fprintf(stderr, "%s: fork: %s\n", m->name,
-			bench_strerror((int)pid));
-		m->teardown(&r->env, st);
-		pp_die(r);
-	}
-	if (pid == 0)
-		pp_child(r, m, st);
-
-	rc = m->attach(&r->env, st, PP_PING);
-	if (rc) {
-		fprintf(stderr, "%s: setup: %s\n", m->name, bench_strerror(rc));
-		pp_die(r);
-	}
-	/* Budget 1 ms per round trip, ample even for a sleeping peer. */
+	/* Budget: 30 s plus 1 ms per round trip, ample even when sleeping. */
 	bench_watchdog(30 + (unsigned)((r->warm + r->iters) / 1000), m->name);
-	for (i = 0; i < r->warm; i++) {
-		rc = m->ping(st);
-		if (rc)
-			goto fail;
-	}
-	hist_reset(r->round_h);
-	for (i = 0; i < r->iters; i++) {
-		t0 = bench_now_ns();
-		rc = m->ping(st);
-		t1 = bench_now_ns();
-		if (rc)
-			goto fail;
-		hist_add(r->round_h, t1 - t0);
-	}
-	alarm(0);
-	m->detach(st, PP_PING);
-	if (bench_reap(pid, m->name))
+	fflush(NULL);
+	pong = bench_fork();
+	if (pong == 0)
+		pp_child(r, m, st, PP_PONG);
+	ping = pong > 0 ? bench_fork() : pong;
+	if (ping == 0)
+		pp_child(r, m, st, PP_PING);
+	if (pong < 0 || ping < 0) {
+		fprintf(stderr, "%s: fork: %s\n", m->name,
+			bench_strerror(pong < 0 ? (int)pong : (int)ping));
 		pp_die(r);
+	}
+	bad = bench_reap(ping, "ping") != 0;
+	bad |= bench_reap(pong, "pong") != 0;
+	alarm(0);
+	if (bad) {
+		fprintf(stderr, "%s: run failed\n", m->name);
+		pp_die(r);
+	}
 	m->teardown(&r->env, st);
 	free(st);
-	hist_merge(r->total[c], r->round_h);
-	r->round_med[c][round] = (double)hist_pct(r->round_h, 50);
+	/* waitpid() ordered the child's writes to the shared histogram. */
+	hist_merge(res->h, r->shared_h);
+	res->round_med[round] = (double)hist_pct(r->shared_h, 50);
+	r->done++;
 	if (r->o->verbose)
 		printf("  round %u %-18s median %6" PRIu64 " ns  p99 %7" PRIu64
-		       " ns\n", round + 1, m->name, hist_pct(r->round_h, 50),
-		       hist_pct(r->round_h, 99));
-	return;
-fail:
-	fprintf(stderr, "%s: round trip %" PRIu64 ": %s\n", m->name, i,
-		bench_strerror(rc));
-	pp_die(r);
+		       " ns\n", round + 1, m->name, hist_pct(r->shared_h, 50),
+		       hist_pct(r->shared_h, 99));
 }
 
 static const char pp_help[] =
 	"usage: bench_pingpong [options]\n"
 	"\n"
 	"Round-trip latency of one message between two processes pinned to\n"
-	"two CPUs: shmq (polling, blocking, blocking without spin) against a\n"
-	"raw shared-memory spin, a raw futex and a pipe, measured in the same\n"
-	"run in interleaved rounds.  Prints a table, then one SUMMARY line\n"
-	"per case with its ratio to its baseline.\n"
+	"two CPUs: shmq (polling, blocking, blocking without spin) against\n"
+	"raw shared-memory spin and futex ping-pongs (the limits), pipes,\n"
+	"Unix sockets (stream, seqpacket), eventfd + shared memory, POSIX\n"
+	"message queues, ZeroMQ ipc:// and iceoryx (when built in), measured\n"
+	"in the same run in interleaved rounds.  Every message is checked.\n"
+	"Prints a table per size, GOAL lines for the two latency goals at\n"
+	"64 bytes, and one SUMMARY line per case and size.\n"
 	"\n"
 	"options:\n"
-	"  --iters N        round trips per case, over all rounds\n"
-	"                   (default 100000; --quick 15000)\n"
+	"  --iters N        round trips per case and size, over all rounds\n"
+	"                   (default 100000, 20000 above 4 KiB; --quick 6000)\n"
+	"  (default sizes: 8,64,512,4k,64k; --quick 64,4k)\n"
 	BENCH_COMMON_HELP
 	"\n"
-	"The raw baselines carry no payload; --size applies to shmq and\n"
-	"pipe.\n";
+	"CSV (--out): latency.csv, one row per case and size.\n"
+	"iceoryx: an iox-roudi is started for the run (and stopped) unless\n"
+	"one runs already.  Cases: raw-spin shmq-poll shmq-block raw-futex\n"
+	"shmq-block-spin0 pipe unix-stream unix-seqpacket eventfd posix-mq\n"
+	"zeromq iceoryx.\n";
 
 static double pp_mean(const struct hist *h)
 {
 	return h->count ? (double)h->sum / (double)h->count : 0;
 }
 
-static void pp_report(struct pp_run *r, const char *cpus)
+static double pp_med(const struct pp_run *r, int c)
 {
-	double med[C_NR];
+	if (r->res[c].skipped)
+		return 0;
+	return (double)hist_pct(r->res[c].h, 50);
+}
+
+/* "3.2x shmq-block", or "-" */
+static double pp_ratio(const struct pp_run *r, int c, int base)
+{
+	double b = pp_med(r, base), v = pp_med(r, c);
+
+	return b > 0 && v > 0 ? v / b : 0;
+}
+
+static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
+{
 	int c;
 
-	printf("\n%-17s %8s %8s %8s %8s %8s %9s %7s  %-10s %s\n", "case",
-	       "median", "mean", "p90", "p99", "p99.9", "max", "ratio", "vs",
-	       "goal");
-	for (c = 0; c < C_NR; c++)
-		med[c] = (double)hist_pct(r->total[c], 50);
+	printf("\n%zu-byte messages: round trip in ns\n", r->env.size);
+	printf("%-17s %8s %8s %8s %8s %8s %9s %7s %-10s %6s %-11s %s\n",
+	       "case", "median", "mean", "p90", "p99", "p99.9", "max",
+	       "x base", "base", "x shmq", "vs", "goal");
 	for (c = 0; c < C_NR; c++) {
 		const struct pp_mech *m = &pp_mechs[c];
-		const struct hist *h = r->total[c];
-		double ratio;
-		char goal[32] = "";
+		const struct pp_result *res = &r->res[c];
+		const struct hist *h = res->h;
+		double rb = pp_ratio(r, c, m->base);
+		double rq = pp_ratio(r, c, m->shmq);
+		char goal[32] = "", b1[16] = "-", b2[16] = "-";
 
-		if (r->skipped[c] == PP_NEEDS_2CPU)
+		if (res->skipped == PP_NEEDS_2CPU)
 			printf("%-17s skipped: busy-polls, needs two CPUs\n",
 			       m->name);
-		if (r->skipped[c])
+		if (res->skipped == PP_UNAVAILABLE)
+			printf("%-17s %s\n", m->name, res->why);
+		if (res->skipped)
 			continue;
-		if (r->skipped[m->base]) {
-			printf("%-17s %8" PRIu64 " %8.0f %8" PRIu64 " %8"
-			       PRIu64 " %8" PRIu64 " %9" PRIu64 " %7s  %-10s\n",
-			       m->name, hist_pct(h, 50), pp_mean(h),
-			       hist_pct(h, 90), hist_pct(h, 99),
-			       hist_pct(h, 99.9), h->max, "-", "-");
-			continue;
-		}
-		ratio = med[m->base] > 0 ? med[c] / med[m->base] : 0;
-		if (m->goal > 0)
+		if (rb > 0)
+			snprintf(b1, sizeof(b1), "%.2f", rb);
+		if (rq > 0)
+			snprintf(b2, sizeof(b2), "%.2f", rq);
+		if (m->goal > 0 && rb > 0)
 			snprintf(goal, sizeof(goal), "<= %.2f %s", m->goal,
-				 ratio <= m->goal ? "ok" : "MISSED");
+				 rb <= m->goal ? "ok" : "MISSED");
 		printf("%-17s %8" PRIu64 " %8.0f %8" PRIu64 " %8" PRIu64 " %8"
-		       PRIu64 " %9" PRIu64 " %7.2f  %-10s %s\n", m->name,
+		       PRIu64 " %9" PRIu64 " %7s %-10s %6s %-11s %s\n", m->name,
 		       hist_pct(h, 50), pp_mean(h), hist_pct(h, 90),
-		       hist_pct(h, 99), hist_pct(h, 99.9), h->max, ratio,
-		       pp_mechs[m->base].name, goal);
+		       hist_pct(h, 99), hist_pct(h, 99.9), h->max, b1,
+		       pp_mechs[m->base].name, b2, pp_mechs[m->shmq].name,
+		       goal);
 	}
-	printf("(round trip in ns, each including one clock read; ratio = "
-	       "median / baseline's median)\n");
+	printf("(each sample includes one clock read; x base, x shmq = median "
+	       "/ that case's median)\n");
 	if (r->o->verbose) {
-		printf("\nper-round medians (ns):\n");
+		printf("per-round medians (ns):\n");
 		for (c = 0; c < C_NR; c++) {
 			unsigned i;
 
-			if (r->skipped[c])
+			if (r->res[c].skipped)
 				continue;
 			printf("  %-17s", pp_mechs[c].name);
 			for (i = 0; i < r->rounds; i++)
-				printf(" %7.0f", r->round_med[c][i]);
+				printf(" %7.0f", r->res[c].round_med[i]);
 			printf("\n");
 		}
-		printf("per-round ratios to the baseline's median of the "
-		       "same round:\n");
-		for (c = 0; c < C_NR; c++) {
-			int base = pp_mechs[c].base;
-			unsigned i;
-
-			if (r->skipped[c] || r->skipped[base] || base == c)
-				continue;
-			printf("  %-17s", pp_mechs[c].name);
-			for (i = 0; i < r->rounds; i++)
-				printf(" %7.2f", r->round_med[base][i] > 0 ?
-				       r->round_med[c][i] /
-				       r->round_med[base][i] : 0);
-			printf("  vs %s\n", pp_mechs[base].name);
-		}
 	}
-	printf("\n");
 	for (c = 0; c < C_NR; c++) {
 		const struct pp_mech *m = &pp_mechs[c];
-		double ratio;
+		const struct hist *h = r->res[c].h;
+		double rb = pp_ratio(r, c, m->base);
+		double rq = pp_ratio(r, c, m->shmq);
 
-		if (r->skipped[c])
+		if (r->res[c].skipped) {
+			if (csv && r->res[c].skipped != PP_UNSELECTED)
+				fprintf(csv, "%zu,%s,,,,,,,,,,,,\"%s\"\n",
+					r->env.size, m->name,
+					r->res[c].skipped == PP_NEEDS_2CPU ?
+					"needs two CPUs" : r->res[c].why);
 			continue;
+		}
 		printf("SUMMARY pingpong %s cpus=%s size=%zu median_ns=%" PRIu64
 		       " p99_ns=%" PRIu64, m->name, cpus, r->env.size,
-		       hist_pct(r->total[c], 50), hist_pct(r->total[c], 99));
-		if (r->skipped[m->base]) {
-			printf(" ratio=n/a vs=-");
-		} else {
-			ratio = med[m->base] > 0 ? med[c] / med[m->base] : 0;
-			printf(" ratio=%.3f vs=%s", ratio,
-			       pp_mechs[m->base].name);
+		       hist_pct(h, 50), hist_pct(h, 99));
+		if (rb > 0) {
+			printf(" ratio=%.3f vs=%s", rb, pp_mechs[m->base].name);
 			if (m->goal > 0)
 				printf(" goal=%.2f met=%s", m->goal,
-				       ratio <= m->goal ? "yes" : "no");
+				       rb <= m->goal ? "yes" : "no");
+		} else {
+			printf(" ratio=n/a vs=-");
 		}
-		printf(" p999_ns=%" PRIu64 " max_ns=%" PRIu64 " mean_ns=%.1f\n",
-		       hist_pct(r->total[c], 99.9), r->total[c]->max,
-		       pp_mean(r->total[c]));
+		printf(" p999_ns=%" PRIu64 " max_ns=%" PRIu64 " mean_ns=%.1f",
+		       hist_pct(h, 99.9), h->max, pp_mean(h));
+		if (rq > 0)
+			printf(" ratio_shmq=%.3f vs_shmq=%s", rq,
+			       pp_mechs[m->shmq].name);
+		printf("\n");
+		if (csv)
+			fprintf(csv, "%zu,%s,%" PRIu64 ",%" PRIu64 ",%.1f,%"
+				PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+				",%s,%.4f,%s,%.4f,\n", r->env.size, m->name,
+				h->count, hist_pct(h, 50), pp_mean(h),
+				hist_pct(h, 90), hist_pct(h, 99),
+				hist_pct(h, 99.9), h->max,
+				pp_mechs[m->base].name, rb,
+				pp_mechs[m->shmq].name, rq);
 	}
+}
+
+/*
+ * The issue's two latency goals, at this size: shmq-poll within 1.10x of
+ * raw-spin; shmq-block >= 10x lower than pipes, Unix sockets and POSIX mq,
+ * and lower than ZeroMQ and iceoryx.
+ */
+static void pp_goals(struct pp_run *r)
+{
+	static const int tenx[] = { C_PIPE, C_USTREAM, C_USEQ, C_MQ };
+	static const int lower[] = { C_ZMQ, C_IOX };
+	double blk = pp_med(r, C_BLOCK), worst = 0;
+	int ok = 1, c;
+	unsigned i;
+	char detail[512] = "";
+	size_t len = 0;
+
+	if (pp_med(r, C_POLL) > 0 && pp_med(r, C_SPIN) > 0) {
+		double q = pp_ratio(r, C_POLL, C_SPIN);
+
+		printf("GOAL latency-poll %s: shmq-poll median %.0f ns = %.2fx "
+		       "raw-spin %.0f ns (goal <= 1.10x; %zu B)\n",
+		       q <= 1.10 ? "PASS" : "SHORT", pp_med(r, C_POLL), q,
+		       pp_med(r, C_SPIN), r->env.size);
+	} else {
+		printf("GOAL latency-poll NOT-MEASURED: needs shmq-poll and "
+		       "raw-spin on two CPUs\n");
+	}
+	if (blk <= 0) {
+		printf("GOAL latency-block NOT-MEASURED: shmq-block did not "
+		       "run\n");
+		return;
+	}
+	worst = 1e300;
+	for (i = 0; i < BENCH_ARRAY_SIZE(tenx); i++) {
+		c = tenx[i];
+		if (pp_med(r, c) <= 0) {
+			len += (size_t)snprintf(detail + len,
+				sizeof(detail) - len, " %s n/a;",
+				pp_mechs[c].name);
+			continue;
+		}
+		if (pp_med(r, c) / blk < worst)
+			worst = pp_med(r, c) / blk;
+		if (pp_med(r, c) < 10 * blk)
+			ok = 0;
+		len += (size_t)snprintf(detail + len, sizeof(detail) - len,
+					" %s %.1fx;", pp_mechs[c].name,
+					pp_med(r, c) / blk);
+	}
+	for (i = 0; i < BENCH_ARRAY_SIZE(lower); i++) {
+		c = lower[i];
+		if (pp_med(r, c) <= 0) {
+			len += (size_t)snprintf(detail + len,
+				sizeof(detail) - len, " %s n/a;",
+				pp_mechs[c].name);
+			continue;
+		}
+		if (pp_med(r, c) <= blk)
+			ok = 0;
+		len += (size_t)snprintf(detail + len, sizeof(detail) - len,
+					" %s %.1fx;", pp_mechs[c].name,
+					pp_med(r, c) / blk);
+	}
+	printf("GOAL latency-block %s: shmq-block median %.0f ns; others / "
+	       "shmq-block:%s (goal >= 10x pipe/unix/mq, > 1x zeromq/"
+	       "iceoryx; %zu B)\n", ok ? "PASS" : "SHORT", blk, detail,
+	       r->env.size);
+}
+
+/* Runs every selected case at r->env.size. */
+static void pp_size(struct pp_run *r, const char *cpus, FILE *csv,
+		    int want_goals)
+{
+	unsigned round, k;
+	int c, ncpu2 = r->cpu_a >= 0;
+
+	for (c = 0; c < C_NR; c++) {
+		struct pp_result *res = &r->res[c];
+
+		hist_reset(res->h);
+		memset(res->round_med, 0, r->rounds * sizeof(double));
+		if (res->skipped == PP_UNSELECTED)
+			continue;
+		res->skipped = PP_RUN;
+		res->why = pp_mechs[c].unavailable ?
+			   pp_mechs[c].unavailable(&r->env) : NULL;
+		if (res->why)
+			res->skipped = PP_UNAVAILABLE;
+		else if (!ncpu2 && pp_mechs[c].polls)
+			res->skipped = PP_NEEDS_2CPU;
+	}
+	for (round = 0; round < r->rounds; round++) {
+		/* Rotate the order so no case always follows the same one. */
+		for (k = 0; k < C_NR; k++) {
+			c = (int)((k + round) % C_NR);
+			if (!r->res[c].skipped)
+				pp_round(r, c, round);
+		}
+	}
+	bench_sig.what = NULL;
+	bench_progress_done();
+	pp_report(r, cpus, csv);
+	if (want_goals)
+		pp_goals(r);
+	fflush(stdout);
 }
 
 int main(int argc, char **argv)
 {
+	static const size_t full_sizes[] = { 8, 64, 512, 4096, 65536 };
+	static const size_t quick_sizes[] = { 64, 4096 };
+	static const size_t smoke_sizes[] = { 8, 65536 };
 	struct shmq_seg_attr sattr = { 0 };
 	struct bench_opts o;
 	struct pp_run r;
-	char seg_name[32], cpus[32];
-	uint64_t total, clock_step;
+	char seg_name[32], cpus[32], log[PATH_MAX];
+	uint64_t clock_step, total;
+	const size_t *sizes;
 	double clock_cost;
-	unsigned round, k;
-	int c, ncpu, rc;
+	unsigned nsizes, i, k, nsel = 0;
+	size_t maxsize = 0;
+	pid_t roudi = 0;
+	int c, ncpu, rc, goal_i = -1;
+	FILE *csv;
 
 	bench_parse_opts(argc, argv, &o, pp_help);
 	memset(&r, 0, sizeof(r));
 	r.o = &o;
-	total = o.iters ? o.iters : o.quick ? 15000 : 100000;
-	r.rounds = o.rounds ? o.rounds : o.quick ? 3 : 5;
-	r.iters = total / r.rounds;
-	if (!r.iters)
-		r.iters = 1;
-	r.warm = r.iters / 10 > 1000 ? r.iters / 10 : 1000;
+	if (o.nsizes) {
+		sizes = o.sizes;
+		nsizes = o.nsizes;
+	} else if (o.smoke) {
+		sizes = smoke_sizes;
+		nsizes = BENCH_ARRAY_SIZE(smoke_sizes);
+	} else if (o.quick) {
+		sizes = quick_sizes;
+		nsizes = BENCH_ARRAY_SIZE(quick_sizes);
+	} else {
+		sizes = full_sizes;
+		nsizes = BENCH_ARRAY_SIZE(full_sizes);
+	}
+	for (i = 0; i < nsizes; i++) {
+		if (sizes[i] > maxsize)
+			maxsize = sizes[i];
+		if (sizes[i] == 64 || (goal_i < 0 && i == nsizes - 1))
+			goal_i = (int)i;
+	}
+	r.rounds = o.rounds ? o.rounds : o.smoke ? 1 : o.quick ? 2 : 5;
 
 	ncpu = bench_pick_cpus(&o, &r.cpu_a, &r.cpu_b);
 	if (ncpu < 0) {
@@ -732,10 +1522,9 @@ int main(int argc, char **argv)
 
 	snprintf(seg_name, sizeof(seg_name), "bench.%d", (int)getpid());
 	r.env.seg_name = seg_name;
-	r.env.size = o.size;
 	r.env.spin_ns = o.spin_ns;
 	bench_setup_signals(seg_name);
-	sattr.size = PP_SEG_MIN + 2 * (size_t)PP_QCAP * (o.size + 64) * 2;
+	sattr.size = PP_SEG_MIN + 4 * (size_t)PP_QCAP * (maxsize + 128) * 2;
 	rc = shmq_seg_create(seg_name, &sattr, &r.env.seg);
 	if (rc) {
 		fprintf(stderr, "bench_pingpong: shmq_seg_create(%s): %s\n",
@@ -743,74 +1532,101 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	r.round_h = hist_new();
+	r.shared_h = bench_shared_alloc(sizeof(struct hist));
+	if (!r.shared_h) {
+		fprintf(stderr, "bench_pingpong: out of memory\n");
+		pp_die(&r);
+	}
 	for (c = 0; c < C_NR; c++) {
-		r.total[c] = hist_new();
-		r.round_med[c] = calloc(r.rounds, sizeof(double));
-		if (!r.total[c] || !r.round_med[c] || !r.round_h) {
+		r.res[c].h = hist_new();
+		r.res[c].round_med = calloc(r.rounds, sizeof(double));
+		if (!r.res[c].h || !r.res[c].round_med) {
 			fprintf(stderr, "bench_pingpong: out of memory\n");
 			pp_die(&r);
 		}
 		if (!bench_selected(&o, pp_mechs[c].name))
-			r.skipped[c] = PP_UNSELECTED;
+			r.res[c].skipped = PP_UNSELECTED;
 	}
-	/* A case selected brings its baseline (and that one's) along. */
+	/* A case selected brings its baselines (and theirs) along. */
 	for (k = 0; k < 2; k++)
 		for (c = 0; c < C_NR; c++)
-			if (!r.skipped[c])
-				r.skipped[pp_mechs[c].base] = PP_RUN;
+			if (!r.res[c].skipped) {
+				r.res[pp_mechs[c].base].skipped = PP_RUN;
+				r.res[pp_mechs[c].shmq].skipped = PP_RUN;
+			}
 	for (c = 0; c < C_NR; c++)
-		if (!r.skipped[c] && ncpu < 2 && pp_mechs[c].polls)
-			r.skipped[c] = PP_NEEDS_2CPU;
+		nsel += !r.res[c].skipped;
 
-	printf("bench_pingpong: round trip of one %zu-byte message between two "
-	       "processes\n", o.size);
+	if (BENCH_HAVE_ICEORYX && !r.res[C_IOX].skipped) {
+		if (o.out)
+			snprintf(log, sizeof(log), "%s/iox-roudi.log", o.out);
+		else
+			snprintf(log, sizeof(log), "/tmp/shmqbench.%d.roudi.log",
+				 (int)getpid());
+		if (o.out)
+			mkdir(o.out, 0777);
+		roudi = bench_roudi_start(log);
+		if (roudi < 0)
+			pp_roudi_err = roudi == -ENOENT ?
+				"iox-roudi failed to start (see its log)" :
+				"iox-roudi did not come up within 10 s";
+	}
+
+	printf("bench_pingpong: round trip of one message between two "
+	       "processes (scratch names: bench.%d)\n", (int)getpid());
 	if (ncpu < 2)
 		printf("only one CPU available: running unpinned; the "
 		       "busy-polling cases are skipped\n");
 	else
-		printf("parent on CPU %d, child on CPU %d\n", r.cpu_a, r.cpu_b);
-	printf("%u interleaved rounds x %" PRIu64 " round trips per case "
-	       "(+%" PRIu64 " warm-up); shmq-block spin: %s\n", r.rounds,
-	       r.iters, r.warm, o.spin_ns < 0 ? "library default" : "--spin");
+		printf("ping on CPU %d, pong on CPU %d\n", r.cpu_a, r.cpu_b);
+	bench_clock_info(&clock_step, &clock_cost);
+	printf("%u interleaved rounds per case; shmq-block spin: %s; clock: "
+	       "CLOCK_MONOTONIC, step %" PRIu64 " ns, %.1f ns per read\n",
+	       r.rounds, o.spin_ns < 0 ? "library default" : "--spin",
+	       clock_step, clock_cost);
 	if (o.spin_ns >= 0)
 		printf("--spin %" PRId64 " ns applies to shmq-block only\n",
 		       o.spin_ns);
-	bench_clock_info(&clock_step, &clock_cost);
-	printf("clock: CLOCK_MONOTONIC, step %" PRIu64 " ns, %.1f ns per "
-	       "read\n", clock_step, clock_cost);
 	for (c = 0; c < C_NR; c++)
-		if (r.skipped[c] != PP_UNSELECTED)
+		if (r.res[c].skipped != PP_UNSELECTED)
 			printf("  %-17s %s\n", pp_mechs[c].name,
 			       pp_mechs[c].desc);
+	if (roudi > 0)
+		printf("iox-roudi started for this run (pid %d, log %s)\n",
+		       (int)roudi, log);
 	fflush(stdout);
 
-	if (bench_pin(r.cpu_a)) {
-		fprintf(stderr, "bench_pingpong: cannot pin to CPU %d\n",
-			r.cpu_a);
-		pp_die(&r);
+	csv = bench_csv_open(&o, "latency",
+			     "size,case,samples,median_ns,mean_ns,p90_ns,"
+			     "p99_ns,p999_ns,max_ns,base,ratio_base,shmq_case,"
+			     "ratio_shmq,note");
+	for (i = 0; i < nsizes; i++)
+		r.total += r.rounds * nsel;
+	for (i = 0; i < nsizes; i++) {
+		r.env.size = sizes[i];
+		total = o.iters ? o.iters : o.smoke ? 200 :
+			o.quick ? 6000 : sizes[i] > 4096 ? 20000 : 100000;
+		r.iters = total / r.rounds;
+		if (!r.iters)
+			r.iters = 1;
+		r.warm = o.smoke ? 20 : r.iters / 10 > 500 ? r.iters / 10 : 500;
+		pp_size(&r, cpus, csv, (int)i == goal_i);
 	}
-	for (round = 0; round < r.rounds; round++) {
-		/* Rotate the order so no case always follows the same one. */
-		for (k = 0; k < C_NR; k++) {
-			c = (int)((k + round) % C_NR);
-			if (!r.skipped[c])
-				pp_round(&r, c, round);
-		}
-	}
-	bench_sig.what = NULL;
+	if (csv)
+		fclose(csv);
 
-	pp_report(&r, cpus);
-
+	bench_roudi_stop(roudi);
+	if (roudi > 0 && !o.out)
+		unlink(log);
 	shmq_seg_close(r.env.seg);
 	rc = shmq_seg_unlink(seg_name);
 	if (rc)
 		fprintf(stderr, "bench_pingpong: shmq_seg_unlink(%s): %s\n",
 			seg_name, bench_strerror(rc));
 	for (c = 0; c < C_NR; c++) {
-		free(r.total[c]);
-		free(r.round_med[c]);
+		free(r.res[c].h);
+		free(r.res[c].round_med);
 	}
-	free(r.round_h);
+	bench_shared_free(r.shared_h, sizeof(struct hist));
 	return 0;
 }

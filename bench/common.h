@@ -19,10 +19,16 @@
 #define BENCH_COMMON_H
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <mqueue.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -326,16 +332,104 @@ static inline uint64_t hist_pct(const struct hist *h, double p)
 
 /* ---- options ------------------------------------------------------------- */
 
+#define BENCH_MAX_LIST 16
+
 struct bench_opts {
 	int quick;
+	int smoke;		/* --smoke: a tiny workload that proves each case */
 	int verbose;
 	uint64_t iters;		/* 0: the benchmark's default */
-	size_t size;		/* message bytes */
+	size_t size;		/* message bytes (the first of sizes[]) */
+	size_t sizes[BENCH_MAX_LIST];	/* --sizes; nsizes 0: the default */
+	unsigned nsizes;
+	unsigned batches[BENCH_MAX_LIST];	/* --batches */
+	unsigned nbatches;
+	unsigned pc[BENCH_MAX_LIST][2];	/* --pc PxC,... */
+	unsigned npc;
+	unsigned duration_ms;	/* throughput: length of one run */
 	int64_t spin_ns;	/* -1: library default */
 	unsigned rounds;	/* 0: the benchmark's default */
 	int cpu_a, cpu_b;	/* -1: chosen from the affinity mask */
 	const char *only;	/* comma-separated case names, or NULL: all */
+	const char *out;	/* CSV directory, or NULL */
+	const char *tag;	/* names the CSV files: NAME-TAG.csv */
 };
+
+/* "8,64,4k,64k": 1-BENCH_MAX_LIST sizes (k = 1024). Returns the count. */
+static inline int bench_parse_sizes(const char *arg, size_t *v)
+{
+	const char *p = arg;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		unsigned long long x;
+
+		errno = 0;
+		x = strtoull(p, &end, 10);
+		if (errno || end == p || n == BENCH_MAX_LIST)
+			return -1;
+		if (*end == 'k' || *end == 'K') {
+			x *= 1024;
+			end++;
+		}
+		if (x < BENCH_MIN_SIZE || x > SHMQ_MAX_MSG_SIZE ||
+		    (*end && *end != ','))
+			return -1;
+		v[n++] = (size_t)x;
+		p = *end ? end + 1 : end;
+	}
+	return n ? n : -1;
+}
+
+/* "1,32,256": 1-BENCH_MAX_LIST counts in [1, max]. */
+static inline int bench_parse_uints(const char *arg, unsigned *v,
+				    unsigned max)
+{
+	const char *p = arg;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		unsigned long x;
+
+		errno = 0;
+		x = strtoul(p, &end, 10);
+		if (errno || end == p || !x || x > max ||
+		    n == BENCH_MAX_LIST || (*end && *end != ','))
+			return -1;
+		v[n++] = (unsigned)x;
+		p = *end ? end + 1 : end;
+	}
+	return n ? n : -1;
+}
+
+/* "1x1,2x2": producer x consumer pairs, each 1-64. */
+static inline int bench_parse_pc(const char *arg, unsigned (*v)[2])
+{
+	const char *p = arg;
+	int n = 0;
+
+	while (*p) {
+		char *end;
+		unsigned long a, b;
+
+		errno = 0;
+		a = strtoul(p, &end, 10);
+		if (errno || end == p || *end != 'x' || n == BENCH_MAX_LIST)
+			return -1;
+		p = end + 1;
+		b = strtoul(p, &end, 10);
+		if (errno || end == p || !a || !b || a > 64 || b > 64 ||
+		    (*end && *end != ','))
+			return -1;
+		v[n][0] = (unsigned)a;
+		v[n][1] = (unsigned)b;
+		n++;
+		p = *end ? end + 1 : end;
+	}
+	return n ? n : -1;
+}
 
 /*
  * Parses the common options; @help is printed for --help (exit 0) and after
@@ -346,33 +440,40 @@ static inline void bench_parse_opts(int argc, char **argv,
 {
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, 'q' },
+		{ "smoke", no_argument, NULL, 'Q' },
 		{ "iters", required_argument, NULL, 'n' },
 		{ "size", required_argument, NULL, 's' },
+		{ "sizes", required_argument, NULL, 'z' },
+		{ "batches", required_argument, NULL, 'b' },
+		{ "pc", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
 		{ "spin", required_argument, NULL, 'S' },
 		{ "rounds", required_argument, NULL, 'r' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "only", required_argument, NULL, 'o' },
+		{ "out", required_argument, NULL, 'O' },
+		{ "tag", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
-	int c;
+	int c, n;
 
-	o->quick = 0;
-	o->verbose = 0;
-	o->iters = 0;
+	memset(o, 0, sizeof(*o));
 	o->size = 64;
 	o->spin_ns = -1;
-	o->rounds = 0;
 	o->cpu_a = o->cpu_b = -1;
-	o->only = NULL;
 
-	while ((c = getopt_long(argc, argv, "qn:s:S:r:c:o:vh", longopts,
-				NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "qQn:s:z:b:p:d:S:r:c:o:O:T:vh",
+				longopts, NULL)) != -1) {
 		errno = 0;
 		switch (c) {
 		case 'q':
+			o->quick = 1;
+			break;
+		case 'Q':
+			o->smoke = 1;
 			o->quick = 1;
 			break;
 		case 'v':
@@ -387,6 +488,33 @@ static inline void bench_parse_opts(int argc, char **argv,
 			o->size = strtoull(optarg, &end, 0);
 			if (errno || *end || o->size < BENCH_MIN_SIZE ||
 			    o->size > SHMQ_MAX_MSG_SIZE)
+				goto bad;
+			o->sizes[0] = o->size;
+			o->nsizes = 1;
+			break;
+		case 'z':
+			n = bench_parse_sizes(optarg, o->sizes);
+			if (n < 0)
+				goto bad;
+			o->nsizes = (unsigned)n;
+			o->size = o->sizes[0];
+			break;
+		case 'b':
+			n = bench_parse_uints(optarg, o->batches, 256);
+			if (n < 0)
+				goto bad;
+			o->nbatches = (unsigned)n;
+			break;
+		case 'p':
+			n = bench_parse_pc(optarg, o->pc);
+			if (n < 0)
+				goto bad;
+			o->npc = (unsigned)n;
+			break;
+		case 'd':
+			o->duration_ms = (unsigned)strtoul(optarg, &end, 0);
+			if (errno || *end || !o->duration_ms ||
+			    o->duration_ms > 600000)
 				goto bad;
 			break;
 		case 'S':
@@ -409,6 +537,17 @@ static inline void bench_parse_opts(int argc, char **argv,
 		case 'o':
 			o->only = optarg;
 			break;
+		case 'O':
+			o->out = optarg;
+			break;
+		case 'T':
+			o->tag = optarg;
+			for (end = optarg; *end; end++)
+				if (!strchr("abcdefghijklmnopqrstuvwxyz"
+					    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					    "0123456789._-", *end))
+					goto bad;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			exit(0);
@@ -428,7 +567,10 @@ usage:
 
 #define BENCH_COMMON_HELP \
 	"  --quick          a short run (a few seconds)\n" \
-	"  --size BYTES     message size (default 64, at least 8)\n" \
+	"  --smoke          a tiny workload: proves every case runs and\n" \
+	"                   cleans up (make check); figures mean nothing\n" \
+	"  --size BYTES     one message size (at least 8)\n" \
+	"  --sizes LIST     message sizes, e.g. 8,64,512,4k,64k\n" \
 	"  --spin NS        spin budget of the \"default spin\" shmq cases\n" \
 	"                   (default: the library's, SHMQ_DEFAULT_SPIN_NS\n" \
 	"                   or $SHMQ_SPIN_NS)\n" \
@@ -436,6 +578,8 @@ usage:
 	"  --cpus A,B       the two CPUs to pin to (default: the first\n" \
 	"                   two of the affinity mask)\n" \
 	"  --only A,B,...   run only these cases (and their baselines)\n" \
+	"  --out DIR        also write CSV files into DIR (created)\n" \
+	"  --tag NAME       CSV file name suffix (default: none)\n" \
 	"  --verbose        also print every round's figure\n" \
 	"  --help           this text\n"
 
@@ -534,6 +678,8 @@ static struct bench_sig {
 	volatile pid_t child[BENCH_MAX_CHILDREN];
 	char shm_path[128];		/* /dev/shm/shmq.NAME, or "" */
 	const char *volatile what;	/* the case running, for messages */
+	volatile pid_t roudi;		/* the iox-roudi we started, or 0 */
+	char roudi_user_shm[128];	/* its payload segment */
 	volatile sig_atomic_t in_child;
 } bench_sig;
 
@@ -542,6 +688,39 @@ static inline void bench_sig_puts(const char *s)
 	ssize_t r = write(STDERR_FILENO, s, strlen(s));
 
 	(void)r;
+}
+
+/*
+ * Stops the iox-roudi we started (SIGTERM, then SIGKILL after 5 s) and
+ * removes whatever it left behind.  Async-signal-safe.
+ */
+static inline void bench_roudi_stop(pid_t pid)
+{
+	static const char *const files[] = {
+		"/tmp/roudi", "/tmp/roudi.lock", "/tmp/iox-unique-roudi.lock",
+		"/dev/shm/iceoryx_mgmt",
+	};
+	struct timespec ts = { 0, 50000000 };
+	unsigned i;
+	int st;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (i == 100) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	}
+	bench_sig.roudi = 0;
+	for (i = 0; i < BENCH_ARRAY_SIZE(files); i++)
+		unlink(files[i]);
+	if (bench_sig.roudi_user_shm[0])
+		unlink(bench_sig.roudi_user_shm);
 }
 
 /*
@@ -565,6 +744,7 @@ static inline void bench_kill_all(void)
 	}
 	if (bench_sig.shm_path[0])
 		unlink(bench_sig.shm_path);
+	bench_roudi_stop(bench_sig.roudi);
 }
 
 static inline void bench_fatal_signal(int sig)
@@ -671,6 +851,7 @@ static inline pid_t bench_fork(void)
 		for (j = 0; j < BENCH_MAX_CHILDREN; j++)
 			bench_sig.child[j] = 0;
 		bench_sig.shm_path[0] = '\0';
+		bench_sig.roudi = 0;
 		bench_sig.in_child = 1;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
@@ -741,6 +922,202 @@ static inline double bench_median(double *v, unsigned n)
 		return 0;
 	qsort(v, n, sizeof(*v), bench_cmp_double);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+
+/* ---- progress line, CSV ---------------------------------------------------- */
+
+/*
+ * A one-line progress report on stderr, rewritten in place; only when
+ * stderr is a terminal, so logs and CI output stay clean.
+ */
+static inline void bench_progress(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static inline void bench_progress(const char *fmt, ...)
+{
+	static int tty = -1;
+	char line[160];
+	va_list ap;
+
+	if (tty < 0)
+		tty = isatty(STDERR_FILENO);
+	if (!tty)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\r\033[K%s", line);
+	fflush(stderr);
+}
+
+static inline void bench_progress_done(void)
+{
+	if (isatty(STDERR_FILENO)) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+}
+
+/*
+ * Opens DIR/NAME[-TAG].csv for writing (DIR created), or returns NULL
+ * when --out was not given.  Exits 1 when it cannot.
+ */
+static inline FILE *bench_csv_open(const struct bench_opts *o,
+				   const char *name, const char *header)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	if (!o->out)
+		return NULL;
+	if (mkdir(o->out, 0777) < 0 && errno != EEXIST) {
+		fprintf(stderr, "bench: mkdir %s: %s\n", o->out,
+			strerror(errno));
+		exit(1);
+	}
+	snprintf(path, sizeof(path), "%s/%s%s%s.csv", o->out, name,
+		 o->tag ? "-" : "", o->tag ? o->tag : "");
+	f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	fprintf(f, "%s\n", header);
+	return f;
+}
+
+/* ---- optional mechanisms ------------------------------------------------- */
+
+/*
+ * BENCH_HAVE_ZMQ and BENCH_HAVE_ICEORYX are set by the Makefile when the
+ * Debian packages (libzmq3-dev; libiceoryx-binding-c-dev + iceoryx) are
+ * installed: `make bench-deps`.  Without them their rows say so.
+ */
+#ifndef BENCH_HAVE_ZMQ
+#define BENCH_HAVE_ZMQ 0
+#endif
+#ifndef BENCH_HAVE_ICEORYX
+#define BENCH_HAVE_ICEORYX 0
+#endif
+
+/*
+ * POSIX message queues need RLIMIT_MSGQUEUE bytes for their messages; the
+ * default (800 KiB) is too little for 64 KiB messages.  Raise the soft
+ * limit to the hard one, and both to @need when allowed (root).
+ */
+static inline void bench_mq_rlimit(rlim_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MSGQUEUE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		struct rlimit up = { need, need };
+
+		if (setrlimit(RLIMIT_MSGQUEUE, &up) == 0)
+			return;
+	}
+	setrlimit(RLIMIT_MSGQUEUE, &rl);
+}
+
+/* /proc/sys/fs/mqueue/NAME, or @dflt when unreadable. */
+static inline long bench_mq_sysctl(const char *name, long dflt)
+{
+	char path[96];
+	long v = dflt;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/sys/fs/mqueue/%s", name);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = dflt;
+		fclose(f);
+	}
+	return v;
+}
+
+/*
+ * Can a POSIX message queue of @maxmsg messages of @size bytes be made?
+ * 0, or mq_open()'s -errno (-EINVAL: size above fs.mqueue.msgsize_max or
+ * maxmsg above msg_max; -EMFILE / -ENOMEM: RLIMIT_MSGQUEUE).
+ */
+static inline int bench_mq_probe(size_t size, long maxmsg)
+{
+	struct mq_attr a = { .mq_maxmsg = maxmsg, .mq_msgsize = (long)size };
+	char name[64];
+	mqd_t q;
+
+	snprintf(name, sizeof(name), "/shmqbench.%d.probe", (int)getpid());
+	q = mq_open(name, O_RDWR | O_CREAT | O_EXCL, 0600, &a);
+	if (q == (mqd_t)-1)
+		return -errno;
+	mq_unlink(name);
+	mq_close(q);
+	return 0;
+}
+
+/*
+ * iceoryx needs its broker, iox-roudi, running for the whole run.  We start
+ * one when none runs (/tmp/roudi is its socket), and stop it at the end;
+ * roudi then removes its shared memory (/dev/shm/iceoryx_mgmt and
+ * /dev/shm/USER) itself, provided every iceoryx process exit()ed (not
+ * _exit()ed) so that it unregistered.  On a fatal path bench_kill_all()
+ * stops it and removes what it left.
+ */
+#define BENCH_ROUDI_SOCK "/tmp/roudi"
+
+/*
+ * Starts iox-roudi with its log in @log.  Returns its pid (> 0), 0 when
+ * one already runs (we use it and leave it), or -errno / -ENOENT.
+ */
+static inline pid_t bench_roudi_start(const char *log)
+{
+	pid_t pid;
+	int i, st;
+
+	if (access(BENCH_ROUDI_SOCK, F_OK) == 0)
+		return 0;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execlp("iox-roudi", "iox-roudi", "-l", "warning", (char *)NULL);
+		_exit(127);
+	}
+	bench_sig.roudi = pid;
+	{
+		struct passwd *pw = getpwuid(geteuid());
+
+		/* The payload segment roudi makes is named after the user. */
+		if (pw && !strchr(pw->pw_name, '/'))
+			snprintf(bench_sig.roudi_user_shm,
+				 sizeof(bench_sig.roudi_user_shm),
+				 "/dev/shm/%s", pw->pw_name);
+	}
+	for (i = 0; i < 200; i++) {	/* 10 s */
+		if (access(BENCH_ROUDI_SOCK, F_OK) == 0) {
+			usleep(50000);	/* let it finish "ready for clients" */
+			return pid;
+		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			bench_sig.roudi = 0;
+			return -ENOENT;
+		}
+		usleep(50000);
+	}
+	bench_roudi_stop(pid);
+	return -ETIMEDOUT;
 }
 
 #endif /* BENCH_COMMON_H */

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define SHMQ_VERSION_MAJOR 0
-#define SHMQ_VERSION_MINOR 1
+#define SHMQ_VERSION_MINOR 2
 #define SHMQ_VERSION_PATCH 0
 
 /* Block until the operation can complete. */
@@ -107,10 +107,14 @@ typedef struct shmq shmq;           /* an open queue */
  * @mode:       permission bits, applied exactly, not filtered by umask
  *              (default 0600).  The kernel's file permissions are the access
  *              control.
- * @flags:      reserved, must be 0.
+ * @flags:      0, or SHMQ_SEG_GROUP to apply @gid.
  * @max_queues: directory entries (default 256, at most SHMQ_MAX_QUEUES).
  * @max_procs:  process-table entries: how many attachments may exist at
  *              once (default 64, at most SHMQ_MAX_PROCS).
+ * @gid:        (since 0.2) group owner of the segment's file, applied only
+ *              when @flags has SHMQ_SEG_GROUP (so a caller built against 0.1,
+ *              whose struct ends before it, is never misread).  Set before
+ *              the segment gets its name: no peer sees another group.
  */
 struct shmq_seg_attr {
 	size_t size;
@@ -118,7 +122,11 @@ struct shmq_seg_attr {
 	unsigned flags;
 	uint32_t max_queues;
 	uint32_t max_procs;
+	uint32_t gid;
 };
+
+/* shmq_seg_attr.flags: @gid is set. */
+#define SHMQ_SEG_GROUP 0x2u
 
 /*
  * Queue attributes.
@@ -179,9 +187,10 @@ const char *shmq_errname(int err);
  * in one step: other processes never see a half-built segment.
  *
  * Returns 0, or -EEXIST (name taken), -EINVAL (bad attribute, size too
- * small for its tables), -ENAMETOOLONG, -ENOSPC (no room in /dev/shm or on
- * the file system), -EACCES, -EUSERS, -ENOMEM, or another -errno from the
- * kernel.
+ * small for its tables, unknown flag), -ENAMETOOLONG, -ENOSPC (no room in
+ * /dev/shm or on the file system), -EACCES, -EPERM (SHMQ_SEG_GROUP names a
+ * group the caller may not give files to), -EUSERS, -ENOMEM, or another
+ * -errno from the kernel.
  * Blocks: no.  Thread safety: safe.
  */
 int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
@@ -268,7 +277,7 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr);
  * @out:  on success, the handle
  *
  * Returns 0, or -ENOENT, -EINVAL, -ENAMETOOLONG, -EPROTO (its record is
- * corrupt), -ENOMEM.
+ * corrupt), -ENOMEM, -EPERM (@seg is an observer, see shmq_seg_observe()).
  * Blocks: only on the control-plane lock.  Thread safety: safe.
  */
 int shmq_open(shmq_seg *seg, const char *name, shmq **out);
@@ -451,6 +460,260 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
  * Returns 0, or -EINVAL (@m->token is not an outstanding acquisition of @q).
  */
 int shmq_release(shmq *q, struct shmq_msg *m);
+
+/* ---- inspection and administration (since 0.2) ------------------------ */
+
+/*
+ * What mqctl uses.  Everything below reads the segment's tables under the
+ * control-plane lock and the rings' words with single atomic loads: a
+ * result is a consistent view of the directory and a snapshot, possibly
+ * already stale, of each ring.  None of it touches a queue's fast path.
+ */
+
+/**
+ * shmq_seg_observe - attach to a segment as an observer
+ * @name: segment name or file path, NULL for the default
+ * @out:  on success, the attachment
+ *
+ * Maps and validates the segment like shmq_seg_open() but takes no
+ * process-table entry and repairs nothing, so observing changes nothing a
+ * peer could see (mqctl's info, list, stat, procs and watch use it).  An
+ * observer may call shmq_seg_info(), shmq_queue_list(), shmq_queue_stat(),
+ * shmq_proc_list(), shmq_peek(), shmq_create(), shmq_unlink() and
+ * shmq_seg_close(); shmq_open() on it fails with -EPERM.
+ *
+ * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES,
+ * -EPROTO (not a shmq segment, corrupt, or another layout version: see
+ * shmq_seg_check()), -ENOMEM.
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_seg_observe(const char *name, shmq_seg **out);
+
+/* A segment's identity and usage (shmq_seg_info()). */
+struct shmq_seg_info {
+	uint32_t version;         /* layout version of the segment */
+	uint32_t mode;            /* permission bits of the file, now */
+	uint32_t uid;             /* owner of the file, now */
+	uint32_t gid;             /* group of the file, now */
+	uint32_t creator_uid;     /* uid of the creating process */
+	uint32_t max_queues;      /* directory entries */
+	uint32_t queues;          /* named queues */
+	uint32_t unlinked;        /* unlinked queues still open somewhere */
+	uint32_t max_procs;       /* process-table entries */
+	uint32_t procs;           /* attachments whose process is alive */
+	uint32_t procs_dead;      /* entries of dead processes not yet reclaimed */
+	uint32_t self;            /* 1 when the caller holds one of @procs */
+	uint64_t size;            /* bytes: the file's size */
+	uint64_t heap_size;       /* bytes that queues may use */
+	uint64_t heap_used;       /* bytes in queue blocks */
+	uint64_t heap_free;       /* heap_size - heap_used */
+	uint64_t heap_largest;    /* largest free extent: the biggest new queue */
+	uint64_t create_time_ns;  /* CLOCK_REALTIME at creation */
+};
+
+/**
+ * shmq_seg_info - describe a segment
+ * @seg:  attachment (also an observer)
+ * @info: out
+ *
+ * Liveness is the kernel's: a process counts as alive while its lock on
+ * the segment file is held (a stopped process is alive; a killed one is
+ * dead at once, even as an unreaped zombie).
+ *
+ * Returns 0, or -EINVAL (NULL argument), -EIO (fstat of the file failed),
+ * -ENOMEM.
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_seg_info(shmq_seg *seg, struct shmq_seg_info *info);
+
+/* shmq_queue_info.state */
+#define SHMQ_QUEUE_LIVE     1   /* named */
+#define SHMQ_QUEUE_UNLINKED 2   /* name removed, storage kept for open handles */
+
+/* One queue, as shmq_queue_list() and shmq_queue_stat() see it. */
+struct shmq_queue_info {
+	char name[SHMQ_NAME_MAX + 1];
+	uint32_t state;           /* SHMQ_QUEUE_LIVE or SHMQ_QUEUE_UNLINKED */
+	uint32_t index;           /* directory entry */
+	uint32_t capacity;        /* messages */
+	uint32_t msg_size;        /* largest payload, bytes */
+	uint32_t slot_size;       /* bytes per slot */
+	uint32_t handles;         /* open handles, over every live attachment */
+	uint32_t send_waiters;    /* threads announced waiting for room */
+	uint32_t recv_waiters;    /* threads announced waiting for a message */
+	uint64_t depth;           /* messages waiting: sent - received, within
+	                           * [0, capacity], + lane_depth */
+	uint64_t sent;            /* positions producers claimed (prod_pos) */
+	uint64_t received;        /* positions consumers claimed (cons_pos) */
+	uint64_t full_waits;      /* blocking sends that found it full */
+	uint64_t empty_waits;     /* blocking receives that found it empty */
+	uint64_t sleeps;          /* futex waits entered */
+	uint64_t wakes;           /* futex wake calls issued */
+	uint64_t repairs;         /* slots repaired: tombstones + redelivered */
+	uint64_t bytes;           /* segment bytes its block takes */
+	uint64_t create_time_ns;  /* CLOCK_REALTIME at creation */
+	uint64_t tombstones;      /* dead producers' claims turned tombstones */
+	uint64_t redelivered;     /* dead consumers' messages moved to the lane */
+	uint64_t lane_depth;      /* messages waiting in the redelivery lane */
+	uint32_t producers;       /* attached processes that have sent to it
+	                           * through a handle still open */
+	uint32_t consumers;       /* ... that have received from it */
+};
+
+/**
+ * shmq_queue_list - describe every queue of a segment
+ * @seg: attachment (also an observer)
+ * @out: array of @n entries, or NULL when @n is 0
+ * @n:   its size
+ *
+ * Fills the first min(@n, count) entries in directory order, named queues
+ * and unlinked queues that are still open.  Ring counters are read without
+ * stopping anyone: each is exact at the instant it was read.  sent and
+ * received count claims, so a message being written or read is counted.
+ *
+ * Returns how many queues there are (may exceed @n), or -EINVAL (NULL
+ * @seg, NULL @out with @n > 0), -EPROTO (a directory entry is corrupt).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n);
+
+/**
+ * shmq_queue_stat - describe one named queue
+ * @seg:  attachment (also an observer)
+ * @name: queue name
+ * @out:  out
+ *
+ * Returns 0, or -ENOENT (no queue of that name), -EINVAL/-ENAMETOOLONG
+ * (bad name, NULL argument), -EPROTO (its entry is corrupt).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_queue_stat(shmq_seg *seg, const char *name,
+		    struct shmq_queue_info *out);
+
+/* One process-table entry (shmq_proc_list()). */
+struct shmq_proc_info {
+	uint32_t index;           /* process-table entry */
+	uint32_t pid;             /* in the pid namespace of the process */
+	uint32_t uid;
+	uint32_t alive;           /* 1: its liveness lock is held */
+	uint32_t self;            /* 1: the caller's own attachment */
+	uint32_t same_pidns;      /* 1: @pid means that process here too */
+	uint32_t handles;         /* open queue handles */
+	uint32_t held;            /* positions its operation records name:
+	                           * claimed, not yet published/freed */
+	uint64_t start_time;      /* its start, clock ticks after boot */
+	uint64_t attach_time_ns;  /* CLOCK_REALTIME */
+	char comm[16];            /* command name */
+};
+
+/**
+ * shmq_proc_list - describe the processes attached to a segment
+ * @seg: attachment (also an observer)
+ * @out: array of @n entries, or NULL when @n is 0
+ * @n:   its size
+ *
+ * Lists every entry in use: live attachments, and entries of dead
+ * processes that no attach or recovery has reclaimed yet (alive == 0).
+ *
+ * Returns how many entries are in use (may exceed @n), or -EINVAL.
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n);
+
+/* One message copied by shmq_peek(). */
+struct shmq_peek_msg {
+	void *data;               /* in: buffer */
+	size_t size;              /* in: its size */
+	size_t len;               /* out: message length; min(len, size) copied */
+	uint64_t pos;             /* out: its position (sent order) */
+};
+
+/**
+ * shmq_peek - copy the oldest messages of a queue without consuming them
+ * @seg:  attachment (also an observer)
+ * @name: queue name
+ * @msgs: buffers
+ * @n:    how many, at least 1
+ *
+ * A snapshot: each message is copied, then its slot is read again, and a
+ * copy is kept only if the slot still held the same message afterwards
+ * (else a consumer took it meanwhile and it is skipped).  Slots still
+ * being written and tombstones of crashed producers are skipped.  By the
+ * time this returns, the queue may have moved on.  Messages in the
+ * redelivery lane of crash recovery are not shown.
+ *
+ * Returns how many messages were copied (0 for an empty queue), or
+ * -ENOENT, -EINVAL/-ENAMETOOLONG (bad name, @n == 0, NULL @msgs),
+ * -EPROTO (its entry is corrupt).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
+	      unsigned n);
+
+/**
+ * shmq_purge - drop the messages that a queue holds now
+ * @q: handle
+ *
+ * Consumes, through the ordinary receive path (shmq_acquire() and
+ * shmq_release() without waiting), at most as many messages as the queue
+ * held when called, and stops once its consumers have passed the newest
+ * message present then; so producers and consumers may run meanwhile and
+ * every message is either dropped (and counted) or delivered to them.  A
+ * message sent while the purge runs may be dropped too (at most one per
+ * race with another consumer) and is counted.
+ *
+ * Returns how many messages were dropped (>= 0), or -EINVAL, -ENOMEM.
+ * Blocks: no.  Thread safety: safe.
+ */
+int shmq_purge(shmq *q);
+
+/* shmq_problem.area */
+enum {
+	SHMQ_AREA_FILE = 1,       /* the file itself: type, size */
+	SHMQ_AREA_HEADER,         /* the first page */
+	SHMQ_AREA_DIRECTORY,      /* a directory entry */
+	SHMQ_AREA_HEAP,           /* queue blocks: bounds, overlaps */
+	SHMQ_AREA_PROCS,          /* a process-table entry */
+	SHMQ_AREA_QUEUE,          /* a ring: header, positions, slots */
+};
+
+/* shmq_problem.severity */
+#define SHMQ_CHECK_ERROR 1   /* corruption: the segment is not consistent */
+#define SHMQ_CHECK_NOTE  0   /* consistent, but worth knowing (dead process) */
+
+/* One finding of shmq_seg_check(); valid during the callback only. */
+struct shmq_problem {
+	int severity;             /* SHMQ_CHECK_ERROR or SHMQ_CHECK_NOTE */
+	int area;                 /* SHMQ_AREA_* */
+	int index;                /* entry or slot index, or -1 */
+	const char *queue;        /* queue name when known, else NULL */
+	const char *what;         /* one sentence */
+};
+
+typedef void (*shmq_check_fn)(const struct shmq_problem *p, void *arg);
+
+/**
+ * shmq_seg_check - verify a segment, like fsck, without changing it
+ * @name: segment name or file path, NULL for the default
+ * @fn:   called once per finding, or NULL
+ * @arg:  passed to @fn
+ *
+ * Opens the file read-only and maps it read-only, so it works on a segment
+ * that shmq_seg_open() refuses with -EPROTO, and reports every problem
+ * instead of stopping at the first: header (magic, version, geometry),
+ * directory entries, queue blocks (inside the heap, not overlapping), the
+ * process table, and each ring (identity, prod_pos - cons_pos within
+ * [0, capacity], every slot's sequence word legal for its position).
+ * Takes no lock: on a segment in use a ring that keeps moving is re-read
+ * until two reads agree, and reported as a note if they never do.
+ *
+ * Returns the number of errors found (0: consistent; notes do not count),
+ * or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES, -ENOMEM, -EIO
+ * (the file could not be read or mapped).
+ * Blocks: no.  Thread safety: safe.  A peer that shrinks the file while it
+ * is checked makes the checker fault (see the README's trust model).
+ */
+int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -136,8 +136,7 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
 	q->capacity = qi.capacity;
 	q->msg_size = qi.msg_size;
-	q->rec_cidx = -1;
-	atomic_init(&q->rec_owner, 0);
+	q->mb_mode = shmq__membarrier_init();
 	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
 	atomic_init(&q->stall_ns, env_ns("SHMQ_STALL_NS",
 					 SHMQ_DEFAULT_STALL_NS));
@@ -153,9 +152,6 @@ void shmq_close(shmq *q)
 {
 	if (!q)
 		return;
-	/* relaxed: closing races with no other use of the handle. */
-	if (atomic_load_explicit(&q->rec_owner, memory_order_relaxed))
-		shmq__rec_put(q->seg, q->rec_cidx);
 	shmq__dir_close(q->seg, q->idx);
 	shmq__seg_put(q->seg);
 	/* relaxed: as above. */
@@ -204,10 +200,12 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
 /* ---- operation records ----------------------------------------------------- */
 
 /*
- * The record that names one call's claim.  A handle caches one record for
- * the first thread that uses it, so the common case (one thread per handle)
- * costs one compare; other threads take one from the attachment's bitmap
- * for the length of the call.
+ * The record that names one call's claim.  A copying call holds it only for
+ * the call, and a thread makes one call at a time, so one record serves all
+ * of a thread's queues: the attachment caches one for the first thread that
+ * uses it (the common case costs one compare), and other threads take one
+ * from the attachment's bitmap for the length of the call.  The cached
+ * record lives as long as the attachment.
  */
 struct op {
 	struct proc_rec *rec;
@@ -217,20 +215,24 @@ struct op {
 static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
 						   unsigned long self)
 {
+	shmq_seg *seg = q->seg;
 	unsigned long none = 0;
-	int i = shmq__rec_get(q->seg);
+	int i = shmq__rec_get(seg);
 
 	if (i < 0)
 		return i;
-	op->rec = &q->seg->recs[i];
+	op->rec = &seg->recs[i];
 	op->idx = i;
 	/*
 	 * relaxed: decides which thread owns the cached record; that thread
 	 * alone then reads and writes rec_cidx.
 	 */
-	if (atomic_compare_exchange_strong_explicit(&q->rec_owner, &none, self,
-			memory_order_relaxed, memory_order_relaxed)) {
-		q->rec_cidx = i;
+	if (atomic_compare_exchange_strong_explicit(&seg->rec_owner, &none,
+			self, memory_order_relaxed, memory_order_relaxed)) {
+		/* relaxed: read back only by this thread (or one reusing its
+		 * pthread_t, after glibc's thread teardown and creation, which
+		 * synchronise). */
+		atomic_store_explicit(&seg->rec_cidx, i, memory_order_relaxed);
 		op->idx = -1;
 	}
 	return 0;
@@ -238,12 +240,15 @@ static int __attribute__((noinline)) op_begin_slow(shmq *q, struct op *op,
 
 static inline int op_begin(shmq *q, struct op *op)
 {
+	shmq_seg *seg = q->seg;
 	unsigned long self = (unsigned long)pthread_self();
 
 	/* relaxed: only this thread stores its own id here (op_begin_slow). */
-	if (__builtin_expect(atomic_load_explicit(&q->rec_owner,
+	if (__builtin_expect(atomic_load_explicit(&seg->rec_owner,
 			memory_order_relaxed) == self, 1)) {
-		op->rec = &q->seg->recs[q->rec_cidx];
+		/* relaxed: stored by this thread in op_begin_slow(). */
+		op->rec = &seg->recs[atomic_load_explicit(&seg->rec_cidx,
+						memory_order_relaxed)];
 		op->idx = -1;
 		return 0;
 	}
@@ -255,6 +260,28 @@ static inline void op_end(shmq *q, struct op *op)
 	rec_clear(op->rec);
 	if (op->idx >= 0)
 		shmq__rec_put(q->seg, op->idx);
+}
+
+/*
+ * Show in our process-table entry that this attachment sends to (or
+ * receives from) the queue: once per handle and role, for mqctl's
+ * producer and consumer counts.
+ */
+static void __attribute__((noinline)) mark_role(shmq *q, unsigned bit)
+{
+	/* relaxed, both: display only; no data depends on these bits. */
+	atomic_fetch_or_explicit(&q->roles, (uint8_t)bit, memory_order_relaxed);
+	atomic_fetch_or_explicit(&shmq__proc_roles(q->seg,
+			(uint32_t)q->seg->proc_idx)[q->idx], (uint8_t)bit,
+			memory_order_relaxed);
+}
+
+static inline void role(shmq *q, unsigned bit)
+{
+	/* relaxed: a hint, set once; a race marks the role twice, harmlessly. */
+	if (__builtin_expect(!(atomic_load_explicit(&q->roles,
+			memory_order_relaxed) & bit), 0))
+		mark_role(q, bit);
 }
 
 /* ---- stuck positions (crash recovery's trigger) ---------------------------- */
@@ -314,19 +341,27 @@ static void poll_stall(shmq *q, stuck_fn stuck)
 
 /* ---- claims with waiting ------------------------------------------------- */
 
-/* Claim up to n slots to write, waiting per the timeout.  -errno or n. */
-static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
-		      struct proc_rec *rec)
+/*
+ * Claim up to n slots to write, waiting per the timeout.  -errno or n.
+ * The slow path: the caller's first try found the ring full.
+ */
+static int __attribute__((noinline))
+claim_prod_slow(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
+		struct proc_rec *rec)
 {
-	struct deadline dl = { timeout_ns, 0 };
-	bool counted = false;
+	struct deadline dl = { timeout_ns, 0, 0 };
+	bool counted = false, tried = true;
 	unsigned k;
 	int rc = 0;
 
 	for (;;) {
-		k = ring_prod_claim(&q->main, n, pos, rec);
-		if (k)
-			return (int)k;
+		/* The caller's try found the ring full: go straight on. */
+		if (!tried) {
+			k = ring_prod_claim(&q->main, n, pos, rec);
+			if (k)
+				return (int)k;
+		}
+		tried = false;
 		/* A failed CAS may have left a position we do not own named. */
 		rec_clear(rec);
 		if (timeout_ns == 0) {
@@ -344,6 +379,17 @@ static int claim_prod(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
 		rc = shmq__wait(q, &q->hdr->not_full, ring_can_send,
 				prod_stuck, &dl);
 	}
+}
+
+/* The fast path: one try, inline; the rest out of line. */
+static inline int claim_prod(shmq *q, unsigned n, uint64_t *pos,
+			     int64_t timeout_ns, struct proc_rec *rec)
+{
+	unsigned k = ring_prod_claim(&q->main, n, pos, rec);
+
+	if (__builtin_expect(k != 0, 1))
+		return (int)k;
+	return claim_prod_slow(q, n, pos, timeout_ns, rec);
 }
 
 /* One try at the lane (when it may hold something), then the main ring. */
@@ -367,18 +413,24 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 /*
  * Claim up to n messages to read, waiting per the timeout.  -errno or n;
  * *rp is the ring they are in (the main ring or the redelivery lane).
+ * The slow path: the lane may hold something, or the caller's first try
+ * at the main ring found nothing it could take.
  */
-static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
-		      size_t buflen, uint64_t *pos, struct ring **rp,
-		      int64_t timeout_ns, struct proc_rec *rec)
+static int __attribute__((noinline))
+claim_cons_slow(shmq *q, unsigned n, const struct iovec *bufs, size_t buflen,
+		uint64_t *pos, struct ring **rp, int64_t timeout_ns,
+		struct proc_rec *rec, bool tried)
 {
-	struct deadline dl = { timeout_ns, 0 };
+	struct deadline dl = { timeout_ns, 0, 0 };
 	bool counted = false;
-	unsigned k;
-	int why, rc = 0;
+	unsigned k = 0;
+	int why = CLAIM_OK, rc = 0;
 
 	for (;;) {
-		k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
+		/* The caller's try found the ring empty: go straight on. */
+		if (!tried)
+			k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
+		tried = false;
 		if (__builtin_expect(why == CLAIM_TOMB, 0)) {
 			/* A dead producer's position: skip it, try again. */
 			ring_free(*rp, *pos);
@@ -409,6 +461,33 @@ static int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
 	}
 }
 
+/* The fast path: no lane, one try at the ring, inline. */
+static inline int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
+			     size_t buflen, uint64_t *pos, struct ring **rp,
+			     int64_t timeout_ns, struct proc_rec *rec)
+{
+	unsigned k;
+	int why;
+
+	if (__builtin_expect(!lane_pending(q), 1)) {
+		k = ring_cons_claim(&q->main, n, bufs, buflen, pos, &why, rec);
+		if (__builtin_expect(k != 0 && why == CLAIM_OK, 1)) {
+			*rp = &q->main;
+			return (int)k;
+		}
+		if (k == 0 && why == CLAIM_OK)  /* empty: wait, or -EAGAIN */
+			return claim_cons_slow(q, n, bufs, buflen, pos, rp,
+					       timeout_ns, rec, true);
+		if (k) {        /* a tombstone: skip it, as the slow path does */
+			ring_free(&q->main, *pos);
+			rec_clear(rec);
+			shmq__notify(q, &q->hdr->not_full, 1);
+		}
+	}
+	return claim_cons_slow(q, n, bufs, buflen, pos, rp, timeout_ns, rec,
+			       false);
+}
+
 /* After freeing n slots of ring r: only the main ring has waiting producers. */
 static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
 {
@@ -417,6 +496,45 @@ static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
 }
 
 /* ---- copy in, copy out --------------------------------------------------- */
+
+/*
+ * Streaming: every slot a producer writes was last written by a consumer
+ * (its free, R2), so each write needs the line back from that consumer's
+ * cache.  The claim CAS and the notify fence of every send wait for that
+ * transfer, one message after another.  Asking for the slot PREFETCH_AHEAD
+ * positions ahead now overlaps those transfers with the next sends.  Far
+ * enough ahead that a consumer keeping up is not reading it; only on rings
+ * large enough that it is not a slot still in use.  A hint: it cannot fault
+ * or change anything (ring.h), however stale pos is.
+ */
+#define PREFETCH_AHEAD 8
+
+/*
+ * Write a message into its slot, the slot's first line last.  That line
+ * holds seq, which a waiting consumer reads over and over: written in one
+ * run with len and seq (ring_publish), it changes hands once per message;
+ * written first and again at the end, the consumer's reads in between can
+ * take it away, and the producer must fetch it a second time.
+ */
+#define LINE0_DATA (64 - SHMQ_SLOT_HDR_SIZE)
+
+static inline void copy_in(struct slot *s, const void *msg, size_t len)
+{
+	if (len > LINE0_DATA) {
+		memcpy(s->data + LINE0_DATA, (const char *)msg + LINE0_DATA,
+		       len - LINE0_DATA);
+		/* A constant size: three vector moves, not a byte loop. */
+		memcpy(s->data, msg, LINE0_DATA);
+	} else if (len) {       /* msg may be NULL when len is 0 */
+		memcpy(s->data, msg, len);
+	}
+}
+
+static inline void prefetch_ahead(const shmq *q, uint64_t pos)
+{
+	if (q->capacity >= 4 * PREFETCH_AHEAD)
+		ring_prefetch_write(&q->main, pos + PREFETCH_AHEAD);
+}
 
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 {
@@ -428,13 +546,14 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 		return -EINVAL;
 	if (len > q->msg_size)
 		return -EMSGSIZE;
+	role(q, PROC_ROLE_PROD);
 	rc = op_begin(q, &op);
 	if (rc)
 		return rc;
 	rc = claim_prod(q, 1, &pos, timeout_ns, op.rec);
 	if (rc > 0) {
-		if (len)        /* msg may be NULL when len is 0 */
-			memcpy(ring_slot(&q->main, pos)->data, msg, len);
+		prefetch_ahead(q, pos);
+		copy_in(ring_slot(&q->main, pos), msg, len);
 		ring_publish(&q->main, pos, (uint32_t)len);
 		rc = 0;
 	}
@@ -454,6 +573,7 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 
 	if (!q || (!buf && buflen) || timeout_check(timeout_ns))
 		return -EINVAL;
+	role(q, PROC_ROLE_CONS);
 	rc = op_begin(q, &op);
 	if (rc)
 		return rc;
@@ -488,6 +608,7 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		return -EMSGSIZE;
 	if (fit > q->capacity)
 		fit = q->capacity;
+	role(q, PROC_ROLE_PROD);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -499,9 +620,8 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	for (i = 0; i < (unsigned)k; i++)
 		ring_prefetch_write(&q->main, pos + i);
 	for (i = 0; i < (unsigned)k; i++)
-		if (msgs[i].iov_len)
-			memcpy(ring_slot(&q->main, pos + i)->data,
-			       msgs[i].iov_base, msgs[i].iov_len);
+		copy_in(ring_slot(&q->main, pos + i), msgs[i].iov_base,
+			msgs[i].iov_len);
 	/*
 	 * Publish the first slot last: consumers take positions in order, so
 	 * none can start on the batch before all of it is visible, and the
@@ -530,6 +650,7 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 			return -EINVAL;
 	if (n > q->capacity)
 		n = q->capacity;
+	role(q, PROC_ROLE_CONS);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -637,6 +758,7 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
+	role(q, PROC_ROLE_PROD);
 	/* The record stays ours until commit: a bitmap one, not the cache. */
 	i = shmq__rec_get(q->seg);
 	if (i < 0)
@@ -647,6 +769,7 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 		shmq__rec_put(q->seg, i);
 		return rc;
 	}
+	prefetch_ahead(q, pos);
 	/* relaxed: read back by commit via this handle; see zc_take(). */
 	atomic_store_explicit(zc_entry(q, t, &q->main, pos),
 			      zc_word(0, (uint32_t)len, i),
@@ -693,6 +816,7 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
+	role(q, PROC_ROLE_CONS);
 	i = shmq__rec_get(q->seg);
 	if (i < 0)
 		return i;

@@ -81,8 +81,42 @@ static bool named(const struct pass *ps, const struct ring *r, uint64_t pos)
 }
 
 /*
+ * A dead consumer holds lane position @pos, and the next lane position @lp
+ * (= @pos + lane capacity) needs that very slot: the message is already
+ * where it must go.  Claim @lp and turn the slot's seq from "held, pos"
+ * straight into "published, lp", which is "freed for lp" and "published"
+ * in one step.  Killed after the claim: pos is still held, and a later pass
+ * moves it to another slot (lp then becomes a tombstone).
+ */
+static int lane_restamp(struct pass *ps, struct ring *lane, uint64_t pos,
+			uint64_t lp)
+{
+	struct proc_rec *rec = &ps->seg->recs[ps->rec];
+	struct slot *s = ring_slot(lane, pos);
+	uint64_t want = pos + 1;
+
+	rec_set(rec, lane, lp, 0, 1);
+	/* C1 (lane): release; publishes our record. */
+	if (!atomic_compare_exchange_strong_explicit(lane->prod_pos, &lp,
+			lp + 1, memory_order_release, memory_order_relaxed)) {
+		rec_clear(rec);
+		return -ENOSPC;
+	}
+	/*
+	 * R1 (lane): release, as a publish; the payload and len are the ones
+	 * pos carried.  A CAS: the slot must still be held for pos.
+	 */
+	atomic_compare_exchange_strong_explicit(&s->seq, &want, lp + 1,
+			memory_order_release, memory_order_relaxed);
+	rec_clear(rec);
+	return 1;
+}
+
+/*
  * Copy the message of slot @pos of @r into a new position of @q's lane.
- * 0, or -ENOSPC when the lane is full, -ENOBUFS without a record.
+ * 0, or 1 when the message already sat in the lane slot it needed and was
+ * re-stamped there (nothing left to free), -ENOSPC when the lane is full,
+ * -ENOBUFS without a record.
  */
 static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 		    uint64_t pos)
@@ -100,6 +134,8 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 	/* relaxed: only repairers write it, and they hold the mutex. */
 	lp = atomic_load_explicit(lane->prod_pos, memory_order_relaxed);
 	dst = ring_slot(lane, lp);
+	if (r == lane && dst == src)
+		return lane_restamp(ps, lane, pos, lp);
 	/* A1 (lane): acquire; pairs with a lane consumer's free (R2). */
 	if (atomic_load_explicit(&dst->seq, memory_order_acquire) != lp)
 		return -ENOSPC;
@@ -110,7 +146,7 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 		rec_clear(rec);
 		return -ENOSPC; /* a corrupt lane: leave it */
 	}
-	/* relaxed: the dead consumer's A2 ordered it; clamped, untrusted. */
+	/* relaxed: ordered by the caller's acquire of seq; untrusted. */
 	len = atomic_load_explicit(&src->len, memory_order_relaxed);
 	if (len > r->msg_size)
 		len = r->msg_size;
@@ -170,8 +206,19 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		if ((seq & ~SEQ_TOMB) != p + 1 || named(ps, r, p))
 			continue;
-		if (!(seq & SEQ_TOMB) && lane_put(ps, q, r, p) != 0)
-			continue;       /* lane full: a later pass */
+		if (!(seq & SEQ_TOMB)) {
+			rc = lane_put(ps, q, r, p);
+			if (rc < 0)
+				continue;       /* lane full: a later pass */
+			if (rc == 1) {          /* re-stamped in place */
+				n++;
+				/* relaxed: a statistic. */
+				atomic_fetch_add_explicit(&q->hdr->redelivered,
+						1, memory_order_relaxed);
+				shmq__notify(q, &q->hdr->not_empty, 1);
+				continue;
+			}
+		}
 		want = seq;
 		/*
 		 * R2 (repair): release; our copy-out precedes the slot's
@@ -235,7 +282,8 @@ int shmq__recover_queue(shmq *q)
 	/*
 	 * A waiter must not block on the control plane: its holder may be
 	 * stopped.  Busy means another process is at work there (perhaps
-	 * repairing); the waiter looks again after the next stall period.
+	 * repairing); the waiter, whose sleeps stay bounded while it is stuck
+	 * (shmq__stall_check), tries again after the next stall period.
 	 */
 	rc = shmq__seg_trylock(q->seg);
 	if (rc)
@@ -267,12 +315,15 @@ int shmq_seg_recover(shmq_seg *seg)
 	if (rc)
 		goto out;
 	for (i = 0; i < seg->max_queues; i++) {
-		struct shmq_qinfo qi;
+		struct shmq_qinfo qi = { 0 };
 		struct shmq tq;
 
-		if (shmq__dir_entry(seg, i)->state == DIR_FREE ||
-		    shmq__dir_validate_entry(seg, shmq__dir_entry(seg, i),
-					     &qi) != 0)
+		/*
+		 * One validated copy of the entry: a FREE one fills nothing
+		 * (capacity stays 0), whatever the state read earlier said.
+		 */
+		if (shmq__dir_validate_entry(seg, shmq__dir_entry(seg, i),
+					     &qi) != 0 || qi.capacity == 0)
 			continue;
 		/* A handle-less view of the queue, enough for a repair. */
 		memset(&tq, 0, sizeof(tq));

@@ -38,7 +38,8 @@
  * message, then frees the slot with a release store of seq = p + capacity
  * (R2), which the next lap's producer acquires (A1) before writing.  Only
  * the CAS decides ownership; prod_pos and cons_pos carry no data, so their
- * loads and CASes are relaxed.
+ * loads are relaxed.  The CASes (C1, C2) are releases only to publish the
+ * claimer's operation record to repairers (see below).
  *
  * Ordering edges:
  *   R1 (publish, release)  ->  A2 (consumer's seq load, acquire):
@@ -48,8 +49,10 @@
  *
  * Batches.  One CAS claims k consecutive positions, after checking that the
  * k slots are all in the wanted state.  That check stays true until the CAS:
- * only the claimer of a position may change its slot, and a successful CAS
- * from pos means nobody claimed any position >= pos in between.
+ * only the claimer of a position may change its slot (or a repairer, and
+ * only once its claimer is dead, by a CAS from the state the claimer left),
+ * and a successful CAS from pos means nobody claimed any position >= pos
+ * in between.
  *
  * Blocking is in wait.h: after publishing (or freeing) the fast path issues
  * one fence and reads a waiter count; it makes a system call only when
@@ -177,10 +180,9 @@ struct shmq {
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t idx;               /* directory index */
-	int rec_cidx;               /* the owner thread's cached record */
-	/* pthread_self() of the thread owning rec_cidx; 0 before the first. */
-	_Atomic unsigned long rec_owner;
 	shmq_seg *seg;
+	_Atomic uint8_t roles;      /* PROC_ROLE_* this handle has shown */
+	int mb_mode;                /* SHMQ_MB_*: how notifies pair (wait.c) */
 	_Atomic int64_t spin_ns;
 	_Atomic int64_t stall_ns;   /* 0: never repair from a wait */
 	/* A stuck position seen by this handle, and since when (hints). */
@@ -213,10 +215,16 @@ void shmq__ring_view(struct ring *main, struct ring *lane,
 static inline void rec_set(struct proc_rec *rec, const struct ring *r,
 			   uint64_t pos, uint64_t kind, unsigned n)
 {
-	/* relaxed, both: published by the release of the claim CAS (C1/C2). */
+	/* relaxed: ordered before the meta store below (release). */
 	atomic_store_explicit(&rec->pos, pos, memory_order_relaxed);
+	/*
+	 * R5: release; a repairer that acquires this meta sees our pos, and
+	 * everything this thread did before (the previous user of the record
+	 * cleared it before we got it: shmq__rec_get/put).  The claim CAS
+	 * (C1/C2) publishes the record again to whoever acquires the position.
+	 */
 	atomic_store_explicit(&rec->meta, REC_VALID | kind | r->rec_meta | n,
-			      memory_order_relaxed);
+			      memory_order_release);
 }
 
 /* R4: the claim is over (published, freed, or never made). */
@@ -306,8 +314,8 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 			}
 			continue;       /* pos was reloaded by the CAS */
 		}
-		if ((int64_t)(seq - pos) < 0)
-			return 0;       /* the previous lap is still there: full */
+		if ((int64_t)((seq & ~SEQ_TOMB) - pos) < 0)
+			return 0;       /* the previous lap (or its tombstone): full */
 		/* Another producer took pos; follow it. */
 		again = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
 		if (again == pos)
@@ -470,9 +478,10 @@ static inline bool ring_can_send(const struct shmq *q)
 	uint64_t pos = atomic_load_explicit(q->main.prod_pos,
 					    memory_order_relaxed);
 
-	/* acquire: paired with R2, as A1. */
-	return (int64_t)(atomic_load_explicit(&ring_slot(&q->main, pos)->seq,
-					      memory_order_acquire) - pos) >= 0;
+	/* acquire: paired with R2, as A1.  A tombstone is a full slot. */
+	return (int64_t)((atomic_load_explicit(&ring_slot(&q->main, pos)->seq,
+					       memory_order_acquire) &
+			  ~SEQ_TOMB) - pos) >= 0;
 }
 
 /* recover.c: repair queue @q's stuck positions now (takes the mutex). */

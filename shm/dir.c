@@ -37,6 +37,19 @@ uint32_t shmq__dir_opens(const shmq_seg *seg, uint32_t idx)
 	return n;
 }
 
+uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit)
+{
+	uint32_t p, n = 0;
+
+	for (p = 0; p < seg->max_procs; p++)
+		/* relaxed: display only; set by the owner, cleared under us. */
+		if (shmq__proc_entry(seg, p)->state == PROC_ATTACHED &&
+		    (atomic_load_explicit(&shmq__proc_roles(seg, p)[idx],
+					  memory_order_relaxed) & bit))
+			n++;
+	return n;
+}
+
 /*
  * Check one entry and copy its geometry.  Copy first: each field is read
  * once, and only the copy is checked and returned.
@@ -180,6 +193,9 @@ int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out)
 	uint16_t *opens;
 	int idx, rc;
 
+	/* An observer (shmq_seg_observe) has no entry to count handles in. */
+	if (seg->proc_idx < 0)
+		return -EPERM;
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
@@ -212,6 +228,11 @@ void shmq__dir_close(shmq_seg *seg, uint32_t idx)
 	opens = shmq__proc_opens(seg, (uint32_t)seg->proc_idx);
 	if (opens[idx])
 		opens[idx]--;
+	/* relaxed: display only.  No handle left: no role either. */
+	if (!opens[idx])
+		atomic_store_explicit(&shmq__proc_roles(seg,
+				(uint32_t)seg->proc_idx)[idx], 0,
+				memory_order_relaxed);
 	shmq__dir_sweep(seg);
 	shmq__seg_unlock(seg);
 }

@@ -12,6 +12,7 @@
  *   hdr.proc_off        max_procs process entries of hdr.proc_stride bytes:
  *                       struct proc_entry (identity, then the records of
  *                       operations in flight), then uint16_t opens[max_queues]
+ *                       and _Atomic uint8_t roles[max_queues]
  *   hdr.heap_off        the heap, up to the end of the file: one block per
  *                       live directory entry, at dir_entry.off, 4096-aligned
  *
@@ -163,10 +164,18 @@ struct proc_entry {
 _Static_assert(sizeof(struct proc_entry) == 1024, "proc entry size");
 _Static_assert(offsetof(struct proc_entry, rec) == 64, "records line");
 
-/* Bytes of a process entry for a segment with max_queues directory entries. */
+/*
+ * Bytes of a process entry for a segment with max_queues directory entries:
+ * struct proc_entry, uint16_t opens[max_queues], then uint8_t
+ * roles[max_queues] (PROC_ROLE_* bits: this attachment has sent to / received
+ * from the queue through a handle still open; display only).
+ */
+#define PROC_ROLE_PROD 1u
+#define PROC_ROLE_CONS 2u
+
 static inline uint32_t proc_stride_for(uint32_t max_queues)
 {
-	uint32_t b = (uint32_t)sizeof(struct proc_entry) + 2 * max_queues;
+	uint32_t b = (uint32_t)sizeof(struct proc_entry) + 3 * max_queues;
 
 	return (b + 127) & ~127u;
 }

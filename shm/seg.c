@@ -309,9 +309,20 @@ static int attr_resolve(const struct shmq_seg_attr *attr,
 	long page = sysconf(_SC_PAGESIZE);
 
 	memset(a, 0, sizeof(*a));
-	if (attr)
-		*a = *attr;
-	if (a->flags)
+	if (attr) {
+		/*
+		 * Field by field: a caller built against 0.1 passes a struct
+		 * that ends before gid, which is read only when flagged.
+		 */
+		a->size = attr->size;
+		a->mode = attr->mode;
+		a->flags = attr->flags;
+		a->max_queues = attr->max_queues;
+		a->max_procs = attr->max_procs;
+		if (a->flags & SHMQ_SEG_GROUP)
+			a->gid = attr->gid;
+	}
+	if (a->flags & ~SHMQ_SEG_GROUP)
 		return -EINVAL;
 	if (!a->size)
 		a->size = SHMQ_DEFAULT_SEG_SIZE;
@@ -441,7 +452,15 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 	if (rc < 0)
 		goto fail;
 	seg->fd = rc;
-	/* The mode is applied exactly, whatever the umask. */
+	/*
+	 * The group first (chown may clear set-id bits), then the mode,
+	 * applied exactly whatever the umask; both before the name exists.
+	 */
+	if ((a.flags & SHMQ_SEG_GROUP) &&
+	    fchown(seg->fd, (uid_t)-1, (gid_t)a.gid) < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (fchmod(seg->fd, a.mode) < 0) {
 		rc = -errno;
 		goto fail;
@@ -506,4 +525,70 @@ int shmq_seg_unlink(const char *name)
 	 * EPERM.  To the caller that is a permission problem like any other.
 	 */
 	return errno == EPERM ? -EACCES : -errno;
+}
+
+/*
+ * An observer: mapped and validated as by shmq_seg_open(), but with no
+ * process-table entry (proc_idx stays -1) and no repair, so that looking
+ * at a segment changes nothing in it.  Kept apart from shmq_seg_open() on
+ * purpose: the attach path may grow (recovery) without the observer doing
+ * any of it.
+ */
+int shmq_seg_observe(const char *name, shmq_seg **out)
+{
+	char path[SHMQ_PATH_MAX];
+	struct seg_hdr hcopy;
+	shmq_seg *seg;
+	struct stat st;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = shmq__seg_path(name, path, sizeof(path));
+	if (rc)
+		return rc;
+	seg = seg_alloc(path);
+	if (!seg)
+		return -ENOMEM;
+	/* Read-write: the control-plane mutex lives in the mapping. */
+	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (seg->fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (fstat(seg->fd, &st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SEG_MIN_SIZE) {
+		rc = -EPROTO;
+		goto fail;
+	}
+	seg->size = (size_t)st.st_size;
+	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 seg->fd, 0);
+	if (seg->base == MAP_FAILED) {
+		rc = -errno;
+		goto fail;
+	}
+	memcpy(&hcopy, seg->base, sizeof(hcopy));
+	rc = hdr_validate(&hcopy, seg->size);
+	if (rc)
+		goto fail;
+	copy_geometry(seg, &hcopy);
+	rc = boot_check(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__dir_validate(seg);
+	shmq__seg_unlock(seg);
+	if (rc)
+		goto fail;
+	*out = seg;
+	return 0;
+fail:
+	seg_abort(seg);
+	return rc;
 }

@@ -38,6 +38,13 @@ struct shmq_seg {
 	int proc_idx;           /* our process-table entry */
 	struct proc_rec *recs;  /* its operation records */
 	_Atomic uint64_t recs_used; /* bit i: recs[i] handed out (local) */
+	/*
+	 * The record cached for the first thread that makes a copying call
+	 * through this attachment (ipc/queue.c, op_begin): pthread_self() of
+	 * that thread, 0 before; only that thread reads rec_cidx.
+	 */
+	_Atomic unsigned long rec_owner;
+	_Atomic int rec_cidx;
 	char path[SHMQ_PATH_MAX];
 };
 
@@ -117,6 +124,9 @@ void shmq__alloc_usage(const shmq_seg *seg, uint64_t *used, uint64_t *largest_fr
 
 /* proc.c */
 uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx);
+_Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx);
+/* Count live attachments whose roles[idx] has @bit (under the mutex). */
+uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit);
 struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx);
 int shmq__proc_attach(shmq_seg *seg);
 void shmq__proc_detach(shmq_seg *seg);

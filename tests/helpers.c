@@ -270,6 +270,14 @@ static void remove_dir(const char *dir)
 
 void t_track_child(pid_t pid)
 {
+	int i;
+
+	/* Reuse the entry of a child already reaped (t_wait_child). */
+	for (i = 0; i < nchildren; i++)
+		if (children[i] <= 0) {
+			children[i] = pid;
+			return;
+		}
 	if (nchildren >= T_MAX_CHILDREN) {
 		kill(pid, SIGKILL);
 		abort();

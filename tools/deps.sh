@@ -4,7 +4,7 @@
 set -e
 need=""
 # clang-14 + libclang-rt-14-dev: libFuzzer (make fuzz); spin: the models.
-PKGS="build-essential pkg-config liburcu-dev libcmocka-dev clang-14 libclang-rt-14-dev spin"
+PKGS="build-essential pkg-config liburcu-dev libcmocka-dev clang-14 libclang-rt-14-dev spin python3"
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		need="$need $p"

@@ -1,0 +1,108 @@
+#!/bin/sh
+# bench/plot.sh DIR - PNG plots from the CSV files bench/run.sh wrote:
+#   DIR/latency.png          round-trip percentiles per mechanism (64 B)
+#   DIR/latency-size.png     median round trip against message size
+#   DIR/throughput-size.png  1:1 messages/s against message size
+#   DIR/throughput-pc.png    shmq messages/s against producers x consumers
+#   DIR/throughput-batch.png shmq messages/s against batch size
+set -eu
+d=$1
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+
+# latency.csv: size,case,samples,median_ns,mean_ns,p90_ns,p99_ns,p999_ns,...
+lsize=64
+grep -q '^64,' "$d/latency.csv" || lsize=$(sed -n 2p "$d/latency.csv" | cut -d, -f1)
+awk -F, -v s="$lsize" '$1 == s && $4 != "" { print $2, $4, $6, $7, $8 }' \
+	"$d/latency.csv" > "$t/lat.dat"
+cases=$(awk -F, 'NR > 1 && $4 != "" { print $2 }' "$d/latency.csv" | awk '!seen[$0]++')
+for c in $cases; do
+	awk -F, -v c="$c" '$2 == c && $4 != "" { print $1, $4 }' "$d/latency.csv" \
+		> "$t/lat-$c.dat"
+done
+# throughput.csv: size,producers,consumers,case,batch,msgs_per_s,...
+tcases=$(awk -F, 'NR > 1 && $6 != "" { print $4 }' "$d/throughput-size.csv" | awk '!seen[$0]++')
+for c in $tcases; do
+	awk -F, -v c="$c" '$4 == c && $6 != "" { print $1, $6 }' \
+		"$d/throughput-size.csv" > "$t/tp-$c.dat"
+done
+awk -F, 'NR > 1 && $6 != "" { print $2 "x" $3, $4, $6 }' "$d/throughput-pc.csv" \
+	> "$t/pc.dat"
+awk -F, 'NR > 1 && $6 != "" && $4 ~ /batch/ { print $5, $6 }' \
+	"$d/throughput-batch.csv" > "$t/batch.dat"
+unb=$(awk -F, 'NR > 1 && $4 == "shmq" { print $6; exit }' "$d/throughput-batch.csv")
+machine=$(sed -n 2p "$d/machine.txt" | sed 's/^# //')
+
+lat_plots=
+for c in $cases; do
+	lat_plots="$lat_plots${lat_plots:+, }'$t/lat-$c.dat' using 1:2 with linespoints title '$c'"
+done
+tp_plots=
+for c in $tcases; do
+	tp_plots="$tp_plots${tp_plots:+, }'$t/tp-$c.dat' using 1:2 with linespoints title '$c'"
+done
+pcs=$(awk '{ print $1 }' "$t/pc.dat" | awk '!seen[$0]++')
+pc_cols=
+for c in shmq shmq-batch32 shmq-zc; do
+	awk -v c="$c" '$2 == c { print $1, $3 }' "$t/pc.dat" > "$t/pc-$c.dat"
+done
+
+gnuplot <<EOF
+set terminal pngcairo size 1000,560 font 'sans,10'
+set grid ytics
+set key outside right top
+
+set output '$d/latency.png'
+set title "Round-trip latency, $lsize-byte messages, two processes on two CPUs\n$machine" noenhanced
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set ylabel 'round trip (ns, log scale)'
+set xtics rotate by -35 noenhanced
+plot '$t/lat.dat' using 2:xtic(1) title 'median', '' using 3 title 'p90', \
+     '' using 4 title 'p99', '' using 5 title 'p99.9'
+
+set output '$d/latency-size.png'
+set title "Median round trip against message size\n$machine" noenhanced
+set style data linespoints
+unset style
+set logscale xy 2
+set format x '%.0s%cB'
+set xtics norotate
+set ylabel 'median round trip (ns, log scale)'
+set xlabel 'message size (bytes)'
+plot $lat_plots
+
+set output '$d/throughput-size.png'
+set title "Throughput, 1 producer -> 1 consumer process, against message size\n$machine" noenhanced
+set ylabel 'messages/s (log scale)'
+set format y '%.0s%c'
+plot $tp_plots
+
+set output '$d/throughput-batch.png'
+set title "shmq batched throughput (64 B, 1 -> 1) against batch size\n$machine" noenhanced
+set logscale x 2
+unset logscale y
+set format x '%g'
+set xlabel 'batch size (messages per call)'
+set ylabel 'messages/s'
+set yrange [0:*]
+plot '$t/batch.dat' using 1:2 with linespoints title 'shmq-batchN', \
+     ${unb:-0} with lines dashtype 2 title 'shmq unbatched'
+
+set output '$d/throughput-pc.png'
+set title "shmq throughput (64 B) against producers x consumers processes\n$machine" noenhanced
+unset logscale
+set yrange [0:*]
+set format y '%.0s%c'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set xlabel 'producers x consumers'
+set ylabel 'messages/s'
+plot '$t/pc-shmq.dat' using 2:xtic(1) title 'shmq', \
+     '$t/pc-shmq-batch32.dat' using 2 title 'shmq-batch32', \
+     '$t/pc-shmq-zc.dat' using 2 title 'shmq-zc'
+EOF
+echo "plots: $d/latency.png $d/latency-size.png $d/throughput-size.png $d/throughput-batch.png $d/throughput-pc.png"

@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inspect.c - what mqctl sees of a queue: its counters, a snapshot of its
+ * oldest messages, a purge through the ordinary receive path, and the
+ * ring part of shmq_seg_check().
+ *
+ * Nothing here writes a ring word or adds work to a fast path.  Readers
+ * take single atomic loads of words the data plane already keeps (prod_pos,
+ * cons_pos, the event counts, the slow-path counters, slot seqs) and hold
+ * the control-plane mutex so that the block they read cannot be freed and
+ * reused under them (a block is freed only under that mutex, dir.c).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ring.h"
+#include "inspect.h"
+
+/* A tombstone: a dead producer's claim, no message (ring.h). */
+#define INSPECT_TOMB SEQ_TOMB
+
+/* ---- counters ----------------------------------------------------------- */
+
+/* Fill @qi from entry @idx (validated) and its ring.  Under the mutex. */
+static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
+		       const struct shmq_qinfo *g, struct shmq_queue_info *qi)
+{
+	const struct ring_hdr *h = (const struct ring_hdr *)(seg->base + g->off);
+	uint64_t sent, recvd;
+
+	memset(qi, 0, sizeof(*qi));
+	memcpy(qi->name, e->name, sizeof(qi->name));
+	qi->name[sizeof(qi->name) - 1] = 0;
+	qi->state = e->state == DIR_LIVE ? SHMQ_QUEUE_LIVE : SHMQ_QUEUE_UNLINKED;
+	qi->index = g->idx;
+	qi->capacity = g->capacity;
+	qi->msg_size = g->msg_size;
+	qi->slot_size = g->slot_size;
+	qi->bytes = g->size;
+	qi->create_time_ns = e->create_time_ns;
+	qi->handles = shmq__dir_opens(seg, g->idx);
+	qi->producers = shmq__dir_roles(seg, g->idx, PROC_ROLE_PROD);
+	qi->consumers = shmq__dir_roles(seg, g->idx, PROC_ROLE_CONS);
+	/*
+	 * relaxed: statistics.  cons_pos is read before prod_pos so that the
+	 * difference is never negative for an honest ring (prod_pos only
+	 * grows, and never trails cons_pos); clamped for a dishonest one.
+	 */
+	recvd = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+	sent = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+	qi->sent = sent;
+	qi->received = recvd;
+	if ((int64_t)(sent - recvd) < 0)
+		qi->depth = 0;
+	else if (sent - recvd > g->capacity)
+		qi->depth = g->capacity;
+	else
+		qi->depth = sent - recvd;
+	/* relaxed: a count of announced waiters, for display only. */
+	qi->send_waiters = atomic_load_explicit(&h->not_full.waiters,
+						memory_order_relaxed);
+	qi->recv_waiters = atomic_load_explicit(&h->not_empty.waiters,
+						memory_order_relaxed);
+	/* relaxed: slow-path statistics, each exact on its own. */
+	qi->full_waits = atomic_load_explicit(&h->full_waits,
+					      memory_order_relaxed);
+	qi->empty_waits = atomic_load_explicit(&h->empty_waits,
+					       memory_order_relaxed);
+	qi->sleeps = atomic_load_explicit(&h->sleeps, memory_order_relaxed);
+	qi->wakes = atomic_load_explicit(&h->wakes, memory_order_relaxed);
+	/* relaxed: recovery's counters (ring.h), for display. */
+	qi->tombstones = atomic_load_explicit(&h->tombstones,
+					      memory_order_relaxed);
+	qi->redelivered = atomic_load_explicit(&h->redelivered,
+					       memory_order_relaxed);
+	qi->repairs = qi->tombstones + qi->redelivered;
+	recvd = atomic_load_explicit(&h->lane_cons_pos, memory_order_relaxed);
+	sent = atomic_load_explicit(&h->lane_prod_pos, memory_order_relaxed);
+	qi->lane_depth = (int64_t)(sent - recvd) < 0 ? 0 :
+			 sent - recvd > SHMQ_LANE_CAP ? SHMQ_LANE_CAP :
+			 sent - recvd;
+	/* What consumers will get: the lane is drained first. */
+	qi->depth += qi->lane_depth;
+}
+
+int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
+{
+	unsigned count = 0;
+	uint32_t i;
+	int rc;
+
+	if (!seg || (!out && n))
+		return -EINVAL;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	for (i = 0; i < seg->max_queues; i++) {
+		const struct dir_entry *e = shmq__dir_entry(seg, i);
+		struct shmq_qinfo g;
+
+		if (e->state == DIR_FREE)
+			continue;
+		rc = shmq__dir_validate_entry(seg, e, &g);
+		if (rc)
+			break;
+		if (count < n)
+			queue_fill(seg, e, &g, &out[count]);
+		count++;
+	}
+	shmq__seg_unlock(seg);
+	return rc ? rc : (int)count;
+}
+
+int shmq_queue_stat(shmq_seg *seg, const char *name,
+		    struct shmq_queue_info *out)
+{
+	struct shmq_qinfo g;
+	int idx, rc;
+
+	if (!seg || !out)
+		return -EINVAL;
+	rc = shmq__name_check(name);
+	if (rc)
+		return rc;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	idx = shmq__dir_find(seg, name);
+	if (idx < 0) {
+		rc = idx;
+		goto out;
+	}
+	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
+				      &g);
+	if (!rc)
+		queue_fill(seg, shmq__dir_entry(seg, (uint32_t)idx), &g, out);
+out:
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
+/* ---- peek ------------------------------------------------------------------ */
+
+/*
+ * Copy the message of position @pos if it is published, then confirm that
+ * the slot still holds it (seqlock style: seq, copy, fence, seq again).
+ * A consumer may free it and a producer of the next lap overwrite it while
+ * we copy; the second read of seq then differs and the copy is dropped.
+ * Returns 1 (copied), 0 (skip: tombstone, or changed under us), -1 (stop:
+ * not yet published; later positions are not shown in front of it).
+ */
+static int peek_one(const unsigned char *slots, uint64_t mask,
+		    uint32_t slot_size, uint32_t msg_size, uint64_t pos,
+		    struct shmq_peek_msg *m)
+{
+	const struct slot *s = (const struct slot *)(slots +
+					(pos & mask) * slot_size);
+	uint64_t seq, again;
+	uint32_t len;
+
+	/* P1: acquire; pairs with R1 (publish): len and payload visible. */
+	seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+	if (seq == ((pos + 1) | INSPECT_TOMB))
+		return 0;
+	if (seq == pos)
+		return -1;
+	if (seq != pos + 1)
+		return 0;               /* consumed (and maybe reused) already */
+	/* relaxed: ordered after P1; untrusted, so clamped. */
+	len = atomic_load_explicit(&s->len, memory_order_relaxed);
+	if (len > msg_size)
+		len = msg_size;
+	m->len = len;
+	/*
+	 * Plain copy of bytes another process may be rewriting: the result
+	 * is used only if the re-check below shows nobody did.
+	 */
+	memcpy(m->data, s->data, len < m->size ? len : m->size);
+	/*
+	 * P2: acquire fence; orders the copy before the second seq load, so
+	 * a producer's rewrite (after its A1 saw our position freed) shows
+	 * up as a changed seq.  Pairs with R2 (the consumer's free).
+	 */
+	atomic_thread_fence(memory_order_acquire);
+	/* relaxed: ordered after the copy by P2. */
+	again = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	if (again != seq)
+		return 0;
+	m->pos = pos;
+	return 1;
+}
+
+int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
+	      unsigned n)
+{
+	const struct ring_hdr *h;
+	struct shmq_qinfo g;
+	uint64_t pos, end;
+	unsigned got = 0;
+	int idx, rc;
+
+	if (!seg || !msgs || n == 0)
+		return -EINVAL;
+	rc = shmq__name_check(name);
+	if (rc)
+		return rc;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	idx = shmq__dir_find(seg, name);
+	if (idx < 0) {
+		rc = idx;
+		goto out;
+	}
+	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
+				      &g);
+	if (rc)
+		goto out;
+	h = (const struct ring_hdr *)(seg->base + g.off);
+	/* relaxed: where to start and stop looking; each slot is checked. */
+	pos = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+	end = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+	if ((int64_t)(end - pos) < 0 || end - pos > g.capacity)
+		end = pos + g.capacity;         /* corrupt: bounded anyway */
+	for (; pos != end && got < n; pos++) {
+		int r = peek_one(seg->base + g.off + SHMQ_RING_HDR_SIZE,
+				 g.capacity - 1, g.slot_size, g.msg_size, pos,
+				 &msgs[got]);
+
+		if (r < 0)
+			break;
+		got += (unsigned)r;
+	}
+	rc = (int)got;
+out:
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
+/* ---- purge ------------------------------------------------------------------ */
+
+int shmq_purge(shmq *q)
+{
+	struct shmq_msg m;
+	uint64_t first, last, last_lane, budget;
+	int dropped = 0, rc;
+
+	if (!q)
+		return -EINVAL;
+	/*
+	 * relaxed: bounds of the work only.  Every message at a position
+	 * below @last is "present now"; at most @budget are consumed.
+	 */
+	first = atomic_load_explicit(&q->hdr->cons_pos, memory_order_relaxed);
+	last = atomic_load_explicit(&q->hdr->prod_pos, memory_order_relaxed);
+	budget = (int64_t)(last - first) > 0 ? last - first : 0;
+	if (budget > q->capacity)
+		budget = q->capacity;
+	/* Redelivered messages are present too, and are taken first. */
+	first = atomic_load_explicit(&q->hdr->lane_cons_pos,
+				     memory_order_relaxed);
+	last_lane = atomic_load_explicit(&q->hdr->lane_prod_pos,
+					 memory_order_relaxed);
+	if ((int64_t)(last_lane - first) > 0 &&
+	    last_lane - first <= SHMQ_LANE_CAP)
+		budget += last_lane - first;
+	while (budget--) {
+		/*
+		 * relaxed: once other consumers have passed @last, what is
+		 * left was sent after the call: leave it to them.
+		 */
+		uint64_t cons = atomic_load_explicit(&q->hdr->cons_pos,
+						     memory_order_relaxed);
+
+		uint64_t lane = atomic_load_explicit(&q->hdr->lane_cons_pos,
+						     memory_order_relaxed);
+
+		if ((int64_t)(cons - last) >= 0 &&
+		    (int64_t)(lane - last_lane) >= 0)
+			break;
+		/* The public receive path: records, tombstones, wake-ups. */
+		rc = shmq_acquire(q, &m, 0);
+		if (rc == -EAGAIN)
+			break;
+		if (rc < 0)
+			return dropped ? dropped : rc;
+		rc = shmq_release(q, &m);
+		if (rc < 0)
+			return dropped ? dropped : rc;
+		dropped++;
+	}
+	return dropped;
+}
+
+/* ---- check: one ring ------------------------------------------------------ */
+
+#define BAD_SLOTS_SHOWN 8
+
+struct bad_slot {
+	uint64_t pos, seq;
+	uint32_t idx;
+};
+
+/* Which seq values are legal for the slot of position @q (ring.h). */
+static int seq_legal(uint64_t q, uint64_t seq, uint64_t cons, uint32_t cap)
+{
+	if (seq == q + 1 || seq == ((q + 1) | INSPECT_TOMB))
+		return 1;               /* published, held, or a tombstone */
+	if ((int64_t)(q - cons) >= 0)
+		return seq == q;        /* not consumed: free for q / claimed */
+	return seq == q + cap;          /* consumed in this lap: freed */
+}
+
+/*
+ * Check one ring's positions and slots (the main ring or the lane).  On a
+ * segment in use the ring moves while we read it: take the positions, scan
+ * the slots, take the positions again; only a scan between two equal
+ * readings is judged.  Slot changes that do not move a position (publish,
+ * a claim whose CAS has not happened yet) go from one legal state to
+ * another, so they cannot make a legal ring look broken.
+ */
+static void ring_scan(struct shmq_check_ctx *c, int idx, const char *name,
+		      const char *which, const _Atomic uint64_t *prod_pos,
+		      const _Atomic uint64_t *cons_pos,
+		      const unsigned char *slots, uint32_t cap,
+		      uint32_t slot_size)
+{
+	struct bad_slot bad[BAD_SLOTS_SHOWN];
+	uint64_t prod = 0, cons = 0;
+	uint32_t nbad = 0, k;
+	int tries;
+
+	for (tries = 0; tries < 20; tries++) {
+		uint64_t p2, c2, q;
+
+		/* acquire: the slot loads below come after these. */
+		cons = atomic_load_explicit(cons_pos, memory_order_acquire);
+		prod = atomic_load_explicit(prod_pos, memory_order_acquire);
+		nbad = 0;
+		if ((int64_t)(prod - cons) >= 0 && prod - cons <= cap) {
+			for (q = prod - cap; q != prod; q++) {
+				const struct slot *s = (const struct slot *)
+					(slots + (q & (cap - 1)) *
+					 (uint64_t)slot_size);
+				/* relaxed: judged as a snapshot, below. */
+				uint64_t seq = atomic_load_explicit(&s->seq,
+							memory_order_relaxed);
+
+				if (seq_legal(q, seq, cons, cap))
+					continue;
+				if (nbad < BAD_SLOTS_SHOWN) {
+					bad[nbad].pos = q;
+					bad[nbad].seq = seq;
+					bad[nbad].idx = (uint32_t)(q & (cap - 1));
+				}
+				nbad++;
+			}
+		}
+		/* acquire: orders the slot loads before these re-reads. */
+		atomic_thread_fence(memory_order_acquire);
+		c2 = atomic_load_explicit(cons_pos, memory_order_relaxed);
+		p2 = atomic_load_explicit(prod_pos, memory_order_relaxed);
+		if (c2 == cons && p2 == prod)
+			break;
+	}
+	if (tries == 20) {
+		shmq__check_report(c, SHMQ_CHECK_NOTE, SHMQ_AREA_QUEUE, idx,
+				   name, "%sbusy: positions kept moving, slots "
+				   "not checked", which);
+		return;
+	}
+	if ((int64_t)(prod - cons) < 0) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%scons_pos %llu is ahead of prod_pos "
+				   "%llu", which, (unsigned long long)cons,
+				   (unsigned long long)prod);
+		return;
+	}
+	if (prod - cons > cap) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%sprod_pos - cons_pos = %llu exceeds "
+				   "capacity %u", which,
+				   (unsigned long long)(prod - cons), cap);
+		return;
+	}
+	for (k = 0; k < nbad && k < BAD_SLOTS_SHOWN; k++)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE,
+				   (int)bad[k].idx, name, "%sslot %u (position "
+				   "%lld): seq %llu is not a legal state for "
+				   "that position", which, bad[k].idx,
+				   /* signed: "-3" is lap -1, never used */
+				   (long long)bad[k].pos,
+				   (unsigned long long)bad[k].seq);
+	if (nbad > BAD_SLOTS_SHOWN)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%s%u more slots in an illegal state",
+				   which, nbad - BAD_SLOTS_SHOWN);
+}
+
+static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
+		       const struct shmq_qinfo *qi, const char *name)
+{
+	const struct ring_hdr *h = (const struct ring_hdr *)block;
+	const unsigned char *slots = block + SHMQ_RING_HDR_SIZE;
+	int idx = (int)qi->idx;
+
+	if (h->magic != RING_MAGIC) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "ring header: bad magic 0x%016llx",
+				   (unsigned long long)h->magic);
+		return;
+	}
+	if (h->capacity != qi->capacity || h->msg_size != qi->msg_size ||
+	    h->slot_size != qi->slot_size) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "ring header says capacity %u, "
+				   "msg_size %u, slot_size %u; the directory "
+				   "says %u, %u, %u", h->capacity, h->msg_size,
+				   h->slot_size, qi->capacity, qi->msg_size,
+				   qi->slot_size);
+		return;
+	}
+	ring_scan(c, idx, name, "", &h->prod_pos, &h->cons_pos, slots,
+		  qi->capacity, qi->slot_size);
+	/* The redelivery lane follows the main slots (ring.h). */
+	ring_scan(c, idx, name, "redelivery lane: ", &h->lane_prod_pos,
+		  &h->lane_cons_pos,
+		  slots + (uint64_t)qi->capacity * qi->slot_size,
+		  SHMQ_LANE_CAP, qi->slot_size);
+}
+
+int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg)
+{
+	struct shmq_check_ctx c = { fn, arg, 0 };
+	int rc = shmq__seg_check_file(name, &c, ring_check);
+
+	return rc < 0 ? rc : c.errors;
+}

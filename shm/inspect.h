@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inspect.h - how shm/inspect.c and ipc/inspect.c share the checker
+ * (internal; not installed).
+ *
+ * shmq_seg_check() is split along the usual line: shm/ checks the file,
+ * header, directory, blocks and process table of a read-only mapping;
+ * for each queue whose directory entry is sane it calls back into ipc/,
+ * which alone knows what a ring looks like.
+ */
+#ifndef SHMQ_INSPECT_H
+#define SHMQ_INSPECT_H
+
+#include "shm.h"
+
+struct shmq_check_ctx {
+	shmq_check_fn fn;
+	void *arg;
+	int errors;             /* findings of severity SHMQ_CHECK_ERROR */
+};
+
+/* Report one finding (printf-style @fmt); counts errors. */
+void shmq__check_report(struct shmq_check_ctx *c, int severity, int area,
+			int index, const char *queue, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+
+/*
+ * Check the ring of one queue: @block is its block (qi->size bytes, inside
+ * the read-only mapping), @qi its validated directory geometry.
+ */
+typedef void (*shmq_ring_check_fn)(struct shmq_check_ctx *c,
+				   const unsigned char *block,
+				   const struct shmq_qinfo *qi,
+				   const char *name);
+
+/*
+ * Open @name read-only, map it, and check everything but the rings, which
+ * are handed to @ring_check.  Returns 0 once checked (findings go to @c),
+ * or -errno when the file cannot be opened or mapped.
+ */
+int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
+			 shmq_ring_check_fn ring_check);
+
+#endif /* SHMQ_INSPECT_H */

@@ -1,0 +1,1175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_mqctl.c - the real mqctl binary against real segments.
+ *
+ * Each test runs build[/asan]/mqctl (the one beside this binary's
+ * directory) with fork/exec, its stdout and stderr captured in memfds and
+ * its stdin fed from one, and checks the exit status, the output and the
+ * one stderr line of every failure.  JSON documents are parsed and checked
+ * by python3's json module; Prometheus output by the exposition format's
+ * grammar.  Segments are named t.<pid>.<n> (helpers.c) and removed at
+ * teardown, children SIGKILLed, whether the test passed or not.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "layout.h"
+#include "ring.h"
+
+/* ---- running mqctl --------------------------------------------------------- */
+
+struct run {
+	int code;               /* exit code; 128+sig when killed */
+	char out[65536];
+	char err[4096];
+};
+
+static char mqctl_path[4096];
+
+static const char *mqctl(void)
+{
+	char exe[4096], *slash;
+	ssize_t n;
+
+	if (mqctl_path[0])
+		return mqctl_path;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	assert_true(n > 0);
+	exe[n] = 0;
+	/* build/tests/test_mqctl -> build/mqctl */
+	slash = strrchr(exe, '/');
+	*slash = 0;
+	slash = strrchr(exe, '/');
+	*slash = 0;
+	snprintf(mqctl_path, sizeof(mqctl_path), "%.4000s/mqctl", exe);
+	assert_int_equal(access(mqctl_path, X_OK), 0);
+	return mqctl_path;
+}
+
+static void slurp(int fd, char *buf, size_t size)
+{
+	ssize_t n, got = 0;
+
+	lseek(fd, 0, SEEK_SET);
+	while ((size_t)got < size - 1 &&
+	       (n = read(fd, buf + got, size - 1 - (size_t)got)) > 0)
+		got += n;
+	buf[got] = 0;
+	close(fd);
+}
+
+#define AS_NOBODY 1
+
+/*
+ * Run mqctl with the NULL-terminated arguments; @in (may be NULL) is its
+ * stdin.  Returns the exit code (also in r->code).
+ */
+static int run_v(struct run *r, const char *in, size_t inlen, int flags,
+		 va_list ap)
+{
+	const char *argv[64];
+	int fin, fout, ferr, status, n = 0;
+	const char *a;
+	pid_t pid;
+
+	argv[n++] = "mqctl";
+	while ((a = va_arg(ap, const char *)) && n < 63)
+		argv[n++] = a;
+	argv[n] = NULL;
+	fin = memfd_create("in", 0);
+	fout = memfd_create("out", 0);
+	ferr = memfd_create("err", 0);
+	assert_true(fin >= 0 && fout >= 0 && ferr >= 0);
+	if (in)
+		assert_int_equal(write(fin, in, inlen), (ssize_t)inlen);
+	lseek(fin, 0, SEEK_SET);
+	pid = t_fork(30);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fin, 0);
+		dup2(fout, 1);
+		dup2(ferr, 2);
+		if ((flags & AS_NOBODY) && (setgid(65534) || setuid(65534)))
+			_exit(99);
+		execv(mqctl(), (char *const *)argv);
+		_exit(98);
+	}
+	close(fin);
+	status = t_wait_child(pid);
+	slurp(fout, r->out, sizeof(r->out));
+	slurp(ferr, r->err, sizeof(r->err));
+	r->code = WIFEXITED(status) ? WEXITSTATUS(status) :
+		  128 + WTERMSIG(status);
+	return r->code;
+}
+
+static int run(struct run *r, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, r);
+	rc = run_v(r, NULL, 0, 0, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int run_in(struct run *r, const char *in, size_t len, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, len);
+	rc = run_v(r, in, len, 0, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int run_flags(struct run *r, int flags, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, flags);
+	rc = run_v(r, NULL, 0, flags, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Exit code and, on failure, the text expected in stderr. */
+#define EXPECT(r, code, err_substr) \
+	expect_run((r), (code), (err_substr), __FILE__, __LINE__)
+
+static void expect_run(const struct run *r, int code, const char *err,
+		       const char *file, int line)
+{
+	int ok = r->code == code;
+
+	if (ok && err && !strstr(r->err, err))
+		ok = 0;
+	/* A failure is one line on stderr. */
+	if (ok && code != 0 && (!strchr(r->err, '\n') ||
+				strchr(r->err, '\n')[1] != 0))
+		ok = 0;
+	if (ok)
+		return;
+	print_error("mqctl exit %d (want %d), stderr wants \"%s\"\n"
+		    "stdout: %s\nstderr: %s\n", r->code, code,
+		    err ? err : "", r->out, r->err);
+	_fail(file, line);
+}
+
+#define HAS(r, s) has_text((r)->out, (s), __FILE__, __LINE__)
+
+static void has_text(const char *text, const char *s, const char *file,
+		     int line)
+{
+	if (strstr(text, s))
+		return;
+	print_error("output lacks \"%s\":\n%s\n", s, text);
+	_fail(file, line);
+}
+
+/*
+ * Parse @json with python3 and check @expr (Python, the document is d).
+ * Fails the test when it is not one valid JSON document or @expr is false.
+ */
+#define JSON(json, expr) json_check((json), (expr), __FILE__, __LINE__)
+
+static void json_check(const char *json, const char *expr, const char *file,
+		       int line)
+{
+	char prog[1024];
+	int fin, status;
+	pid_t pid;
+
+	snprintf(prog, sizeof(prog),
+		 "import json, sys\n"
+		 "d = json.loads(sys.stdin.read())\n"
+		 "ok = bool(%s)\n"
+		 "print('json check failed: %s', file=sys.stderr) if not ok "
+		 "else None\n"
+		 "sys.exit(0 if ok else 1)\n", expr, "<expr>");
+	fin = memfd_create("json", 0);
+	assert_true(fin >= 0);
+	assert_int_equal(write(fin, json, strlen(json)), (ssize_t)strlen(json));
+	lseek(fin, 0, SEEK_SET);
+	pid = t_fork(30);
+	if (pid == 0) {
+		dup2(fin, 0);
+		execlp("python3", "python3", "-c", prog, (char *)NULL);
+		_exit(97);
+	}
+	close(fin);
+	status = t_wait_child(pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	print_error("JSON check \"%s\" failed (status 0x%x) on:\n%s\n", expr,
+		    status, json);
+	_fail(file, line);
+}
+
+/*
+ * The Prometheus text format: "# HELP name text", "# TYPE name
+ * gauge|counter" before a metric's samples, samples
+ * 'name{label="value",...} number', counters named *_total.
+ */
+#define PROM(text) prom_check((text), __FILE__, __LINE__)
+
+static void prom_check(const char *text, const char *file, int line)
+{
+	static const char prog[] =
+		"import re, sys\n"
+		"name = r'[a-zA-Z_:][a-zA-Z0-9_:]*'\n"
+		"lab = r'[a-zA-Z_][a-zA-Z0-9_]*=\"(?:[^\"\\\\\\n]|\\\\[\\\\\"n])*\"'\n"
+		"sample = re.compile('^(' + name + r')\\{' + lab + '(?:,' + lab"
+		" + r')*\\} (-?[0-9]+(?:\\.[0-9]+)?)$')\n"
+		"types = {}; n = 0\n"
+		"for l in sys.stdin.read().splitlines():\n"
+		"    m = re.match('^# TYPE (' + name + ') (gauge|counter)$', l)\n"
+		"    if m: types[m.group(1)] = m.group(2); continue\n"
+		"    if re.match('^# HELP ' + name + ' .+$', l): continue\n"
+		"    m = sample.match(l)\n"
+		"    assert m, 'bad line: ' + l\n"
+		"    t = types.get(m.group(1))\n"
+		"    assert t, 'sample before its TYPE: ' + l\n"
+		"    assert t != 'counter' or m.group(1).endswith('_total'), l\n"
+		"    n += 1\n"
+		"assert n > 0, 'no samples'\n";
+	int fin, status;
+	pid_t pid;
+
+	fin = memfd_create("prom", 0);
+	assert_true(fin >= 0);
+	assert_int_equal(write(fin, text, strlen(text)), (ssize_t)strlen(text));
+	lseek(fin, 0, SEEK_SET);
+	pid = t_fork(30);
+	if (pid == 0) {
+		dup2(fin, 0);
+		execlp("python3", "python3", "-c", prog, (char *)NULL);
+		_exit(97);
+	}
+	close(fin);
+	status = t_wait_child(pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	print_error("Prometheus check failed (status 0x%x) on:\n%s\n", status,
+		    text);
+	_fail(file, line);
+}
+
+/* The value of the sample of @metric for @queue, or -1. */
+static long long prom_value(const char *text, const char *metric,
+			    const char *queue)
+{
+	char line[512], pat[128];
+	size_t ml = strlen(metric);
+	const char *p = text;
+
+	snprintf(pat, sizeof(pat), "queue=\"%s\"", queue);
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		char *brace;
+
+		snprintf(line, sizeof(line), "%.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+		if (strncmp(line, metric, ml) || line[ml] != '{' ||
+		    !strstr(line, pat))
+			continue;
+		brace = strrchr(line, '}');
+		return brace ? atoll(brace + 1) : -1;
+	}
+	return -1;
+}
+
+static void make_queue(shmq_seg *seg, const char *name, uint32_t cap,
+		       uint32_t msg_size)
+{
+	struct shmq_attr a = { .capacity = cap, .msg_size = msg_size };
+
+	t_assert_err(shmq_create(seg, name, &a), 0);
+}
+
+static void send_str(shmq_seg *seg, const char *qname, const char *s)
+{
+	shmq *q;
+
+	t_assert_err(shmq_open(seg, qname, &q), 0);
+	t_assert_err(shmq_send(q, s, strlen(s), 0), 0);
+	shmq_close(q);
+}
+
+/* ---- usage, help, version -------------------------------------------------- */
+
+static void test_help_version_usage(void **state)
+{
+	static const char *cmds[] = { "init", "destroy", "info", "create",
+		"delete", "purge", "list", "stat", "watch", "send", "recv",
+		"peek", "procs", "recover", "check" };
+	static struct run r, top;
+	unsigned i;
+
+	(void)state;
+	run(&r, "--version", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "mqctl (shmq) ");
+	HAS(&r, shmq_version());
+	run(&top, "--help", NULL);
+	EXPECT(&top, 0, NULL);
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		HAS(&top, cmds[i]);
+		run(&r, cmds[i], "--help", NULL);
+		EXPECT(&r, 0, NULL);
+		HAS(&r, "usage: mqctl");
+		HAS(&r, cmds[i]);
+		run(&r, "help", cmds[i], NULL);
+		EXPECT(&r, 0, NULL);
+	}
+	run(&r, NULL);
+	EXPECT(&r, 2, "usage: mqctl");
+	run(&r, "frobnicate", NULL);
+	EXPECT(&r, 2, "unknown command 'frobnicate'");
+	run(&r, "--frob", "list", NULL);
+	EXPECT(&r, 2, "unknown option '--frob'");
+	run(&r, "list", "--frob", NULL);
+	EXPECT(&r, 2, "unknown option '--frob'");
+	run(&r, "stat", NULL);
+	EXPECT(&r, 2, "missing operand");
+	run(&r, "info", "extra", NULL);
+	EXPECT(&r, 2, "unexpected operand 'extra'");
+	run(&r, "-s", NULL);
+	EXPECT(&r, 2, "needs a value");
+}
+
+/* ---- init, info, destroy ------------------------------------------------------ */
+
+static void test_init_info_destroy(void **state)
+{
+	struct t_fix *fix = *state;
+	char gid[16], path[128], expr[256];
+	struct stat st;
+	struct run r;
+
+	snprintf(gid, sizeof(gid), "%u", (unsigned)getgid());
+	run(&r, "-s", fix->name, "init", "--size", "4M", "--mode", "0640",
+	    "--group", gid, "--max-queues", "8", "--max-procs", "4", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "created segment");
+	assert_int_equal(stat(t_shm_path(path, sizeof(path), fix->name), &st),
+			 0);
+	assert_int_equal(st.st_mode & 07777, 0640);
+	assert_int_equal(st.st_gid, getgid());
+	assert_int_equal(st.st_size, 4 << 20);
+
+	run(&r, "-s", fix->name, "info", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "layout:     version %u", SEG_VERSION);
+	HAS(&r, expr);
+	HAS(&r, "0640");
+	HAS(&r, "queues:     0 of 8");
+	run(&r, "--json", "-s", fix->name, "info", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr),
+		 "d['size'] == 4194304 and d['mode'] == '0640' and "
+		 "d['gid'] == %s and d['max_queues'] == 8 and "
+		 "d['max_procs'] == 4 and d['queues'] == 0 and d['procs'] == 0 "
+		 "and d['version'] == %u and d['heap_free'] > 0", gid,
+		 SEG_VERSION);
+	JSON(r.out, expr);
+
+	/* The environment names the default segment. */
+	setenv("SHMQ_SEGMENT", fix->name, 1);
+	run(&r, "info", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, fix->name);
+	unsetenv("SHMQ_SEGMENT");
+
+	run(&r, "-s", fix->name, "init", NULL);
+	EXPECT(&r, 1, "already exists");
+	assert_non_null(strstr(r.err, fix->name));
+
+	run(&r, "-s", fix->name, "destroy", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_int_equal(access(path, F_OK), -1);
+	run(&r, "-s", fix->name, "destroy", NULL);
+	EXPECT(&r, 1, "no such segment or queue");
+}
+
+static void test_init_bad_values(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct run r;
+
+	run(&r, "-s", s, "init", "--size", "12Q", NULL);
+	EXPECT(&r, 2, "--size '12Q' does not parse");
+	run(&r, "-s", s, "init", "--size", "99999999999G", NULL);
+	EXPECT(&r, 2, "does not fit");
+	run(&r, "-s", s, "init", "--size", "-5M", NULL);
+	EXPECT(&r, 2, "does not parse");
+	run(&r, "-s", s, "init", "--size", "16K", NULL);
+	EXPECT(&r, 1, "invalid argument");
+	run(&r, "-s", s, "init", "--mode", "0999", NULL);
+	EXPECT(&r, 2, "--mode '0999' does not parse");
+	run(&r, "-s", s, "init", "--group", "no-such-group-xyz", NULL);
+	EXPECT(&r, 2, "no such group");
+	run(&r, "-s", s, "init", "--max-queues", "0", NULL);
+	EXPECT(&r, 2, "at least 1");
+	run(&r, "-s", s, "init", "--max-queues", "100000", NULL);
+	EXPECT(&r, 1, "invalid argument");
+	run(&r, "-s", s, "init", "--size", NULL);
+	EXPECT(&r, 2, "needs a value");
+	run(&r, "-s", "bad name", "init", NULL);
+	EXPECT(&r, 1, "invalid argument");
+	run(&r, "-s", "a234567890123456789012345678901234567890123456789012345"
+	    "678901234", "info", NULL);
+	EXPECT(&r, 1, "longer than 63");
+	/* Nothing was created by any of these. */
+	assert_int_equal(shmq_seg_unlink(s), -ENOENT);
+}
+
+/* ---- queues: create, list, stat, delete ---------------------------------------- */
+
+static void test_queues(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct run r;
+
+	run(&r, "-s", s, "create", "orders", "--capacity", "100",
+	    "--msg-size", "1K", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "capacity 128, msg_size 1024");
+	run(&r, "-s", s, "create", "logs", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "create", "orders", NULL);
+	EXPECT(&r, 1, "queue 'orders': segment or queue already exists");
+	run(&r, "-s", s, "create", "bad/name", NULL);
+	EXPECT(&r, 1, "invalid argument");
+	run(&r, "-s", s, "create", "x234567890123456789012345678901234567890"
+	    "1234567890123456789012345", NULL);
+	EXPECT(&r, 1, "longer than 63");
+	run(&r, "-s", s, "create", "q2", "--capacity", "many", NULL);
+	EXPECT(&r, 2, "--capacity 'many' does not parse");
+	run(&r, "-s", s, "create", "q2", "--capacity", "99999999999", NULL);
+	EXPECT(&r, 2, "does not fit");
+	run(&r, "-s", s, "create", "q2", "--msg-size", "100M", NULL);
+	EXPECT(&r, 1, "invalid argument");
+	run(&r, "-s", s, "create", "huge", "--capacity", "1048576",
+	    "--msg-size", "1K", NULL);
+	EXPECT(&r, 1, "no space");
+
+	send_str(fix->seg, "orders", "one");
+	send_str(fix->seg, "orders", "two");
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "QUEUE");
+	HAS(&r, "2/128");
+	HAS(&r, "0/1024");
+	run(&r, "-s", s, "--json", "list", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "len(d['queues']) == 2 and "
+	     "[q['name'] for q in d['queues']] == ['orders', 'logs'] and "
+	     "d['queues'][0]['depth'] == 2 and d['queues'][0]['sent'] == 2 "
+	     "and d['queues'][0]['received'] == 0 and "
+	     "d['queues'][0]['capacity'] == 128 and "
+	     "d['queues'][0]['msg_size'] == 1024 and "
+	     "d['queues'][0]['state'] == 'live' and "
+	     "d['queues'][1]['depth'] == 0");
+	run(&r, "-s", s, "stat", "orders", "--json", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['queue']['name'] == 'orders' and "
+	     "d['queue']['depth'] == 2 and d['queue']['handles'] == 0 and "
+	     "all(k in d['queue'] for k in ('full_waits', 'empty_waits', "
+	     "'sleeps', 'wakes', 'repairs', 'send_waiters', 'recv_waiters'))");
+	run(&r, "-s", s, "stat", "orders", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "depth:        2 of 128 messages");
+	run(&r, "-s", s, "stat", "nope", NULL);
+	EXPECT(&r, 1, "queue 'nope': no such segment or queue");
+
+	run(&r, "-s", s, "delete", "logs", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "delete", "logs", NULL);
+	EXPECT(&r, 1, "queue 'logs': no such segment or queue");
+	run(&r, "-s", s, "--json", "list", NULL);
+	JSON(r.out, "[q['name'] for q in d['queues']] == ['orders']");
+}
+
+/* ---- send, recv, peek ------------------------------------------------------------ */
+
+static void test_send_recv_peek(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char file[256], dir[200];
+	static const unsigned char bin[] = { 0, 1, 2, 0xff, '\n', 'z' };
+	struct run r;
+	int fd;
+
+	make_queue(fix->seg, "q", 4, 16);
+	run(&r, "-s", s, "send", "q", "alpha", "beta", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "peek", "q", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "snapshot");
+	HAS(&r, "nothing was consumed");
+	HAS(&r, "#0 len=5: alpha");
+	HAS(&r, "#1 len=4: beta");
+	run(&r, "-s", s, "--json", "peek", "q", "-n", "1", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['snapshot'] is True and len(d['messages']) == 1 and "
+	     "d['messages'][0]['data'] == 'alpha' and d['depth'] == 2");
+	/* Peek consumed nothing: recv gets both, in order. */
+	run(&r, "-s", s, "recv", "q", "-n", "5", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "alpha\nbeta\n");
+	run(&r, "-s", s, "recv", "q", NULL);
+	EXPECT(&r, 1, "queue 'q': operation would block");
+	run(&r, "-s", s, "recv", "q", "--timeout", "30ms", NULL);
+	EXPECT(&r, 1, "timed out");
+
+	/* One message per line of stdin. */
+	run_in(&r, "l1\nl2\n", 6, "-s", s, "send", "q", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "recv", "q", "-n", "2", "--hex", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "6c31\n6c32\n");
+
+	/* A binary file is one message, exactly. */
+	snprintf(dir, sizeof(dir), "%s", t_tmpdir());
+	snprintf(file, sizeof(file), "%s/bin", dir);
+	fd = open(file, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bin, sizeof(bin)), sizeof(bin));
+	close(fd);
+	run(&r, "-s", s, "send", "q", "--file", file, NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "peek", "q", "--hex", NULL);
+	HAS(&r, "000102ff0a7a");
+	run(&r, "-s", s, "peek", "q", NULL);
+	HAS(&r, "\\x00\\x01\\x02\\xff\\nz");
+	run(&r, "-s", s, "recv", "q", "--raw", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_memory_equal(r.out, bin, sizeof(bin));
+
+	/* Errors. */
+	run(&r, "-s", s, "send", "q", "this is longer than sixteen", NULL);
+	EXPECT(&r, 1, "message larger than the queue's msg_size");
+	run(&r, "-s", s, "send", "q", "--file", "/nonexistent/x", NULL);
+	EXPECT(&r, 1, "no such segment or queue");
+	fd = open(file, O_WRONLY | O_APPEND);
+	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
+	close(fd);
+	run(&r, "-s", s, "send", "q", "--file", file, NULL);
+	EXPECT(&r, 1, "longer than msg_size");
+	run(&r, "-s", s, "send", "q", "a", "b", "c", "d", "e", NULL);
+	EXPECT(&r, 1, "message 5 not sent (4 sent before it)");
+	assert_non_null(strstr(r.err, "operation would block"));
+	run(&r, "-s", s, "send", "q", "x", "--timeout", "20ms", NULL);
+	EXPECT(&r, 1, "timed out");
+	run(&r, "-s", s, "send", "q", "x", "--timeout", "soon", NULL);
+	EXPECT(&r, 2, "--timeout 'soon' does not parse");
+	run(&r, "-s", s, "recv", "q", "--hex", "--raw", NULL);
+	EXPECT(&r, 2, "exclude each other");
+	run(&r, "-s", s, "recv", "q", "-n", "0", NULL);
+	EXPECT(&r, 2, "at least 1");
+	run(&r, "-s", s, "recv", "nope", NULL);
+	EXPECT(&r, 1, "queue 'nope': no such segment or queue");
+	run(&r, "-s", s, "peek", "nope", NULL);
+	EXPECT(&r, 1, "queue 'nope': no such segment or queue");
+	/* Nothing was lost by the failures: the 4 messages are there. */
+	run(&r, "-s", s, "recv", "q", "-n", "9", NULL);
+	assert_string_equal(r.out, "a\nb\nc\nd\n");
+}
+
+/* ---- missing segment, permissions ------------------------------------------------- */
+
+static void test_missing_segment(void **state)
+{
+	struct t_fix *fix = *state;
+	static const char *cmds[][3] = {
+		{ "info" }, { "list" }, { "stat", "q" }, { "procs" },
+		{ "check" }, { "send", "q", "m" }, { "recv", "q" },
+		{ "peek", "q" }, { "purge", "q" }, { "create", "q" },
+		{ "delete", "q" }, { "watch" }, { "destroy" }, { "recover" },
+	};
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		run(&r, "-s", fix->name, cmds[i][0], cmds[i][1], cmds[i][2],
+		    NULL);
+		EXPECT(&r, 1, "no such segment or queue");
+		assert_non_null(strstr(r.err, fix->name));
+		assert_non_null(strstr(r.err, cmds[i][0]));
+	}
+}
+
+static void test_permission_denied(void **state)
+{
+	struct t_fix *fix = *state;
+	char path[128];
+	struct run r;
+	int as_root = geteuid() == 0;
+
+	/* Root passes every permission check: run mqctl as nobody then. */
+	t_shm_path(path, sizeof(path), fix->name);
+	if (!as_root)
+		assert_int_equal(chmod(path, 0), 0);
+	run_flags(&r, as_root ? AS_NOBODY : 0, "-s", fix->name, "info", NULL);
+	EXPECT(&r, 1, "permission denied");
+	run_flags(&r, as_root ? AS_NOBODY : 0, "-s", fix->name, "check", NULL);
+	EXPECT(&r, 1, "permission denied");
+	run_flags(&r, as_root ? AS_NOBODY : 0, "-s", fix->name, "destroy",
+		  "--force", NULL);
+	EXPECT(&r, 1, "permission denied");
+	assert_int_equal(access(path, F_OK), 0);
+	if (as_root) {
+		/* nobody may not give a file to group 0; nothing is left. */
+		const char *other = t_segname();
+
+		run_flags(&r, AS_NOBODY, "-s", other, "init", "--size", "1M",
+			  "--group", "0", NULL);
+		EXPECT(&r, 1, "operation not permitted");
+		assert_int_equal(access(t_shm_path(path, sizeof(path), other),
+					F_OK), -1);
+	}
+}
+
+/* ---- corruption and check ------------------------------------------------------------ */
+
+static void poke(const char *name, uint64_t off, const void *p, size_t n)
+{
+	char path[128];
+	int fd;
+
+	fd = open(t_shm_path(path, sizeof(path), name), O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, p, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+static struct dir_entry peek_dir(const char *name, uint32_t idx)
+{
+	struct dir_entry e;
+	char path[128];
+	int fd;
+
+	fd = open(t_shm_path(path, sizeof(path), name), O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &e, sizeof(e), SEG_HDR_SIZE +
+			       (off_t)idx * sizeof(e)), (ssize_t)sizeof(e));
+	close(fd);
+	return e;
+}
+
+static void test_check(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct dir_entry e0, e1;
+	uint64_t v;
+	uint32_t u;
+	struct run r;
+
+	make_queue(fix->seg, "a", 8, 32);
+	make_queue(fix->seg, "b", 8, 32);
+	send_str(fix->seg, "a", "m1");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "consistent");
+	run(&r, "-s", s, "--json", "check", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['errors'] == 0 and d['consistent'] is True");
+
+	e0 = peek_dir(s, 0);
+	e1 = peek_dir(s, 1);
+	/* A slot seq that no position allows: slot 5 of "a" (free, lap 0). */
+	v = 12345;
+	poke(s, e0.off + SHMQ_RING_HDR_SIZE + 5ull * e0.slot_size, &v, 8);
+	/* "b": more claimed than capacity. */
+	v = 100;
+	poke(s, e1.off + offsetof(struct ring_hdr, prod_pos), &v, 8);
+	/* "a"'s redelivery lane, after its 8 slots: slot 2, lap 0. */
+	v = 777;
+	poke(s, e0.off + SHMQ_RING_HDR_SIZE + (8ull + 2) * e0.slot_size, &v,
+	     8);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "3 error(s) found");
+	HAS(&r, "error: queue (queue a): slot 5 (position -3): seq 12345");
+	HAS(&r, "error: queue (queue a): redelivery lane: slot 2 (position "
+	    "-6): seq 777");
+	HAS(&r, "error: queue (queue b): prod_pos - cons_pos = 100 exceeds "
+	    "capacity 8");
+	run(&r, "-s", s, "--json", "check", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.out, "d['errors'] == 3 and d['consistent'] is False and "
+	     "sorted(p['queue'] for p in d['problems'] if "
+	     "p['severity'] == 'error') == ['a', 'a', 'b']");
+	/* Such rings still open: the tool says what is wrong, not open. */
+	run(&r, "-s", s, "info", NULL);
+	EXPECT(&r, 0, NULL);
+
+	/* Overlapping blocks: open refuses, check names both queues. */
+	poke(s, SEG_HDR_SIZE + 128 + offsetof(struct dir_entry, off), &e0.off,
+	     8);
+	run(&r, "-s", s, "info", NULL);
+	EXPECT(&r, 1, "segment corrupt, foreign, or of another layout "
+	       "version; 'mqctl -s");
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 1, "segment corrupt");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "error(s) found");
+	HAS(&r, "blocks of entries 0 (a) and 1 (b) overlap");
+	/* destroy refuses a corrupt segment without --force. */
+	run(&r, "-s", s, "destroy", NULL);
+	EXPECT(&r, 1, "--force removes it anyway");
+
+	/* A bad capacity in the directory, and a wrong version. */
+	u = 7;
+	poke(s, SEG_HDR_SIZE + offsetof(struct dir_entry, capacity), &u, 4);
+	run(&r, "-s", s, "check", NULL);
+	HAS(&r, "capacity 7 is not a power of two");
+	u = 99;
+	poke(s, offsetof(struct seg_hdr, version), &u, 4);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "1 error(s) found");
+	{
+		char want[80];
+
+		snprintf(want, sizeof(want), "layout version 99; this library "
+			 "reads version %u", SEG_VERSION);
+		HAS(&r, want);
+	}
+	v = 0;
+	poke(s, 0, &v, 8);
+	run(&r, "-s", s, "check", NULL);
+	HAS(&r, "not a shmq segment");
+
+	/* A file too small to be a segment (unmapped here first). */
+	shmq_seg_close(fix->seg);
+	fix->seg = NULL;
+	{
+		char path[128];
+
+		t_shm_path(path, sizeof(path), s);
+		assert_int_equal(truncate(path, 100), 0);
+	}
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "1 error(s) found");
+	HAS(&r, "file is 100 bytes");
+	run(&r, "-s", s, "destroy", "--force", NULL);
+	EXPECT(&r, 0, NULL);
+}
+
+/* ---- processes: procs, destroy refusing ----------------------------------------------- */
+
+/* A child attached with one handle open, until its pipe closes. */
+static pid_t attached_child(const char *seg, const char *queue, int *wfd,
+			    int hold)
+{
+	int go[2], ready[2];
+	pid_t pid;
+	char ch;
+
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = t_fork(30);
+	if (pid == 0) {
+		shmq_seg *s;
+		shmq *q;
+		struct shmq_msg m;
+
+		close(go[1]);
+		close(ready[0]);
+		if (shmq_seg_open(seg, &s) || shmq_open(s, queue, &q))
+			_exit(1);
+		if (hold && shmq_acquire(q, &m, 0))
+			_exit(2);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		/* Wait until told (or killed). */
+		while (read(go[0], &ch, 1) < 0 && errno == EINTR)
+			;
+		if (hold)
+			shmq_release(q, &m);
+		shmq_close(q);
+		shmq_seg_close(s);
+		_exit(0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &ch, 1), 1);
+	close(ready[0]);
+	*wfd = go[1];
+	return pid;
+}
+
+/* Producers and consumers are processes that sent / received via an open handle. */
+static void test_producers_consumers(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	shmq *tx, *rx;
+	struct run r;
+	char buf[8];
+
+	make_queue(fix->seg, "pc", 8, 32);
+	t_assert_err(shmq_open(fix->seg, "pc", &tx), 0);
+	t_assert_err(shmq_open(fix->seg, "pc", &rx), 0);
+	run(&r, "-s", s, "--json", "stat", "pc", NULL);
+	JSON(r.out, "d['queue']['handles'] == 2 and "
+	     "d['queue']['producers'] == 0 and d['queue']['consumers'] == 0");
+	t_assert_err(shmq_send(tx, "x", 1, 0), 0);
+	run(&r, "-s", s, "--json", "list", NULL);
+	JSON(r.out, "d['queues'][0]['producers'] == 1 and "
+	     "d['queues'][0]['consumers'] == 0");
+	t_assert_err(shmq_recv(rx, buf, sizeof(buf), 0), 1);
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "PROD/CON");
+	HAS(&r, " 1/1 ");
+	run(&r, "-s", s, "stat", "pc", NULL);
+	HAS(&r, "1 process(es) sending, 1 receiving");
+	run(&r, "-s", s, "stat", "pc", "--prometheus", NULL);
+	HAS(&r, "shmq_queue_producers{");
+	shmq_close(tx);
+	shmq_close(rx);
+	run(&r, "-s", s, "--json", "stat", "pc", NULL);
+	JSON(r.out, "d['queue']['handles'] == 0 and "
+	     "d['queue']['producers'] == 0 and d['queue']['consumers'] == 0");
+}
+
+static void test_procs_destroy(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char expr[512];
+	struct run r;
+	pid_t pid;
+	int wfd;
+
+	make_queue(fix->seg, "q", 8, 32);
+	shmq_seg_close(fix->seg);
+	fix->seg = NULL;
+	pid = attached_child(s, "q", &wfd, 0);
+	run(&r, "-s", s, "procs", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "alive");
+	run(&r, "-s", s, "--json", "procs", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr),
+		 "len(d['procs']) == 1 and d['procs'][0]['pid'] == %d and "
+		 "d['procs'][0]['alive'] is True and "
+		 "d['procs'][0]['handles'] == 1 and "
+		 "d['procs'][0]['same_pidns'] is True and "
+		 "d['procs'][0]['held'] == 0 and d['procs'][0]['comm'] != ''",
+		 (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "--json", "stat", "q", NULL);
+	JSON(r.out, "d['queue']['handles'] == 1");
+	run(&r, "-s", s, "destroy", NULL);
+	EXPECT(&r, 1, "resource busy; 1 process(es) attached");
+
+	/* Killed: dead, and still listed (observers reclaim nothing). */
+	kill(pid, SIGKILL);
+	t_wait_child(pid);
+	close(wfd);
+	run(&r, "-s", s, "--json", "procs", NULL);
+	snprintf(expr, sizeof(expr),
+		 "len(d['procs']) == 1 and d['procs'][0]['pid'] == %d and "
+		 "d['procs'][0]['alive'] is False", (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "--json", "info", NULL);
+	JSON(r.out, "d['procs'] == 0 and d['procs_dead'] == 1");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "note: procs: process entry");
+	HAS(&r, "is dead");
+	/* A dead process does not keep the segment: destroy works. */
+	pid = attached_child(s, "q", &wfd, 0);
+	run(&r, "-s", s, "destroy", "--force", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "still attached");
+	close(wfd);
+	t_assert_exit0(t_wait_child(pid));
+}
+
+/* ---- watch -------------------------------------------------------------------------- */
+
+static void test_watch(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name, *p;
+	struct run r;
+	int lines = 0;
+
+	make_queue(fix->seg, "w1", 8, 32);
+	make_queue(fix->seg, "w2", 8, 32);
+	send_str(fix->seg, "w1", "x");
+	/* stdout is a memfd, not a terminal: plain lines. */
+	run(&r, "-s", s, "watch", "w1", "--interval", "20ms", "--count", "3",
+	    NULL);
+	EXPECT(&r, 0, NULL);
+	for (p = r.out; (p = strchr(p, '\n')); p++)
+		lines++;
+	assert_int_equal(lines, 3);
+	HAS(&r, "queue=w1 depth=1 capacity=8 in_per_s=0 out_per_s=0");
+	assert_null(strstr(r.out, "w2"));
+	assert_null(strstr(r.out, "\033["));
+	run(&r, "-s", s, "watch", "--interval", "10ms", "--count", "2", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "queue=w2");
+	run(&r, "-s", s, "watch", "nope", "--count", "1", NULL);
+	EXPECT(&r, 1, "queue 'nope': no such segment or queue");
+	run(&r, "-s", s, "watch", "--interval", "0s", NULL);
+	EXPECT(&r, 2, "must be positive");
+	run(&r, "-s", s, "watch", "--interval", "1h", NULL);
+	EXPECT(&r, 2, "--interval '1h' does not parse");
+	run(&r, "-s", s, "watch", "--count", "x", NULL);
+	EXPECT(&r, 2, "--count 'x' does not parse");
+}
+
+/* A sender that keeps w1 moving while watch measures a rate above 0. */
+static void test_watch_rates(void **state)
+{
+	struct t_fix *fix = *state;
+	struct run r;
+	pid_t pid;
+
+	make_queue(fix->seg, "r", 64, 32);
+	pid = t_fork(30);
+	if (pid == 0) {
+		shmq_seg *sg;
+		shmq *q;
+		char buf[32];
+
+		if (shmq_seg_open(fix->name, &sg) || shmq_open(sg, "r", &q))
+			_exit(1);
+		for (;;) {
+			if (shmq_send(q, "m", 1, SHMQ_FOREVER) ||
+			    shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER) < 0)
+				_exit(2);
+			t_sleep_ms(1);
+		}
+	}
+	run(&r, "-s", fix->name, "watch", "r", "--interval", "100ms",
+	    "--count", "2", NULL);
+	kill(pid, SIGKILL);
+	t_wait_child(pid);
+	EXPECT(&r, 0, NULL);
+	assert_null(strstr(r.out, "in_per_s=0 "));
+	assert_null(strstr(r.out, "out_per_s=0 "));
+}
+
+/* ---- prometheus --------------------------------------------------------------------- */
+
+static void test_prometheus(void **state)
+{
+	struct t_fix *fix = *state;
+	struct run r;
+
+	make_queue(fix->seg, "p1", 16, 32);
+	make_queue(fix->seg, "p2", 4, 32);
+	send_str(fix->seg, "p1", "a");
+	send_str(fix->seg, "p1", "b");
+	send_str(fix->seg, "p1", "c");
+	run(&r, "-s", fix->name, "list", "--prometheus", NULL);
+	EXPECT(&r, 0, NULL);
+	PROM(r.out);
+	assert_int_equal(prom_value(r.out, "shmq_queue_depth", "p1"), 3);
+	assert_int_equal(prom_value(r.out, "shmq_queue_depth", "p2"), 0);
+	assert_int_equal(prom_value(r.out, "shmq_queue_capacity", "p2"), 4);
+	assert_int_equal(prom_value(r.out, "shmq_queue_sent_total", "p1"), 3);
+	HAS(&r, "# TYPE shmq_queue_sent_total counter");
+	run(&r, "-s", fix->name, "stat", "p1", "--prometheus", NULL);
+	EXPECT(&r, 0, NULL);
+	PROM(r.out);
+	assert_null(strstr(r.out, "p2"));
+	assert_int_equal(prom_value(r.out, "shmq_queue_received_total", "p1"),
+			 0);
+}
+
+/* ---- purge while a producer and a consumer run ------------------------------------------ */
+
+#define PURGE_N 20000u
+
+struct purge_shared {
+	atomic_uint prod_done;
+	atomic_uint received;
+	atomic_uint dup;
+	atomic_uint disorder;
+	atomic_uchar seen[PURGE_N];
+};
+
+static void test_purge_concurrent(void **state)
+{
+	struct t_fix *fix = *state;
+	struct purge_shared *sh;
+	unsigned purged = 0, i, runs = 0;
+	struct run r;
+	pid_t prod, cons;
+	shmq *q;
+	uint32_t end = UINT32_MAX;
+
+	make_queue(fix->seg, "pq", 256, 16);
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(sh != MAP_FAILED);
+	memset(sh, 0, sizeof(*sh));
+	prod = t_fork(40);
+	if (prod == 0) {
+		shmq_seg *sg;
+
+		if (shmq_seg_open(fix->name, &sg) || shmq_open(sg, "pq", &q))
+			_exit(1);
+		for (i = 0; i < PURGE_N; i++)
+			if (shmq_send(q, &i, sizeof(i), SHMQ_FOREVER))
+				_exit(2);
+		atomic_store(&sh->prod_done, 1);
+		_exit(0);
+	}
+	cons = t_fork(40);
+	if (cons == 0) {
+		shmq_seg *sg;
+		uint32_t v, last = 0;
+		int first = 1;
+
+		if (shmq_seg_open(fix->name, &sg) || shmq_open(sg, "pq", &q))
+			_exit(1);
+		for (i = 0;; i++) {
+			if (shmq_recv(q, &v, sizeof(v), SHMQ_FOREVER) != 4)
+				_exit(2);
+			if (v == UINT32_MAX)
+				_exit(0);
+			if (v >= PURGE_N || atomic_fetch_add(&sh->seen[v], 1))
+				atomic_fetch_add(&sh->dup, 1);
+			if (!first && v <= last)
+				atomic_fetch_add(&sh->disorder, 1);
+			first = 0;
+			last = v;
+			atomic_fetch_add(&sh->received, 1);
+			/* Slower than the producer: the queue fills up. */
+			if (i % 64 == 0)
+				t_sleep_ms(1);
+		}
+	}
+	/* Purge repeatedly while both run. */
+	do {
+		unsigned n = 0;
+
+		t_sleep_ms(20);
+		run(&r, "-s", fix->name, "purge", "pq", NULL);
+		EXPECT(&r, 0, NULL);
+		assert_int_equal(sscanf(r.out, "purged %u message(s)", &n), 1);
+		purged += n;
+		runs++;
+	} while (runs < 3 || (!atomic_load(&sh->prod_done) && runs < 50));
+	run(&r, "-s", fix->name, "--json", "purge", "pq", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['queue'] == 'pq' and d['purged'] >= 0");
+	purged += (unsigned)atoi(strstr(r.out, "\"purged\":") + 9);
+	t_assert_exit0(t_wait_child(prod));
+	/* Producer done: the end marker cannot be purged any more. */
+	t_assert_err(shmq_open(fix->seg, "pq", &q), 0);
+	t_assert_err(shmq_send(q, &end, sizeof(end), SHMQ_FOREVER), 0);
+	shmq_close(q);
+	t_assert_exit0(t_wait_child(cons));
+	print_message("purge: %u purged in %u runs, %u received, of %u\n",
+		      purged, runs + 1, atomic_load(&sh->received), PURGE_N);
+	assert_int_equal(atomic_load(&sh->dup), 0);
+	assert_int_equal(atomic_load(&sh->disorder), 0);
+	/* Every message was either received or purged, exactly once. */
+	assert_int_equal(atomic_load(&sh->received) + purged, PURGE_N);
+	assert_true(purged > 0);
+	munmap(sh, sizeof(*sh));
+}
+
+/* ---- recover after SIGKILL ------------------------------------------------------------ */
+
+static void test_recover_after_sigkill(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct run r;
+	pid_t pid;
+	int wfd;
+
+	make_queue(fix->seg, "rq", 8, 32);
+	send_str(fix->seg, "rq", "precious");
+	send_str(fix->seg, "rq", "second");
+	shmq_seg_close(fix->seg);
+	fix->seg = NULL;
+	/* The child acquires "precious" and is killed holding its slot. */
+	pid = attached_child(s, "rq", &wfd, 1);
+	kill(pid, SIGKILL);
+	t_wait_child(pid);
+	close(wfd);
+	run(&r, "-s", s, "--json", "procs", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "len(d['procs']) == 1 and d['procs'][0]['alive'] is False");
+	run(&r, "-s", s, "--json", "procs", NULL);
+	JSON(r.out, "d['procs'][0]['held'] == 1");
+	run(&r, "-s", s, "recover", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "recovered segment");
+	HAS(&r, "1 slot(s) repaired; dead process entries: 1 before, 0 after");
+	run(&r, "-s", s, "--json", "recover", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['repaired'] == 0 and d['dead_after'] == 0");
+	run(&r, "-s", s, "--json", "procs", NULL);
+	JSON(r.out, "len(d['procs']) == 0");
+	run(&r, "-s", s, "--json", "stat", "rq", NULL);
+	JSON(r.out, "d['queue']['redelivered'] == 1 and "
+	     "d['queue']['repairs'] == 1 and d['queue']['lane_depth'] == 1 "
+	     "and d['queue']['depth'] == 2");
+	run(&r, "-s", s, "stat", "rq", "--prometheus", NULL);
+	PROM(r.out);
+	assert_int_equal(prom_value(r.out, "shmq_queue_redelivered_total",
+				    "rq"), 1);
+	/* The killed consumer's message is delivered again, first. */
+	run(&r, "-s", s, "recv", "rq", "-n", "3", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "precious\nsecond\n");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
+#define TN(fn) cmocka_unit_test_setup_teardown(fn, t_setup_noseg, t_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TN(test_help_version_usage),
+		TN(test_init_info_destroy),
+		TN(test_init_bad_values),
+		T(test_queues),
+		T(test_send_recv_peek),
+		TN(test_missing_segment),
+		T(test_permission_denied),
+		T(test_check),
+		T(test_producers_consumers),
+		T(test_procs_destroy),
+		T(test_watch),
+		T(test_watch_rates),
+		T(test_prometheus),
+		T(test_purge_concurrent),
+		T(test_recover_after_sigkill),
+	};
+
+	return cmocka_run_group_tests_name("mqctl", tests, t_group_setup,
+					   t_group_teardown);
+}

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mqctl - create, inspect, operate and repair shmq segments and queues.
+ *
+ * This file: main, the command table with every option and help text,
+ * option parsing, error reporting, and the parsers and printers the
+ * commands share.  The commands are in mqctl_show.c (read-only) and
+ * mqctl_ops.c (changing).  Only include/shmq.h is used.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mqctl.h"
+
+/* ---- the commands and their options ---------------------------------------- */
+
+static const struct opt opts_init[] = {
+	{ "size", 1, OPT_SIZE, "SIZE",
+	  "segment size, K/M/G suffixes (default 64M)" },
+	{ "mode", 1, OPT_MODE, "MODE", "permission bits, octal (default 0600)" },
+	{ "group", 1, OPT_GROUP, "GROUP", "group owner: name or number" },
+	{ "max-queues", 1, OPT_MAX_QUEUES, "N",
+	  "directory entries (default 256)" },
+	{ "max-procs", 1, OPT_MAX_PROCS, "N",
+	  "process-table entries (default 64)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_destroy[] = {
+	{ "force", 0, OPT_FORCE, NULL,
+	  "unlink even while processes are attached, or if corrupt" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_create[] = {
+	{ "capacity", 1, OPT_CAPACITY, "N",
+	  "messages, rounded up to a power of two (default 1024)" },
+	{ "msg-size", 1, OPT_MSG_SIZE, "BYTES",
+	  "largest message, K/M suffixes (default 256)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_prom[] = {
+	{ "prometheus", 0, OPT_PROMETHEUS, NULL,
+	  "print the Prometheus text exposition format" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_watch[] = {
+	{ "interval", 1, OPT_INTERVAL, "DURATION",
+	  "time between refreshes (default 1s)" },
+	{ "count", 1, OPT_COUNT, "N", "stop after N refreshes (default: never)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_send[] = {
+	{ "file", 1, OPT_FILE, "FILE", "send the bytes of FILE as one message" },
+	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
+	  "wait this long for room per message (default 0: never wait; "
+	  "'forever')" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_recv[] = {
+	{ NULL, 1, OPT_N, "N", "receive up to N messages (default 1)" },
+	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
+	  "wait this long for each message (default 0: never wait; "
+	  "'forever')" },
+	{ "hex", 0, OPT_HEX, NULL, "print each message as hex, one per line" },
+	{ "raw", 0, OPT_RAW, NULL,
+	  "write the bytes exactly, with no separator" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_peek[] = {
+	{ NULL, 1, OPT_N, "N", "show up to N messages (default 10)" },
+	{ "hex", 0, OPT_HEX, NULL, "print each message as hex" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_none[] = {
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+const struct cmd mqctl_cmds[] = {
+	{ "init", cmd_init, "", "create a segment",
+	  "Built under no name and linked in one step: peers never see it "
+	  "half-built.\nIts memory is reserved now: a full /dev/shm fails "
+	  "here, not later.", opts_init, 0, 0 },
+	{ "destroy", cmd_destroy, "", "unlink a segment",
+	  "Refuses while processes are attached, unless --force.  Attached "
+	  "processes\nkeep working; the memory goes when the last detaches.",
+	  opts_destroy, 0, 0 },
+	{ "info", cmd_info, "", "the segment's header and usage", NULL,
+	  opts_none, 0, 0 },
+	{ "create", cmd_create, "QUEUE", "create a queue", NULL, opts_create,
+	  1, 1 },
+	{ "delete", cmd_delete, "QUEUE", "unlink a queue",
+	  "The name goes at once; open handles keep working until closed.",
+	  opts_none, 1, 1 },
+	{ "purge", cmd_purge, "QUEUE", "drop every message the queue holds",
+	  "Consumes through the ordinary receive path, so producers and "
+	  "consumers may\nrun meanwhile: each message is either dropped "
+	  "(and counted) or delivered.", opts_none, 1, 1 },
+	{ "list", cmd_list, "", "one row per queue", NULL, opts_prom, 0, 0 },
+	{ "stat", cmd_stat, "QUEUE", "everything known about one queue", NULL,
+	  opts_prom, 1, 1 },
+	{ "watch", cmd_watch, "[QUEUE...]",
+	  "a refreshing view of depth and rates",
+	  "On a terminal the screen is redrawn; otherwise one plain line per "
+	  "queue per\nrefresh.", opts_watch, 0, -1 },
+	{ "send", cmd_send, "QUEUE [MESSAGE...]", "send messages",
+	  "Each MESSAGE is one message; with none, each line of standard "
+	  "input is one\n(without its newline).", opts_send, 1, -1 },
+	{ "recv", cmd_recv, "QUEUE", "receive (consume) messages",
+	  "Prints each message followed by a newline, unless --hex or --raw."
+	  "\nExit status 1 when none was received.", opts_recv, 1, 1 },
+	{ "peek", cmd_peek, "QUEUE", "look at messages without consuming them",
+	  "A snapshot: copied without taking them; by the time it is "
+	  "printed the queue\nmay have moved on.", opts_peek, 1, 1 },
+	{ "procs", cmd_procs, "", "processes attached, alive or dead", NULL,
+	  opts_none, 0, 0 },
+	{ "recover", cmd_recover, "",
+	  "repair what dead processes left behind", NULL, opts_none, 0, 0 },
+	{ "check", cmd_check, "", "verify the segment, like fsck; read-only",
+	  "Works on segments that cannot be opened because they are corrupt.\n"
+	  "Exit status 1 when errors were found.", opts_none, 0, 0 },
+	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0 },
+};
+
+const struct cmd *find_cmd(const char *name)
+{
+	const struct cmd *c;
+
+	for (c = mqctl_cmds; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+/* ---- help ----------------------------------------------------------------- */
+
+static void print_main_help(FILE *f)
+{
+	const struct cmd *c;
+
+	fprintf(f,
+		"usage: mqctl [-s SEGMENT] [--json] COMMAND [OPTIONS] [ARGS]\n"
+		"\n"
+		"Create, inspect, operate and repair shmq message queues.\n"
+		"\n"
+		"  -s, --segment SEGMENT  segment name (/dev/shm/shmq.NAME) or "
+		"a file path\n"
+		"                         (default: $SHMQ_SEGMENT, else shmq)\n"
+		"      --json             one JSON document (info, list, stat, "
+		"procs, check,\n"
+		"                         peek, purge, recover)\n"
+		"  -h, --help             this help; COMMAND --help for a "
+		"command's\n"
+		"  -V, --version          print the version\n"
+		"\ncommands:\n");
+	for (c = mqctl_cmds; c->name; c++)
+		fprintf(f, "  %-8s %-20s %s\n", c->name, c->operands,
+			c->summary);
+	fprintf(f, "\nSizes take K/M/G suffixes; durations ns/us/ms/s.  Exit "
+		"status: 0 success,\n1 failure, 2 usage error.  See mqctl(1).\n");
+}
+
+static void print_cmd_help(const struct cmd *cmd)
+{
+	const struct opt *o;
+
+	printf("usage: mqctl [-s SEGMENT] [--json] %s [OPTIONS]%s%s\n\n%s.\n",
+	       cmd->name, *cmd->operands ? " " : "", cmd->operands,
+	       cmd->summary);
+	if (cmd->details)
+		printf("%s\n", cmd->details);
+	printf("\noptions:\n");
+	for (o = cmd->opts; o->name || o->val; o++) {
+		char lhs[64];
+
+		if (o->name && o->val < 256)
+			snprintf(lhs, sizeof(lhs), "-%c, --%s%s%s", o->val,
+				 o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+		else if (o->name)
+			snprintf(lhs, sizeof(lhs), "    --%s%s%s", o->name,
+				 o->arg ? " " : "", o->arg ? o->arg : "");
+		else
+			snprintf(lhs, sizeof(lhs), "-%c %s", o->val, o->arg);
+		printf("  %-24s %s\n", lhs, o->help);
+	}
+	printf("  %-24s %s\n", "-s, --segment SEGMENT", "segment to use");
+	printf("  %-24s %s\n", "    --json", "JSON output where supported");
+	printf("  %-24s %s\n", "-h, --help", "this help");
+}
+
+/* ---- option parsing ---------------------------------------------------------- */
+
+int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
+	       int (*on)(struct ctx *c, int code, const char *arg, void *data),
+	       void *data)
+{
+	struct option lopts[32];
+	char sopts[64] = "+:s:h";
+	const struct opt *o;
+	int n = 0, ch, rc;
+
+	for (o = cmd->opts; o->name || o->val; o++) {
+		if (o->name)
+			lopts[n++] = (struct option){ o->name, o->has_arg,
+						      NULL, o->val };
+		if (o->val < 256) {
+			size_t l = strlen(sopts);
+
+			sopts[l] = (char)o->val;
+			sopts[l + 1] = o->has_arg ? ':' : 0;
+			sopts[l + 2] = 0;
+		}
+	}
+	lopts[n++] = (struct option){ "segment", 1, NULL, OPT_SEGMENT };
+	lopts[n++] = (struct option){ "json", 0, NULL, OPT_JSON };
+	lopts[n++] = (struct option){ "help", 0, NULL, OPT_HELP };
+	lopts[n] = (struct option){ NULL, 0, NULL, 0 };
+	/* Options may follow operands ("send q --timeout 1s"): no '+'. */
+	memmove(sopts, sopts + 1, strlen(sopts));
+	opterr = 0;
+	optind = 0;             /* 0: a full restart of getopt's state */
+	while ((ch = getopt_long(argc, argv, sopts, lopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_HELP:
+			print_cmd_help(cmd);
+			return 1;
+		case OPT_SEGMENT:
+			c->seg = optarg;
+			break;
+		case OPT_JSON:
+			c->json = 1;
+			break;
+		case ':':
+			return usage(c, "option '%s' needs a value",
+				     argv[optind - 1]);
+		case '?':
+			return usage(c, "unknown option '%s'",
+				     argv[optind - 1]);
+		default:
+			rc = on ? on(c, ch, optarg, data) : 0;
+			if (rc)
+				return rc;
+		}
+	}
+	c->argc = argc - optind;
+	c->argv = argv + optind;
+	if (c->argc < cmd->min_args)
+		return usage(c, "missing operand: %s", cmd->operands);
+	if (cmd->max_args >= 0 && c->argc > cmd->max_args)
+		return usage(c, "unexpected operand '%s'",
+			     c->argv[cmd->max_args]);
+	return 0;
+}
+
+/* ---- errors --------------------------------------------------------------------- */
+
+int fail(const struct ctx *c, const char *queue, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mqctl: %s: segment '%s'", c->cmd, c->seg);
+	if (queue)
+		fprintf(stderr, ": queue '%s'", queue);
+	if (err)
+		fprintf(stderr, ": %s", shmq_strerror(err));
+	if (fmt) {
+		fputs(err ? "; " : ": ", stderr);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+	}
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+int usage(const struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mqctl: %s: ", c->cmd ? c->cmd : "usage");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (try 'mqctl %s%s--help')\n",
+		c->cmd ? c->cmd : "", c->cmd ? " " : "");
+	return EXIT_USAGE;
+}
+
+int bad_value(const struct ctx *c, const char *what, const char *s, int why)
+{
+	return usage(c, "%s '%s' %s", what, s,
+		     why == -2 ? "does not fit" : "does not parse");
+}
+
+/* The name given, else $SHMQ_SEGMENT, else "shmq" (as the library). */
+static const char *default_segment(void)
+{
+	const char *s = getenv("SHMQ_SEGMENT");
+
+	return s && *s ? s : "shmq";
+}
+
+int seg_observe(const struct ctx *c, shmq_seg **out)
+{
+	int rc = shmq_seg_observe(c->seg, out);
+
+	if (rc == -EPROTO)
+		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
+			    "wrong", c->seg);
+	return rc ? fail(c, NULL, rc, NULL) : 0;
+}
+
+int seg_attach(const struct ctx *c, shmq_seg **out)
+{
+	int rc = shmq_seg_open(c->seg, out);
+
+	if (rc == -EPROTO)
+		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
+			    "wrong", c->seg);
+	return rc ? fail(c, NULL, rc, NULL) : 0;
+}
+
+/* ---- parsers -------------------------------------------------------------------- */
+
+/* A decimal integer prefix: digits only, no sign; -2 on overflow. */
+static int parse_digits(const char **s, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = *s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -2;
+		v = v * 10 + d;
+	}
+	*s = p;
+	*out = v;
+	return 0;
+}
+
+int parse_count(const char *s, uint64_t max, uint64_t *out)
+{
+	int rc = parse_digits(&s, out);
+
+	if (rc)
+		return rc;
+	if (*s)
+		return -1;
+	return *out > max ? -2 : 0;
+}
+
+/* "4096", "64K", "64M", "1G", "2T", optionally "KB"/"KiB"; powers of 1024. */
+int parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	unsigned shift = 0;
+	uint64_t v;
+	int rc = parse_digits(&s, &v);
+
+	if (rc)
+		return rc;
+	switch (toupper((unsigned char)*s)) {
+	case 'K': shift = 10; s++; break;
+	case 'M': shift = 20; s++; break;
+	case 'G': shift = 30; s++; break;
+	case 'T': shift = 40; s++; break;
+	}
+	if (shift && (*s == 'i' || *s == 'I'))
+		s++;
+	if (*s == 'B' || *s == 'b')
+		s++;
+	if (*s)
+		return -1;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -2;
+	v <<= shift;
+	if (v > max)
+		return -2;
+	*out = v;
+	return 0;
+}
+
+/* "500ms", "2s", "100us", "10ns", "1.5s"; a bare number is seconds. */
+int parse_duration(const char *s, int64_t *ns)
+{
+	static const struct { const char *unit; uint64_t ns; } units[] = {
+		{ "ns", 1 }, { "us", 1000 }, { "ms", 1000000 },
+		{ "s", 1000000000 }, { "", 1000000000 },
+	};
+	uint64_t whole, frac = 0, fscale = 1;
+	unsigned i;
+	int rc;
+
+	if (strcmp(s, "forever") == 0 || strcmp(s, "-1") == 0) {
+		*ns = -1;
+		return 0;
+	}
+	rc = parse_digits(&s, &whole);
+	if (rc)
+		return rc;
+	if (*s == '.') {
+		s++;
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		for (; isdigit((unsigned char)*s); s++) {
+			if (fscale < 1000000000ull) {
+				frac = frac * 10 + (uint64_t)(*s - '0');
+				fscale *= 10;
+			}
+		}
+	}
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s, units[i].unit) != 0)
+			continue;
+		if (whole > (uint64_t)INT64_MAX / units[i].ns)
+			return -2;
+		*ns = (int64_t)(whole * units[i].ns +
+				frac * units[i].ns / fscale);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- printers --------------------------------------------------------------------- */
+
+void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch == '\n')
+			fputs("\\n", f);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+/* Bytes as a JSON string: printable ASCII as is, the rest \u00XX. */
+void json_bytes(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	fputc('"', f);
+	for (i = 0; i < n; i++) {
+		if (b[i] == '"' || b[i] == '\\')
+			fprintf(f, "\\%c", b[i]);
+		else if (b[i] < 0x20 || b[i] >= 0x7f)
+			fprintf(f, "\\u%04x", b[i]);
+		else
+			fputc(b[i], f);
+	}
+	fputc('"', f);
+}
+
+const char *fmt_bytes(uint64_t n, char *buf, size_t len)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	double v = (double)n;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)n);
+	else if (v == (double)(uint64_t)v)
+		snprintf(buf, len, "%.0f %s", v, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%S%z", &tm))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+const char *seg_path(const char *seg, char *buf, size_t len)
+{
+	if (strchr(seg, '/'))
+		snprintf(buf, len, "%s", seg);
+	else
+		snprintf(buf, len, "/dev/shm/shmq.%s", seg);
+	return buf;
+}
+
+/* Printable ASCII as is, the rest as C escapes: safe on a terminal. */
+void print_escaped(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (b[i] == '\\')
+			fputs("\\\\", f);
+		else if (b[i] == '\n')
+			fputs("\\n", f);
+		else if (b[i] == '\t')
+			fputs("\\t", f);
+		else if (b[i] < 0x20 || b[i] >= 0x7f)
+			fprintf(f, "\\x%02x", b[i]);
+		else
+			fputc(b[i], f);
+	}
+}
+
+void print_hex(FILE *f, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		fprintf(f, "%02x", b[i]);
+}
+
+/* ---- main ------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	static const struct option lopts[] = {
+		{ "segment", 1, NULL, 's' },
+		{ "json", 0, NULL, OPT_JSON },
+		{ "help", 0, NULL, 'h' },
+		{ "version", 0, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctx c = { 0 };
+	const struct cmd *cmd;
+	int ch, rc;
+
+	c.seg = default_segment();
+	opterr = 0;
+	/* '+': global options stop at the command's name. */
+	while ((ch = getopt_long(argc, argv, "+:s:hV", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			c.seg = optarg;
+			break;
+		case OPT_JSON:
+			c.json = 1;
+			break;
+		case 'h':
+			print_main_help(stdout);
+			return 0;
+		case 'V':
+			printf("mqctl (shmq) %s\n", shmq_version());
+			return 0;
+		case ':':
+			return usage(&c, "option '%s' needs a value",
+				     argv[optind - 1]);
+		default:
+			return usage(&c, "unknown option '%s'",
+				     argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return usage(&c, "no command; usage: mqctl [-s SEGMENT] [--json] "
+			     "COMMAND [OPTIONS] [ARGS]");
+	if (strcmp(argv[optind], "help") == 0) {
+		if (optind + 1 >= argc) {
+			print_main_help(stdout);
+			return 0;
+		}
+		cmd = find_cmd(argv[optind + 1]);
+		if (!cmd)
+			return usage(&c, "unknown command '%s'",
+				     argv[optind + 1]);
+		print_cmd_help(cmd);
+		return 0;
+	}
+	cmd = find_cmd(argv[optind]);
+	if (!cmd)
+		return usage(&c, "unknown command '%s'", argv[optind]);
+	c.cmd = cmd->name;
+	rc = cmd->fn(&c, argc - optind, argv + optind);
+	if (fflush(stdout) != 0 && rc == 0) {
+		fprintf(stderr, "mqctl: %s: writing the output: %s\n", c.cmd,
+			strerror(errno));
+		rc = EXIT_FAIL;
+	}
+	return rc;
+}

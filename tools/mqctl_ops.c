@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mqctl_ops.c - the commands that change something: init, destroy,
+ * create, delete, purge, send, recv, recover.
+ *
+ * "Nothing mqctl does loses a message that it was not asked to drop":
+ * send reports exactly how many messages went in before a failure; recv
+ * takes only as many as it prints (a message too long for the queue's
+ * msg_size cannot exist, so every one fits the buffer); purge counts what
+ * it drops and goes through the ordinary receive path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mqctl.h"
+
+/* ---- init and destroy ---------------------------------------------------------- */
+
+static int on_init(struct ctx *c, int code, const char *arg, void *data)
+{
+	struct shmq_seg_attr *a = data;
+	uint64_t v;
+	char *end;
+	int rc;
+
+	switch (code) {
+	case OPT_SIZE:
+		rc = parse_size(arg, (uint64_t)1 << 46, &v);
+		if (rc)
+			return bad_value(c, "--size", arg, rc);
+		if (!v)
+			return usage(c, "--size must not be 0");
+		a->size = (size_t)v;
+		break;
+	case OPT_MODE:
+		errno = 0;
+		v = strtoull(arg, &end, 8);
+		if (!*arg || *end || errno)
+			return bad_value(c, "--mode", arg, -1);
+		if (v > 07777 || v == 0)
+			return usage(c, "--mode '%s' is not a mode in "
+				     "0001..07777", arg);
+		a->mode = (mode_t)v;
+		break;
+	case OPT_GROUP: {
+		struct group *gr = getgrnam(arg);
+
+		if (gr) {
+			a->gid = (uint32_t)gr->gr_gid;
+		} else {
+			rc = parse_count(arg, UINT32_MAX - 1, &v);
+			if (rc)
+				return usage(c, "--group '%s': no such group",
+					     arg);
+			a->gid = (uint32_t)v;
+		}
+		a->flags |= SHMQ_SEG_GROUP;
+		break;
+	}
+	case OPT_MAX_QUEUES:
+		rc = parse_count(arg, UINT32_MAX, &v);
+		if (rc)
+			return bad_value(c, "--max-queues", arg, rc);
+		a->max_queues = (uint32_t)v;
+		if (!v)
+			return usage(c, "--max-queues must be at least 1");
+		break;
+	case OPT_MAX_PROCS:
+		rc = parse_count(arg, UINT32_MAX, &v);
+		if (rc)
+			return bad_value(c, "--max-procs", arg, rc);
+		a->max_procs = (uint32_t)v;
+		if (!v)
+			return usage(c, "--max-procs must be at least 1");
+		break;
+	}
+	return 0;
+}
+
+int cmd_init(struct ctx *c, int argc, char **argv)
+{
+	struct shmq_seg_attr a = { 0 };
+	struct shmq_seg_info in;
+	char path[4200], b[32];
+	shmq_seg *seg;
+	int rc;
+
+	rc = parse_opts(c, find_cmd("init"), argc, argv, on_init, &a);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	rc = shmq_seg_create(c->seg, &a, &seg);
+	if (rc)
+		return fail(c, NULL, rc, NULL);
+	rc = shmq_seg_info(seg, &in);
+	shmq_seg_close(seg);
+	if (rc)
+		return fail(c, NULL, rc, NULL);
+	printf("created segment %s (%s): %s, mode %04o, gid %u, "
+	       "%u queues, %u processes at most\n", c->seg,
+	       seg_path(c->seg, path, sizeof(path)),
+	       fmt_bytes(in.size, b, sizeof(b)), in.mode, in.gid,
+	       in.max_queues, in.max_procs);
+	return 0;
+}
+
+static int on_force(struct ctx *c, int code, const char *arg, void *data)
+{
+	(void)c;
+	(void)arg;
+	if (code == OPT_FORCE)
+		*(int *)data = 1;
+	return 0;
+}
+
+int cmd_destroy(struct ctx *c, int argc, char **argv)
+{
+	struct shmq_seg_info in = { 0 };
+	int force = 0, rc;
+	shmq_seg *seg;
+
+	rc = parse_opts(c, find_cmd("destroy"), argc, argv, on_force, &force);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	/* An observer is not counted among the attached processes. */
+	rc = shmq_seg_observe(c->seg, &seg);
+	if (rc == 0) {
+		rc = shmq_seg_info(seg, &in);
+		shmq_seg_close(seg);
+		if (rc)
+			return fail(c, NULL, rc, NULL);
+		if (in.procs && !force)
+			return fail(c, NULL, -EBUSY, "%u process(es) attached "
+				    "('mqctl procs'; --force to unlink anyway)",
+				    in.procs);
+	} else if (rc == -EPROTO && !force) {
+		return fail(c, NULL, rc, "not removed; --force removes it "
+			    "anyway");
+	} else if (rc != -EPROTO) {
+		return fail(c, NULL, rc, NULL);
+	}
+	rc = shmq_seg_unlink(c->seg);
+	if (rc)
+		return fail(c, NULL, rc, NULL);
+	printf("destroyed segment %s", c->seg);
+	if (in.procs)
+		printf(" (%u process(es) still attached keep it until they "
+		       "detach)", in.procs);
+	printf("\n");
+	return 0;
+}
+
+/* ---- create, delete ---------------------------------------------------------- */
+
+static int on_create(struct ctx *c, int code, const char *arg, void *data)
+{
+	struct shmq_attr *a = data;
+	uint64_t v;
+	int rc;
+
+	if (code == OPT_CAPACITY) {
+		rc = parse_count(arg, UINT32_MAX, &v);
+		if (rc)
+			return bad_value(c, "--capacity", arg, rc);
+		if (!v)
+			return usage(c, "--capacity must be at least 1");
+		a->capacity = (uint32_t)v;
+	} else if (code == OPT_MSG_SIZE) {
+		rc = parse_size(arg, UINT32_MAX, &v);
+		if (rc)
+			return bad_value(c, "--msg-size", arg, rc);
+		if (!v)
+			return usage(c, "--msg-size must be at least 1");
+		a->msg_size = (uint32_t)v;
+	}
+	return 0;
+}
+
+int cmd_create(struct ctx *c, int argc, char **argv)
+{
+	struct shmq_attr a = { 0 };
+	struct shmq_queue_info q;
+	shmq_seg *seg;
+	int rc;
+
+	rc = parse_opts(c, find_cmd("create"), argc, argv, on_create, &a);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (seg_observe(c, &seg))
+		return EXIT_FAIL;
+	rc = shmq_create(seg, c->argv[0], &a);
+	if (!rc)
+		rc = shmq_queue_stat(seg, c->argv[0], &q);
+	shmq_seg_close(seg);
+	if (rc)
+		return fail(c, c->argv[0], rc, NULL);
+	printf("created queue %s: capacity %u, msg_size %u\n", q.name,
+	       q.capacity, q.msg_size);
+	return 0;
+}
+
+int cmd_delete(struct ctx *c, int argc, char **argv)
+{
+	struct shmq_queue_info q;
+	shmq_seg *seg;
+	int rc;
+
+	rc = parse_opts(c, find_cmd("delete"), argc, argv, NULL, NULL);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (seg_observe(c, &seg))
+		return EXIT_FAIL;
+	rc = shmq_queue_stat(seg, c->argv[0], &q);
+	if (!rc)
+		rc = shmq_unlink(seg, c->argv[0]);
+	shmq_seg_close(seg);
+	if (rc)
+		return fail(c, c->argv[0], rc, NULL);
+	printf("deleted queue %s", c->argv[0]);
+	if (q.handles)
+		printf(" (%u open handle(s) keep its storage until closed)",
+		       q.handles);
+	printf("\n");
+	return 0;
+}
+
+/* ---- purge ---------------------------------------------------------------------- */
+
+/* Attach and open @name; 0 or the exit status (message printed). */
+static int open_queue(const struct ctx *c, const char *name, shmq_seg **seg,
+		      shmq **q)
+{
+	int rc;
+
+	if (seg_attach(c, seg))
+		return EXIT_FAIL;
+	rc = shmq_open(*seg, name, q);
+	if (rc) {
+		shmq_seg_close(*seg);
+		return fail(c, name, rc, NULL);
+	}
+	return 0;
+}
+
+int cmd_purge(struct ctx *c, int argc, char **argv)
+{
+	shmq_seg *seg;
+	shmq *q;
+	int rc;
+
+	rc = parse_opts(c, find_cmd("purge"), argc, argv, NULL, NULL);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (open_queue(c, c->argv[0], &seg, &q))
+		return EXIT_FAIL;
+	rc = shmq_purge(q);
+	shmq_close(q);
+	shmq_seg_close(seg);
+	if (rc < 0)
+		return fail(c, c->argv[0], rc, NULL);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"queue\":");
+		json_str(stdout, c->argv[0]);
+		printf(",\"purged\":%d}\n", rc);
+	} else {
+		printf("purged %d message(s) from %s\n", rc, c->argv[0]);
+	}
+	return 0;
+}
+
+/* ---- send ------------------------------------------------------------------------- */
+
+struct send_opts {
+	const char *file;
+	int64_t timeout_ns;
+};
+
+static int on_send(struct ctx *c, int code, const char *arg, void *data)
+{
+	struct send_opts *o = data;
+	int rc;
+
+	if (code == OPT_FILE) {
+		o->file = arg;
+	} else if (code == OPT_TIMEOUT) {
+		rc = parse_duration(arg, &o->timeout_ns);
+		if (rc)
+			return bad_value(c, "--timeout", arg, rc);
+	}
+	return 0;
+}
+
+/* The whole of @path, at most @max bytes (-EMSGSIZE beyond). */
+static int read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	size_t cap = max + 1, n = 0;
+	char *buf = malloc(cap ? cap : 1);
+	int fd, rc = 0;
+	ssize_t r;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
+	if (fd < 0) {
+		rc = -errno;
+		free(buf);
+		return rc;
+	}
+	/* Read one byte past msg_size to tell "fits" from "too long". */
+	while (n < cap) {
+		r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd)
+		close(fd);
+	if (!rc && n > max)
+		rc = -EMSGSIZE;
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int cmd_send(struct ctx *c, int argc, char **argv)
+{
+	struct send_opts o = { NULL, 0 };
+	struct shmq_attr a;
+	const char *name;
+	unsigned long sent = 0;
+	char *line = NULL;
+	size_t cap = 0;
+	shmq_seg *seg;
+	shmq *q;
+	int i, rc = 0;
+
+	rc = parse_opts(c, find_cmd("send"), argc, argv, on_send, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	name = c->argv[0];
+	if (o.file && c->argc > 1)
+		return usage(c, "--file and MESSAGE operands exclude each other");
+	if (open_queue(c, name, &seg, &q))
+		return EXIT_FAIL;
+	shmq_get_attr(q, &a);
+	if (o.file) {
+		char *buf = NULL;
+		size_t len = 0;
+
+		rc = read_file(o.file, a.msg_size, &buf, &len);
+		if (rc) {
+			shmq_close(q);
+			shmq_seg_close(seg);
+			return fail(c, name, rc, "--file %s%s", o.file,
+				    rc == -EMSGSIZE ? " is longer than "
+				    "msg_size" : "");
+		}
+		rc = shmq_send(q, buf, len, o.timeout_ns);
+		free(buf);
+		sent += !rc;
+	} else if (c->argc > 1) {
+		for (i = 1; i < c->argc && !rc; i++) {
+			rc = shmq_send(q, c->argv[i], strlen(c->argv[i]),
+				       o.timeout_ns);
+			sent += !rc;
+		}
+	} else {
+		ssize_t n;
+
+		while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
+			if (n > 0 && line[n - 1] == '\n')
+				n--;
+			rc = shmq_send(q, line, (size_t)n, o.timeout_ns);
+			sent += !rc;
+		}
+		free(line);
+	}
+	shmq_close(q);
+	shmq_seg_close(seg);
+	if (rc)
+		return fail(c, name, rc, "message %lu not sent (%lu sent "
+			    "before it)", sent + 1, sent);
+	fprintf(stderr, "sent %lu message(s) to %s\n", sent, name);
+	return 0;
+}
+
+/* ---- recv ------------------------------------------------------------------------- */
+
+struct recv_opts {
+	uint64_t n;
+	int64_t timeout_ns;
+	int hex, raw;
+};
+
+static int on_recv(struct ctx *c, int code, const char *arg, void *data)
+{
+	struct recv_opts *o = data;
+	int rc;
+
+	switch (code) {
+	case OPT_N:
+		rc = parse_count(arg, UINT32_MAX, &o->n);
+		if (rc)
+			return bad_value(c, "-n", arg, rc);
+		if (!o->n)
+			return usage(c, "-n must be at least 1");
+		break;
+	case OPT_TIMEOUT:
+		rc = parse_duration(arg, &o->timeout_ns);
+		if (rc)
+			return bad_value(c, "--timeout", arg, rc);
+		break;
+	case OPT_HEX:
+		o->hex = 1;
+		break;
+	case OPT_RAW:
+		o->raw = 1;
+		break;
+	}
+	if (o->hex && o->raw)
+		return usage(c, "--hex and --raw exclude each other");
+	return 0;
+}
+
+int cmd_recv(struct ctx *c, int argc, char **argv)
+{
+	struct recv_opts o = { 1, 0, 0, 0 };
+	struct shmq_attr a;
+	const char *name;
+	unsigned char *buf;
+	uint64_t got = 0;
+	shmq_seg *seg;
+	ssize_t n = 0;
+	shmq *q;
+	int rc;
+
+	rc = parse_opts(c, find_cmd("recv"), argc, argv, on_recv, &o);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	name = c->argv[0];
+	if (open_queue(c, name, &seg, &q))
+		return EXIT_FAIL;
+	shmq_get_attr(q, &a);
+	buf = malloc(a.msg_size ? a.msg_size : 1);
+	if (!buf) {
+		n = -ENOMEM;
+		goto out;
+	}
+	while (got < o.n) {
+		n = shmq_recv(q, buf, a.msg_size, o.timeout_ns);
+		if (n < 0)
+			break;
+		got++;
+		if (o.raw) {
+			fwrite(buf, 1, (size_t)n, stdout);
+		} else if (o.hex) {
+			print_hex(stdout, buf, (size_t)n);
+			putchar('\n');
+		} else {
+			fwrite(buf, 1, (size_t)n, stdout);
+			putchar('\n');
+		}
+		/* What was consumed is printed now, whatever comes next. */
+		fflush(stdout);
+	}
+out:
+	free(buf);
+	shmq_close(q);
+	shmq_seg_close(seg);
+	if (got == 0)
+		return fail(c, name, (int)n, "nothing received");
+	return 0;
+}
+
+/* ---- recover ----------------------------------------------------------------------- */
+
+
+/* Slots repaired so far over every queue (recovery's ring counters). */
+static uint64_t total_repairs(shmq_seg *obs)
+{
+	struct shmq_queue_info *q;
+	uint64_t sum = 0;
+	int n = shmq_queue_list(obs, NULL, 0), i;
+
+	if (n <= 0)
+		return 0;
+	q = calloc((size_t)n, sizeof(*q));
+	if (!q)
+		return 0;
+	n = shmq_queue_list(obs, q, (unsigned)n);
+	for (i = 0; i < n; i++)
+		sum += q[i].repairs;
+	free(q);
+	return sum;
+}
+
+/*
+ * Attaching already repairs (shmq_seg_open() runs the recovery), so the
+ * count reported is the change of the queues' repair counters over the
+ * whole command, attach included, read by an observer that repairs
+ * nothing itself.  Another repairer running at the same time (a stalled
+ * waiter) is counted too: the figure is "repaired while mqctl ran".
+ */
+int cmd_recover(struct ctx *c, int argc, char **argv)
+{
+	struct shmq_seg_info before, after;
+	uint64_t rep0, rep1;
+	shmq_seg *obs, *seg;
+	int rc, repaired;
+
+	rc = parse_opts(c, find_cmd("recover"), argc, argv, NULL, NULL);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (seg_observe(c, &obs))
+		return EXIT_FAIL;
+	rc = shmq_seg_info(obs, &before);
+	if (rc) {
+		shmq_seg_close(obs);
+		return fail(c, NULL, rc, NULL);
+	}
+	rep0 = total_repairs(obs);
+	if (seg_attach(c, &seg)) {
+		shmq_seg_close(obs);
+		return EXIT_FAIL;
+	}
+	repaired = shmq_seg_recover(seg);
+	shmq_seg_close(seg);
+	rc = shmq_seg_info(obs, &after);
+	rep1 = total_repairs(obs);
+	shmq_seg_close(obs);
+	if (repaired < 0)
+		return fail(c, NULL, repaired, NULL);
+	if (rc)
+		return fail(c, NULL, rc, NULL);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"repaired\":%llu,\"dead_before\":%u,"
+		       "\"dead_after\":%u}\n", (unsigned long long)(rep1 - rep0),
+		       before.procs_dead, after.procs_dead);
+	} else {
+		printf("recovered segment %s: %llu slot(s) repaired; dead "
+		       "process entries: %u before, %u after\n", c->seg,
+		       (unsigned long long)(rep1 - rep0), before.procs_dead,
+		       after.procs_dead);
+	}
+	return 0;
+}
