@@ -208,8 +208,8 @@ WAIT_FLAGS ?= -DWAKE_READY
 MODELS := \
 	wait:$(WAIT_FLAGS):pass \
 	wait:-DSTALL:pass \
-	wait:-DNO_F1,$(WAIT_FLAGS):fail \
-	wait:-DNO_F2,$(WAIT_FLAGS):fail \
+	wait:-DNO_F1,-DWAKE_READY:fail \
+	wait:-DNO_F2,-DWAKE_READY:fail \
 	ring:-DNP=1,-DMSGS=2:pass \
 	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:fail
 

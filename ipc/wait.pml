@@ -37,6 +37,10 @@
  *   -DSTALL       a waiter whose head position is claimed but unpublished
  *                 sleeps at most the stall period (shmq__stall_check), as
  *                 the C does while stuck -- also hides the lost wake-up;
+ *   -DMEMBARRIER  as the C does when every process registered for
+ *                 membarrier: F1 is only a compiler barrier and the waiter
+ *                 calls membarrier() (M2) after F2, which drains every
+ *                 process's store buffer before it returns;
  *   -DNO_F1, -DNO_F2  drop a fence: spin must find the lost wake-up
  *                 (so this model can fail).
  *
@@ -142,8 +146,8 @@ proctype producer(byte me)
 	byte w, c, k, s, nw;
 
 	store(me, me, 1, false);          /* R1: publish slot `me` */
-#ifndef NO_F1
-	drain(me);                        /* F1 */
+#if !defined(NO_F1) && !defined(MEMBARRIER)
+	drain(me);                        /* F1 (MEMBARRIER: a compiler barrier) */
 #endif
 	load(me, WAITERS, w);
 	if
@@ -218,6 +222,11 @@ retry:
 	store(me, WAITERS, 1, true);      /* W1 */
 #ifndef NO_F2
 	drain(me);                        /* F2 */
+#endif
+#ifdef MEMBARRIER
+	/* M2: membarrier(GLOBAL_EXPEDITED): every process runs a full
+	 * barrier before it returns (their buffers drain, in any order). */
+	drain(0); drain(1); drain(2); drain(3); drain(4); drain(5);
 #endif
 	load(me, SEQ, v);                 /* A3 */
 	atomic {                          /* re-check ready() */
