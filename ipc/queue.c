@@ -136,7 +136,6 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
 	q->capacity = qi.capacity;
 	q->msg_size = qi.msg_size;
-	q->mb_mode = shmq__membarrier_init();
 	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
 	atomic_init(&q->stall_ns, env_ns("SHMQ_STALL_NS",
 					 SHMQ_DEFAULT_STALL_NS));

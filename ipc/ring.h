@@ -182,7 +182,6 @@ struct shmq {
 	uint32_t idx;               /* directory index */
 	shmq_seg *seg;
 	_Atomic uint8_t roles;      /* PROC_ROLE_* this handle has shown */
-	int mb_mode;                /* SHMQ_MB_*: how notifies pair (wait.c) */
 	_Atomic int64_t spin_ns;
 	_Atomic int64_t stall_ns;   /* 0: never repair from a wait */
 	/* A stuck position seen by this handle, and since when (hints). */

@@ -10,15 +10,14 @@
  *   1. spin: poll ready() for up to the handle's spin budget (nanoseconds,
  *      not iterations: a pause costs ~10x more on some CPUs than others);
  *   2. announce: waiters++                                       (W1)
- *   3. F2: full fence, then membarrier(GLOBAL_EXPEDITED)         (M2)
+ *   3. F2: full fence
  *   4. v = seq                                                   (A3)
  *   5. re-check ready(); if ready: waiters--, return (caller retries)
  *   6. FUTEX_WAIT_BITSET(&seq, v, absolute CLOCK_MONOTONIC deadline)
  *   7. waiters--, return (caller retries its claim)
  *
  * Notifier (shmq__notify, after publishing or freeing n slots):
- *   1. F1: a compiler barrier where M2 stands in for the fence (below),
- *      else a full fence
+ *   1. F1: full fence
  *   2. if waiters == 0: done (no system call: the fast path)
  *   3. seq++                                                     (R3)
  *   4. FUTEX_WAKE(&seq, n): as many sleepers as slots made ready, never all
@@ -35,24 +34,6 @@
  *     queueing the waiter: either FUTEX_WAIT fails with EAGAIN (seq
  *     already changed) or the waiter is queued before R3+FUTEX_WAKE and
  *     is woken.
- *
- * Moving F1's cost to the waiter (M2).  A full fence on every send and
- * receive costs the fast path a store-buffer drain.  Every attached process
- * registers for MEMBARRIER_CMD_GLOBAL_EXPEDITED (shmq__membarrier_init());
- * a waiter about to sleep, after W1, calls membarrier(), which makes every
- * running thread of every registered process execute a full barrier (an
- * IPI; a thread not running has passed one at its context switch) before
- * it returns.  Take a registered notifier that stores the ring (S), then,
- * past only a compiler barrier, loads waiters (L).  Wherever that barrier
- * falls in its instruction stream: after S, so S is visible before M2
- * returns and the re-check (5) sees it; or before S, so L comes after a
- * barrier that follows W1, and L sees waiters > 0.  This is the pairing of
- * sys_membarrier() with barrier() that liburcu's memb flavour relies on,
- * across processes.  A process that could not register keeps the full
- * fence as its F1; a waiter whose membarrier() fails while the kernel has
- * it (a seccomp filter) cannot rely on registered notifiers, and sleeps at
- * most 1 ms at a time.
- *
  * Spurious returns (EINTR, EAGAIN, a wake meant for a waiter that already
  * left, another consumer taking the message first) are harmless: the
  * caller re-runs its claim and, if it finds nothing, waits again.
@@ -76,10 +57,7 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
-#include <linux/membarrier.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 #include <urcu/arch.h>
 #include <urcu/futex.h>
 
@@ -125,48 +103,6 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
 	shmq__recover_queue(q);
 	atomic_store_explicit(&q->stall_since, now, memory_order_relaxed);
 	return (uint64_t)stall;
-}
-
-/*
- * Process-wide state, the library's only global: whether this process is
- * registered for the expedited global membarrier, and which process did
- * the registering (a forked child registers again).
- */
-static _Atomic int mb_pid;
-static _Atomic int mb_mode;
-
-int shmq__membarrier_init(void)
-{
-	int pid = (int)getpid();
-	long cmds;
-	int mode;
-
-	/* acquire: pairs with the release below; mb_mode is then current. */
-	if (atomic_load_explicit(&mb_pid, memory_order_acquire) == pid)
-		/* relaxed: ordered by the acquire above. */
-		return atomic_load_explicit(&mb_mode, memory_order_relaxed);
-	cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED))
-		mode = SHMQ_MB_NONE;
-	else if (syscall(__NR_membarrier,
-			 MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
-		mode = SHMQ_MB_FAST;
-	else
-		mode = SHMQ_MB_WAITER;
-	/* relaxed: published by the release store of mb_pid. */
-	atomic_store_explicit(&mb_mode, mode, memory_order_relaxed);
-	/* release: two threads racing here both register; either is fine. */
-	atomic_store_explicit(&mb_pid, pid, memory_order_release);
-	return mode;
-}
-
-/* M2.  False when the barrier could not be made (see the top comment). */
-static bool membarrier_global(const struct shmq *q)
-{
-	if (q->mb_mode == SHMQ_MB_NONE)
-		return true;    /* nobody skips F1: the fences pair alone */
-	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
-		       0, 0) == 0;
 }
 
 /* After this many "ready" that a claim then contradicts, stop believing. */
@@ -241,7 +177,7 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 {
 	struct timespec ts, *tsp = NULL;
 	uint64_t cap_ns, wake_ns = 0;
-	bool hot = false, capped = false;
+	bool hot = false;
 	uint32_t v;
 	int rc;
 
@@ -259,26 +195,23 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 		return 0;
 	}
 	cap_ns = shmq__stall_check(q, stuck);
+	if (hot && (!cap_ns || cap_ns > HOT_SLEEP_NS))
+		cap_ns = HOT_SLEEP_NS;
+	if (cap_ns)
+		wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
+	if (deadline_abs(dl) && (!wake_ns || dl->abs_ns < wake_ns))
+		wake_ns = dl->abs_ns;
 
 	/* W1: seq_cst RMW; announces us before the re-check (see F2). */
 	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
-	/* F2: seq_cst; pairs with F1 in notifiers that still use fences. */
+	/* F2: seq_cst; pairs with F1 in shmq__notify(). */
 	atomic_thread_fence(memory_order_seq_cst);
-	/* M2: a barrier in every registered process; pairs with their F1. */
-	if (!membarrier_global(q))
-		capped = true;  /* cannot rely on it: bounded sleeps */
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
 	if (!hot && ready(q)) {
 		rc = 0;
 		goto out;
 	}
-	if ((hot || capped) && (!cap_ns || cap_ns > HOT_SLEEP_NS))
-		cap_ns = HOT_SLEEP_NS;
-	if (cap_ns)
-		wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
-	if (deadline_abs(dl) && (!wake_ns || dl->abs_ns < wake_ns))
-		wake_ns = dl->abs_ns;
 	if (wake_ns) {
 		ts.tv_sec = (time_t)(wake_ns / 1000000000ull);
 		ts.tv_nsec = (long)(wake_ns % 1000000000ull);

@@ -20,15 +20,6 @@ struct deadline {
 };
 
 typedef bool (*ready_fn)(const struct shmq *q);
-
-/* How this process pairs its notifies with waiters (wait.c, M2). */
-enum {
-	SHMQ_MB_NONE = 0,   /* no membarrier in the kernel: full fences */
-	SHMQ_MB_FAST = 1,   /* registered: F1 is a compiler barrier */
-	SHMQ_MB_WAITER = 2, /* not registered: full fences; waiters call it */
-};
-/* Register this process (once per process; again in a forked child). */
-int shmq__membarrier_init(void);
 /* True when a claimed slot holds the caller up; *at: its position. */
 typedef bool (*stuck_fn)(const struct shmq *q, uint64_t *at);
 
@@ -51,16 +42,11 @@ static inline void shmq__notify(struct shmq *q, struct shmq_event *ev,
 				unsigned n)
 {
 	/*
-	 * F1: orders our publish (R1) or free (R2) before the load of
-	 * waiters.  Registered (SHMQ_MB_FAST): a compiler barrier, for the
-	 * waiter's membarrier (M2) makes it a full barrier whenever it matters;
-	 * otherwise a seq_cst fence that pairs with F2.  Either way the
-	 * waiter's re-check sees our store, or we see its announcement.
+	 * F1: seq_cst; orders our publish (R1) or free (R2) before the load
+	 * of waiters.  Pairs with F2 in shmq__wait(): either the waiter's
+	 * re-check sees our store, or we see its announcement.
 	 */
-	if (__builtin_expect(q->mb_mode == SHMQ_MB_FAST, 1))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
 	/* relaxed: ordered by F1; a stale zero is excluded by F1/F2. */
 	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
 						  memory_order_relaxed) != 0, 0))
