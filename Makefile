@@ -202,14 +202,16 @@ check-fuzz: $(FUZZERS:%=$(B)/fuzz/%)
 # with records and crash recovery).  Each line: model, flags, expected result.
 # The "fail" lines drop a fence or an ordering rule: spin must find the
 # error, which shows that the model can fail.  WAIT_FLAGS must match the code:
-# -DWAKE_READY is the wake-up count proposed in /work/notes (finding F1).
+# -DPASS_ON, a claimer passes a wake-up on (shmq__pass_on).  Without it the
+# model finds the lost wake-up of out-of-order publishes.
 SPIN ?= spin
-WAIT_FLAGS ?= -DWAKE_READY
+WAIT_FLAGS ?= -DPASS_ON
 MODELS := \
 	wait:$(WAIT_FLAGS):pass \
 	wait:-DSTALL:pass \
-	wait:-DNO_F1,-DWAKE_READY:fail \
-	wait:-DNO_F2,-DWAKE_READY:fail \
+	wait:-DNP=2:fail \
+	wait:-DNO_F1,-DPASS_ON:fail \
+	wait:-DNO_F2,-DPASS_ON:fail \
 	ring:-DNP=1,-DMSGS=2:pass \
 	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:fail
 

@@ -385,10 +385,12 @@ static inline int claim_prod(shmq *q, unsigned n, uint64_t *pos,
 			     int64_t timeout_ns, struct proc_rec *rec)
 {
 	unsigned k = ring_prod_claim(&q->main, n, pos, rec);
+	int rc = __builtin_expect(k != 0, 1) ? (int)k :
+		 claim_prod_slow(q, n, pos, timeout_ns, rec);
 
-	if (__builtin_expect(k != 0, 1))
-		return (int)k;
-	return claim_prod_slow(q, n, pos, timeout_ns, rec);
+	if (rc > 0)
+		shmq__pass_on(q, &q->hdr->not_full, ring_can_send);
+	return rc;
 }
 
 /* One try at the lane (when it may hold something), then the main ring. */
@@ -461,9 +463,10 @@ claim_cons_slow(shmq *q, unsigned n, const struct iovec *bufs, size_t buflen,
 }
 
 /* The fast path: no lane, one try at the ring, inline. */
-static inline int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
-			     size_t buflen, uint64_t *pos, struct ring **rp,
-			     int64_t timeout_ns, struct proc_rec *rec)
+static inline int claim_cons_try(shmq *q, unsigned n,
+				 const struct iovec *bufs, size_t buflen,
+				 uint64_t *pos, struct ring **rp,
+				 int64_t timeout_ns, struct proc_rec *rec)
 {
 	unsigned k;
 	int why;
@@ -485,6 +488,17 @@ static inline int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
 	}
 	return claim_cons_slow(q, n, bufs, buflen, pos, rp, timeout_ns, rec,
 			       false);
+}
+
+static inline int claim_cons(shmq *q, unsigned n, const struct iovec *bufs,
+			     size_t buflen, uint64_t *pos, struct ring **rp,
+			     int64_t timeout_ns, struct proc_rec *rec)
+{
+	int rc = claim_cons_try(q, n, bufs, buflen, pos, rp, timeout_ns, rec);
+
+	if (rc > 0)
+		shmq__pass_on(q, &q->hdr->not_empty, ring_can_recv);
+	return rc;
 }
 
 /* After freeing n slots of ring r: only the main ring has waiting producers. */

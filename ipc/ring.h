@@ -300,13 +300,16 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 		if (k) {
 			rec_set(rec, r, pos, 0, k);
 			/*
-			 * C1: release; publishes the record to a repairer that
-			 * acquires prod_pos.  Ownership of [pos, pos+k) is all
-			 * the CAS decides; slot contents are ordered by A1/R1.
-			 * Killed after it: the record names our claim.
+			 * C1: seq_cst (on x86 the same lock cmpxchg as a
+			 * release); publishes the record to a repairer that
+			 * acquires prod_pos, and orders the claim before the
+			 * pass-on's load of waiters (wait.h, shmq__pass_on).
+			 * Ownership of [pos, pos+k) is all the CAS decides;
+			 * slot contents are ordered by A1/R1.  Killed after
+			 * it: the record names our claim.
 			 */
 			if (atomic_compare_exchange_weak_explicit(r->prod_pos,
-					&pos, pos + k, memory_order_release,
+					&pos, pos + k, memory_order_seq_cst,
 					memory_order_relaxed)) {
 				*pos_out = pos;
 				return k;
@@ -392,12 +395,13 @@ static inline unsigned ring_cons_claim(struct ring *r, unsigned n,
 		if (k) {
 			rec_set(rec, r, pos, REC_CONS, k);
 			/*
-			 * C2: release; publishes the record, as C1.  Ownership
-			 * only; the message was acquired by A2.  Killed after
-			 * it: the record names our claim.
+			 * C2: seq_cst; publishes the record and orders the
+			 * claim before the pass-on, as C1.  Ownership only;
+			 * the message was acquired by A2.  Killed after it:
+			 * the record names our claim.
 			 */
 			if (atomic_compare_exchange_weak_explicit(r->cons_pos,
-					&pos, pos + k, memory_order_release,
+					&pos, pos + k, memory_order_seq_cst,
 					memory_order_relaxed)) {
 				*pos_out = pos;
 				return k;

@@ -38,10 +38,20 @@
  * left, another consumer taking the message first) are harmless: the
  * caller re-runs its claim and, if it finds nothing, waits again.
  *
- * Passing a wake-up on.  A waiter woken for a message that then times out
- * does not drop it: its caller makes one last claim attempt after the
- * deadline, so a woken waiter either takes the message or leaves it for the
- * next (who is woken by its own notify when it publishes/frees).
+ * Passing a wake-up on (shmq__pass_on, after every successful claim).  One
+ * wake-up per message is not enough when positions become ready out of
+ * order: producer B publishes position 1 while position 0 is still being
+ * written by A; B's wake-up goes to a sleeper that cannot take position 1
+ * (claims are in order) and sleeps again; A's wake-up then goes to one
+ * sleeper, which takes position 0, and position 1 waits with a sleeper next
+ * to it (found by the model, ipc/wait.pml; test_threads_wake_out_of_order).
+ * The same happens to a woken waiter that times out at that instant and
+ * takes one message in its last attempt.  So whoever claims, and then sees
+ * sleepers and more ready, wakes one: the chain reaches every ready
+ * position.  Its load of waiters is ordered after the claim by the claim
+ * CAS (C1/C2, seq_cst) and pairs with W1/F2 as F1 does.  The fast path is
+ * one load of the waiters line, shared in every cache while nobody sleeps.
+ * Consumers freeing slots out of order do the same to producers.
  *
  * Deadline: computed once per call on CLOCK_MONOTONIC, passed to the
  * kernel as an absolute time, so EINTR restarts never extend the wait.

@@ -53,4 +53,24 @@ static inline void shmq__notify(struct shmq *q, struct shmq_event *ev,
 		shmq__wake(q, ev, n);
 }
 
+/*
+ * After a successful claim: if others sleep on @ev and ready() says there
+ * is more for them, wake one (see "Passing a wake-up on", wait.c).  The
+ * fast path is one load of a line that is only written when someone waits.
+ */
+static inline void shmq__pass_on(struct shmq *q, struct shmq_event *ev,
+				 ready_fn ready)
+{
+	/*
+	 * seq_cst: with the claim CAS (C1/C2, seq_cst) before it, our claim
+	 * and this load pair with a waiter's W1 and F2 as F1 does in notify:
+	 * either we see its announcement, or its re-check sees our claim
+	 * and what lies beyond it.
+	 */
+	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
+						  memory_order_seq_cst) != 0, 0) &&
+	    ready(q))
+		shmq__wake(q, ev, 1);
+}
+
 #endif /* SHMQ_WAIT_H */

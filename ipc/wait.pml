@@ -27,13 +27,24 @@
  * they drain; futex_wait compares the word with the expected value and
  * queues the waiter atomically.
  *
- * Variants (make model runs the first two and the negative controls):
+ * Variants (make model runs -DPASS_ON, -DSTALL, and the negative controls:
+ * no fix at all, -DNO_F1, -DNO_F2; the C implements -DPASS_ON with
+ * fences; -DWAKE_READY and -DMEMBARRIER are alternatives it does not use --
+ * with -DMEMBARRIER the model finds an invalid end state we did not
+ * explain, so the C keeps its fences):
  *   -DWAKE_READY  the notifier wakes as many sleepers as there are
  *                 consecutive published positions from its own (the fix
  *                 proposed for finding F1: with one wake per message, a
  *                 message published ahead of an unpublished head wakes a
  *                 waiter that cannot use it; spin finds that lost wake-up
  *                 with neither variant: 121731 states, invalid end state);
+ *   -DPASS_ON     the fix the C uses: a consumer that has claimed a
+ *                 message and sees waiters, and the next position ready,
+ *                 wakes one more (shmq__pass_on()).  The publisher of a
+ *                 head that was holding others up wakes one; each woken
+ *                 claimer passes it on while messages are ready.  Also
+ *                 covers a waiter that is woken and times out at once, and
+ *                 takes one message in its last attempt;
  *   -DSTALL       a waiter whose head position is claimed but unpublished
  *                 sleeps at most the stall period (shmq__stall_check), as
  *                 the C does while stuck -- also hides the lost wake-up;
@@ -92,6 +103,22 @@ bool sleeping[8];     /* queued in FUTEX_WAIT */
 byte got;                 /* messages consumed */
 
 #define EMPTY 255
+
+/* FUTEX_WAKE(1): any one sleeper, none if nobody sleeps. */
+inline futex_wake1(f_c)
+{
+	atomic {
+		f_c = NP;
+		do
+		:: f_c == NPROC -> break
+		:: f_c < NPROC && sleeping[f_c] ->
+			sleeping[f_c] = false; break
+		:: f_c < NPROC && (!sleeping[f_c] ||
+			(f_c + 1 < NPROC && sleeping[f_c + 1]) ||
+			(f_c + 2 < NPROC && sleeping[f_c + 2])) -> f_c++
+		od
+	}
+}
 
 inline drain(d_who)
 {
@@ -189,7 +216,7 @@ proctype producer(byte me)
 /* Consumers: process ids NP .. NP+NC-1; index NP is the FOREVER one. */
 proctype consumer(byte me)
 {
-	byte p, s, v, e, spurious = 0;
+	byte p, s, v, e, w, c, spurious = 0;
 	bool timed = (me != NP), timedout = false, bounded = false;
 
 retry:
@@ -201,7 +228,7 @@ retry:
 		:: else -> s = 0
 		fi;
 		if
-		:: s == 1 && cons_pos == p -> cons_pos = p + 1; got++; goto done
+		:: s == 1 && cons_pos == p -> cons_pos = p + 1; got++; goto claimed
 		:: else -> skip
 		fi
 	}
@@ -258,6 +285,32 @@ retry:
 leave:
 	store(me, WAITERS, -1, true);     /* waiters-- */
 	goto retry;
+claimed:
+#ifdef PASS_ON
+	/* shmq__pass_on(): F1 (as in shmq__notify), waiters, ready(), wake 1 */
+#if !defined(NO_F1) && !defined(MEMBARRIER)
+	drain(me);
+#endif
+	load(me, WAITERS, w);
+	if
+	:: w != 0 ->
+		atomic {
+			p = cons_pos;
+			if
+			:: p < NP -> load(me, p, s)
+			:: else -> s = 0
+			fi
+		}
+		if
+		:: s == 1 ->
+			store(me, SEQ, 1, true);  /* R3 */
+			drain(me);                /* the kernel's barrier */
+			futex_wake1(c)
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi;
+#endif
 done:
 	skip
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "helpers.h"
 
@@ -550,6 +551,75 @@ static void test_threads_batch_consecutive(void **state)
 	free_run(&r);
 }
 
+/*
+ * Out-of-order publishes must not lose a wake-up.  Position 0 is reserved
+ * (claimed, unpublished), position 1 is sent: its wake-up goes to a
+ * sleeper that cannot take it (the head is position 0) and sleeps again.
+ * Committing position 0 wakes one sleeper; that one, having claimed,
+ * passes the wake-up on because position 1 is ready, so both sleepers get
+ * a message long before their timeout.  (Stall repairs are off: they
+ * would also end the sleep, after 5 ms.)  Found by the model, ipc/wait.pml.
+ */
+struct oo_arg {
+	shmq *q;
+	ssize_t n;
+};
+
+static void *oo_consumer(void *p)
+{
+	struct oo_arg *a = p;
+	char buf[16];
+
+	a->n = shmq_recv(a->q, buf, sizeof(buf), 60000 * T_MS);
+	return NULL;
+}
+
+static void test_threads_wake_out_of_order(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_attr attr = { .capacity = 8, .msg_size = 16 };
+	struct oo_arg a[2];
+	struct timespec ts;
+	pthread_t t[2];
+	struct shmq_msg m;
+	int i, lost = 0;
+	shmq *q;
+
+	t_assert_err(shmq_create(fix->seg, "oo", &attr), 0);
+	t_assert_err(shmq_open(fix->seg, "oo", &q), 0);
+	t_assert_err(shmq_set_spin(q, 0), 0);
+	t_assert_err(shmq_set_stall(q, 0), 0);
+	for (i = 0; i < 2; i++) {
+		a[i].q = q;
+		a[i].n = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, oo_consumer,
+						&a[i]), 0);
+	}
+	t_sleep_ms(100);                        /* both asleep */
+	t_assert_err(shmq_reserve(q, 3, &m, 0), 0);
+	t_assert_err(shmq_send(q, "two", 3, 0), 0);
+	t_sleep_ms(100);
+	memcpy(m.data, "one", 3);
+	t_assert_err(shmq_commit(q, &m), 0);
+	/*
+	 * Both must return at once; 5 s is a margin against a loaded machine,
+	 * not a measurement.  A lost wake-up leaves one asleep until its
+	 * 60 s timeout: wake it with a third message, then fail.
+	 */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	for (i = 0; i < 2; i++)
+		if (pthread_timedjoin_np(t[i], NULL, &ts) != 0) {
+			lost++;
+			t_assert_err(shmq_send(q, "three", 5, 0), 0);
+			assert_int_equal(pthread_join(t[i], NULL), 0);
+		}
+	assert_int_equal(lost, 0);
+	t_assert_err(a[0].n, 3);
+	t_assert_err(a[1].n, 3);
+	shmq_close(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -560,6 +630,7 @@ int main(void)
 		T(test_threads_futex_only_shared),
 		T(test_threads_fan_in_out),
 		T(test_threads_batch_consecutive),
+		T(test_threads_wake_out_of_order),
 #undef T
 	};
 
