@@ -236,7 +236,12 @@ static void seg_abort(shmq_seg *seg)
 	free(seg);
 }
 
-int shmq_seg_open(const char *name, shmq_seg **out)
+/*
+ * Map and validate the segment at @name, its directory included, into a
+ * new attachment (no process-table entry yet).  Shared by open and
+ * observe.
+ */
+static int seg_map(const char *name, shmq_seg **out)
 {
 	char path[SHMQ_PATH_MAX];
 	struct seg_hdr hcopy;
@@ -244,14 +249,13 @@ int shmq_seg_open(const char *name, shmq_seg **out)
 	struct stat st;
 	int rc;
 
-	if (!out)
-		return -EINVAL;
 	rc = shmq__seg_path(name, path, sizeof(path));
 	if (rc)
 		return rc;
 	seg = seg_alloc(path);
 	if (!seg)
 		return -ENOMEM;
+	/* Read-write even to observe: the control-plane mutex is in it. */
 	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (seg->fd < 0) {
 		rc = -errno;
@@ -286,8 +290,30 @@ int shmq_seg_open(const char *name, shmq_seg **out)
 	if (rc)
 		goto fail;
 	rc = shmq__dir_validate(seg);
-	if (!rc)
-		rc = shmq__proc_attach(seg);
+	shmq__seg_unlock(seg);
+	if (rc)
+		goto fail;
+	*out = seg;
+	return 0;
+fail:
+	seg_abort(seg);
+	return rc;
+}
+
+int shmq_seg_open(const char *name, shmq_seg **out)
+{
+	shmq_seg *seg;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = seg_map(name, &seg);
+	if (rc)
+		return rc;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto fail;
+	rc = shmq__proc_attach(seg);
 	shmq__seg_unlock(seg);
 	if (rc)
 		goto fail;
@@ -530,65 +556,11 @@ int shmq_seg_unlink(const char *name)
 /*
  * An observer: mapped and validated as by shmq_seg_open(), but with no
  * process-table entry (proc_idx stays -1) and no repair, so that looking
- * at a segment changes nothing in it.  Kept apart from shmq_seg_open() on
- * purpose: the attach path may grow (recovery) without the observer doing
- * any of it.
+ * at a segment changes nothing in it.
  */
 int shmq_seg_observe(const char *name, shmq_seg **out)
 {
-	char path[SHMQ_PATH_MAX];
-	struct seg_hdr hcopy;
-	shmq_seg *seg;
-	struct stat st;
-	int rc;
-
 	if (!out)
 		return -EINVAL;
-	rc = shmq__seg_path(name, path, sizeof(path));
-	if (rc)
-		return rc;
-	seg = seg_alloc(path);
-	if (!seg)
-		return -ENOMEM;
-	/* Read-write: the control-plane mutex lives in the mapping. */
-	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-	if (seg->fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (fstat(seg->fd, &st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SEG_MIN_SIZE) {
-		rc = -EPROTO;
-		goto fail;
-	}
-	seg->size = (size_t)st.st_size;
-	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 seg->fd, 0);
-	if (seg->base == MAP_FAILED) {
-		rc = -errno;
-		goto fail;
-	}
-	memcpy(&hcopy, seg->base, sizeof(hcopy));
-	rc = hdr_validate(&hcopy, seg->size);
-	if (rc)
-		goto fail;
-	copy_geometry(seg, &hcopy);
-	rc = boot_check(seg);
-	if (rc)
-		goto fail;
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		goto fail;
-	rc = shmq__dir_validate(seg);
-	shmq__seg_unlock(seg);
-	if (rc)
-		goto fail;
-	*out = seg;
-	return 0;
-fail:
-	seg_abort(seg);
-	return rc;
+	return seg_map(name, out);
 }
