@@ -352,11 +352,15 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr);
  * @timeout_ns: 0, SHMQ_FOREVER, or relative nanoseconds
  *
  * Returns 0, or -EMSGSIZE (@len > msg_size), -EAGAIN (full and
- * @timeout_ns == 0), -ETIMEDOUT (still full at the deadline), -EINVAL.
+ * @timeout_ns == 0), -ETIMEDOUT (still full at the deadline), -EINVAL,
+ * -ENOBUFS (this thread needs an operation record and the process holds
+ * all of them through zero-copy calls: see shmq_reserve()).
  * Blocks: while the queue is full, per @timeout_ns.
- * Thread safety: safe.
+ * Thread safety: safe; not async-signal-safe.
  * Ordering: FIFO; a receiver that gets this message also sees every byte
  * of it, and everything the sender wrote to memory before the call.
+ * Crashes: once it returns 0 the message is committed; a sender killed
+ * inside the call committed nothing (its slot becomes a tombstone).
  */
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
 
@@ -369,9 +373,11 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
  *
  * Returns the message length (0 to msg_size), or -EMSGSIZE (the message
  * is longer than @buflen; it is not consumed), -EAGAIN (empty and
- * @timeout_ns == 0), -ETIMEDOUT, -EINVAL.
+ * @timeout_ns == 0), -ETIMEDOUT, -EINVAL, -ENOBUFS (as shmq_send()).
  * Blocks: while the queue is empty, per @timeout_ns.
- * Thread safety: safe.
+ * Thread safety: safe; not async-signal-safe.
+ * Crashes: a receiver killed inside the call after claiming the message
+ * leaves it to be delivered again (at least once, for that message).
  */
 ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns);
 
@@ -421,9 +427,12 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
  * @timeout_ns: as for shmq_send()
  *
  * The slot's position in the FIFO is fixed now: consumers wait at it until
- * shmq_commit().  Keep reservations short.
+ * shmq_commit().  Keep reservations short.  Each outstanding reservation
+ * or acquisition holds one of the attachment's 60 operation records.
  *
- * Returns 0, or -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM.
+ * Returns 0, or -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM,
+ * -ENOBUFS (the process already holds 60 minus one per copying thread
+ * zero-copy messages in this attachment; commit or release some).
  * Thread safety: safe; the token may be committed by any thread using @q.
  */
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns);
@@ -447,8 +456,10 @@ int shmq_commit(shmq *q, struct shmq_msg *m);
  * @m:          out: data/len of the message inside its slot (read only)
  * @timeout_ns: as for shmq_recv()
  *
- * The slot stays unavailable to producers until shmq_release().
- * Returns 0, or -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM.
+ * The slot stays unavailable to producers until shmq_release().  If the
+ * process dies first, the message is delivered again (at least once).
+ * Returns 0, or -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM, -ENOBUFS (as
+ * shmq_reserve()).
  */
 int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
 
