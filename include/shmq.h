@@ -636,7 +636,11 @@ struct shmq_peek_msg {
 	void *data;               /* in: buffer */
 	size_t size;              /* in: its size */
 	size_t len;               /* out: message length; min(len, size) copied */
-	uint64_t pos;             /* out: its position (sent order) */
+	uint64_t pos;             /* out: its position (sent order; in the
+	                           * redelivery lane's own order if
+	                           * redelivered is set) */
+	uint32_t redelivered;     /* out: 1 for a message a crashed consumer
+	                           * held, waiting in the redelivery lane */
 };
 
 /**
@@ -651,7 +655,8 @@ struct shmq_peek_msg {
  * (else a consumer took it meanwhile and it is skipped).  Slots still
  * being written and tombstones of crashed producers are skipped.  By the
  * time this returns, the queue may have moved on.  Messages in the
- * redelivery lane of crash recovery are not shown.
+ * redelivery lane of crash recovery come first, as consumers will get
+ * them, with @redelivered set.
  *
  * Returns how many messages were copied (0 for an empty queue), or
  * -ENOENT, -EINVAL/-ENAMETOOLONG (bad name, @n == 0, NULL @msgs),

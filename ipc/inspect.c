@@ -218,7 +218,25 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
 	if (rc)
 		goto out;
 	h = (const struct ring_hdr *)(seg->base + g.off);
+	/* The lane first: consumers drain it before the ring. */
 	/* relaxed: where to start and stop looking; each slot is checked. */
+	pos = atomic_load_explicit(&h->lane_cons_pos, memory_order_relaxed);
+	end = atomic_load_explicit(&h->lane_prod_pos, memory_order_relaxed);
+	if ((int64_t)(end - pos) < 0 || end - pos > SHMQ_LANE_CAP)
+		end = pos;              /* corrupt or empty: nothing to show */
+	for (; pos != end && got < n; pos++) {
+		int r = peek_one(seg->base + g.off + SHMQ_RING_HDR_SIZE +
+				 (uint64_t)g.capacity * g.slot_size,
+				 SHMQ_LANE_CAP - 1, g.slot_size, g.msg_size, pos,
+				 &msgs[got]);
+
+		if (r < 0)
+			break;
+		if (r > 0)
+			msgs[got].redelivered = 1;
+		got += (unsigned)r;
+	}
+	/* relaxed: as above. */
 	pos = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
 	end = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
 	if ((int64_t)(end - pos) < 0 || end - pos > g.capacity)
@@ -230,6 +248,8 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
 
 		if (r < 0)
 			break;
+		if (r > 0)
+			msgs[got].redelivered = 0;
 		got += (unsigned)r;
 	}
 	rc = (int)got;

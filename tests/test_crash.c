@@ -202,6 +202,23 @@ static void test_recover_dead_consumer(void **state)
 	kill_child(pid);
 	t_assert_err(shmq_seg_recover(fix->seg), 1);
 	t_assert_err(shmq_seg_recover(fix->seg), 0);
+	/* peek shows it first, marked; the ring's message after it. */
+	{
+		char b0[64], b1[64];
+		struct shmq_peek_msg pm[3] = {
+			{ .data = b0, .size = sizeof(b0) },
+			{ .data = b1, .size = sizeof(b1) },
+			{ .data = b1, .size = sizeof(b1) },
+		};
+
+		t_assert_err(shmq_peek(fix->seg, QNAME, pm, 2), 2);
+		t_assert_err(pm[0].len, 3);
+		assert_memory_equal(b0, "one", 3);
+		assert_int_equal(pm[0].redelivered, 1);
+		t_assert_err(pm[1].len, 5);
+		assert_memory_equal(b1, "three", 5);
+		assert_int_equal(pm[1].redelivered, 0);
+	}
 	expect_msg(q, "one", 0);                /* redelivered, lane first */
 	expect_msg(q, "three", 0);
 	expect_empty(q);

@@ -670,9 +670,10 @@ int cmd_peek(struct ctx *c, int argc, char **argv)
 		printf(",\"snapshot\":true,\"depth\":%llu,\"messages\":[",
 		       (unsigned long long)q.depth);
 		for (i = 0; i < (uint64_t)got; i++) {
-			printf("%s{\"pos\":%llu,\"len\":%zu,\"data\":",
+			printf("%s{\"pos\":%llu,\"len\":%zu,"
+			       "\"redelivered\":%s,\"data\":",
 			       i ? "," : "", (unsigned long long)m[i].pos,
-			       m[i].len);
+			       m[i].len, m[i].redelivered ? "true" : "false");
 			json_bytes(stdout, m[i].data, m[i].len);
 			printf("}");
 		}
@@ -684,8 +685,8 @@ int cmd_peek(struct ctx *c, int argc, char **argv)
 	       "may have changed since.\n", name, got,
 	       (unsigned long long)q.depth);
 	for (i = 0; i < (uint64_t)got; i++) {
-		printf("#%llu len=%zu: ", (unsigned long long)m[i].pos,
-		       m[i].len);
+		printf("#%llu len=%zu%s: ", (unsigned long long)m[i].pos,
+		       m[i].len, m[i].redelivered ? " (redelivered)" : "");
 		if (o.hex)
 			print_hex(stdout, m[i].data, m[i].len);
 		else
