@@ -75,6 +75,7 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->redelivered = atomic_load_explicit(&h->redelivered,
 					       memory_order_relaxed);
 	qi->repairs = qi->tombstones + qi->redelivered;
+	/* relaxed: a depth for display, clamped below; untrusted. */
 	recvd = atomic_load_explicit(&h->lane_cons_pos, memory_order_relaxed);
 	sent = atomic_load_explicit(&h->lane_prod_pos, memory_order_relaxed);
 	qi->lane_depth = (int64_t)(sent - recvd) < 0 ? 0 :
@@ -126,18 +127,11 @@ int shmq_queue_stat(shmq_seg *seg, const char *name,
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	idx = shmq__dir_find(seg, name);
-	if (idx < 0) {
-		rc = idx;
-		goto out;
-	}
-	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
-				      &g);
-	if (!rc)
+	idx = shmq__dir_lookup(seg, name, &g);
+	if (idx >= 0)
 		queue_fill(seg, shmq__dir_entry(seg, (uint32_t)idx), &g, out);
-out:
 	shmq__seg_unlock(seg);
-	return rc;
+	return idx < 0 ? idx : 0;
 }
 
 /* ---- peek ------------------------------------------------------------------ */
@@ -208,15 +202,11 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	idx = shmq__dir_find(seg, name);
+	idx = shmq__dir_lookup(seg, name, &g);
 	if (idx < 0) {
 		rc = idx;
 		goto out;
 	}
-	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
-				      &g);
-	if (rc)
-		goto out;
 	h = (const struct ring_hdr *)(seg->base + g.off);
 	/* The lane first: consumers drain it before the ring. */
 	/* relaxed: where to start and stop looking; each slot is checked. */
@@ -278,6 +268,7 @@ int shmq_purge(shmq *q)
 	if (budget > q->capacity)
 		budget = q->capacity;
 	/* Redelivered messages are present too, and are taken first. */
+	/* relaxed: bounds of the work, as above; clamped to the lane. */
 	first = atomic_load_explicit(&q->hdr->lane_cons_pos,
 				     memory_order_relaxed);
 	last_lane = atomic_load_explicit(&q->hdr->lane_prod_pos,

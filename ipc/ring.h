@@ -319,6 +319,7 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 		if ((int64_t)((seq & ~SEQ_TOMB) - pos) < 0)
 			return 0;       /* the previous lap (or its tombstone): full */
 		/* Another producer took pos; follow it. */
+		/* relaxed: a new guess, confirmed by the next CAS. */
 		again = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
 		if (again == pos)
 			return 0;       /* seq ahead of prod_pos: corrupt; act full */
@@ -413,6 +414,7 @@ static inline unsigned ring_cons_claim(struct ring *r, unsigned n,
 		if ((int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0)
 			return 0;       /* not yet published: empty */
 		/* Another consumer took pos; follow it. */
+		/* relaxed: a new guess, confirmed by the next CAS. */
 		again = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
 		if (again == pos)
 			return 0;       /* seq ahead of cons_pos: corrupt; act empty */

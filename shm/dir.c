@@ -188,6 +188,19 @@ out:
 	return rc;
 }
 
+int shmq__dir_lookup(const shmq_seg *seg, const char *name,
+		     struct shmq_qinfo *out)
+{
+	int idx = shmq__dir_find(seg, name);
+	int rc;
+
+	if (idx < 0)
+		return idx;
+	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
+				      out);
+	return rc ? rc : idx;
+}
+
 int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out)
 {
 	uint16_t *opens;
@@ -199,15 +212,11 @@ int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out)
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	idx = shmq__dir_find(seg, name);
+	idx = shmq__dir_lookup(seg, name, out);
 	if (idx < 0) {
 		rc = idx;
 		goto out;
 	}
-	rc = shmq__dir_validate_entry(seg, shmq__dir_entry(seg, (uint32_t)idx),
-				      out);
-	if (rc)
-		goto out;
 	opens = shmq__proc_opens(seg, (uint32_t)seg->proc_idx);
 	if (opens[idx] == UINT16_MAX) {
 		rc = -EMFILE;

@@ -300,6 +300,18 @@ fail:
 	return rc;
 }
 
+/* Take a process-table entry, under the control-plane lock. */
+static int seg_attach(shmq_seg *seg)
+{
+	int rc = shmq__seg_lock(seg);
+
+	if (rc)
+		return rc;
+	rc = shmq__proc_attach(seg);
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
 int shmq_seg_open(const char *name, shmq_seg **out)
 {
 	shmq_seg *seg;
@@ -310,11 +322,7 @@ int shmq_seg_open(const char *name, shmq_seg **out)
 	rc = seg_map(name, &seg);
 	if (rc)
 		return rc;
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		goto fail;
-	rc = shmq__proc_attach(seg);
-	shmq__seg_unlock(seg);
+	rc = seg_attach(seg);
 	if (rc)
 		goto fail;
 	/*
@@ -510,11 +518,7 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 	if (rc)
 		goto fail;
 	/* Nobody can see the segment yet, but attach takes the lock anyway. */
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		goto fail;
-	rc = shmq__proc_attach(seg);
-	shmq__seg_unlock(seg);
+	rc = seg_attach(seg);
 	if (rc)
 		goto fail;
 	rc = link_name(seg->fd, tmp, path);

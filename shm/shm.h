@@ -101,6 +101,9 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 			     struct shmq_qinfo *out);
 int shmq__dir_validate(const shmq_seg *seg);
 int shmq__dir_find(const shmq_seg *seg, const char *name);
+/* Find a LIVE entry by name and validate a copy: its index, or -errno. */
+int shmq__dir_lookup(const shmq_seg *seg, const char *name,
+		     struct shmq_qinfo *out);
 void shmq__dir_sweep(shmq_seg *seg);
 uint32_t shmq__dir_opens(const shmq_seg *seg, uint32_t idx);
 

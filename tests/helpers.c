@@ -599,3 +599,35 @@ int t_msg_check(const void *buf, size_t len, uint32_t *producer,
 	*seq = t.seq;
 	return 0;
 }
+
+/* ---- queues ----------------------------------------------------------- */
+
+shmq *t_queue(shmq_seg *seg, const char *name, uint32_t capacity,
+	      uint32_t msg_size)
+{
+	struct shmq_attr a = { .capacity = capacity, .msg_size = msg_size };
+	shmq *q = NULL;
+
+	t_assert_err(shmq_create(seg, name, &a), 0);
+	t_assert_err(shmq_open(seg, name, &q), 0);
+	assert_non_null(q);
+	return q;
+}
+
+void t_recv_expect(shmq *q, const void *expect, size_t len,
+		   int64_t timeout_ns)
+{
+	char buf[512];
+
+	assert_true(len <= sizeof(buf));
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), timeout_ns),
+		     (long long)len);
+	assert_memory_equal(buf, expect, len);
+}
+
+void t_expect_empty(shmq *q)
+{
+	/* A zero-byte buffer: any waiting message, empty or not, is not
+	 * -EAGAIN (0 or -EMSGSIZE), and none is consumed but an empty one. */
+	t_assert_err(shmq_recv(q, NULL, 0, 0), -EAGAIN);
+}

@@ -95,6 +95,17 @@ int t_limit_address_space(size_t slack);
 #define T_SANITIZED	0
 #endif
 
+/* ---- queues ----------------------------------------------------------- */
+
+/* Create queue @name in @seg and open it; asserts both succeed. */
+shmq *t_queue(shmq_seg *seg, const char *name, uint32_t capacity,
+	      uint32_t msg_size);
+/* Receive one message within @timeout_ns; assert it is @len bytes of @expect. */
+void t_recv_expect(shmq *q, const void *expect, size_t len,
+		   int64_t timeout_ns);
+/* Assert that @q is empty now (a message of any length would show). */
+void t_expect_empty(shmq *q);
+
 /* ---- errors ----------------------------------------------------------- */
 
 /*

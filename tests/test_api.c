@@ -16,18 +16,6 @@
 #include "helpers.h"
 #include "layout.h"		/* test_open_eproto_corrupt_record only */
 
-static shmq *make_queue(struct t_fix *fix, const char *name, uint32_t cap,
-			uint32_t msg_size)
-{
-	struct shmq_attr a = { .capacity = cap, .msg_size = msg_size };
-	shmq *q = NULL;
-
-	t_assert_err(shmq_create(fix->seg, name, &a), 0);
-	t_assert_err(shmq_open(fix->seg, name, &q), 0);
-	assert_non_null(q);
-	return q;
-}
-
 static void send_str(shmq *q, const char *s)
 {
 	t_assert_err(shmq_send(q, s, strlen(s), 0), 0);
@@ -40,13 +28,6 @@ static void recv_str(shmq *q, const char *s)
 
 	t_assert_err(n, (long long)strlen(s));
 	assert_memory_equal(buf, s, strlen(s));
-}
-
-static void assert_empty(shmq *q)
-{
-	char buf[512];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
 }
 
 /* ---- create and attributes -------------------------------------------- */
@@ -88,7 +69,7 @@ static void test_create_capacity_rounding(void **state)
 
 	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
 		snprintf(name, sizeof(name), "cap%u", in[i]);
-		q = make_queue(fix, name, in[i], 8);
+		q = t_queue(fix->seg, name, in[i], 8);
 		t_assert_err(shmq_get_attr(q, &a), 0);
 		if (a.capacity != out[i])
 			print_error("capacity %u\n", in[i]);
@@ -97,7 +78,7 @@ static void test_create_capacity_rounding(void **state)
 		shmq_close(q);
 	}
 	/* msg_size is kept as given: it is the largest payload. */
-	q = make_queue(fix, "ms100", 4, 100);
+	q = t_queue(fix->seg, "ms100", 4, 100);
 	t_assert_err(shmq_get_attr(q, &a), 0);
 	assert_int_equal(a.msg_size, 100);
 	shmq_close(q);
@@ -106,7 +87,7 @@ static void test_create_capacity_rounding(void **state)
 static void test_create_capacity_is_exact(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 5, 16);
+	shmq *q = t_queue(fix->seg, "q", 5, 16);
 	char buf[16];
 	int i;
 
@@ -398,7 +379,7 @@ static void test_unlink_while_open(void **state)
 	struct t_fix *fix = *state;
 	shmq *h1, *h1b, *h2, *tmp = NULL;
 
-	h1 = make_queue(fix, "q", 8, 32);
+	h1 = t_queue(fix->seg, "q", 8, 32);
 	t_assert_err(shmq_open(fix->seg, "q", &h1b), 0);
 	send_str(h1, "old");
 	t_assert_err(shmq_unlink(fix->seg, "q"), 0);
@@ -412,13 +393,13 @@ static void test_unlink_while_open(void **state)
 	recv_str(h1, "still");
 
 	/* A new queue may take the name; it is independent. */
-	h2 = make_queue(fix, "q", 2, 8);
-	assert_empty(h2);
+	h2 = t_queue(fix->seg, "q", 2, 8);
+	t_expect_empty(h2);
 	send_str(h1, "to old");
-	assert_empty(h2);
+	t_expect_empty(h2);
 	send_str(h2, "to new");
 	recv_str(h1b, "to old");
-	assert_empty(h1);
+	t_expect_empty(h1);
 	recv_str(h2, "to new");
 	{
 		struct shmq_attr a;
@@ -444,15 +425,15 @@ static void test_unlink_while_open(void **state)
 static void test_send_recv_roundtrip(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 0, 0), *r;
+	shmq *q = t_queue(fix->seg, "q", 0, 0), *r;
 	unsigned char big[256], out[300];
 	size_t i;
 
 	t_assert_err(shmq_open(fix->seg, "q", &r), 0);
 	send_str(q, "hello");
 	recv_str(r, "hello");
-	assert_empty(q);
-	assert_empty(r);
+	t_expect_empty(q);
+	t_expect_empty(r);
 
 	for (i = 0; i < sizeof(big); i++)
 		big[i] = (unsigned char)(i * 7 + 1);
@@ -473,7 +454,7 @@ static void test_send_recv_roundtrip(void **state)
 static void test_recv_empty_eagain(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	char buf[16];
 
 	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
@@ -487,7 +468,7 @@ static void test_recv_empty_eagain(void **state)
 static void test_send_full_eagain(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 
 	send_str(q, "1");
 	send_str(q, "2");
@@ -498,14 +479,14 @@ static void test_send_full_eagain(void **state)
 	t_assert_err(shmq_send(q, "4", 1, 0), -EAGAIN);
 	recv_str(q, "2");
 	recv_str(q, "3");
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_recv_timeout(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	char buf[16];
 	uint64_t t0, el;
 
@@ -521,7 +502,7 @@ static void test_recv_timeout(void **state)
 static void test_send_timeout(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 	uint64_t t0, el;
 
 	send_str(q, "1");
@@ -534,7 +515,7 @@ static void test_send_timeout(void **state)
 	/* Nothing was sent by the failures. */
 	recv_str(q, "1");
 	recv_str(q, "2");
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -542,7 +523,7 @@ static void test_timeout_invalid(void **state)
 {
 	static const int64_t bad[] = { -2, -3, -1000000, INT64_MIN };
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 	char buf[16];
 	size_t i;
 
@@ -551,7 +532,7 @@ static void test_timeout_invalid(void **state)
 		t_assert_err(shmq_recv(q, buf, sizeof(buf), bad[i]), -EINVAL);
 		t_assert_err(shmq_send(q, "a", 1, bad[i]), -EINVAL);
 	}
-	assert_empty(q);
+	t_expect_empty(q);
 	send_str(q, "1");
 	send_str(q, "2");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -562,20 +543,20 @@ static void test_timeout_invalid(void **state)
 	/* Nothing moved. */
 	recv_str(q, "1");
 	recv_str(q, "2");
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_send_emsgsize(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	char buf[64] = "0123456789abcdefXYZ";
 
 	t_assert_err(shmq_send(q, buf, 17, 0), -EMSGSIZE);
 	t_assert_err(shmq_send(q, buf, 64, SHMQ_FOREVER), -EMSGSIZE);
 	t_assert_err(shmq_send(q, buf, SIZE_MAX, 0), -EMSGSIZE);
-	assert_empty(q);
+	t_expect_empty(q);
 	t_assert_err(shmq_send(q, buf, 16, 0), 0);
 	t_assert_err(shmq_recv(q, buf + 32, 32, 0), 16);
 	assert_memory_equal(buf + 32, "0123456789abcdef", 16);
@@ -590,7 +571,7 @@ static void test_send_emsgsize(void **state)
 static void test_zero_length(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	char buf[16] = "untouched";
 
 	t_assert_err(shmq_send(q, NULL, 0, 0), 0);
@@ -600,14 +581,14 @@ static void test_zero_length(void **state)
 	assert_string_equal(buf, "untouched");
 	t_assert_err(shmq_recv(q, NULL, 0, 0), 0);
 	recv_str(q, "after");
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_recv_buffer_too_small(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 64);
+	shmq *q = t_queue(fix->seg, "q", 4, 64);
 	char buf[64];
 
 	send_str(q, "0123456789");
@@ -619,14 +600,14 @@ static void test_recv_buffer_too_small(void **state)
 	t_assert_err(shmq_recv(q, buf, 10, 0), 10);
 	assert_memory_equal(buf, "0123456789", 10);
 	recv_str(q, "next");
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_fifo_order(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 16, 16);
+	shmq *q = t_queue(fix->seg, "q", 16, 16);
 	uint32_t rng = 7, sent = 0, got = 0, v;
 	int round, k, n;
 
@@ -662,7 +643,7 @@ static void test_fifo_order(void **state)
 static void test_null_args(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	struct shmq_attr a;
 	shmq *out = NULL;
 	char buf[16];
@@ -678,7 +659,7 @@ static void test_null_args(void **state)
 	t_assert_err(shmq_recv(NULL, buf, sizeof(buf), 0), -EINVAL);
 	/* A NULL payload is only valid with length 0. */
 	t_assert_err(shmq_send(q, NULL, 1, 0), -EINVAL);
-	assert_empty(q);
+	t_expect_empty(q);
 	send_str(q, "abc");
 	t_assert_err(shmq_recv(q, NULL, 16, 0), -EINVAL);
 	recv_str(q, "abc");
@@ -753,7 +734,7 @@ static void test_version(void **state)
 static void test_set_spin(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	char buf[16];
 
 	t_assert_err(shmq_set_spin(q, -1), -EINVAL);

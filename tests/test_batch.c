@@ -11,32 +11,6 @@
 
 #include "helpers.h"
 
-static shmq *make_queue(struct t_fix *fix, const char *name, uint32_t cap,
-			uint32_t msg_size)
-{
-	struct shmq_attr a = { .capacity = cap, .msg_size = msg_size };
-	shmq *q = NULL;
-
-	t_assert_err(shmq_create(fix->seg, name, &a), 0);
-	t_assert_err(shmq_open(fix->seg, name, &q), 0);
-	return q;
-}
-
-static void recv_len(shmq *q, const void *expect, size_t len)
-{
-	char buf[256];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), (long long)len);
-	assert_memory_equal(buf, expect, len);
-}
-
-static void assert_empty(shmq *q)
-{
-	char buf[256];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-}
-
 static char payload[80] =
 	"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
 
@@ -56,7 +30,7 @@ static void make_iovs(struct iovec *iov, const size_t *lens, unsigned n)
 static void test_batch_invalid_args(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 16);
+	shmq *q = t_queue(fix->seg, "q", 4, 16);
 	struct iovec iov[2] = { { payload, 1 }, { payload, 2 } };
 	char b0[16], b1[16];
 	struct iovec bufs[2] = { { b0, 16 }, { b1, 16 } };
@@ -67,7 +41,7 @@ static void test_batch_invalid_args(void **state)
 	t_assert_err(shmq_send_batch(q, iov, 2, -2), -EINVAL);
 	t_assert_err(shmq_send_batch(q, iov, 2, INT64_MIN), -EINVAL);
 	t_assert_err(shmq_send_batch(NULL, iov, 2, 0), -EINVAL);
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* Empty queue, then one message: EINVAL either way. */
 	t_assert_err(shmq_recv_batch(q, bufs, 0, 0), -EINVAL);
@@ -79,7 +53,7 @@ static void test_batch_invalid_args(void **state)
 	t_assert_err(shmq_recv_batch(q, NULL, 1, 0), -EINVAL);
 	t_assert_err(shmq_recv_batch(q, bufs, 2, -3), -EINVAL);
 	t_assert_err(shmq_recv_batch(NULL, bufs, 2, 0), -EINVAL);
-	recv_len(q, "m", 1);
+	t_recv_expect(q, "m", 1, 0);
 	shmq_close(q);
 }
 
@@ -88,7 +62,7 @@ static void test_batch_invalid_args(void **state)
 static void test_send_batch_all(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	static const size_t lens[5] = { 1, 16, 0, 7, 3 };
 	struct iovec iov[5];
 	unsigned i;
@@ -96,19 +70,19 @@ static void test_send_batch_all(void **state)
 	make_iovs(iov, lens, 5);
 	t_assert_err(shmq_send_batch(q, iov, 5, 0), 5);
 	for (i = 0; i < 5; i++)
-		recv_len(q, iov[i].iov_base, lens[i]);
-	assert_empty(q);
+		t_recv_expect(q, iov[i].iov_base, lens[i], 0);
+	t_expect_empty(q);
 
 	/* A batch of one. */
 	t_assert_err(shmq_send_batch(q, iov, 1, SHMQ_FOREVER), 1);
-	recv_len(q, iov[0].iov_base, lens[0]);
+	t_recv_expect(q, iov[0].iov_base, lens[0], 0);
 	shmq_close(q);
 }
 
 static void test_send_batch_stops_before_oversize(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	static const size_t lens[5] = { 4, 16, 0, 17, 3 };
 	static const size_t first[2] = { 17, 1 };
 	struct iovec iov[5];
@@ -117,14 +91,14 @@ static void test_send_batch_stops_before_oversize(void **state)
 	make_iovs(iov, lens, 5);
 	t_assert_err(shmq_send_batch(q, iov, 5, 0), 3);
 	for (i = 0; i < 3; i++)
-		recv_len(q, iov[i].iov_base, lens[i]);
-	assert_empty(q);
+		t_recv_expect(q, iov[i].iov_base, lens[i], 0);
+	t_expect_empty(q);
 
 	/* The oversize entry first: nothing is sent. */
 	t_assert_err(shmq_send_batch(q, iov + 3, 2, 0), -EMSGSIZE);
 	make_iovs(iov, first, 2);
 	t_assert_err(shmq_send_batch(q, iov, 2, SHMQ_FOREVER), -EMSGSIZE);
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* Oversize beats full: the message could never be sent. */
 	for (i = 0; i < 8; i++)
@@ -136,7 +110,7 @@ static void test_send_batch_stops_before_oversize(void **state)
 static void test_send_batch_partial(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	static const size_t lens[20] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
 					 11, 12, 13, 14, 15, 16, 0, 1, 2, 3 };
 	struct iovec iov[20];
@@ -147,7 +121,7 @@ static void test_send_batch_partial(void **state)
 	/* More than the capacity on an empty ring: what fits. */
 	t_assert_err(shmq_send_batch(q, iov, 20, 0), 8);
 	for (i = 0; i < 8; i++)
-		recv_len(q, iov[i].iov_base, lens[i]);
+		t_recv_expect(q, iov[i].iov_base, lens[i], 0);
 
 	/* Six taken, five asked: two fit. */
 	for (i = 0; i < 6; i++)
@@ -163,11 +137,11 @@ static void test_send_batch_partial(void **state)
 	for (i = 0; i < 6; i++) {
 		char c = (char)i;
 
-		recv_len(q, &c, 1);
+		t_recv_expect(q, &c, 1, 0);
 	}
-	recv_len(q, iov[10].iov_base, lens[10]);
-	recv_len(q, iov[11].iov_base, lens[11]);
-	assert_empty(q);
+	t_recv_expect(q, iov[10].iov_base, lens[10], 0);
+	t_recv_expect(q, iov[11].iov_base, lens[11], 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -176,7 +150,7 @@ static void test_send_batch_partial(void **state)
 static void test_recv_batch_sets_len(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	char b[4][16];
 	struct iovec bufs[4];
 	int i;
@@ -195,7 +169,7 @@ static void test_recv_batch_sets_len(void **state)
 	assert_int_equal(bufs[1].iov_len, 0);
 	assert_int_equal(bufs[2].iov_len, 10);
 	assert_memory_equal(b[2], "0123456789", 10);
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* A zero-length message fits a zero-length (NULL) buffer. */
 	t_assert_err(shmq_send(q, NULL, 0, 0), 0);
@@ -209,7 +183,7 @@ static void test_recv_batch_sets_len(void **state)
 static void test_recv_batch_stops_before_too_long(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	char b[4][16];
 	struct iovec bufs[4];
 	int i;
@@ -244,7 +218,7 @@ static void test_recv_batch_stops_before_too_long(void **state)
 	assert_memory_equal(b[0], "333333333333", 12);
 	assert_int_equal(bufs[1].iov_len, 5);
 	assert_memory_equal(b[1], "44444", 5);
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* A later entry too small: stop there, the rest stays queued. */
 	t_assert_err(shmq_send(q, "aaaa", 4, 0), 0);
@@ -253,15 +227,15 @@ static void test_recv_batch_stops_before_too_long(void **state)
 	bufs[1].iov_len = 7;
 	t_assert_err(shmq_recv_batch(q, bufs, 2, 0), 1);
 	assert_int_equal(bufs[0].iov_len, 4);
-	recv_len(q, "bbbbbbbb", 8);
-	assert_empty(q);
+	t_recv_expect(q, "bbbbbbbb", 8, 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_recv_batch_empty_and_timeout(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	char b[2][16];
 	struct iovec bufs[2] = { { b[0], 16 }, { b[1], 16 } };
 	uint64_t t0;
@@ -279,7 +253,7 @@ static void test_recv_batch_empty_and_timeout(void **state)
 static void test_batch_order_preserved(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 16, 8);
+	shmq *q = t_queue(fix->seg, "q", 16, 8);
 	uint32_t out[32], in[32], next_send = 0, next_recv = 0, rng = 99;
 	struct iovec iov[32];
 	int round, n, k, i;
@@ -366,7 +340,7 @@ static void *helper_fn(void *arg)
 static void test_batch_blocking(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 8);
+	shmq *q = t_queue(fix->seg, "q", 4, 8);
 	struct helper h = { .q = q };
 	uint32_t v[4], i;
 	struct iovec iov[4];
@@ -419,7 +393,7 @@ static void test_batch_blocking(void **state)
 		t_assert_err(shmq_recv(q, &x, 4, 0), 4);
 		assert_int_equal(x, 10 + i);
 	}
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -427,7 +401,7 @@ static void test_batch_blocking(void **state)
 static void test_batch_mixed_with_plain(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	static const size_t lens[3] = { 2, 3, 4 };
 	struct iovec iov[3], bufs[3];
 	char b[3][16];
@@ -437,8 +411,8 @@ static void test_batch_mixed_with_plain(void **state)
 	t_assert_err(shmq_send(q, "P", 1, 0), 0);
 	t_assert_err(shmq_send_batch(q, iov, 3, 0), 3);
 	t_assert_err(shmq_send(q, "Q", 1, 0), 0);
-	recv_len(q, "P", 1);
-	recv_len(q, iov[0].iov_base, 2);
+	t_recv_expect(q, "P", 1, 0);
+	t_recv_expect(q, iov[0].iov_base, 2, 0);
 	for (i = 0; i < 3; i++) {
 		bufs[i].iov_base = b[i];
 		bufs[i].iov_len = sizeof(b[i]);
@@ -450,7 +424,7 @@ static void test_batch_mixed_with_plain(void **state)
 	assert_memory_equal(b[1], iov[2].iov_base, 4);
 	assert_int_equal(bufs[2].iov_len, 1);
 	assert_memory_equal(b[2], "Q", 1);
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 

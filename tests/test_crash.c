@@ -21,16 +21,6 @@
 enum { DO_RESERVE, DO_RESERVE_STOP, DO_ACQUIRE, DO_ACQUIRE7, DO_BATCH_RESERVE,
        DO_OPEN };
 
-static shmq *make_queue(struct t_fix *fix, uint32_t cap)
-{
-	struct shmq_attr a = { .capacity = cap, .msg_size = 64 };
-	shmq *q = NULL;
-
-	t_assert_err(shmq_create(fix->seg, QNAME, &a), 0);
-	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
-	return q;
-}
-
 /*
  * Fork a child that attaches on its own, does @what, reports one byte on
  * a pipe and then waits to be killed (or, after SIGSTOP/SIGCONT, commits
@@ -103,37 +93,25 @@ static void kill_child(pid_t pid)
 
 static void expect_msg(shmq *q, const char *s, int64_t timeout_ns)
 {
-	char buf[64];
-	size_t len = strlen(s);
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), timeout_ns),
-		     (long long)len);
-	assert_memory_equal(buf, s, len);
-}
-
-static void expect_empty(shmq *q)
-{
-	char buf[64];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
+	t_recv_expect(q, s, strlen(s), timeout_ns);
 }
 
 /* A dead producer's reservation blocks FIFO until repaired; then skipped. */
 static void test_recover_dead_producer(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE);
 
 	t_assert_err(shmq_send(q, "after", 5, 0), 0);
-	expect_empty(q);                /* position 0 is claimed */
+	t_expect_empty(q);                /* position 0 is claimed */
 	t_assert_err(shmq_seg_recover(fix->seg), 0);    /* owner alive */
-	expect_empty(q);
+	t_expect_empty(q);
 	kill_child(pid);
 	t_assert_err(shmq_seg_recover(fix->seg), 1);    /* one tombstone */
 	t_assert_err(shmq_seg_recover(fix->seg), 0);    /* idempotent */
 	expect_msg(q, "after", 0);
-	expect_empty(q);
+	t_expect_empty(q);
 	/* The ring keeps working across the tombstone's slot. */
 	for (int i = 0; i < 20; i++) {
 		t_assert_err(shmq_send(q, "again", 5, 0), 0);
@@ -146,7 +124,7 @@ static void test_recover_dead_producer(void **state)
 static void test_recover_dead_producer_two(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_BATCH_RESERVE);
 	struct iovec v[4];
 	char b[4][64];
@@ -159,7 +137,7 @@ static void test_recover_dead_producer_two(void **state)
 	t_assert_err(shmq_recv_batch(q, v, 4, 0), 1);
 	t_assert_err(v[0].iov_len, 5);
 	assert_memory_equal(b[0], "third", 5);
-	expect_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -167,7 +145,7 @@ static void test_recover_dead_producer_two(void **state)
 static void test_stopped_producer_waited_for(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE_STOP);
 	char buf[64];
 	int status;
@@ -191,7 +169,7 @@ static void test_stopped_producer_waited_for(void **state)
 static void test_recover_dead_consumer(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid;
 
 	t_assert_err(shmq_send(q, "one", 3, 0), 0);
@@ -221,7 +199,7 @@ static void test_recover_dead_consumer(void **state)
 	}
 	expect_msg(q, "one", 0);                /* redelivered, lane first */
 	expect_msg(q, "three", 0);
-	expect_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -229,7 +207,7 @@ static void test_recover_dead_consumer(void **state)
 static void test_redelivered_zero_copy(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 4);
+	shmq *q = t_queue(fix->seg, QNAME, 4, 64);
 	struct shmq_msg m;
 	pid_t pid;
 
@@ -242,7 +220,7 @@ static void test_redelivered_zero_copy(void **state)
 	assert_memory_equal(m.data, "held", 4);
 	t_assert_err(shmq_release(q, &m), 0);
 	t_assert_err(shmq_release(q, &m), -EINVAL);
-	expect_empty(q);
+	t_expect_empty(q);
 	/* Lane positions wrap like any ring's: several rounds. */
 	for (int i = 0; i < 20; i++) {
 		t_assert_err(shmq_send(q, "held", 4, 0), 0);
@@ -250,7 +228,7 @@ static void test_redelivered_zero_copy(void **state)
 		kill_child(pid);
 		t_assert_err(shmq_seg_recover(fix->seg), 1);
 		expect_msg(q, "held", 0);
-		expect_empty(q);
+		t_expect_empty(q);
 	}
 	shmq_close(q);
 }
@@ -259,7 +237,7 @@ static void test_redelivered_zero_copy(void **state)
 static void test_stalled_receiver_repairs(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE);
 
 	t_assert_err(shmq_send(q, "behind", 6, 0), 0);
@@ -273,7 +251,7 @@ static void test_stalled_receiver_repairs(void **state)
 static void test_stalled_sender_repairs(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 2);
+	shmq *q = t_queue(fix->seg, QNAME, 2, 64);
 	pid_t pid;
 
 	t_assert_err(shmq_send(q, "m1", 2, 0), 0);
@@ -286,7 +264,7 @@ static void test_stalled_sender_repairs(void **state)
 	expect_msg(q, "m1", 0);
 	expect_msg(q, "m2", 0);
 	expect_msg(q, "m3", 0);
-	expect_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -294,7 +272,7 @@ static void test_stalled_sender_repairs(void **state)
 static void test_polling_receiver_repairs(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE);
 	uint64_t end = t_now_ns() + 10000 * (uint64_t)T_MS;
 	char buf[64];
@@ -315,7 +293,7 @@ static void test_polling_receiver_repairs(void **state)
 static void test_open_repairs(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 8);
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE);
 	char buf[64];
 	shmq_seg *seg2;
@@ -409,7 +387,7 @@ static void test_many_queues_one_thread(void **state)
 static void test_lane_holder_dies_when_lane_wraps(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 16);
+	shmq *q = t_queue(fix->seg, QNAME, 16, 64);
 	char name[8];
 	pid_t a, b, c;
 	int i;
@@ -431,10 +409,10 @@ static void test_lane_holder_dies_when_lane_wraps(void **state)
 		snprintf(name, sizeof(name), "m%d", i);
 		expect_msg(q, name, 0);
 	}
-	expect_empty(q);
+	t_expect_empty(q);
 	t_assert_err(shmq_seg_recover(fix->seg), 1);    /* re-stamped */
 	expect_msg(q, "m0", 0);
-	expect_empty(q);
+	t_expect_empty(q);
 	/* The lane keeps working afterwards. */
 	t_assert_err(shmq_send(q, "m8", 2, 0), 0);
 	a = child_holding(fix, DO_ACQUIRE);
@@ -448,7 +426,7 @@ static void test_lane_holder_dies_when_lane_wraps(void **state)
 static void test_full_ring_with_tombstone_times_out(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, 4);
+	shmq *q = t_queue(fix->seg, QNAME, 4, 64);
 	pid_t pid = child_holding(fix, DO_RESERVE);
 	uint64_t t0;
 
@@ -467,7 +445,7 @@ static void test_full_ring_with_tombstone_times_out(void **state)
 	expect_msg(q, "f", 0);
 	expect_msg(q, "g", 0);
 	expect_msg(q, "h", 0);
-	expect_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 

@@ -181,6 +181,28 @@ static void has_text(const char *text, const char *s, const char *file,
 	_fail(file, line);
 }
 
+/* Run the Python program @prog with @input on stdin; its wait status. */
+static int python_run(const char *prog, const char *input)
+{
+	int fin, status;
+	pid_t pid;
+
+	fin = memfd_create("input", 0);
+	assert_true(fin >= 0);
+	assert_int_equal(write(fin, input, strlen(input)),
+			 (ssize_t)strlen(input));
+	lseek(fin, 0, SEEK_SET);
+	pid = t_fork(30);
+	if (pid == 0) {
+		dup2(fin, 0);
+		execlp("python3", "python3", "-c", prog, (char *)NULL);
+		_exit(97);
+	}
+	close(fin);
+	status = t_wait_child(pid);
+	return status;
+}
+
 /*
  * Parse @json with python3 and check @expr (Python, the document is d).
  * Fails the test when it is not one valid JSON document or @expr is false.
@@ -191,8 +213,7 @@ static void json_check(const char *json, const char *expr, const char *file,
 		       int line)
 {
 	char prog[1024];
-	int fin, status;
-	pid_t pid;
+	int status;
 
 	snprintf(prog, sizeof(prog),
 		 "import json, sys\n"
@@ -201,18 +222,7 @@ static void json_check(const char *json, const char *expr, const char *file,
 		 "print('json check failed: %s', file=sys.stderr) if not ok "
 		 "else None\n"
 		 "sys.exit(0 if ok else 1)\n", expr, "<expr>");
-	fin = memfd_create("json", 0);
-	assert_true(fin >= 0);
-	assert_int_equal(write(fin, json, strlen(json)), (ssize_t)strlen(json));
-	lseek(fin, 0, SEEK_SET);
-	pid = t_fork(30);
-	if (pid == 0) {
-		dup2(fin, 0);
-		execlp("python3", "python3", "-c", prog, (char *)NULL);
-		_exit(97);
-	}
-	close(fin);
-	status = t_wait_child(pid);
+	status = python_run(prog, json);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return;
 	print_error("JSON check \"%s\" failed (status 0x%x) on:\n%s\n", expr,
@@ -247,21 +257,8 @@ static void prom_check(const char *text, const char *file, int line)
 		"    assert t != 'counter' or m.group(1).endswith('_total'), l\n"
 		"    n += 1\n"
 		"assert n > 0, 'no samples'\n";
-	int fin, status;
-	pid_t pid;
+	int status = python_run(prog, text);
 
-	fin = memfd_create("prom", 0);
-	assert_true(fin >= 0);
-	assert_int_equal(write(fin, text, strlen(text)), (ssize_t)strlen(text));
-	lseek(fin, 0, SEEK_SET);
-	pid = t_fork(30);
-	if (pid == 0) {
-		dup2(fin, 0);
-		execlp("python3", "python3", "-c", prog, (char *)NULL);
-		_exit(97);
-	}
-	close(fin);
-	status = t_wait_child(pid);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return;
 	print_error("Prometheus check failed (status 0x%x) on:\n%s\n", status,

@@ -14,32 +14,6 @@
 
 #include "helpers.h"
 
-static shmq *make_queue(struct t_fix *fix, const char *name, uint32_t cap,
-			uint32_t msg_size)
-{
-	struct shmq_attr a = { .capacity = cap, .msg_size = msg_size };
-	shmq *q = NULL;
-
-	t_assert_err(shmq_create(fix->seg, name, &a), 0);
-	t_assert_err(shmq_open(fix->seg, name, &q), 0);
-	return q;
-}
-
-static void recv_len(shmq *q, const void *expect, size_t len)
-{
-	char buf[256];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), (long long)len);
-	assert_memory_equal(buf, expect, len);
-}
-
-static void assert_empty(shmq *q)
-{
-	char buf[256];
-
-	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
-}
-
 /* Reserve, fill with @s (its length), commit. */
 static void zc_send(shmq *q, const char *s)
 {
@@ -68,13 +42,13 @@ static void zc_recv(shmq *q, const char *s)
 static void test_zc_roundtrip(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 64);
+	shmq *q = t_queue(fix->seg, "q", 4, 64);
 	struct shmq_msg m;
 	int i;
 
 	zc_send(q, "zero-copy");
 	zc_recv(q, "zero-copy");
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* The whole msg_size is writable and arrives intact. */
 	t_assert_err(shmq_reserve(q, 64, &m, SHMQ_FOREVER), 0);
@@ -96,7 +70,7 @@ static void test_zc_roundtrip(void **state)
 	t_assert_err(shmq_acquire(q, &m, 0), 0);
 	assert_int_equal(m.len, 0);
 	t_assert_err(shmq_release(q, &m), 0);
-	assert_empty(q);
+	t_expect_empty(q);
 
 	/* Many laps of the ring. */
 	for (i = 0; i < 100; i++) {
@@ -109,7 +83,7 @@ static void test_zc_roundtrip(void **state)
 static void test_zc_commit_shorter(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 32);
+	shmq *q = t_queue(fix->seg, "q", 4, 32);
 	struct shmq_msg m;
 
 	t_assert_err(shmq_reserve(q, 32, &m, 0), 0);
@@ -120,18 +94,18 @@ static void test_zc_commit_shorter(void **state)
 	m.len = 0;
 	t_assert_err(shmq_commit(q, &m), 0);
 
-	recv_len(q, "01234", 5);
+	t_recv_expect(q, "01234", 5, 0);
 	t_assert_err(shmq_acquire(q, &m, 0), 0);
 	assert_int_equal(m.len, 0);
 	t_assert_err(shmq_release(q, &m), 0);
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_zc_commit_longer(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 32);
+	shmq *q = t_queue(fix->seg, "q", 4, 32);
 	struct shmq_msg m;
 
 	t_assert_err(shmq_reserve(q, 8, &m, 0), 0);
@@ -143,18 +117,18 @@ static void test_zc_commit_longer(void **state)
 	m.len = (size_t)-1;
 	t_assert_err(shmq_commit(q, &m), -EINVAL);
 	/* Nothing was published by the failures... */
-	assert_empty(q);
+	t_expect_empty(q);
 	/* ...and the reservation is still ours to commit. */
 	m.len = 8;
 	t_assert_err(shmq_commit(q, &m), 0);
-	recv_len(q, "abcdefgh", 8);
+	t_recv_expect(q, "abcdefgh", 8, 0);
 	shmq_close(q);
 }
 
 static void test_zc_bad_tokens(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 4, 32);
+	shmq *q = t_queue(fix->seg, "q", 4, 32);
 	struct shmq_msg m, bogus, a;
 
 	/* Tokens never handed out. */
@@ -194,20 +168,20 @@ static void test_zc_bad_tokens(void **state)
 	t_assert_err(shmq_release(q, &a), -EINVAL);
 
 	/* After all that, the queue is consistent. */
-	assert_empty(q);
+	t_expect_empty(q);
 	zc_send(q, "fine");
-	recv_len(q, "fine", 4);
+	t_recv_expect(q, "fine", 4, 0);
 	shmq_close(q);
 }
 
 static void test_zc_token_of_other_handle(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *h1 = make_queue(fix, "q", 4, 32), *h2, *other;
+	shmq *h1 = t_queue(fix->seg, "q", 4, 32), *h2, *other;
 	struct shmq_msg m;
 
 	t_assert_err(shmq_open(fix->seg, "q", &h2), 0);
-	other = make_queue(fix, "other", 4, 32);
+	other = t_queue(fix->seg, "other", 4, 32);
 
 	t_assert_err(shmq_reserve(h1, 4, &m, 0), 0);
 	memcpy(m.data, "mine", 4);
@@ -220,8 +194,8 @@ static void test_zc_token_of_other_handle(void **state)
 	t_assert_err(shmq_release(other, &m), -EINVAL);
 	t_assert_err(shmq_release(h2, &m), 0);
 
-	assert_empty(h1);
-	assert_empty(other);
+	t_expect_empty(h1);
+	t_expect_empty(other);
 	shmq_close(other);
 	shmq_close(h2);
 	shmq_close(h1);
@@ -230,7 +204,7 @@ static void test_zc_token_of_other_handle(void **state)
 static void test_zc_errors(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 	struct shmq_msg m;
 	uint64_t t0;
 
@@ -267,7 +241,7 @@ static void test_zc_errors(void **state)
 	t_assert_err(shmq_acquire(q, &m, INT64_MIN), -EINVAL);
 	t_assert_err(shmq_acquire(q, NULL, 0), -EINVAL);
 	t_assert_err(shmq_acquire(NULL, &m, 0), -EINVAL);
-	recv_len(q, "a", 1);
+	t_recv_expect(q, "a", 1, 0);
 	t_assert_err(shmq_reserve(q, 1, &m, -2), -EINVAL);
 	t_assert_err(shmq_reserve(q, 1, NULL, 0), -EINVAL);
 	t_assert_err(shmq_reserve(NULL, 1, &m, 0), -EINVAL);
@@ -277,8 +251,8 @@ static void test_zc_errors(void **state)
 	t_assert_err(shmq_release(NULL, &m), -EINVAL);
 
 	/* Nothing moved: "b" is next, and then nothing. */
-	recv_len(q, "b", 1);
-	assert_empty(q);
+	t_recv_expect(q, "b", 1, 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -286,18 +260,18 @@ static void test_zc_errors(void **state)
 static void test_zc_reservation_holds_position(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	struct shmq_msg a, b, c;
 
 	t_assert_err(shmq_reserve(q, 1, &a, 0), 0);
 	t_assert_err(shmq_send(q, "B", 1, 0), 0);
 	/* Consumers wait at A's slot. */
-	assert_empty(q);
+	t_expect_empty(q);
 	t_assert_err(shmq_acquire(q, &b, 0), -EAGAIN);
 	memcpy(a.data, "A", 1);
 	t_assert_err(shmq_commit(q, &a), 0);
-	recv_len(q, "A", 1);
-	recv_len(q, "B", 1);
+	t_recv_expect(q, "A", 1, 0);
+	t_recv_expect(q, "B", 1, 0);
 
 	/* Committed out of order, delivered in reservation order. */
 	t_assert_err(shmq_reserve(q, 1, &a, 0), 0);
@@ -308,12 +282,12 @@ static void test_zc_reservation_holds_position(void **state)
 	memcpy(c.data, "3", 1);
 	t_assert_err(shmq_commit(q, &c), 0);
 	t_assert_err(shmq_commit(q, &b), 0);
-	assert_empty(q);
+	t_expect_empty(q);
 	t_assert_err(shmq_commit(q, &a), 0);
-	recv_len(q, "1", 1);
-	recv_len(q, "2", 1);
-	recv_len(q, "3", 1);
-	assert_empty(q);
+	t_recv_expect(q, "1", 1, 0);
+	t_recv_expect(q, "2", 1, 0);
+	t_recv_expect(q, "3", 1, 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -321,7 +295,7 @@ static void test_zc_reservation_holds_position(void **state)
 static void test_zc_acquire_holds_slot(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 	struct shmq_msg m, m2;
 
 	t_assert_err(shmq_send(q, "X", 1, 0), 0);
@@ -331,7 +305,7 @@ static void test_zc_acquire_holds_slot(void **state)
 	t_assert_err(shmq_send(q, "Z", 1, 0), -EAGAIN);
 	t_assert_err(shmq_reserve(q, 1, &m2, 0), -EAGAIN);
 	/* The next message is past the held one. */
-	recv_len(q, "Y", 1);
+	t_recv_expect(q, "Y", 1, 0);
 	/*
 	 * Producers claim positions in ring order: the next position is
 	 * X's slot, so nothing can be sent while X is held.
@@ -344,16 +318,16 @@ static void test_zc_acquire_holds_slot(void **state)
 	t_assert_err(shmq_send(q, "Z", 1, 0), 0);
 	t_assert_err(shmq_send(q, "W", 1, 0), 0);
 	t_assert_err(shmq_send(q, "V", 1, 0), -EAGAIN);
-	recv_len(q, "Z", 1);
-	recv_len(q, "W", 1);
-	assert_empty(q);
+	t_recv_expect(q, "Z", 1, 0);
+	t_recv_expect(q, "W", 1, 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
 static void test_zc_mixed_with_plain(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 8, 16);
+	shmq *q = t_queue(fix->seg, "q", 8, 16);
 	struct iovec iov[3] = {
 		{ "b1", 2 }, { "b22", 3 }, { "b333", 4 },
 	};
@@ -367,7 +341,7 @@ static void test_zc_mixed_with_plain(void **state)
 	zc_send(q, "zc2");
 
 	zc_recv(q, "plain");
-	recv_len(q, "zc", 2);
+	t_recv_expect(q, "zc", 2, 0);
 	zc_recv(q, "b1");
 	t_assert_err(shmq_recv_batch(q, bufs, 2, 0), 2);
 	assert_int_equal(bufs[0].iov_len, 3);
@@ -379,9 +353,9 @@ static void test_zc_mixed_with_plain(void **state)
 	assert_memory_equal(m.data, "zc2", 3);
 	/* Held by acquire; a plain send and receive go around it. */
 	t_assert_err(shmq_send(q, "after", 5, 0), 0);
-	recv_len(q, "after", 5);
+	t_recv_expect(q, "after", 5, 0);
 	t_assert_err(shmq_release(q, &m), 0);
-	assert_empty(q);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
@@ -417,7 +391,7 @@ static void *zc_thread_fn(void *arg)
 static void test_zc_threads_and_blocking(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = make_queue(fix, "q", 2, 16);
+	shmq *q = t_queue(fix->seg, "q", 2, 16);
 	struct zc_thread t = { .q = q };
 	struct shmq_msg m;
 	pthread_t th;
@@ -429,7 +403,7 @@ static void test_zc_threads_and_blocking(void **state)
 	assert_int_equal(pthread_create(&th, NULL, zc_thread_fn, &t), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	t_assert_err(t.rc, 0);
-	recv_len(q, "other", 5);
+	t_recv_expect(q, "other", 5, 0);
 
 	/* acquire blocks until a message arrives. */
 	t.mode = 1;
@@ -451,9 +425,9 @@ static void test_zc_threads_and_blocking(void **state)
 	t_assert_err(shmq_commit(q, &m), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	t_assert_err(t.rc, 2);
-	recv_len(q, "f2", 2);
-	recv_len(q, "f3", 2);
-	assert_empty(q);
+	t_recv_expect(q, "f2", 2, 0);
+	t_recv_expect(q, "f3", 2, 0);
+	t_expect_empty(q);
 	shmq_close(q);
 }
 
