@@ -327,15 +327,18 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 	}
 }
 
-/* Make position @pos's message visible to consumers. */
-static inline void ring_publish(struct ring *r, uint64_t pos, uint32_t len)
+/* Make position @pos's message, in slot @s, visible to consumers. */
+static inline void slot_publish(struct slot *s, uint64_t pos, uint32_t len)
 {
-	struct slot *s = ring_slot(r, pos);
-
 	/* relaxed: ordered before R1 by program order and R1's release. */
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	/* R1: release; publishes len and payload.  Pairs with A2. */
 	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
+}
+
+static inline void ring_publish(struct ring *r, uint64_t pos, uint32_t len)
+{
+	slot_publish(ring_slot(r, pos), pos, len);
 }
 
 /* ---- consumer side -------------------------------------------------------- */
@@ -434,12 +437,18 @@ static inline uint32_t ring_len(const struct ring *r, uint64_t pos, size_t lim)
 	return len > lim ? (uint32_t)lim : len;
 }
 
-/* Give slot @pos back to producers (one lap later). */
-static inline void ring_free(struct ring *r, uint64_t pos)
+/* Give slot @s, of position @pos, back to producers (one lap later). */
+static inline void slot_free(const struct ring *r, struct slot *s,
+			     uint64_t pos)
 {
 	/* R2: release; our reads of the slot precede its reuse.  Pairs A1. */
-	atomic_store_explicit(&ring_slot(r, pos)->seq, pos + r->capacity,
+	atomic_store_explicit(&s->seq, pos + r->capacity,
 			      memory_order_release);
+}
+
+static inline void ring_free(struct ring *r, uint64_t pos)
+{
+	slot_free(r, ring_slot(r, pos), pos);
 }
 
 /*
