@@ -209,6 +209,7 @@ WAIT_FLAGS ?= -DPASS_ON
 MODELS := \
 	wait:$(WAIT_FLAGS):pass \
 	wait:-DSTALL:pass \
+	wait:-DMEMBARRIER,-DPASS_ON:pass \
 	wait:-DNP=2:fail \
 	wait:-DNO_F1,-DPASS_ON:fail \
 	wait:-DNO_F2,-DPASS_ON:fail \
