@@ -262,7 +262,8 @@ demo: $(B)/bench/bench_demo
 deps:
 	@sh tools/deps.sh
 
-# The torture test for minutes, also stopping and continuing random peers:
+# The torture test for minutes or hours (its ledger is checked and recycled
+# as it goes), also stopping and continuing random peers:
 # make soak SOAK_S=600.  Not part of check.
 SOAK_S ?= 300
 soak: $(B)/tests/test_torture

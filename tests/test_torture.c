@@ -13,15 +13,37 @@
  *     raises committed.  Messages below committed must arrive; those
  *     between committed and started + batch may have been committed just
  *     before the kill (allowed either way).
- *   - a consumer receives into its own inbox in the ledger (recv copies
- *     there; acquire copies it there before release), appends {consumer,
- *     producer, seq} to a shared log with one 64-bit store, then clears the
- *     inbox (and releases).  When we kill a consumer, an intact message in
- *     its inbox was delivered to it (counted once, whether or not its log
- *     entry made it), and may be delivered again: the documented
- *     redelivery, an allowance of one more.  A zero-copy consumer clears
- *     its inbox before it releases, so an intact inbox there means the
- *     message was held, and it MUST be delivered again.
+ *   - a consumer receives into its inbox in the ledger (recv copies there;
+ *     acquire copies it there before release), appends {producer, seq} to
+ *     its delivery log, then clears the inbox (and releases).  When we
+ *     kill a consumer, an intact message in its inbox was delivered to it
+ *     (counted once, whether or not its log entry made it), and may be
+ *     delivered again: the documented redelivery, an allowance of one
+ *     more.  A zero-copy consumer clears its inbox before it releases, so
+ *     an intact inbox there means the message was held, and it MUST be
+ *     delivered again.
+ *
+ * The ledger is recycled, so a run may last for hours:
+ *   - each consumer slot (NCONS of them) has a delivery log that is a ring
+ *     with one writer (the consumer in the slot: entry, then head) and one
+ *     reader (the parent, which drains it every round of the kill loop:
+ *     entries, then tail).  A consumer whose ring is full waits for the
+ *     parent; it never overwrites an entry not yet counted.
+ *   - the parent folds each entry at once into private per-message counts
+ *     of the producer ids whose ledger is open (at most W_IDS, rows
+ *     indexed by id % W_IDS).  It closes ids in order: the oldest open id
+ *     once its process has been reaped for CLOSE_NS and CLOSE_MSGS more
+ *     deliveries have been counted (or, if deliveries stall, when W_IDS
+ *     newer ids need rows).  Closing drains every log, then judges each of
+ *     the id's messages exactly as the end of the run judges the ids still
+ *     open (lost, duplicated, invented, redelivery missing), then frees
+ *     its rows.  The queue is FIFO and holds at most CAPACITY messages
+ *     plus its redelivery lane, and a killed consumer's message is
+ *     repaired by its replacement's attach, so by then every delivery of
+ *     the id's messages has been counted; a committed message still
+ *     missing is lost, and a delivery of a closed id's message afterwards
+ *     (or of an id never spawned) counts as "outside the ledger", a
+ *     failure.
  *
  * Repairs happen only through the library: blocked calls stalled behind a
  * stuck slot (stall threshold 2 ms) and the shmq_seg_open() of each
@@ -49,54 +71,65 @@
 #define CAPACITY	16
 #define NPROD		2
 #define NCONS		2
-#define MAX_IDS		4096		/* producer processes over the run */
+#define W_IDS		4096		/* most producer ids with an open ledger */
 #define MAX_SEQ		4096		/* messages per producer process */
-#define MAX_CONS	4096		/* consumer processes over the run */
+#define MAX_IDS		0x7fffffffu	/* producer processes over the run */
 #define BATCH		4
 #define FINAL_MSGS	2000
+#define LOG_RING	(1u << 18)	/* entries per consumer slot's log */
+#define MAX_REPORT	10		/* errors printed per kind */
+/* An id is judged this long and this many deliveries after its end. */
+#define CLOSE_NS	(1000 * (uint64_t)T_MS)
+#define CLOSE_MSGS	4096
 
-struct inbox {
-	_Alignas(64) unsigned char buf[MSG_SIZE];
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics lock-free");
+
+struct cons_slot {
+	/* entries written; only the slot's consumer writes it */
+	_Alignas(128) atomic_ullong head;
+	/* entries counted; only the parent writes it */
+	_Alignas(128) atomic_ullong tail;
+	_Alignas(128) unsigned char inbox[MSG_SIZE];
+	/* zero-copy consumer: 1 << 63 | producer << 32 | seq, cleared from
+	 * the inbox, release perhaps not yet done; 0 once released */
+	atomic_ullong pending;
 };
 
 struct ledger {
-	atomic_uint started[MAX_IDS];	/* first seq of the call in flight */
-	atomic_uint committed[MAX_IDS];	/* seqs below: committed */
-	atomic_int done[MAX_IDS];	/* it sent its last message */
+	/* indexed by producer id % W_IDS; reset before the id is spawned */
+	atomic_uint started[W_IDS];	/* first seq of the call in flight */
+	atomic_uint committed[W_IDS];	/* seqs below: committed */
+	atomic_int done[W_IDS];		/* it sent its last message */
 	atomic_int stop;		/* producers: finish and exit */
 	atomic_int cons_stop;		/* consumers: exit when idle */
-	atomic_ullong log_n;		/* log entries handed out */
-	/* zero-copy consumer: tag (1 | p << 16 | s) cleared from the inbox,
-	 * release perhaps not yet done; 0 once released */
-	atomic_uint pending[MAX_CONS];
-	struct inbox inbox[MAX_CONS];
+	struct cons_slot cs[NCONS];
 };
 
-/* Delivery log: LOG_VALID | consumer << 32 | producer << 16 | seq. */
-#define LOG_MAX		(1u << 24)
-#define LOG_VALID	(1ull << 63)
-
-/* What a killed consumer held. */
-struct held {
-	uint32_t c, p, s;
-	int zc, logged;
-};
+/* Log entry: producer << 32 | seq. */
+#define ENTRY(p, s)	((uint64_t)(p) << 32 | (s))
+#define NO_ENTRY	UINT64_MAX
 
 struct torture {
 	const char *seg;
 	struct ledger *lg;
-	_Atomic uint64_t *log;			/* LOG_MAX entries, shared */
-	uint8_t delivered[MAX_IDS][MAX_SEQ];	/* from the log + held */
-	uint8_t extra[MAX_IDS][MAX_SEQ];	/* allowed extra deliveries */
-	uint8_t again[MAX_IDS][MAX_SEQ];	/* must be delivered again */
-	int32_t held_idx[MAX_CONS];		/* consumer -> held[] or -1 */
-	struct held held[MAX_CONS];
-	uint32_t nheld;
+	_Atomic uint64_t *log;			/* NCONS * LOG_RING, shared */
+	/* the open ids' messages, row id % W_IDS */
+	uint8_t delivered[W_IDS][MAX_SEQ];	/* from the logs + held */
+	uint8_t extra[W_IDS][MAX_SEQ];		/* allowed extra deliveries */
+	uint8_t again[W_IDS][MAX_SEQ];		/* must be delivered again */
+	uint64_t ended_ns[W_IDS];		/* reaped then; 0: running */
+	uint64_t ended_dn[W_IDS];		/* delivered_n then */
+	uint64_t last[NCONS];			/* last entry counted, by slot */
 	pid_t prod[NPROD], cons[NCONS];
 	uint32_t prod_id[NPROD], cons_id[NCONS];
 	uint32_t next_prod, next_cons;
+	uint32_t closed;			/* ids below: judged */
 	uint32_t rng;
 	unsigned kills_prod, kills_cons, stops;
+	/* totals over the closed ids (and the drained logs) */
+	uint64_t committed, delivered_n, lost, dups, unsure, not_again;
+	uint64_t late;			/* for a closed or unknown id */
+	unsigned nheld, zc_held, closed_running;
 };
 
 enum { SEND_COPY, SEND_BATCH, SEND_ZC };
@@ -121,14 +154,14 @@ static void producer(struct torture *t, uint32_t id, int how, uint32_t limit)
 	struct shmq_msg zm;
 	shmq_seg *seg;
 	shmq *q = child_open(t->seg, &seg);
-	uint32_t s = 0, rng = id * 2654435761u + 1;
+	uint32_t s = 0, rng = id * 2654435761u + 1, k_id = id % W_IDS;
 	uint64_t give_up = t_now_ns() + 30000 * (uint64_t)T_MS;
 	int rc, i, k;
 
 	while (s < limit && !atomic_load(&lg->stop)) {
 		if (t_now_ns() > give_up)
 			_exit(15);      /* 30 s without getting through: wedged */
-		atomic_store(&lg->started[id], s);
+		atomic_store(&lg->started[k_id], s);
 		switch (how) {
 		case SEND_BATCH:
 			k = 1 + (int)(t_rand(&rng) % BATCH);
@@ -160,48 +193,69 @@ static void producer(struct torture *t, uint32_t id, int how, uint32_t limit)
 		if (rc < 0)
 			_exit(11);
 		s += (uint32_t)rc;
-		atomic_store(&lg->committed[id], s);
+		atomic_store(&lg->committed[k_id], s);
 	}
-	atomic_store(&lg->done[id], 1);
+	atomic_store(&lg->done[k_id], 1);
 	_exit(0);
 }
 
-/* Log one intact delivery to consumer @c. */
-static int count(struct torture *t, uint32_t c, const void *buf, size_t len)
+/* The consumer's end of its slot's log. */
+struct log_writer {
+	struct cons_slot *cs;
+	_Atomic uint64_t *ring;
+	uint64_t head, tail;		/* ours; the last tail we read */
+};
+
+/* Log one intact delivery, waiting while the ring is full. */
+static int count(struct log_writer *w, const void *buf, size_t len)
 {
-	uint64_t i;
 	uint32_t p, s;
 
 	if (t_msg_check(buf, len, &p, &s) || p >= MAX_IDS || s >= MAX_SEQ)
 		return -1;
-	i = atomic_fetch_add(&t->lg->log_n, 1);
-	if (i < LOG_MAX)
-		atomic_store(&t->log[i], LOG_VALID | (uint64_t)c << 32 |
-			     (uint64_t)p << 16 | s);
+	while (w->head - w->tail >= LOG_RING) {
+		/* L1: acquire; the parent read those entries before it
+		 * raised tail (L4), so we may overwrite them. */
+		w->tail = atomic_load_explicit(&w->cs->tail,
+					       memory_order_acquire);
+		if (w->head - w->tail >= LOG_RING)
+			usleep(100);
+	}
+	/* relaxed: published by the release store of head (L2). */
+	atomic_store_explicit(&w->ring[w->head % LOG_RING], ENTRY(p, s),
+			      memory_order_relaxed);
+	/* L2: release; publishes the entry.  Pairs with L3 in drain(). */
+	atomic_store_explicit(&w->cs->head, ++w->head, memory_order_release);
 	return 0;
 }
 
 /* The tag of the message in @in, for the window around a release. */
-static void note_pending(struct ledger *lg, uint32_t c, const void *in)
+static void note_pending(struct cons_slot *cs, const void *in)
 {
 	struct t_tag tag;
 
 	memcpy(&tag, in, sizeof(tag));
-	atomic_store(&lg->pending[c], 0x80000000u | tag.producer << 16 |
-		     (tag.seq & 0xffff));
+	atomic_store(&cs->pending, 1ull << 63 | ENTRY(tag.producer,
+						       tag.seq & 0xffff));
 }
 
 /* A consumer process: receive into our inbox, count, clear; until told. */
-static void consumer(struct torture *t, uint32_t c, int how)
+static void consumer(struct torture *t, int slot, uint32_t c, int how)
 {
 	struct ledger *lg = t->lg;
-	unsigned char *in = lg->inbox[c].buf;
+	struct cons_slot *cs = &lg->cs[slot];
+	unsigned char *in = cs->inbox;
 	uint32_t rng = c * 2246822519u + 7;
+	struct log_writer w = { .cs = cs };
 	struct shmq_msg m;
 	shmq_seg *seg;
 	shmq *q = child_open(t->seg, &seg);
 	ssize_t n;
 
+	w.ring = t->log + (size_t)slot * LOG_RING;
+	/* relaxed: the parent set both before it forked us. */
+	w.head = atomic_load_explicit(&cs->head, memory_order_relaxed);
+	w.tail = atomic_load_explicit(&cs->tail, memory_order_relaxed);
 	for (;;) {
 		memset(in, 0, MSG_SIZE);
 		if (how == RECV_ZC) {
@@ -209,21 +263,21 @@ static void consumer(struct torture *t, uint32_t c, int how)
 			if (n == 0) {
 				memcpy(in, m.data, m.len);
 				n = (ssize_t)m.len;
-				if (count(t, c, in, (size_t)n))
+				if (count(&w, in, (size_t)n))
 					_exit(12);
 				if (t_rand(&rng) % 4 == 0)
 					sched_yield();  /* hold it a while */
-				note_pending(lg, c, in);
+				note_pending(cs, in);
 				memset(in, 0, MSG_SIZE);
 				if (shmq_release(q, &m))
 					_exit(13);
-				atomic_store(&lg->pending[c], 0);
+				atomic_store(&cs->pending, 0);
 				continue;
 			}
 		} else {
 			n = shmq_recv(q, in, MSG_SIZE, 50 * T_MS);
 			if (n >= 0) {
-				if (count(t, c, in, (size_t)n))
+				if (count(&w, in, (size_t)n))
 					_exit(12);
 				continue;
 			}
@@ -235,13 +289,132 @@ static void consumer(struct torture *t, uint32_t c, int how)
 	}
 }
 
+/* Is @p's ledger open?  Counts a message of a closed or unknown id. */
+static int open_id(struct torture *t, uint32_t p, uint32_t s,
+		   const char *what)
+{
+	if (p < t->next_prod && p >= t->closed && s < MAX_SEQ)
+		return 1;
+	if (t->late++ < MAX_REPORT)
+		print_error("%s producer %u seq %u: %s\n", what, p, s,
+			    p < t->closed ? "its ledger was closed" :
+			    "no such message");
+	return 0;
+}
+
+/* One more delivery of (p, s), from a log or a dead consumer's inbox. */
+static void count_delivery(struct torture *t, uint32_t p, uint32_t s,
+			   const char *what)
+{
+	uint8_t *d;
+
+	if (!open_id(t, p, s, what))
+		return;
+	d = &t->delivered[p % W_IDS][s];
+	if (*d < 255)
+		(*d)++;
+	t->delivered_n++;
+}
+
+/* Count what consumer slot @slot has logged since the last call. */
+static void drain(struct torture *t, int slot)
+{
+	struct cons_slot *cs = &t->lg->cs[slot];
+	_Atomic uint64_t *ring = t->log + (size_t)slot * LOG_RING;
+	/* relaxed: only we write tail. */
+	uint64_t tail = atomic_load_explicit(&cs->tail, memory_order_relaxed);
+	/* L3: acquire; the entries below head are written.  Pairs with L2. */
+	uint64_t head = atomic_load_explicit(&cs->head, memory_order_acquire);
+
+	assert_true(head - tail <= LOG_RING);
+	for (; tail != head; tail++) {
+		/* relaxed: ordered by L3. */
+		uint64_t e = atomic_load_explicit(&ring[tail % LOG_RING],
+						  memory_order_relaxed);
+
+		count_delivery(t, (uint32_t)(e >> 32), (uint32_t)e, "logged");
+		t->last[slot] = e;
+	}
+	/* L4: release; our reads of the entries come first.  Pairs with
+	 * L1: the consumer may reuse them. */
+	atomic_store_explicit(&cs->tail, tail, memory_order_release);
+}
+
+static void drain_all(struct torture *t)
+{
+	int i;
+
+	for (i = 0; i < NCONS; i++)
+		drain(t, i);
+}
+
+/*
+ * Judge every message of producer @id, whose process is gone and whose
+ * deliveries are all counted: lost, in flight at a kill, invented,
+ * duplicated beyond the allowance, redelivery missing.
+ */
+static void judge(struct torture *t, uint32_t id)
+{
+	uint32_t k = id % W_IDS, s;
+	uint32_t c = atomic_load(&t->lg->committed[k]);
+	uint32_t hi = atomic_load(&t->lg->started[k]) + BATCH;
+
+	t->committed += c;
+	for (s = 0; s < MAX_SEQ; s++) {
+		unsigned d = t->delivered[k][s];
+		unsigned x = t->extra[k][s], a = t->again[k][s];
+
+		if (s < c && d == 0 && t->lost++ < MAX_REPORT)
+			print_error("lost: producer %u seq %u\n", id, s);
+		if (s >= c && s < hi && d)
+			t->unsure++;    /* committed just before a kill */
+		if (s >= hi && d) {
+			print_error("invented: producer %u seq %u\n", id, s);
+			t->lost += 1000000;
+		}
+		if (d > 1u + x) {
+			if (t->dups < MAX_REPORT)
+				print_error("duplicated: producer %u seq %u, "
+					    "%u deliveries, %u allowed\n",
+					    id, s, d, 1u + x);
+			t->dups += d - 1u - x;
+		}
+		if (a && d < 1u + a && t->not_again++ < MAX_REPORT)
+			print_error("not redelivered: producer %u seq %u\n",
+				    id, s);
+	}
+}
+
+/* Judge the oldest open id, whose process is reaped, and free its rows. */
+static void close_oldest(struct torture *t)
+{
+	uint32_t k = t->closed % W_IDS;
+
+	assert_true(t->ended_ns[k] != 0);
+	drain_all(t);
+	judge(t, t->closed++);
+	memset(t->delivered[k], 0, MAX_SEQ);
+	memset(t->extra[k], 0, MAX_SEQ);
+	memset(t->again[k], 0, MAX_SEQ);
+}
+
 static pid_t spawn_producer(struct torture *t, int slot, uint32_t limit)
 {
-	uint32_t id = t->next_prod++;
+	uint32_t id = t->next_prod, k = id % W_IDS;
 	int how = (int)(id % 3);
 	pid_t pid;
 
 	assert_true(id < MAX_IDS);
+	if (id - t->closed >= W_IDS) {
+		/* Deliveries stalled for thousands of spawns: judge it. */
+		close_oldest(t);
+		t->closed_running++;
+	}
+	t->ended_ns[k] = 0;
+	atomic_store(&t->lg->started[k], 0);
+	atomic_store(&t->lg->committed[k], 0);
+	atomic_store(&t->lg->done[k], 0);
+	t->next_prod++;
 	pid = t_fork(120);
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -255,26 +428,30 @@ static pid_t spawn_producer(struct torture *t, int slot, uint32_t limit)
 
 static void spawn_consumer(struct torture *t, int slot)
 {
+	struct cons_slot *cs = &t->lg->cs[slot];
 	uint32_t c = t->next_cons++;
 	pid_t pid;
 
-	assert_true(c < MAX_CONS);
+	/* The previous consumer of the slot is reaped and accounted for. */
+	memset(cs->inbox, 0, MSG_SIZE);
+	atomic_store(&cs->pending, 0);
+	t->last[slot] = NO_ENTRY;
 	pid = t_fork(120);
 	assert_true(pid >= 0);
 	if (pid == 0)
-		consumer(t, c, (int)(c % 2));
+		consumer(t, slot, c, (int)(c % 2));
 	t->cons[slot] = pid;
 	t->cons_id[slot] = c;
 }
 
-/* After killing consumer c: what its inbox says it held. */
-static void account_killed_consumer(struct torture *t, uint32_t c)
+/* After killing (and draining) the consumer of @slot: what it held. */
+static void account_killed_consumer(struct torture *t, int slot)
 {
-	const unsigned char *in = t->lg->inbox[c].buf;
+	struct cons_slot *cs = &t->lg->cs[slot];
+	int zc = t->cons_id[slot] % 2 == RECV_ZC;
+	uint64_t pend = atomic_load(&cs->pending);
 	struct t_tag tag;
 	uint32_t p, s;
-
-	uint32_t pend = atomic_load(&t->lg->pending[c]);
 
 	if (pend) {
 		/*
@@ -282,67 +459,90 @@ static void account_killed_consumer(struct torture *t, uint32_t c)
 		 * not (an allowance, no requirement).  Its delivery to the
 		 * dead consumer was logged before the inbox was cleared.
 		 */
-		p = (pend >> 16) & 0x7fff;
-		s = pend & 0xffff;
-		if (p < MAX_IDS && s < MAX_SEQ)
-			t->extra[p][s]++;
+		p = (uint32_t)(pend >> 32) & 0x7fffffff;
+		s = (uint32_t)pend;
+		if (open_id(t, p, s, "held around a release:"))
+			t->extra[p % W_IDS][s]++;
 		return;
 	}
-	memcpy(&tag, in, sizeof(tag));
+	memcpy(&tag, cs->inbox, sizeof(tag));
 	if (tag.len > MSG_SIZE - sizeof(tag) ||
-	    t_msg_check(in, sizeof(tag) + tag.len, &p, &s) != 0 ||
-	    p >= MAX_IDS || s >= MAX_SEQ)
+	    t_msg_check(cs->inbox, sizeof(tag) + tag.len, &p, &s) != 0)
 		return;         /* nothing intact: it held nothing */
-	t->held_idx[c] = (int32_t)t->nheld;
-	t->held[t->nheld++] = (struct held){ c, p, s, c % 2 == RECV_ZC, 0 };
-	t->extra[p][s]++;       /* the documented redelivery may follow */
-	if (c % 2 == RECV_ZC)
-		t->again[p][s]++;
-}
-
-/*
- * Tally deliveries: the log, plus what killed consumers held and had not
- * logged.  Returns the number of deliveries.
- */
-static uint64_t tally(struct torture *t)
-{
-	uint64_t n = atomic_load(&t->lg->log_n), i, total = 0;
-	uint32_t k;
-
-	if (n > LOG_MAX)
-		n = LOG_MAX;
-	memset(t->delivered, 0, sizeof(t->delivered));
-	for (k = 0; k < t->nheld; k++)
-		t->held[k].logged = 0;
-	for (i = 0; i < n; i++) {
-		uint64_t e = atomic_load(&t->log[i]);
-		uint32_t c = (uint32_t)(e >> 32) & 0xfffff;
-		uint32_t p = (uint32_t)(e >> 16) & 0xffff, s = e & 0xffff;
-
-		if (!(e & LOG_VALID) || p >= MAX_IDS || s >= MAX_SEQ)
-			continue;       /* killed between its two steps */
-		if (t->delivered[p][s] < 255)
-			t->delivered[p][s]++;
-		total++;
-		if (c < MAX_CONS && t->held_idx[c] >= 0) {
-			struct held *h = &t->held[t->held_idx[c]];
-
-			if (h->p == p && h->s == s)
-				h->logged = 1;
-		}
-	}
-	for (k = 0; k < t->nheld; k++)
-		if (!t->held[k].logged) {
-			t->delivered[t->held[k].p][t->held[k].s]++;
-			total++;
-		}
-	return total;
+	t->nheld++;
+	t->zc_held += (unsigned)zc;
+	if (!open_id(t, p, s, "held:"))
+		return;
+	t->extra[p % W_IDS][s]++;       /* the documented redelivery may follow */
+	if (zc)
+		t->again[p % W_IDS][s]++;
+	/* Delivered to it once, whether or not its log entry made it. */
+	if (t->last[slot] != ENTRY(p, s))
+		count_delivery(t, p, s, "held:");
 }
 
 static void kill_reap(pid_t pid)
 {
 	kill(pid, SIGKILL);
 	t_wait_child(pid);
+}
+
+/* Producer @id is reaped: its started and committed are final. */
+static void ended(struct torture *t, uint32_t id)
+{
+	t->ended_ns[id % W_IDS] = t_now_ns();
+	t->ended_dn[id % W_IDS] = t->delivered_n;
+}
+
+/*
+ * Judge the oldest ids that ended long enough ago, in both time and
+ * deliveries, for any message of theirs still in the queue (at most
+ * CAPACITY plus the redelivery lane) or held by a consumer to be through.
+ */
+static void close_ready(struct torture *t)
+{
+	uint32_t k;
+
+	while (t->closed < t->next_prod) {
+		k = t->closed % W_IDS;
+		if (!t->ended_ns[k] ||
+		    t_now_ns() - t->ended_ns[k] < CLOSE_NS ||
+		    t->delivered_n - t->ended_dn[k] < CLOSE_MSGS)
+			return;
+		close_oldest(t);
+		t->closed_running++;
+	}
+}
+
+/* Wait for child @pid to exit, counting deliveries meanwhile. */
+static void wait_draining(struct torture *t, pid_t pid)
+{
+	siginfo_t si;
+
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_PID, (id_t)pid, &si,
+			   WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid)
+			break;
+		drain_all(t);
+		usleep(1000);
+	}
+	t_assert_exit0(t_wait_child(pid));
+}
+
+/* Does an open id still lack a message that must come? */
+static int missing(struct torture *t)
+{
+	uint32_t id, s, k, c;
+
+	for (id = t->closed; id < t->next_prod; id++) {
+		k = id % W_IDS;
+		c = atomic_load(&t->lg->committed[k]);
+		for (s = 0; s < c; s++)
+			if (t->delivered[k][s] < 1u + t->again[k][s])
+				return 1;
+	}
+	return 0;
 }
 
 static void test_torture_kill_producers_and_consumers(void **state)
@@ -353,13 +553,10 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	const char *stop_env = getenv("SHMQ_TORTURE_STOP");
 	int stopping = stop_env && *stop_env == '1';
 	unsigned seconds = env ? (unsigned)atoi(env) : 20;
-	uint64_t end, committed = 0, lost = 0, dups = 0, unsure = 0;
-	uint64_t not_again = 0, delivered, start, killed_until;
-	unsigned zc_held = 0, k;
-	int wedged = 0;
-	uint64_t deadline, last_progress, prev;
+	uint64_t end, start, killed_until, deadline, last_progress, prev;
 	struct torture *t;
-	uint32_t id, s, final_id;
+	uint32_t final_id, final_committed;
+	int wedged = 0;
 	pid_t final;
 	int i;
 
@@ -372,11 +569,10 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	t->lg = mmap(NULL, sizeof(*t->lg), PROT_READ | PROT_WRITE,
 		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(t->lg != MAP_FAILED);
-	t->log = mmap(NULL, LOG_MAX * sizeof(uint64_t),
+	t->log = mmap(NULL, NCONS * LOG_RING * sizeof(uint64_t),
 		      PROT_READ | PROT_WRITE,
 		      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	assert_true(t->log != MAP_FAILED);
-	memset(t->held_idx, 0xff, sizeof(t->held_idx));
 	t->seg = fix->name;
 	t->rng = (uint32_t)getpid();
 	t_assert_err(shmq_create(fix->seg, QNAME, &attr), 0);
@@ -386,14 +582,21 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	for (i = 0; i < NCONS; i++)
 		spawn_consumer(t, i);
 
-	/* Kill someone every 0-8 ms; replace it. */
+	/* Kill someone every 0-10 ms; replace it. */
 	start = t_now_ns();
 	end = start + seconds * 1000000000ull;
-	while (t_now_ns() < end && t->next_prod < MAX_IDS - 2 * NPROD &&
-	       t->next_cons < MAX_CONS - NCONS &&
-	       atomic_load(&t->lg->log_n) < LOG_MAX / 2) {
+	while (t_now_ns() < end) {
 		unsigned r = t_rand(&t->rng);
 
+		drain_all(t);
+		close_ready(t);
+		/* A producer that ran out of sequence numbers: replace. */
+		for (i = 0; i < NPROD; i++)
+			if (atomic_load(&t->lg->done[t->prod_id[i] % W_IDS])) {
+				t_assert_exit0(t_wait_child(t->prod[i]));
+				ended(t, t->prod_id[i]);
+				spawn_producer(t, i, MAX_SEQ);
+			}
 		usleep(r % 10000);
 		if (stopping && r % 3 == 0) {
 			pid_t victim = (r & 0x20000) ?
@@ -409,61 +612,44 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		if (r & 0x10000) {
 			i = (int)((r >> 8) % NPROD);
 			kill_reap(t->prod[i]);
+			ended(t, t->prod_id[i]);
 			t->kills_prod++;
 			spawn_producer(t, i, MAX_SEQ);
 		} else {
 			i = (int)((r >> 8) % NCONS);
 			kill_reap(t->cons[i]);
 			t->kills_cons++;
-			account_killed_consumer(t, t->cons_id[i]);
+			drain(t, i);    /* all it logged, then its inbox */
+			account_killed_consumer(t, i);
 			spawn_consumer(t, i);
 		}
-		/* A producer that ran out of sequence numbers: replace. */
-		for (i = 0; i < NPROD; i++)
-			if (atomic_load(&t->lg->done[t->prod_id[i]])) {
-				t_assert_exit0(t_wait_child(t->prod[i]));
-				spawn_producer(t, i, MAX_SEQ);
-			}
 	}
-
-	/*
-	 * The kill phase ends early when a ledger is nearly full (the
-	 * delivery log holds LOG_MAX / 2 deliveries, about 8M): the report
-	 * gives the time it really ran.
-	 */
 	killed_until = t_now_ns();
+
 	/* Producers finish their call and exit; consumers keep going. */
 	atomic_store(&t->lg->stop, 1);
-	for (i = 0; i < NPROD; i++)
-		t_assert_exit0(t_wait_child(t->prod[i]));
+	for (i = 0; i < NPROD; i++) {
+		wait_draining(t, t->prod[i]);
+		ended(t, t->prod_id[i]);
+	}
 	/* The final producer: every one of its messages must get through. */
 	atomic_store(&t->lg->stop, 0);
 	final_id = t->next_prod;
 	final = spawn_producer(t, -1, FINAL_MSGS);
-	t_assert_exit0(t_wait_child(final));
+	wait_draining(t, final);
+	ended(t, final_id);
+	final_committed = atomic_load(&t->lg->committed[final_id % W_IDS]);
 
 	/* Wait until every committed message is in; no progress: a wedge. */
-	for (id = 0; id < t->next_prod; id++)
-		committed += atomic_load(&t->lg->committed[id]);
 	deadline = t_now_ns() + 60000 * (uint64_t)T_MS;
 	last_progress = t_now_ns();
-	prev = atomic_load(&t->lg->log_n);
+	prev = t->delivered_n;
 	for (;;) {
-		uint64_t missing = 0;
-
-		tally(t);
-		for (id = 0; id < t->next_prod && !missing; id++)
-			for (s = 0; s < atomic_load(&t->lg->committed[id]);
-			     s++)
-				if (!t->delivered[id][s] || t->delivered[id][s] <
-				    1u + t->again[id][s]) {
-					missing++;
-					break;
-				}
-		if (!missing)
+		drain_all(t);
+		if (!missing(t))
 			break;
-		if (atomic_load(&t->lg->log_n) != prev) {
-			prev = atomic_load(&t->lg->log_n);
+		if (t->delivered_n != prev) {
+			prev = t->delivered_n;
 			last_progress = t_now_ns();
 		}
 		if (t_now_ns() - last_progress > 10000 * (uint64_t)T_MS ||
@@ -474,59 +660,41 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		usleep(50000);
 	}
 	atomic_store(&t->lg->cons_stop, 1);
-	for (i = 0; i < NCONS; i++)
-		t_assert_exit0(t_wait_child(t->cons[i]));
-	delivered = tally(t);
-	for (k = 0; k < t->nheld; k++)
-		zc_held += (unsigned)t->held[k].zc;
-
-	for (id = 0; id < t->next_prod; id++) {
-		uint32_t c = atomic_load(&t->lg->committed[id]);
-		uint32_t hi = atomic_load(&t->lg->started[id]) + BATCH;
-
-		for (s = 0; s < MAX_SEQ; s++) {
-			unsigned d = t->delivered[id][s];
-
-			if (s < c && d == 0)
-				lost++;
-			if (s >= c && s < hi && d)
-				unsure++;       /* committed just before a kill */
-			if (s >= hi && d) {
-				print_error("invented: producer %u seq %u\n",
-					    id, s);
-				lost += 1000000;
-			}
-			if (d > 1u + t->extra[id][s])
-				dups += d - 1u - t->extra[id][s];
-			if (t->again[id][s] && d < 1u + t->again[id][s])
-				not_again++;
-		}
+	for (i = 0; i < NCONS; i++) {
+		/* A consumer may wait for room in its log: keep draining. */
+		wait_draining(t, t->cons[i]);
+		drain(t, i);
 	}
+	while (t->closed < t->next_prod)
+		close_oldest(t);
+
 	printf("torture: %u s, %u stopped and continued, "
 	       "%u producer and %u consumer processes killed "
 	       "(%u holding a message, %u of them acquired, %llu of those "
 	       "not redelivered), %llu messages committed, %llu delivered, "
 	       "%llu lost, %llu duplicated beyond the documented "
-	       "redelivery, %llu in flight at a kill and delivered, %s, "
-	       "final producer's %u all through: %s\n",
+	       "redelivery, %llu in flight at a kill and delivered, "
+	       "%llu outside the ledger, %s, "
+	       "final producer's %u all through: %s; %u producer ids, "
+	       "%u judged while running\n",
 	       (unsigned)((killed_until - start) / 1000000000ull), t->stops,
-	       t->kills_prod, t->kills_cons, t->nheld, zc_held,
-	       (unsigned long long)not_again,
-	       (unsigned long long)committed,
-	       (unsigned long long)delivered,
-	       (unsigned long long)lost, (unsigned long long)dups,
-	       (unsigned long long)unsure, wedged ? "WEDGED" : "no wedge",
-	       FINAL_MSGS,
-	       atomic_load(&t->lg->committed[final_id]) == FINAL_MSGS ?
-	       "yes" : "no");
-	assert_int_equal(atomic_load(&t->lg->committed[final_id]),
-			 FINAL_MSGS);
-	assert_int_equal(lost, 0);
-	assert_int_equal(dups, 0);
-	assert_int_equal(not_again, 0);
+	       t->kills_prod, t->kills_cons, t->nheld, t->zc_held,
+	       (unsigned long long)t->not_again,
+	       (unsigned long long)t->committed,
+	       (unsigned long long)t->delivered_n,
+	       (unsigned long long)t->lost, (unsigned long long)t->dups,
+	       (unsigned long long)t->unsure, (unsigned long long)t->late,
+	       wedged ? "WEDGED" : "no wedge", FINAL_MSGS,
+	       final_committed == FINAL_MSGS ? "yes" : "no",
+	       t->next_prod, t->closed_running);
+	assert_int_equal(final_committed, FINAL_MSGS);
+	assert_int_equal(t->lost, 0);
+	assert_int_equal(t->dups, 0);
+	assert_int_equal(t->not_again, 0);
+	assert_int_equal(t->late, 0);
 	assert_int_equal(wedged, 0);
 	assert_true(t->kills_prod + t->kills_cons > 20);
-	munmap(t->log, LOG_MAX * sizeof(uint64_t));
+	munmap(t->log, NCONS * LOG_RING * sizeof(uint64_t));
 	munmap(t->lg, sizeof(*t->lg));
 	munmap(t, sizeof(*t));
 }
