@@ -309,7 +309,7 @@ int shmq_unlink(shmq_seg *seg, const char *name);
  * shmq_set_spin - set the spin budget of a handle
  * @q:       handle
  * @spin_ns: nanoseconds a blocking call polls before it sleeps on the
- *           futex; 0 sleeps at once.  After the first 2 us of a spin the
+ *           futex; 0 sleeps at once.  After the first 10 us of a spin the
  *           poll yields the CPU (sched_yield()) between rounds, so that a
  *           peer waiting for a CPU can run.
  *

@@ -9,7 +9,7 @@
  * Waiter (shmq__wait), once a claim found nothing to do:
  *   1. spin: poll ready() for up to the handle's spin budget (nanoseconds,
  *      not iterations: a pause costs ~10x more on some CPUs than others),
- *      yielding the CPU between rounds after the first 2 us;
+ *      yielding the CPU between rounds after the first 10 us;
  *   2. announce: waiters++                                       (W1)
  *   3. F2: full fence
  *   4. v = seq                                                   (A3)
@@ -128,13 +128,15 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
  * After this long, the spin yields the CPU between rounds of polls.  With
  * more runnable processes than CPUs, the peer we wait for may be the one
  * our spinning keeps off the CPU; a pure 20 us spin then costs a time
- * slice per message (1x2 on 2 CPUs: 1.5-2.9M msgs/s, yielding 12.6-13.3M;
- * 4x4: 2.4-2.6M, yielding 9-10M; bench_throughput --quick --only shmq
- * --pc 1x2,4x4).  sched_yield() returns at once when nothing else is
- * runnable here, and a round trip between two running processes is far
- * below this, so neither the uncontended latency nor 1:1 streaming moves.
+ * slice per message (bench_throughput --quick --only shmq --size 64 --pc
+ * 1x2,4x4: 1.1-2.4M msgs/s without the yield, 8-13M with it).  Not
+ * sooner: sched_yield() hands the CPU to any other runnable task, so a
+ * spin that yields early turns a slow round trip into a sleep much more
+ * often.  Yielding after 2 us put the blocking round trip's p99 at 12-38
+ * us on a loaded machine, against 0.6 us without a yield or after 10 us
+ * (make demo, three runs each).
  */
-#define SPIN_YIELD_AFTER_NS 2000
+#define SPIN_YIELD_AFTER_NS 10000
 
 void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n)
 {
