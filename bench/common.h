@@ -11,7 +11,10 @@
  *   - process bookkeeping: every child is recorded by pid, so that any exit
  *     path, SIGINT and a watchdog included, kills it and removes the
  *     benchmark's segment;
- *   - command-line options common to all benchmarks.
+ *   - command-line options common to all benchmarks, the run's sizes and
+ *     its scratch segment.
+ *
+ * The compared mechanisms' plumbing is in mech.h.
  *
  * The only global state is what the signal handlers need (struct bench_sig).
  */
@@ -925,7 +928,7 @@ static inline double bench_median(double *v, unsigned n)
 }
 
 
-/* ---- progress line, CSV ---------------------------------------------------- */
+/* ---- progress line, CSV -------------------------------------------------- */
 
 /*
  * A one-line progress report on stderr, rewritten in place; only when
@@ -984,6 +987,89 @@ static inline FILE *bench_csv_open(const struct bench_opts *o,
 	}
 	fprintf(f, "%s\n", header);
 	return f;
+}
+
+/* ---- the run: sizes, the scratch segment --------------------------------- */
+
+/*
+ * The message sizes of a run: --size/--sizes, else the mode's defaults.
+ * @maxsize: the largest; @goal_i: the size of the GOAL lines (the first
+ * 64, else the last).
+ */
+static inline void bench_sizes(const struct bench_opts *o,
+			       const size_t **sizes, unsigned *n,
+			       size_t *maxsize, int *goal_i)
+{
+	static const size_t full_sizes[] = { 8, 64, 512, 4096, 65536 };
+	static const size_t quick_sizes[] = { 64, 4096 };
+	static const size_t smoke_sizes[] = { 8, 65536 };
+	unsigned i;
+
+	if (o->nsizes) {
+		*sizes = o->sizes;
+		*n = o->nsizes;
+	} else if (o->smoke) {
+		*sizes = smoke_sizes;
+		*n = BENCH_ARRAY_SIZE(smoke_sizes);
+	} else if (o->quick) {
+		*sizes = quick_sizes;
+		*n = BENCH_ARRAY_SIZE(quick_sizes);
+	} else {
+		*sizes = full_sizes;
+		*n = BENCH_ARRAY_SIZE(full_sizes);
+	}
+	*maxsize = 0;
+	*goal_i = -1;
+	for (i = 0; i < *n; i++) {
+		if ((*sizes)[i] > *maxsize)
+			*maxsize = (*sizes)[i];
+		if ((*sizes)[i] == 64 || (*goal_i < 0 && i == *n - 1))
+			*goal_i = (int)i;
+	}
+}
+
+/*
+ * Names the run's segment bench.PID (in @name), installs the signal
+ * handlers that remove it, and creates it with @size bytes.  0, or
+ * -errno after saying so on stderr (as @prog).
+ */
+static inline int bench_seg_begin(const char *prog, char *name, size_t len,
+				  size_t size, shmq_seg **seg)
+{
+	struct shmq_seg_attr sattr = { 0 };
+	int rc;
+
+	snprintf(name, len, "bench.%d", (int)getpid());
+	bench_setup_signals(name);
+	sattr.size = size;
+	rc = shmq_seg_create(name, &sattr, seg);
+	if (rc)
+		fprintf(stderr, "%s: shmq_seg_create(%s): %s\n", prog, name,
+			bench_strerror(rc));
+	return rc;
+}
+
+/* The normal end: detaches and removes the segment. */
+static inline void bench_seg_end(const char *prog, const char *name,
+				 shmq_seg *seg)
+{
+	int rc;
+
+	shmq_seg_close(seg);
+	rc = shmq_seg_unlink(name);
+	if (rc)
+		fprintf(stderr, "%s: shmq_seg_unlink(%s): %s\n", prog, name,
+			bench_strerror(rc));
+}
+
+/* A fatal error: everything this program created goes; then exit(1). */
+static inline void bench_die(shmq_seg *seg, const char *name)
+{
+	bench_progress_done();
+	bench_kill_all();
+	shmq_seg_close(seg);
+	shmq_seg_unlink(name);
+	exit(1);
 }
 
 /* ---- optional mechanisms ------------------------------------------------- */
