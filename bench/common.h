@@ -10,7 +10,7 @@
  *   - shared anonymous memory for the baselines (mapped before fork());
  *   - process bookkeeping: every child is recorded by pid, so that any exit
  *     path, SIGINT and a watchdog included, kills it and removes the
- *     benchmark's segment;
+ *     benchmark's segment (and the ZeroMQ socket file of the case running);
  *   - command-line options common to all benchmarks, the run's sizes and
  *     its scratch segment.
  *
@@ -683,6 +683,7 @@ static struct bench_sig {
 	const char *volatile what;	/* the case running, for messages */
 	volatile pid_t roudi;		/* the iox-roudi we started, or 0 */
 	char roudi_user_shm[128];	/* its payload segment */
+	char zmq_path[96];		/* a ZeroMQ ipc:// socket file, or "" */
 	volatile sig_atomic_t in_child;
 } bench_sig;
 
@@ -727,7 +728,8 @@ static inline void bench_roudi_stop(pid_t pid)
 }
 
 /*
- * Kills every recorded child and removes the segment.  Async-signal-safe:
+ * Kills every recorded child and removes the segment (and the ZeroMQ
+ * socket file of the case running).  Async-signal-safe:
  * the segment is removed with unlink(2) on its documented path
  * (/dev/shm/shmq.NAME, see shmq.h) rather than shmq_seg_unlink(), which
  * is not promised to be safe in a signal handler.
@@ -747,6 +749,8 @@ static inline void bench_kill_all(void)
 	}
 	if (bench_sig.shm_path[0])
 		unlink(bench_sig.shm_path);
+	if (bench_sig.zmq_path[0])
+		unlink(bench_sig.zmq_path);
 	bench_roudi_stop(bench_sig.roudi);
 }
 
@@ -854,6 +858,7 @@ static inline pid_t bench_fork(void)
 		for (j = 0; j < BENCH_MAX_CHILDREN; j++)
 			bench_sig.child[j] = 0;
 		bench_sig.shm_path[0] = '\0';
+		bench_sig.zmq_path[0] = '\0';
 		bench_sig.roudi = 0;
 		bench_sig.in_child = 1;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

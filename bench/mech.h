@@ -439,13 +439,15 @@ static const struct bench_xfer bench_zmq_xfer BENCH_UNUSED = {
 	.send = bench_zmq_send, .recv = bench_zmq_recv,
 };
 
-/* Parent: names the socket file. */
+/* Parent: names the socket file; a fatal exit removes it (common.h). */
 static inline void bench_zmq_setup(struct bench_zmq *z, size_t size,
 				   unsigned serial)
 {
 	z->m.xfer = &bench_zmq_xfer;
 	z->m.size = size;
 	bench_scratch_name(z->path, sizeof(z->path), "/tmp/", serial, "zmq");
+	snprintf(bench_sig.zmq_path, sizeof(bench_sig.zmq_path), "%s",
+		 z->path);
 }
 
 /*
@@ -482,6 +484,32 @@ static inline int bench_zmq_attach(struct bench_zmq *z, int bind)
 	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
 }
 
+/*
+ * The end of a one-way stream.  libzmq (4.3, stream_engine_base.cpp) loses
+ * messages when a sender closes while its receiver is behind: once the
+ * receiving socket's queue reaches ZMQ_RCVHWM, its engine stops polling
+ * the connection for input, and the hang-up that the sender's close(2)
+ * raises (EPOLLHUP, which epoll reports even then) makes in_event() mark
+ * the connection failed; after the messages already decoded, the engine
+ * is destroyed with the rest of the kernel's receive buffer unread.
+ * ZMQ_LINGER cannot help: the sender did write everything.  So the sender
+ * closes only after the receiver, having taken the last message, says so:
+ * bench_zmq_ack() on the receiving side, bench_zmq_await_ack() on the
+ * sending side.
+ */
+static inline int bench_zmq_ack(struct bench_zmq *z)
+{
+	return bench_zmq_send_buf(z, "", 1);
+}
+
+static inline int bench_zmq_await_ack(struct bench_zmq *z)
+{
+	char ack;
+	int n = bench_zmq_recv_buf(z, &ack, 1);
+
+	return n < 0 ? n : n == 1 ? 0 : BENCH_EBADMSG;
+}
+
 /* Child: zmq_ctx_term() waits until what we sent is written. */
 static inline void bench_zmq_detach(void *ep, int side)
 {
@@ -500,6 +528,7 @@ static inline void bench_zmq_teardown(void *ep)
 	struct bench_zmq *z = ep;
 
 	unlink(z->path);
+	bench_sig.zmq_path[0] = '\0';
 }
 #endif /* BENCH_HAVE_ZMQ */
 
