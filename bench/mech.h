@@ -113,6 +113,14 @@ struct bench_msg {
 	char *buf;			/* a child's message, after attach */
 };
 
+/* Parent, in setup: the mechanism's send and receive, the message size. */
+static inline void bench_msg_setup(struct bench_msg *m,
+				   const struct bench_xfer *xfer, size_t size)
+{
+	m->xfer = xfer;
+	m->size = size;
+}
+
 static inline int bench_msg_attach(struct bench_msg *m)
 {
 	m->buf = bench_buf_alloc(m->size, 1);
@@ -241,8 +249,7 @@ static inline int bench_fd_ep_setup(struct bench_fd_ep *e, size_t size,
 	unsigned i;
 	int rc = 0;
 
-	e->m.xfer = &bench_fd_xfer;
-	e->m.size = size;
+	bench_msg_setup(&e->m, &bench_fd_xfer, size);
 	for (i = 0; i < 2; i++)
 		e->chan[i].fd[0] = e->chan[i].fd[1] = -1;
 	for (i = 0; i < nchan && !rc; i++)
@@ -351,8 +358,7 @@ static inline int bench_mq_ep_setup(struct bench_mq_ep *e, size_t size,
 	char name[64];
 	unsigned i;
 
-	e->m.xfer = &bench_mq_xfer;
-	e->m.size = size;
+	bench_msg_setup(&e->m, &bench_mq_xfer, size);
 	e->q[0] = e->q[1] = (mqd_t)-1;
 	for (i = 0; i < nchan; i++) {
 		bench_scratch_name(name, sizeof(name), "/", serial,
@@ -443,8 +449,7 @@ static const struct bench_xfer bench_zmq_xfer BENCH_UNUSED = {
 static inline void bench_zmq_setup(struct bench_zmq *z, size_t size,
 				   unsigned serial)
 {
-	z->m.xfer = &bench_zmq_xfer;
-	z->m.size = size;
+	bench_msg_setup(&z->m, &bench_zmq_xfer, size);
 	bench_scratch_name(z->path, sizeof(z->path), "/tmp/", serial, "zmq");
 	snprintf(bench_sig.zmq_path, sizeof(bench_sig.zmq_path), "%s",
 		 z->path);
@@ -651,8 +656,7 @@ static const struct bench_xfer bench_iox_xfer BENCH_UNUSED = {
 static inline void bench_iox_setup(struct bench_iox *s, size_t size,
 				   unsigned serial)
 {
-	s->m.xfer = &bench_iox_xfer;
-	s->m.size = size;
+	bench_msg_setup(&s->m, &bench_iox_xfer, size);
 	snprintf(s->instance, sizeof(s->instance), "%d.%u", (int)getpid(),
 		 serial);
 }
