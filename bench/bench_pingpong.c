@@ -34,29 +34,20 @@
  * figures come from all its rounds' samples together.
  *
  * A mechanism is a struct pp_mech of function pointers; adding one is one
- * struct and one table entry.
+ * struct and one table entry.  The plumbing of the mechanisms that
+ * bench_throughput also compares (names, channels, sockets, queues) is in
+ * mech.h; this file keeps the round trip.
  */
-#include "common.h"
-
-#include <mqueue.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#if BENCH_HAVE_ZMQ
-#include <zmq.h>
-#endif
-#if BENCH_HAVE_ICEORYX
-#include <iceoryx_binding_c/api.h>
-#endif
+#include "mech.h"
 
 #define PP_QCAP 8		/* one message in flight: a small ring */
 #define PP_SEG_MIN ((size_t)16 << 20)
-#define PP_NO_SPIN ((int64_t)-1)	/* leave the library's spin budget */
 
 struct pp_env {
 	const char *seg_name;
 	shmq_seg *seg;		/* the parent's; children open their own */
 	size_t size;		/* message bytes */
-	int64_t spin_ns;	/* --spin, or PP_NO_SPIN */
+	int64_t spin_ns;	/* --spin, or BENCH_NO_SPIN */
 	unsigned serial;	/* makes names unique per setup */
 };
 
@@ -70,10 +61,10 @@ struct pp_mech {
 	double goal;		/* largest allowed ratio to base; 0: none */
 	int polls;		/* busy-polls: needs two CPUs */
 	int64_t timeout_ns;	/* shmq cases: 0 (poll) or SHMQ_FOREVER */
-	int64_t spin_ns;	/* shmq cases: PP_NO_SPIN or a budget */
+	int64_t spin_ns;	/* shmq cases: BENCH_NO_SPIN or a budget */
 	int sock_type;		/* fd cases: 0 (pipe) or a SOCK_ type */
 	/* NULL: runs; else why it cannot (not built, limits) */
-	const char *(*unavailable)(const struct pp_env *env);
+	const char *(*unavailable)(size_t size);
 	size_t state_size;
 	/* Parent, before fork(): shared memory, queues, pipes. */
 	int (*setup)(struct pp_env *env, const struct pp_mech *m, void *st);
@@ -84,17 +75,8 @@ struct pp_mech {
 	/* In the child, after its last message. */
 	void (*detach)(void *st, int side);
 	/* Parent, after both children are gone. */
-	void (*teardown)(struct pp_env *env, void *st);
+	void (*teardown)(void *st);
 };
-
-static char *pp_buf_alloc(size_t size)
-{
-	char *p = aligned_alloc(64, (size + 63) & ~(size_t)63);
-
-	if (p)
-		bench_msg_init(p, size);
-	return p;
-}
 
 /* ---- raw spin: a mailbox per direction ----------------------------------- */
 
@@ -111,29 +93,33 @@ struct pp_spin_shared {
 };
 
 struct pp_spin {
+	struct bench_msg m;	/* size, seq, buf (no xfer) */
+	struct bench_shm shm;	/* sh; efd[0] down, efd[1] up (eventfd) */
 	struct pp_spin_shared *sh;
-	size_t map_size, size, stride;
+	size_t stride;
 	unsigned char *down, *up;
-	uint64_t seq;
-	char *buf;
-	int efd_down, efd_up;	/* eventfd case only */
 };
+
+/* The mailboxes, and @nefd eventfds (the eventfd case). */
+static int pp_box_setup(struct pp_env *env, struct pp_spin *s, unsigned nefd)
+{
+	int rc;
+
+	s->m.size = env->size;
+	s->stride = (env->size + BENCH_ALIGN - 1) & ~(size_t)(BENCH_ALIGN - 1);
+	rc = bench_shm_setup(&s->shm, sizeof(*s->sh) + 2 * s->stride, nefd);
+	if (rc)
+		return rc;
+	s->sh = s->shm.map;
+	s->down = s->sh->box;
+	s->up = s->sh->box + s->stride;
+	return 0;
+}
 
 static int pp_spin_setup(struct pp_env *env,
 			 const struct pp_mech *m BENCH_UNUSED, void *p)
 {
-	struct pp_spin *s = p;
-
-	s->size = env->size;
-	s->stride = (env->size + BENCH_ALIGN - 1) & ~(size_t)(BENCH_ALIGN - 1);
-	s->map_size = sizeof(*s->sh) + 2 * s->stride;
-	s->sh = bench_shared_alloc(s->map_size);
-	if (!s->sh)
-		return -ENOMEM;
-	s->down = s->sh->box;
-	s->up = s->sh->box + s->stride;
-	s->efd_down = s->efd_up = -1;
-	return 0;
+	return pp_box_setup(env, p, 0);
 }
 
 static int pp_spin_attach(struct pp_env *env BENCH_UNUSED, void *p,
@@ -141,62 +127,49 @@ static int pp_spin_attach(struct pp_env *env BENCH_UNUSED, void *p,
 {
 	struct pp_spin *s = p;
 
-	s->buf = pp_buf_alloc(s->size);
-	return s->buf ? 0 : -ENOMEM;
+	return bench_msg_attach(&s->m);
 }
 
 static int pp_spin_ping(void *p)
 {
 	struct pp_spin *s = p;
-	uint64_t seq = ++s->seq;
+	uint64_t seq = ++s->m.seq;
 
-	bench_msg_stamp(s->buf, s->size, seq);
-	memcpy(s->down, s->buf, s->size);
+	bench_msg_stamp(s->m.buf, s->m.size, seq);
+	memcpy(s->down, s->m.buf, s->m.size);
 	/* release: publishes the mailbox bytes; pairs with pong's acquire. */
 	atomic_store_explicit(&s->sh->ping, seq, memory_order_release);
 	/* acquire: pairs with pong's release of pong; the reply is there. */
 	while (atomic_load_explicit(&s->sh->pong, memory_order_acquire) != seq)
 		bench_relax();
-	memcpy(s->buf, s->up, s->size);
-	return bench_msg_check(s->buf, s->size, seq, NULL);
+	memcpy(s->m.buf, s->up, s->m.size);
+	return bench_msg_check(s->m.buf, s->m.size, seq, NULL);
 }
 
 static int pp_spin_pong(void *p)
 {
 	struct pp_spin *s = p;
-	uint64_t seq = ++s->seq;
+	uint64_t seq = ++s->m.seq;
 	int rc;
 
 	/* acquire: pairs with ping's release of ping. */
 	while (atomic_load_explicit(&s->sh->ping, memory_order_acquire) != seq)
 		bench_relax();
-	memcpy(s->buf, s->down, s->size);
-	rc = bench_msg_check(s->buf, s->size, seq, NULL);
+	memcpy(s->m.buf, s->down, s->m.size);
+	rc = bench_msg_check(s->m.buf, s->m.size, seq, NULL);
 	if (rc)
 		return rc;
-	memcpy(s->up, s->buf, s->size);
+	memcpy(s->up, s->m.buf, s->m.size);
 	/* release: publishes the reply; pairs with ping's acquire. */
 	atomic_store_explicit(&s->sh->pong, seq, memory_order_release);
 	return 0;
 }
 
-static void pp_spin_detach(void *p, int side BENCH_UNUSED)
+static void pp_spin_teardown(void *p)
 {
 	struct pp_spin *s = p;
 
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void pp_spin_teardown(struct pp_env *env BENCH_UNUSED, void *p)
-{
-	struct pp_spin *s = p;
-
-	if (s->efd_down >= 0)
-		close(s->efd_down);
-	if (s->efd_up >= 0)
-		close(s->efd_up);
-	bench_shared_free(s->sh, s->map_size);
+	bench_shm_teardown(&s->shm);
 }
 
 /* ---- raw futex: the same mailboxes, sleep and wake every message --------- */
@@ -219,11 +192,11 @@ static int pp_futex_await(_Atomic uint32_t *word, uint32_t want)
 static int pp_futex_ping(void *p)
 {
 	struct pp_spin *s = p;
-	uint32_t seq = (uint32_t)++s->seq;
+	uint32_t seq = (uint32_t)++s->m.seq;
 	int rc;
 
-	bench_msg_stamp(s->buf, s->size, s->seq);
-	memcpy(s->down, s->buf, s->size);
+	bench_msg_stamp(s->m.buf, s->m.size, s->m.seq);
+	memcpy(s->down, s->m.buf, s->m.size);
 	/* release: publishes the mailbox; pairs with pong's acquire. */
 	atomic_store_explicit(&s->sh->fping, seq, memory_order_release);
 	rc = bench_futex_wake(&s->sh->fping, 1);
@@ -232,24 +205,24 @@ static int pp_futex_ping(void *p)
 	rc = pp_futex_await(&s->sh->fpong, seq);
 	if (rc)
 		return rc;
-	memcpy(s->buf, s->up, s->size);
-	return bench_msg_check(s->buf, s->size, s->seq, NULL);
+	memcpy(s->m.buf, s->up, s->m.size);
+	return bench_msg_check(s->m.buf, s->m.size, s->m.seq, NULL);
 }
 
 static int pp_futex_pong(void *p)
 {
 	struct pp_spin *s = p;
-	uint32_t seq = (uint32_t)++s->seq;
+	uint32_t seq = (uint32_t)++s->m.seq;
 	int rc;
 
 	rc = pp_futex_await(&s->sh->fping, seq);
 	if (rc)
 		return rc;
-	memcpy(s->buf, s->down, s->size);
-	rc = bench_msg_check(s->buf, s->size, s->seq, NULL);
+	memcpy(s->m.buf, s->down, s->m.size);
+	rc = bench_msg_check(s->m.buf, s->m.size, s->m.seq, NULL);
 	if (rc)
 		return rc;
-	memcpy(s->up, s->buf, s->size);
+	memcpy(s->up, s->m.buf, s->m.size);
 	/* release: publishes the reply; pairs with ping's acquire. */
 	atomic_store_explicit(&s->sh->fpong, seq, memory_order_release);
 	rc = bench_futex_wake(&s->sh->fpong, 1);
@@ -258,39 +231,19 @@ static int pp_futex_pong(void *p)
 
 /* ---- eventfd + shared memory: the mailboxes, an eventfd doorbell --------- */
 
-static int pp_efd_setup(struct pp_env *env, const struct pp_mech *m, void *p)
+static int pp_efd_setup(struct pp_env *env,
+			const struct pp_mech *m BENCH_UNUSED, void *p)
 {
-	struct pp_spin *s = p;
-	int rc = pp_spin_setup(env, m, p);
-
-	if (rc)
-		return rc;
-	s->efd_down = eventfd(0, EFD_CLOEXEC);
-	s->efd_up = eventfd(0, EFD_CLOEXEC);
-	if (s->efd_down < 0 || s->efd_up < 0)
-		return -errno;
-	return 0;
+	return pp_box_setup(env, p, 2);
 }
 
-/* read(2) of an eventfd blocks until non-zero and is a full barrier. */
-static int pp_efd_wait(int fd)
+/* Rings the peer's doorbell, then sleeps on ours until the reply. */
+static int pp_efd_ring_wait(int ring, int wait)
 {
 	uint64_t v;
-	ssize_t n;
+	int rc = bench_efd_write(ring, 1);
 
-	while ((n = read(fd, &v, sizeof(v))) < 0 && errno == EINTR)
-		;
-	return n == sizeof(v) ? 0 : n < 0 ? -errno : -EIO;
-}
-
-static int pp_efd_ring(int fd)
-{
-	uint64_t one = 1;
-	ssize_t n;
-
-	while ((n = write(fd, &one, sizeof(one))) < 0 && errno == EINTR)
-		;
-	return n == sizeof(one) ? 0 : n < 0 ? -errno : -EIO;
+	return rc ? rc : bench_efd_read(wait, &v);
 }
 
 static int pp_efd_ping(void *p)
@@ -298,577 +251,153 @@ static int pp_efd_ping(void *p)
 	struct pp_spin *s = p;
 	int rc;
 
-	bench_msg_stamp(s->buf, s->size, ++s->seq);
-	memcpy(s->down, s->buf, s->size);
-	rc = pp_efd_ring(s->efd_down);
-	if (!rc)
-		rc = pp_efd_wait(s->efd_up);
+	bench_msg_stamp(s->m.buf, s->m.size, ++s->m.seq);
+	memcpy(s->down, s->m.buf, s->m.size);
+	rc = pp_efd_ring_wait(s->shm.efd[0], s->shm.efd[1]);
 	if (rc)
 		return rc;
-	memcpy(s->buf, s->up, s->size);
-	return bench_msg_check(s->buf, s->size, s->seq, NULL);
+	memcpy(s->m.buf, s->up, s->m.size);
+	return bench_msg_check(s->m.buf, s->m.size, s->m.seq, NULL);
 }
 
 static int pp_efd_pong(void *p)
 {
 	struct pp_spin *s = p;
+	uint64_t v;
 	int rc;
 
-	rc = pp_efd_wait(s->efd_down);
+	rc = bench_efd_read(s->shm.efd[0], &v);
 	if (rc)
 		return rc;
-	memcpy(s->buf, s->down, s->size);
-	rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
+	memcpy(s->m.buf, s->down, s->m.size);
+	rc = bench_msg_check(s->m.buf, s->m.size, ++s->m.seq, NULL);
 	if (rc)
 		return rc;
-	memcpy(s->up, s->buf, s->size);
-	return pp_efd_ring(s->efd_up);
+	memcpy(s->up, s->m.buf, s->m.size);
+	return bench_efd_write(s->shm.efd[1], 1);
 }
 
-/* ---- pipes and Unix sockets ---------------------------------------------- */
+/*
+ * ---- the message-passing mechanisms --------------------------------------
+ *
+ * Pipes, Unix sockets, POSIX mq, ZeroMQ and iceoryx are mech.h endpoints:
+ * one ping and one pong serve them all.  Ping sends on channel 0 (down)
+ * and receives on 1 (up); pong the other way round.
+ */
+#define PP_TX(side) ((side) == PP_PING ? 0 : 1)
+#define PP_RX(side) ((side) == PP_PING ? 1 : 0)
 
-struct pp_fd {
-	int down[2];		/* ping -> pong: [0] read, [1] write */
-	int up[2];		/* pong -> ping */
-	int tx, rx;
-	int seqpacket;		/* one recv() is one whole message */
-	size_t size;
-	uint64_t seq;
-	char *buf;
-};
-
-static int pp_fd_pair(int type, int fd[2])
+/* Receives a message and checks that it carries @seq. */
+static int pp_xfer_take(struct bench_msg *s, uint64_t seq)
 {
-	if (!type)
-		return pipe2(fd, O_CLOEXEC) < 0 ? -errno : 0;
-	return socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fd) < 0 ? -errno :
-									0;
+	ssize_t n = s->xfer->recv(s);
+
+	if (n < 0)
+		return (int)n;
+	if ((size_t)n != s->size)
+		return BENCH_EBADMSG;
+	return bench_msg_check(s->buf, s->size, seq, NULL);
+}
+
+/* One round trip: stamp, send, receive the echo, check it. */
+static int pp_xfer_ping(void *p)
+{
+	struct bench_msg *s = p;
+	int rc;
+
+	bench_msg_stamp(s->buf, s->size, ++s->seq);
+	rc = s->xfer->send(p);
+	return rc ? rc : pp_xfer_take(s, s->seq);
+}
+
+/* Receive, check, echo. */
+static int pp_xfer_pong(void *p)
+{
+	struct bench_msg *s = p;
+	int rc = pp_xfer_take(s, ++s->seq);
+
+	return rc ? rc : s->xfer->send(p);
 }
 
 /* Socket buffers large enough for one message of @size each way. */
-static void pp_fd_bufs(int fd, size_t size)
-{
-	int v = (int)(2 * size + 4096);
-
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
-}
-
 static int pp_fd_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 {
-	struct pp_fd *s = p;
-	int rc;
-
-	s->size = env->size;
-	s->seqpacket = m->sock_type == SOCK_SEQPACKET;
-	s->down[0] = s->down[1] = s->up[0] = s->up[1] = -1;
-	rc = pp_fd_pair(m->sock_type, s->down);
-	if (!rc)
-		rc = pp_fd_pair(m->sock_type, s->up);
-	if (!rc && m->sock_type) {
-		pp_fd_bufs(s->down[0], s->size);
-		pp_fd_bufs(s->down[1], s->size);
-		pp_fd_bufs(s->up[0], s->size);
-		pp_fd_bufs(s->up[1], s->size);
-	}
-	return rc;
+	return bench_fd_ep_setup(p, env->size, 2, m->sock_type,
+				 (int)(2 * env->size + 4096));
 }
 
 static int pp_fd_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct pp_fd *s = p;
-
-	s->buf = pp_buf_alloc(s->size);
-	if (!s->buf)
-		return -ENOMEM;
-	s->tx = side == PP_PING ? s->down[1] : s->up[1];
-	s->rx = side == PP_PING ? s->up[0] : s->down[0];
-	/* Each side closes the other's ends, so a dead peer reads as EOF. */
-	close(side == PP_PING ? s->down[0] : s->down[1]);
-	close(side == PP_PING ? s->up[1] : s->up[0]);
-	return 0;
+	return bench_fd_ep_attach(p, PP_TX(side), PP_RX(side));
 }
 
-static int pp_fd_recv(struct pp_fd *s)
+#define PP_MQ_MAXMSG 4
+#define PP_MQ_RLIMIT(size) ((rlim_t)16 * ((size) + 4096))
+
+static const char *pp_mq_unavailable(size_t size)
 {
-	ssize_t n;
-
-	if (!s->seqpacket)
-		return bench_read_full(s->rx, s->buf, s->size);
-	while ((n = recv(s->rx, s->buf, s->size, 0)) < 0 && errno == EINTR)
-		;
-	if (n < 0)
-		return -errno;
-	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
-}
-
-static int pp_fd_ping(void *p)
-{
-	struct pp_fd *s = p;
-	int rc;
-
-	bench_msg_stamp(s->buf, s->size, ++s->seq);
-	rc = bench_write_full(s->tx, s->buf, s->size);
-	if (!rc)
-		rc = pp_fd_recv(s);
-	if (!rc)
-		rc = bench_msg_check(s->buf, s->size, s->seq, NULL);
-	return rc;
-}
-
-static int pp_fd_pong(void *p)
-{
-	struct pp_fd *s = p;
-	int rc;
-
-	rc = pp_fd_recv(s);
-	if (!rc)
-		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
-	if (!rc)
-		rc = bench_write_full(s->tx, s->buf, s->size);
-	return rc;
-}
-
-static void pp_fd_detach(void *p, int side BENCH_UNUSED)
-{
-	struct pp_fd *s = p;
-
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void pp_fd_teardown(struct pp_env *env BENCH_UNUSED, void *p)
-{
-	struct pp_fd *s = p;
-	unsigned i;
-
-	for (i = 0; i < 2; i++) {
-		if (s->down[i] >= 0)
-			close(s->down[i]);
-		if (s->up[i] >= 0)
-			close(s->up[i]);
-	}
-}
-
-/* ---- POSIX message queues ------------------------------------------------ */
-
-struct pp_mq {
-	mqd_t down, up, tx, rx;
-	size_t size;
-	uint64_t seq;
-	char *buf;
-};
-
-/*
- * Linux caps mq_msgsize at /proc/sys/fs/mqueue/msgsize_max (8192 by
- * default) unless the caller has CAP_SYS_RESOURCE: probe with a queue of
- * this size, and say so when it cannot be made.
- */
-static const char *pp_mq_unavailable(const struct pp_env *env)
-{
-	static char why[160];
-
-	bench_mq_rlimit((rlim_t)16 * (env->size + 4096));
-	if (bench_mq_probe(env->size, 4) != -EINVAL)
-		return NULL;
-	snprintf(why, sizeof(why), "capped: %zu B > fs.mqueue.msgsize_max "
-		 "(%ld); `make bench-deps` raises it (root)", env->size,
-		 bench_mq_sysctl("msgsize_max", 8192));
-	return why;
-}
-
-/*
- * Creates a queue of 4 messages, opens it, and unlinks its name at once:
- * the queue lives as long as the descriptors (inherited by fork()), so
- * no run can leave one behind.
- */
-static int pp_mq_make(struct pp_env *env, const char *dir, mqd_t *out)
-{
-	struct mq_attr a = { .mq_maxmsg = 4, .mq_msgsize = (long)env->size };
-	char name[64];
-
-	snprintf(name, sizeof(name), "/shmqbench.%d.%u.%s", (int)getpid(),
-		 env->serial, dir);
-	*out = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
-	if (*out == (mqd_t)-1)
-		return -errno;
-	mq_unlink(name);
-	return 0;
+	return bench_mq_unavailable(size, PP_MQ_MAXMSG, PP_MQ_RLIMIT(size));
 }
 
 static int pp_mq_setup(struct pp_env *env,
 		       const struct pp_mech *m BENCH_UNUSED, void *p)
 {
-	struct pp_mq *s = p;
-	int rc;
-
-	s->size = env->size;
-	s->down = s->up = (mqd_t)-1;
 	env->serial++;
-	bench_mq_rlimit((rlim_t)16 * (env->size + 4096));
-	rc = pp_mq_make(env, "down", &s->down);
-	if (!rc)
-		rc = pp_mq_make(env, "up", &s->up);
-	return rc;
+	bench_mq_rlimit(PP_MQ_RLIMIT(env->size));
+	return bench_mq_ep_setup(p, env->size, 2, PP_MQ_MAXMSG, env->serial);
 }
 
 static int pp_mq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct pp_mq *s = p;
-
-	s->buf = pp_buf_alloc(s->size);
-	s->tx = side == PP_PING ? s->down : s->up;
-	s->rx = side == PP_PING ? s->up : s->down;
-	return s->buf ? 0 : -ENOMEM;
-}
-
-static int pp_mq_send(struct pp_mq *s)
-{
-	while (mq_send(s->tx, s->buf, s->size, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 0;
-}
-
-static int pp_mq_recv(struct pp_mq *s)
-{
-	ssize_t n;
-
-	while ((n = mq_receive(s->rx, s->buf, s->size, NULL)) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
-}
-
-static int pp_mq_ping(void *p)
-{
-	struct pp_mq *s = p;
-	int rc;
-
-	bench_msg_stamp(s->buf, s->size, ++s->seq);
-	rc = pp_mq_send(s);
-	if (!rc)
-		rc = pp_mq_recv(s);
-	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
-}
-
-static int pp_mq_pong(void *p)
-{
-	struct pp_mq *s = p;
-	int rc;
-
-	rc = pp_mq_recv(s);
-	if (!rc)
-		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
-	return rc ? rc : pp_mq_send(s);
-}
-
-static void pp_mq_detach(void *p, int side BENCH_UNUSED)
-{
-	struct pp_mq *s = p;
-
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void pp_mq_teardown(struct pp_env *env BENCH_UNUSED, void *p)
-{
-	struct pp_mq *s = p;
-
-	if (s->down != (mqd_t)-1)
-		mq_close(s->down);
-	if (s->up != (mqd_t)-1)
-		mq_close(s->up);
-}
-
-/* ---- ZeroMQ: one ZMQ_PAIR socket over ipc:// ----------------------------- */
-
-static const char *pp_not_built_zmq(const struct pp_env *env BENCH_UNUSED)
-{
-	return BENCH_HAVE_ZMQ ? NULL :
-	       "not installed: libzmq3-dev (make bench-deps)";
+	return bench_mq_ep_attach(p, PP_TX(side), PP_RX(side));
 }
 
 #if BENCH_HAVE_ZMQ
-struct pp_zmq {
-	char path[96];		/* the ipc:// socket file */
-	void *ctx, *sock;
-	size_t size;
-	uint64_t seq;
-	char *buf;
-};
-
 static int pp_zmq_setup(struct pp_env *env,
 			const struct pp_mech *m BENCH_UNUSED, void *p)
 {
-	struct pp_zmq *s = p;
-
-	s->size = env->size;
-	env->serial++;
-	snprintf(s->path, sizeof(s->path), "/tmp/shmqbench.%d.%u.zmq",
-		 (int)getpid(), env->serial);
-	return 0;
-}
-
-/* A context per process, made after fork(): ZeroMQ has threads. */
-static int pp_zmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
-{
-	struct pp_zmq *s = p;
-	zmq_pollitem_t pi;
-	char ep[112];
-	int rc, ivl = 1;
-
-	s->buf = pp_buf_alloc(s->size);
-	s->ctx = zmq_ctx_new();
-	if (!s->buf || !s->ctx)
-		return -ENOMEM;
-	s->sock = zmq_socket(s->ctx, ZMQ_PAIR);
-	if (!s->sock)
-		return -zmq_errno();
-	snprintf(ep, sizeof(ep), "ipc://%s", s->path);
-	/* Retry the connect every ms, not 100 ms, while the peer binds. */
-	zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
-	/* pong binds, ping connects (ZeroMQ retries until the bind). */
-	rc = side == PP_PONG ? zmq_bind(s->sock, ep) : zmq_connect(s->sock, ep);
-	if (rc < 0)
-		return -zmq_errno();
-	if (side == PP_PONG)
-		return 0;
-	/* A PAIR socket is writable once its peer is connected: wait for
-	 * that here, so the connection is not part of what is timed. */
-	pi = (zmq_pollitem_t){ .socket = s->sock, .events = ZMQ_POLLOUT };
-	rc = zmq_poll(&pi, 1, 10000);
-	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
-}
-
-static int pp_zmq_send(struct pp_zmq *s)
-{
-	while (zmq_send(s->sock, s->buf, s->size, 0) < 0)
-		if (zmq_errno() != EINTR)
-			return -zmq_errno();
-	return 0;
-}
-
-static int pp_zmq_recv(struct pp_zmq *s)
-{
-	int n;
-
-	while ((n = zmq_recv(s->sock, s->buf, s->size, 0)) < 0)
-		if (zmq_errno() != EINTR)
-			return -zmq_errno();
-	return (size_t)n == s->size ? 0 : BENCH_EBADMSG;
-}
-
-static int pp_zmq_ping(void *p)
-{
-	struct pp_zmq *s = p;
-	int rc;
-
-	bench_msg_stamp(s->buf, s->size, ++s->seq);
-	rc = pp_zmq_send(s);
-	if (!rc)
-		rc = pp_zmq_recv(s);
-	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
-}
-
-static int pp_zmq_pong(void *p)
-{
-	struct pp_zmq *s = p;
-	int rc;
-
-	rc = pp_zmq_recv(s);
-	if (!rc)
-		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
-	return rc ? rc : pp_zmq_send(s);
-}
-
-static void pp_zmq_detach(void *p, int side BENCH_UNUSED)
-{
-	struct pp_zmq *s = p;
-
-	if (s->sock)
-		zmq_close(s->sock);
-	if (s->ctx)
-		zmq_ctx_term(s->ctx);
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void pp_zmq_teardown(struct pp_env *env BENCH_UNUSED, void *p)
-{
-	struct pp_zmq *s = p;
-
-	unlink(s->path);
-}
-#define PP_ZMQ_OPS							\
-	.state_size = sizeof(struct pp_zmq), .setup = pp_zmq_setup,	\
-	.attach = pp_zmq_attach, .ping = pp_zmq_ping,			\
-	.pong = pp_zmq_pong, .detach = pp_zmq_detach,			\
-	.teardown = pp_zmq_teardown
-#else
-#define PP_ZMQ_OPS .state_size = 0
-#endif
-
-/* ---- iceoryx: a publisher and a subscriber per direction ----------------- */
-
-/* Set by main(): whether our iox-roudi runs. */
-static const char *pp_roudi_err;
-
-static const char *pp_not_built_iox(const struct pp_env *env BENCH_UNUSED)
-{
-	if (!BENCH_HAVE_ICEORYX)
-		return "not installed: libiceoryx-binding-c-dev, iceoryx "
-		       "(make bench-deps)";
-	return pp_roudi_err;
-}
-
-#if BENCH_HAVE_ICEORYX
-struct pp_iox {
-	char instance[64];	/* the service instance: unique per setup */
-	size_t size;
-	uint64_t seq;
-	char *buf;
-	iox_pub_storage_t pub_st;
-	iox_sub_storage_t sub_st;
-	iox_ws_storage_t ws_st;
-	iox_pub_t pub;
-	iox_sub_t sub;
-	iox_ws_t ws;
-};
-
-static int pp_iox_setup(struct pp_env *env,
-			const struct pp_mech *m BENCH_UNUSED, void *p)
-{
-	struct pp_iox *s = p;
-
-	s->size = env->size;
-	env->serial++;
-	snprintf(s->instance, sizeof(s->instance), "%d.%u", (int)getpid(),
-		 env->serial);
+	bench_zmq_setup(p, env->size, ++env->serial);
 	return 0;
 }
 
 /*
- * Each process registers with roudi under its own name, after fork().
- * The publisher waits for its subscriber (queue of 4, the producer blocks
- * when it is full: nothing is dropped) and the subscriber for its
- * publisher, so the first message is never lost.
+ * pong binds, ping connects.  The end needs no handshake (compare
+ * bench_throughput): the last echo goes to a ping with nothing queued.
  */
+static int pp_zmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	return bench_zmq_attach(p, side == PP_PONG);
+}
+#define PP_ZMQ_OPS							\
+	.state_size = sizeof(struct bench_zmq), .setup = pp_zmq_setup,	\
+	.attach = pp_zmq_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_zmq_detach,		\
+	.teardown = bench_zmq_teardown
+#else
+#define PP_ZMQ_OPS .state_size = 0
+#endif
+
+#if BENCH_HAVE_ICEORYX
+#define PP_IOX_QUEUE 4
+
+static int pp_iox_setup(struct pp_env *env,
+			const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	bench_iox_setup(p, env->size, ++env->serial);
+	return 0;
+}
+
+/* Each side publishes one direction and subscribes to the other. */
 static int pp_iox_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct pp_iox *s = p;
-	iox_pub_options_t po;
-	iox_sub_options_t so;
-	char rt[64];
-	unsigned i;
-
-	s->buf = pp_buf_alloc(s->size);
-	if (!s->buf)
-		return -ENOMEM;
-	snprintf(rt, sizeof(rt), "shmqbench.%d", (int)getpid());
-	iox_set_loglevel(Iceoryx_LogLevel_Warn);
-	iox_runtime_init(rt);
-	iox_pub_options_init(&po);
-	po.subscriberTooSlowPolicy = ConsumerTooSlowPolicy_WAIT_FOR_CONSUMER;
-	iox_sub_options_init(&so);
-	so.queueCapacity = 4;
-	so.queueFullPolicy = QueueFullPolicy_BLOCK_PRODUCER;
-	s->pub = iox_pub_init(&s->pub_st, "shmqbench", s->instance,
-			      side == PP_PING ? "down" : "up", &po);
-	s->sub = iox_sub_init(&s->sub_st, "shmqbench", s->instance,
-			      side == PP_PING ? "up" : "down", &so);
-	s->ws = iox_ws_init(&s->ws_st);
-	if (iox_ws_attach_subscriber_state(s->ws, s->sub,
-					   SubscriberState_HAS_DATA, 0,
-					   NULL) != WaitSetResult_SUCCESS)
-		return -ENOSPC;
-	for (i = 0; i < 10000; i++) {	/* 10 s */
-		if (iox_pub_has_subscribers(s->pub) &&
-		    iox_sub_get_subscription_state(s->sub) ==
-			    SubscribeState_SUBSCRIBED)
-			return 0;
-		usleep(1000);
-	}
-	return -ETIMEDOUT;
-}
-
-static int pp_iox_send(struct pp_iox *s)
-{
-	void *chunk;
-
-	if (iox_pub_loan_chunk(s->pub, &chunk, (uint32_t)s->size) !=
-	    AllocationResult_SUCCESS)
-		return -ENOMEM;
-	memcpy(chunk, s->buf, s->size);
-	iox_pub_publish_chunk(s->pub, chunk);
-	return 0;
-}
-
-static int pp_iox_recv(struct pp_iox *s)
-{
-	iox_notification_info_t ev[2];
-	const void *chunk;
-	uint64_t missed;
-	enum iox_ChunkReceiveResult r;
-
-	while ((r = iox_sub_take_chunk(s->sub, &chunk)) ==
-	       ChunkReceiveResult_NO_CHUNK_AVAILABLE)
-		iox_ws_wait(s->ws, ev, 2, &missed);
-	if (r != ChunkReceiveResult_SUCCESS)
-		return -EIO;
-	memcpy(s->buf, chunk, s->size);
-	iox_sub_release_chunk(s->sub, chunk);
-	return 0;
-}
-
-static int pp_iox_ping(void *p)
-{
-	struct pp_iox *s = p;
-	int rc;
-
-	bench_msg_stamp(s->buf, s->size, ++s->seq);
-	rc = pp_iox_send(s);
-	if (!rc)
-		rc = pp_iox_recv(s);
-	return rc ? rc : bench_msg_check(s->buf, s->size, s->seq, NULL);
-}
-
-static int pp_iox_pong(void *p)
-{
-	struct pp_iox *s = p;
-	int rc;
-
-	rc = pp_iox_recv(s);
-	if (!rc)
-		rc = bench_msg_check(s->buf, s->size, ++s->seq, NULL);
-	return rc ? rc : pp_iox_send(s);
-}
-
-/* Deinit all, then exit() (not _exit()): the runtime unregisters. */
-static void pp_iox_detach(void *p, int side BENCH_UNUSED)
-{
-	struct pp_iox *s = p;
-
-	/* The peer may still take our last message: wait until it has. */
-	if (s->ws)
-		iox_ws_deinit(s->ws);
-	if (s->sub)
-		iox_sub_deinit(s->sub);
-	if (s->pub)
-		iox_pub_deinit(s->pub);
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void pp_iox_teardown(struct pp_env *env BENCH_UNUSED,
-			    void *p BENCH_UNUSED)
-{
+	return bench_iox_attach(p, side == PP_PING ? "down" : "up",
+				side == PP_PING ? "up" : "down", PP_IOX_QUEUE);
 }
 #define PP_IOX_OPS							\
-	.state_size = sizeof(struct pp_iox), .setup = pp_iox_setup,	\
-	.attach = pp_iox_attach, .ping = pp_iox_ping,			\
-	.pong = pp_iox_pong, .detach = pp_iox_detach,			\
-	.teardown = pp_iox_teardown
+	.state_size = sizeof(struct bench_iox), .setup = pp_iox_setup,	\
+	.attach = pp_iox_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_iox_detach,		\
+	.teardown = bench_nop_teardown
 #else
 #define PP_IOX_OPS .state_size = 0
 #endif
@@ -876,6 +405,7 @@ static void pp_iox_teardown(struct pp_env *env BENCH_UNUSED,
 /* ---- shmq ---------------------------------------------------------------- */
 
 struct pp_shmq {
+	shmq_seg *seg;		/* the parent's, where the queues are */
 	char qdown[SHMQ_NAME_MAX + 1];	/* ping -> pong */
 	char qup[SHMQ_NAME_MAX + 1];	/* pong -> ping */
 	int64_t timeout_ns;
@@ -894,13 +424,14 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 	struct pp_shmq *s = p;
 	int rc;
 
+	s->seg = env->seg;
 	s->size = env->size;
 	s->timeout_ns = m->timeout_ns;
 	/* --spin overrides the default budget, never the spin-0 case's. */
-	s->spin_ns = m->spin_ns == PP_NO_SPIN ? env->spin_ns : m->spin_ns;
+	s->spin_ns = m->spin_ns == BENCH_NO_SPIN ? env->spin_ns : m->spin_ns;
 	env->serial++;
-	snprintf(s->qdown, sizeof(s->qdown), "pp%u.down", env->serial);
-	snprintf(s->qup, sizeof(s->qup), "pp%u.up", env->serial);
+	bench_shmq_name(s->qdown, sizeof(s->qdown), "pp", env->serial, "down");
+	bench_shmq_name(s->qup, sizeof(s->qup), "pp", env->serial, "up");
 	rc = shmq_create(env->seg, s->qdown, &attr);
 	if (rc)
 		return rc;
@@ -917,20 +448,14 @@ static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 
 	/* A child never touches the parent's attachment: it opens its own. */
 	rc = shmq_seg_open(env->seg_name, &s->own_seg);
-	if (rc)
-		return rc;
-	rc = shmq_open(s->own_seg, side == PP_PING ? s->qdown : s->qup,
-		       &s->tx);
 	if (!rc)
-		rc = shmq_open(s->own_seg, side == PP_PING ? s->qup : s->qdown,
-			       &s->rx);
-	if (!rc && s->spin_ns != PP_NO_SPIN) {
-		rc = shmq_set_spin(s->tx, s->spin_ns);
-		if (!rc)
-			rc = shmq_set_spin(s->rx, s->spin_ns);
-	}
+		rc = bench_shmq_open(s->own_seg, side == PP_PING ? s->qdown :
+				     s->qup, s->spin_ns, &s->tx);
+	if (!rc)
+		rc = bench_shmq_open(s->own_seg, side == PP_PING ? s->qup :
+				     s->qdown, s->spin_ns, &s->rx);
 	if (!rc) {
-		s->buf = pp_buf_alloc(s->size);
+		s->buf = bench_buf_alloc(s->size, 1);
 		if (!s->buf)
 			rc = -ENOMEM;
 	}
@@ -993,12 +518,12 @@ static void pp_shmq_detach(void *p, int side BENCH_UNUSED)
 	s->buf = NULL;
 }
 
-static void pp_shmq_teardown(struct pp_env *env, void *p)
+static void pp_shmq_teardown(void *p)
 {
 	struct pp_shmq *s = p;
 
-	shmq_unlink(env->seg, s->qdown);
-	shmq_unlink(env->seg, s->qup);
+	shmq_unlink(s->seg, s->qdown);
+	shmq_unlink(s->seg, s->qup);
 }
 
 /* ---- the cases ----------------------------------------------------------- */
@@ -1011,17 +536,17 @@ enum {
 #define PP_SPIN_OPS							\
 	.state_size = sizeof(struct pp_spin), .setup = pp_spin_setup,	\
 	.attach = pp_spin_attach, .ping = pp_spin_ping,			\
-	.pong = pp_spin_pong, .detach = pp_spin_detach,			\
+	.pong = pp_spin_pong, .detach = bench_msg_detach,		\
 	.teardown = pp_spin_teardown
 #define PP_FUTEX_OPS							\
 	.state_size = sizeof(struct pp_spin), .setup = pp_spin_setup,	\
 	.attach = pp_spin_attach, .ping = pp_futex_ping,		\
-	.pong = pp_futex_pong, .detach = pp_spin_detach,		\
+	.pong = pp_futex_pong, .detach = bench_msg_detach,		\
 	.teardown = pp_spin_teardown
 #define PP_EFD_OPS							\
 	.state_size = sizeof(struct pp_spin), .setup = pp_efd_setup,	\
 	.attach = pp_spin_attach, .ping = pp_efd_ping,			\
-	.pong = pp_efd_pong, .detach = pp_spin_detach,			\
+	.pong = pp_efd_pong, .detach = bench_msg_detach,		\
 	.teardown = pp_spin_teardown
 #define PP_SHMQ_OPS							\
 	.state_size = sizeof(struct pp_shmq), .setup = pp_shmq_setup,	\
@@ -1029,15 +554,15 @@ enum {
 	.pong = pp_shmq_pong, .detach = pp_shmq_detach,			\
 	.teardown = pp_shmq_teardown
 #define PP_FD_OPS							\
-	.state_size = sizeof(struct pp_fd), .setup = pp_fd_setup,	\
-	.attach = pp_fd_attach, .ping = pp_fd_ping,			\
-	.pong = pp_fd_pong, .detach = pp_fd_detach,			\
-	.teardown = pp_fd_teardown
+	.state_size = sizeof(struct bench_fd_ep), .setup = pp_fd_setup,	\
+	.attach = pp_fd_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_msg_detach,		\
+	.teardown = bench_fd_ep_teardown
 #define PP_MQ_OPS							\
-	.state_size = sizeof(struct pp_mq), .setup = pp_mq_setup,	\
-	.attach = pp_mq_attach, .ping = pp_mq_ping,			\
-	.pong = pp_mq_pong, .detach = pp_mq_detach,			\
-	.teardown = pp_mq_teardown
+	.state_size = sizeof(struct bench_mq_ep), .setup = pp_mq_setup,	\
+	.attach = pp_mq_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_msg_detach,		\
+	.teardown = bench_mq_ep_teardown
 
 static const struct pp_mech pp_mechs[C_NR] = {
 	[C_SPIN] = { .name = "raw-spin", .base = C_SPIN, .shmq = C_POLL,
@@ -1046,12 +571,12 @@ static const struct pp_mech pp_mechs[C_NR] = {
 		     PP_SPIN_OPS },
 	[C_POLL] = { .name = "shmq-poll", .base = C_SPIN, .shmq = C_POLL,
 		     .goal = 1.10, .polls = 1, .timeout_ns = 0,
-		     .spin_ns = PP_NO_SPIN,
+		     .spin_ns = BENCH_NO_SPIN,
 		     .desc = "shmq_send/recv, timeout 0, retry on EAGAIN",
 		     PP_SHMQ_OPS },
 	[C_BLOCK] = { .name = "shmq-block", .base = C_SPIN, .shmq = C_BLOCK,
 		      .goal = 1.25, .timeout_ns = SHMQ_FOREVER,
-		      .spin_ns = PP_NO_SPIN,
+		      .spin_ns = BENCH_NO_SPIN,
 		      .desc = "SHMQ_FOREVER, default spin budget (or --spin)",
 		      PP_SHMQ_OPS },
 	[C_FUTEX] = { .name = "raw-futex", .base = C_SPIN, .shmq = C_BLOCK,
@@ -1080,10 +605,10 @@ static const struct pp_mech pp_mechs[C_NR] = {
 		   .desc = "two POSIX message queues, mq_send/mq_receive",
 		   PP_MQ_OPS },
 	[C_ZMQ] = { .name = "zeromq", .base = C_FUTEX, .shmq = C_BLOCK,
-		    .unavailable = pp_not_built_zmq,
+		    .unavailable = bench_zmq_unavailable,
 		    .desc = "libzmq ZMQ_PAIR over ipc://", PP_ZMQ_OPS },
 	[C_IOX] = { .name = "iceoryx", .base = C_FUTEX, .shmq = C_BLOCK,
-		    .unavailable = pp_not_built_iox,
+		    .unavailable = bench_iox_unavailable,
 		    .desc = "iceoryx C binding, pub/sub + WaitSet (iox-roudi)",
 		    PP_IOX_OPS },
 };
@@ -1114,11 +639,7 @@ struct pp_run {
 /* Everything this program created goes; then exit(1). */
 static void pp_die(struct pp_run *r)
 {
-	bench_progress_done();
-	bench_kill_all();
-	shmq_seg_close(r->env.seg);
-	shmq_seg_unlink(r->env.seg_name);
-	exit(1);
+	bench_die(r->env.seg, r->env.seg_name);
 }
 
 /*
@@ -1213,7 +734,7 @@ static void pp_round(struct pp_run *r, int c, unsigned round)
 		fprintf(stderr, "%s: run failed\n", m->name);
 		pp_die(r);
 	}
-	m->teardown(&r->env, st);
+	m->teardown(st);
 	free(st);
 	/* waitpid() ordered the child's writes to the shared histogram. */
 	hist_merge(res->h, r->shared_h);
@@ -1448,7 +969,7 @@ static void pp_size(struct pp_run *r, const char *cpus, FILE *csv,
 			continue;
 		res->skipped = PP_RUN;
 		res->why = pp_mechs[c].unavailable ?
-			   pp_mechs[c].unavailable(&r->env) : NULL;
+			   pp_mechs[c].unavailable(r->env.size) : NULL;
 		if (res->why)
 			res->skipped = PP_UNAVAILABLE;
 		else if (!ncpu2 && pp_mechs[c].polls)
@@ -1472,10 +993,6 @@ static void pp_size(struct pp_run *r, const char *cpus, FILE *csv,
 
 int main(int argc, char **argv)
 {
-	static const size_t full_sizes[] = { 8, 64, 512, 4096, 65536 };
-	static const size_t quick_sizes[] = { 64, 4096 };
-	static const size_t smoke_sizes[] = { 8, 65536 };
-	struct shmq_seg_attr sattr = { 0 };
 	struct bench_opts o;
 	struct pp_run r;
 	char seg_name[32], cpus[32], log[PATH_MAX];
@@ -1483,33 +1000,15 @@ int main(int argc, char **argv)
 	const size_t *sizes;
 	double clock_cost;
 	unsigned nsizes, i, k, nsel = 0;
-	size_t maxsize = 0;
+	size_t maxsize, seg_size;
 	pid_t roudi = 0;
-	int c, ncpu, rc, goal_i = -1;
+	int c, ncpu, goal_i;
 	FILE *csv;
 
 	bench_parse_opts(argc, argv, &o, pp_help);
 	memset(&r, 0, sizeof(r));
 	r.o = &o;
-	if (o.nsizes) {
-		sizes = o.sizes;
-		nsizes = o.nsizes;
-	} else if (o.smoke) {
-		sizes = smoke_sizes;
-		nsizes = BENCH_ARRAY_SIZE(smoke_sizes);
-	} else if (o.quick) {
-		sizes = quick_sizes;
-		nsizes = BENCH_ARRAY_SIZE(quick_sizes);
-	} else {
-		sizes = full_sizes;
-		nsizes = BENCH_ARRAY_SIZE(full_sizes);
-	}
-	for (i = 0; i < nsizes; i++) {
-		if (sizes[i] > maxsize)
-			maxsize = sizes[i];
-		if (sizes[i] == 64 || (goal_i < 0 && i == nsizes - 1))
-			goal_i = (int)i;
-	}
+	bench_sizes(&o, &sizes, &nsizes, &maxsize, &goal_i);
 	r.rounds = o.rounds ? o.rounds : o.smoke ? 1 : o.quick ? 2 : 5;
 
 	ncpu = bench_pick_cpus(&o, &r.cpu_a, &r.cpu_b);
@@ -1520,17 +1019,12 @@ int main(int argc, char **argv)
 	}
 	bench_cpus_str(cpus, sizeof(cpus), r.cpu_a, r.cpu_b);
 
-	snprintf(seg_name, sizeof(seg_name), "bench.%d", (int)getpid());
 	r.env.seg_name = seg_name;
 	r.env.spin_ns = o.spin_ns;
-	bench_setup_signals(seg_name);
-	sattr.size = PP_SEG_MIN + 4 * (size_t)PP_QCAP * (maxsize + 128) * 2;
-	rc = shmq_seg_create(seg_name, &sattr, &r.env.seg);
-	if (rc) {
-		fprintf(stderr, "bench_pingpong: shmq_seg_create(%s): %s\n",
-			seg_name, bench_strerror(rc));
+	seg_size = PP_SEG_MIN + 4 * (size_t)PP_QCAP * (maxsize + 128) * 2;
+	if (bench_seg_begin("bench_pingpong", seg_name, sizeof(seg_name),
+			    seg_size, &r.env.seg))
 		return 1;
-	}
 
 	r.shared_h = bench_shared_alloc(sizeof(struct hist));
 	if (!r.shared_h) {
@@ -1557,20 +1051,9 @@ int main(int argc, char **argv)
 	for (c = 0; c < C_NR; c++)
 		nsel += !r.res[c].skipped;
 
-	if (BENCH_HAVE_ICEORYX && !r.res[C_IOX].skipped) {
-		if (o.out)
-			snprintf(log, sizeof(log), "%s/iox-roudi.log", o.out);
-		else
-			snprintf(log, sizeof(log), "/tmp/shmqbench.%d.roudi.log",
-				 (int)getpid());
-		if (o.out)
-			mkdir(o.out, 0777);
-		roudi = bench_roudi_start(log);
-		if (roudi < 0)
-			pp_roudi_err = roudi == -ENOENT ?
-				"iox-roudi failed to start (see its log)" :
-				"iox-roudi did not come up within 10 s";
-	}
+	if (BENCH_HAVE_ICEORYX && !r.res[C_IOX].skipped)
+		roudi = bench_roudi_begin(&o, "iox-roudi.log", log,
+					  sizeof(log));
 
 	printf("bench_pingpong: round trip of one message between two "
 	       "processes (scratch names: bench.%d)\n", (int)getpid());
@@ -1615,14 +1098,8 @@ int main(int argc, char **argv)
 	if (csv)
 		fclose(csv);
 
-	bench_roudi_stop(roudi);
-	if (roudi > 0 && !o.out)
-		unlink(log);
-	shmq_seg_close(r.env.seg);
-	rc = shmq_seg_unlink(seg_name);
-	if (rc)
-		fprintf(stderr, "bench_pingpong: shmq_seg_unlink(%s): %s\n",
-			seg_name, bench_strerror(rc));
+	bench_roudi_end(&o, roudi, log);
+	bench_seg_end("bench_pingpong", seg_name, r.env.seg);
 	for (c = 0; c < C_NR; c++) {
 		free(r.res[c].h);
 		free(r.res[c].round_med);

@@ -33,25 +33,17 @@
  *
  * Each case runs several times, interleaved with the order rotated; the
  * figure is the median.  A mechanism is a struct tp_mech of function
- * pointers; adding one is one struct and one table entry.
+ * pointers; adding one is one struct and one table entry.  The plumbing
+ * of the mechanisms that bench_pingpong also compares (names, channels,
+ * sockets, queues) is in mech.h; this file keeps the stream and its checks.
  */
-#include "common.h"
-
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#if BENCH_HAVE_ZMQ
-#include <zmq.h>
-#endif
-#if BENCH_HAVE_ICEORYX
-#include <iceoryx_binding_c/api.h>
-#endif
+#include "mech.h"
 
 #define TP_SEG_MIN ((size_t)16 << 20)
 #define TP_RING_MAX ((size_t)4 << 20)	/* most bytes of slots per ring */
 #define TP_CAPACITY 1024
 #define TP_MAX_BATCH 256
 #define TP_MAX_PROCS 64
-#define TP_NO_SPIN ((int64_t)-1)
 /* A message is stamped (producer << 48) | sequence; this one ends a run. */
 #define TP_PILL UINT64_MAX
 #define TP_SEQ_BITS 48
@@ -64,7 +56,7 @@ struct tp_env {
 	size_t size;		/* message bytes */
 	unsigned capacity;	/* ring slots */
 	unsigned batch;		/* the case's batch size */
-	int64_t spin_ns;	/* --spin, or TP_NO_SPIN */
+	int64_t spin_ns;	/* --spin, or BENCH_NO_SPIN */
 	int yield;		/* oversubscribed: polling loops yield */
 	unsigned serial;	/* makes names unique per setup */
 };
@@ -90,7 +82,7 @@ struct tp_mech {
 	int batched;		/* expands to one case per --batches entry */
 	int polls;		/* busy-polls: one CPU each */
 	/* NULL: runs; else why it cannot (not built, limits) */
-	const char *(*unavailable)(const struct tp_env *env);
+	const char *(*unavailable)(size_t size);
 	size_t state_size;
 	/* Parent, before fork(). */
 	int (*setup)(struct tp_env *env, const struct tp_mech *m, void *st);
@@ -102,9 +94,12 @@ struct tp_mech {
 	/* Receives up to @n messages, passing each to tp_consume(); returns
 	 * how many (>= 1) or -errno / BENCH_EBADMSG. */
 	int (*recv)(void *st, unsigned n, struct tp_cons *c);
+	/* In the child after its last message, before detach: the end of
+	 * the run's handshake, if the mechanism needs one (NULL: none). */
+	int (*finish)(void *st, int side);
 	void (*detach)(void *st, int side);
 	/* Parent, after all children are gone. */
-	void (*teardown)(struct tp_env *env, void *st);
+	void (*teardown)(void *st);
 };
 
 /* Checks one received message; BENCH_EBADMSG when it is wrong. */
@@ -146,18 +141,6 @@ static int tp_consume(struct tp_cons *c, const void *msg, size_t len)
 	return 0;
 }
 
-static void *tp_buf_alloc(size_t size, unsigned n)
-{
-	size_t stride = (size + 63) & ~(size_t)63;
-	char *p = aligned_alloc(64, stride * n);
-	unsigned i;
-
-	if (p)
-		for (i = 0; i < n; i++)
-			bench_msg_init(p + i * stride, size);
-	return p;
-}
-
 static inline void tp_spin(int yield)
 {
 	if (yield)
@@ -177,13 +160,13 @@ struct tp_spsc_shared {
 };
 
 struct tp_spsc {
+	struct bench_msg m;	/* size, buf */
+	struct bench_shm shm;	/* sh */
 	struct tp_spsc_shared *sh;
-	size_t map_size;
-	size_t size, slot_size;
+	size_t slot_size;
 	uint64_t capacity;	/* a power of two: positions are masked */
 	uint64_t pos;		/* our index: head (producer) or tail */
 	uint64_t cached;	/* the other side's index, as last read */
-	char *buf;
 	int yield;
 };
 
@@ -191,14 +174,16 @@ static int tp_spsc_setup(struct tp_env *env,
 			 const struct tp_mech *m BENCH_UNUSED, void *p)
 {
 	struct tp_spsc *s = p;
+	int rc;
 
-	s->size = env->size;
-	s->slot_size = (env->size + 63) & ~(size_t)63;
+	s->m.size = env->size;
+	s->slot_size = bench_stride(env->size);
 	s->capacity = env->capacity;
 	s->yield = env->yield;
-	s->map_size = sizeof(*s->sh) + s->capacity * s->slot_size;
-	s->sh = bench_shared_alloc(s->map_size);
-	return s->sh ? 0 : -ENOMEM;
+	rc = bench_shm_setup(&s->shm, sizeof(*s->sh) +
+			     s->capacity * s->slot_size, 0);
+	s->sh = s->shm.map;
+	return rc;
 }
 
 static int tp_spsc_attach(struct tp_env *env BENCH_UNUSED, void *p,
@@ -206,8 +191,7 @@ static int tp_spsc_attach(struct tp_env *env BENCH_UNUSED, void *p,
 {
 	struct tp_spsc *s = p;
 
-	s->buf = tp_buf_alloc(s->size, 1);
-	return s->buf ? 0 : -ENOMEM;
+	return bench_msg_attach(&s->m);
 }
 
 static int tp_spsc_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
@@ -226,9 +210,9 @@ static int tp_spsc_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
 		       s->pos)
 			tp_spin(s->yield);
 	}
-	bench_msg_stamp(s->buf, s->size, stamp);
+	bench_msg_stamp(s->m.buf, s->m.size, stamp);
 	memcpy(s->sh->slots + (s->pos & (s->capacity - 1)) * s->slot_size,
-	       s->buf, s->size);
+	       s->m.buf, s->m.size);
 	/* release: publishes the slot's bytes.  Pairs with recv's acquire. */
 	atomic_store_explicit(&s->sh->head, ++s->pos, memory_order_release);
 	return 1;
@@ -244,32 +228,25 @@ static int tp_spsc_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 					memory_order_acquire)) == s->pos)
 			tp_spin(s->yield);
 	}
-	memcpy(s->buf,
+	memcpy(s->m.buf,
 	       s->sh->slots + (s->pos & (s->capacity - 1)) * s->slot_size,
-	       s->size);
+	       s->m.size);
 	/* release: our copy is done; the producer may reuse the slot. */
 	atomic_store_explicit(&s->sh->tail, ++s->pos, memory_order_release);
-	return tp_consume(c, s->buf, s->size) ?: 1;
+	return tp_consume(c, s->m.buf, s->m.size) ?: 1;
 }
 
-static void tp_spsc_detach(void *p, int side BENCH_UNUSED)
+static void tp_spsc_teardown(void *p)
 {
 	struct tp_spsc *s = p;
 
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void tp_spsc_teardown(struct tp_env *env BENCH_UNUSED, void *p)
-{
-	struct tp_spsc *s = p;
-
-	bench_shared_free(s->sh, s->map_size);
+	bench_shm_teardown(&s->shm);
 }
 
 /* ---- shmq: copy, batch, zero-copy ---------------------------------------- */
 
 struct tp_shmq {
+	shmq_seg *seg;		/* the parent's, where the queue is */
 	char qname[SHMQ_NAME_MAX + 1];
 	size_t size, stride;
 	int64_t spin_ns;
@@ -286,11 +263,12 @@ static int tp_shmq_setup(struct tp_env *env,
 				  .msg_size = (uint32_t)env->size };
 	struct tp_shmq *s = p;
 
+	s->seg = env->seg;
 	s->size = env->size;
-	s->stride = (env->size + 63) & ~(size_t)63;
+	s->stride = bench_stride(env->size);
 	s->spin_ns = env->spin_ns;
 	env->serial++;
-	snprintf(s->qname, sizeof(s->qname), "tp%u", env->serial);
+	bench_shmq_name(s->qname, sizeof(s->qname), "tp", env->serial, NULL);
 	return shmq_create(env->seg, s->qname, &attr);
 }
 
@@ -302,11 +280,9 @@ static int tp_shmq_attach(struct tp_env *env, void *p, int side BENCH_UNUSED)
 	/* Children never use the parent's attachment: each opens its own. */
 	rc = shmq_seg_open(env->seg_name, &s->own_seg);
 	if (!rc)
-		rc = shmq_open(s->own_seg, s->qname, &s->q);
-	if (!rc && s->spin_ns != TP_NO_SPIN)
-		rc = shmq_set_spin(s->q, s->spin_ns);
+		rc = bench_shmq_open(s->own_seg, s->qname, s->spin_ns, &s->q);
 	if (!rc) {
-		s->bufs = tp_buf_alloc(s->size, env->batch);
+		s->bufs = bench_buf_alloc(s->size, env->batch);
 		if (!s->bufs)
 			rc = -ENOMEM;
 	}
@@ -416,96 +392,14 @@ static void tp_shmq_detach(void *p, int side BENCH_UNUSED)
 	s->bufs = NULL;
 }
 
-static void tp_shmq_teardown(struct tp_env *env, void *p)
+static void tp_shmq_teardown(void *p)
 {
 	struct tp_shmq *s = p;
 
-	shmq_unlink(env->seg, s->qname);
+	shmq_unlink(s->seg, s->qname);
 }
 
-/* ---- pipe and Unix sockets ------------------------------------------------ */
-
-struct tp_fd {
-	int fd[2];		/* [0] read end, [1] write end */
-	int seqpacket;
-	size_t size;
-	char *buf;
-};
-
-static int tp_fd_setup(struct tp_env *env, const struct tp_mech *m, void *p)
-{
-	struct tp_fd *s = p;
-	int type = !strcmp(m->name, "unix-stream") ? SOCK_STREAM :
-		   !strcmp(m->name, "unix-seqpacket") ? SOCK_SEQPACKET : 0;
-	int v = (int)(4 * env->size + 65536);
-
-	s->size = env->size;
-	s->seqpacket = type == SOCK_SEQPACKET;
-	if (!type)
-		return pipe2(s->fd, O_CLOEXEC) < 0 ? -errno : 0;
-	if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, s->fd) < 0)
-		return -errno;
-	/* Room for a few messages, however large. */
-	setsockopt(s->fd[1], SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-	setsockopt(s->fd[0], SOL_SOCKET, SO_RCVBUF, &v, sizeof(v));
-	return 0;
-}
-
-static int tp_fd_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
-{
-	struct tp_fd *s = p;
-
-	/* Each side closes the other's end: a dead peer shows as EOF/EPIPE. */
-	close(s->fd[side == TP_PRODUCER ? 0 : 1]);
-	s->buf = tp_buf_alloc(s->size, 1);
-	return s->buf ? 0 : -ENOMEM;
-}
-
-static int tp_fd_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
-{
-	struct tp_fd *s = p;
-
-	bench_msg_stamp(s->buf, s->size, stamp);
-	return bench_write_full(s->fd[1], s->buf, s->size) ?: 1;
-}
-
-static int tp_fd_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
-{
-	struct tp_fd *s = p;
-	ssize_t len = (ssize_t)s->size;
-	int rc;
-
-	if (s->seqpacket) {
-		while ((len = recv(s->fd[0], s->buf, s->size, 0)) < 0 &&
-		       errno == EINTR)
-			;
-		if (len < 0)
-			return -errno;
-	} else {
-		rc = bench_read_full(s->fd[0], s->buf, s->size);
-		if (rc)
-			return rc;
-	}
-	return tp_consume(c, s->buf, (size_t)len) ?: 1;
-}
-
-static void tp_fd_detach(void *p, int side BENCH_UNUSED)
-{
-	struct tp_fd *s = p;
-
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void tp_fd_teardown(struct tp_env *env BENCH_UNUSED, void *p)
-{
-	struct tp_fd *s = p;
-
-	close(s->fd[0]);
-	close(s->fd[1]);
-}
-
-/* ---- eventfd + a shared ring ---------------------------------------------- */
+/* ---- eventfd + a shared ring --------------------------------------------- */
 
 /*
  * The producer copies into the ring and write()s 1 to the data eventfd per
@@ -516,28 +410,25 @@ static void tp_fd_teardown(struct tp_env *env BENCH_UNUSED, void *p)
  * no atomics.
  */
 struct tp_efd {
+	struct bench_msg m;	/* size, buf */
+	struct bench_shm shm;	/* ring; efd[0] data, efd[1] space */
 	unsigned char *ring;
-	size_t map_size, size, slot_size;
+	size_t slot_size;
 	uint64_t capacity, pos, avail, done;
-	int data, space;
-	char *buf;
 };
 
 static int tp_efd_setup(struct tp_env *env,
 			const struct tp_mech *m BENCH_UNUSED, void *p)
 {
 	struct tp_efd *s = p;
+	int rc;
 
-	s->size = env->size;
-	s->slot_size = (env->size + 63) & ~(size_t)63;
+	s->m.size = env->size;
+	s->slot_size = bench_stride(env->size);
 	s->capacity = env->capacity;
-	s->map_size = s->capacity * s->slot_size;
-	s->ring = bench_shared_alloc(s->map_size);
-	s->data = eventfd(0, EFD_CLOEXEC);
-	s->space = eventfd(0, EFD_CLOEXEC);
-	if (!s->ring || s->data < 0 || s->space < 0)
-		return -ENOMEM;
-	return 0;
+	rc = bench_shm_setup(&s->shm, s->capacity * s->slot_size, 2);
+	s->ring = s->shm.map;
+	return rc;
 }
 
 static int tp_efd_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
@@ -545,26 +436,7 @@ static int tp_efd_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 	struct tp_efd *s = p;
 
 	s->avail = side == TP_PRODUCER ? s->capacity : 0;
-	s->buf = tp_buf_alloc(s->size, 1);
-	return s->buf ? 0 : -ENOMEM;
-}
-
-static int tp_efd_read(int fd, uint64_t *v)
-{
-	ssize_t n;
-
-	while ((n = read(fd, v, sizeof(*v))) < 0 && errno == EINTR)
-		;
-	return n == sizeof(*v) ? 0 : n < 0 ? -errno : -EIO;
-}
-
-static int tp_efd_write(int fd, uint64_t v)
-{
-	ssize_t n;
-
-	while ((n = write(fd, &v, sizeof(v))) < 0 && errno == EINTR)
-		;
-	return n == sizeof(v) ? 0 : n < 0 ? -errno : -EIO;
+	return bench_msg_attach(&s->m);
 }
 
 static int tp_efd_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
@@ -575,16 +447,16 @@ static int tp_efd_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
 	int rc;
 
 	if (!s->avail) {
-		rc = tp_efd_read(s->space, &credits);
+		rc = bench_efd_read(s->shm.efd[1], &credits);
 		if (rc)
 			return rc;
 		s->avail = credits;
 	}
 	slot = s->ring + (s->pos++ & (s->capacity - 1)) * s->slot_size;
-	memcpy(slot, s->buf, s->size);
-	bench_msg_stamp(slot, s->size, stamp);
+	memcpy(slot, s->m.buf, s->m.size);
+	bench_msg_stamp(slot, s->m.size, stamp);
 	s->avail--;
-	return tp_efd_write(s->data, 1) ?: 1;
+	return bench_efd_write(s->shm.efd[0], 1) ?: 1;
 }
 
 static int tp_efd_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
@@ -594,17 +466,17 @@ static int tp_efd_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 	int rc;
 
 	if (!s->avail) {
-		rc = tp_efd_read(s->data, &s->avail);
+		rc = bench_efd_read(s->shm.efd[0], &s->avail);
 		if (rc)
 			return rc;
 	}
 	slot = s->ring + (s->pos++ & (s->capacity - 1)) * s->slot_size;
-	rc = tp_consume(c, slot, s->size);
+	rc = tp_consume(c, slot, s->m.size);
 	if (rc)
 		return rc;
 	s->done++;
 	if (!--s->avail) {
-		rc = tp_efd_write(s->space, s->done);
+		rc = bench_efd_write(s->shm.efd[1], s->done);
 		s->done = 0;
 		if (rc)
 			return rc;
@@ -612,378 +484,151 @@ static int tp_efd_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 	return 1;
 }
 
-static void tp_efd_detach(void *p, int side BENCH_UNUSED)
+static void tp_efd_teardown(void *p)
 {
 	struct tp_efd *s = p;
 
-	free(s->buf);
-	s->buf = NULL;
+	bench_shm_teardown(&s->shm);
 }
 
-static void tp_efd_teardown(struct tp_env *env BENCH_UNUSED, void *p)
+/*
+ * ---- the message-passing mechanisms --------------------------------------
+ *
+ * Pipes, Unix sockets, POSIX mq, ZeroMQ and iceoryx are mech.h endpoints:
+ * one send serves them all, one receive all but iceoryx's (which checks
+ * the message in place, in the shared chunk).  The producer sends on
+ * channel 0, the consumer receives from it.
+ */
+#define TP_TX(side) ((side) == TP_PRODUCER ? 0 : -1)
+#define TP_RX(side) ((side) == TP_PRODUCER ? -1 : 0)
+
+static int tp_xfer_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
 {
-	struct tp_efd *s = p;
+	struct bench_msg *s = p;
 
-	if (s->data >= 0)
-		close(s->data);
-	if (s->space >= 0)
-		close(s->space);
-	bench_shared_free(s->ring, s->map_size);
+	bench_msg_stamp(s->buf, s->size, stamp);
+	return s->xfer->send(p) ?: 1;
 }
 
-/* ---- POSIX message queue ---------------------------------------------------- */
+static int tp_xfer_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
+{
+	struct bench_msg *s = p;
+	ssize_t len = s->xfer->recv(p);
+
+	if (len < 0)
+		return (int)len;
+	return tp_consume(c, s->buf, (size_t)len) ?: 1;
+}
+
+/* Socket buffers with room for a few messages, however large. */
+static int tp_fd_setup(struct tp_env *env, const struct tp_mech *m, void *p)
+{
+	int type = !strcmp(m->name, "unix-stream") ? SOCK_STREAM :
+		   !strcmp(m->name, "unix-seqpacket") ? SOCK_SEQPACKET : 0;
+
+	return bench_fd_ep_setup(p, env->size, 1, type,
+				 (int)(4 * env->size + 65536));
+}
+
+static int tp_fd_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
+{
+	return bench_fd_ep_attach(p, TP_TX(side), TP_RX(side));
+}
 
 #define TP_MQ_MAXMSG 10		/* fs.mqueue.msg_max's default */
 
-struct tp_mq {
-	mqd_t q;
-	size_t size;
-	char *buf;
-};
-
-static const char *tp_mq_unavailable(const struct tp_env *env)
+static const char *tp_mq_unavailable(size_t size)
 {
-	static char why[160];
-
-	bench_mq_rlimit((rlim_t)(TP_MQ_MAXMSG + 2) * (env->size + 4096));
-	if (bench_mq_probe(env->size, TP_MQ_MAXMSG) != -EINVAL)
-		return NULL;
-	snprintf(why, sizeof(why), "capped: %zu B > fs.mqueue.msgsize_max "
-		 "(%ld); `make bench-deps` raises it (root)", env->size,
-		 bench_mq_sysctl("msgsize_max", 8192));
-	return why;
+	return bench_mq_unavailable(size, TP_MQ_MAXMSG,
+				    (rlim_t)(TP_MQ_MAXMSG + 2) * (size + 4096));
 }
 
-/* Made and unlinked at once: it lives as long as its descriptors. */
 static int tp_mq_setup(struct tp_env *env,
 		       const struct tp_mech *m BENCH_UNUSED, void *p)
 {
-	struct mq_attr a = { .mq_maxmsg = TP_MQ_MAXMSG,
-			     .mq_msgsize = (long)env->size };
-	struct tp_mq *s = p;
-	char name[64];
-
-	s->size = env->size;
-	env->serial++;
-	snprintf(name, sizeof(name), "/shmqbench.%d.%u", (int)getpid(),
-		 env->serial);
-	s->q = mq_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600, &a);
-	if (s->q == (mqd_t)-1)
-		return -errno;
-	mq_unlink(name);
-	return 0;
+	return bench_mq_ep_setup(p, env->size, 1, TP_MQ_MAXMSG,
+				 ++env->serial);
 }
 
-static int tp_mq_attach(struct tp_env *env BENCH_UNUSED, void *p,
-			int side BENCH_UNUSED)
+static int tp_mq_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct tp_mq *s = p;
-
-	s->buf = tp_buf_alloc(s->size, 1);
-	return s->buf ? 0 : -ENOMEM;
-}
-
-static int tp_mq_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
-{
-	struct tp_mq *s = p;
-
-	bench_msg_stamp(s->buf, s->size, stamp);
-	while (mq_send(s->q, s->buf, s->size, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return 1;
-}
-
-static int tp_mq_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
-{
-	struct tp_mq *s = p;
-	ssize_t len;
-
-	while ((len = mq_receive(s->q, s->buf, s->size, NULL)) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return tp_consume(c, s->buf, (size_t)len) ?: 1;
-}
-
-static void tp_mq_detach(void *p, int side BENCH_UNUSED)
-{
-	struct tp_mq *s = p;
-
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void tp_mq_teardown(struct tp_env *env BENCH_UNUSED, void *p)
-{
-	struct tp_mq *s = p;
-
-	mq_close(s->q);
-}
-
-/* ---- ZeroMQ ----------------------------------------------------------------- */
-
-static const char *tp_not_built_zmq(const struct tp_env *env)
-{
-	if (!BENCH_HAVE_ZMQ)
-		return "not installed: libzmq3-dev (make bench-deps)";
-	/* KNOWN ISSUE: at 8 B the consumer never sees the end marker (the
-	 * run hangs until the watchdog); not yet understood. */
-	if (env->size < 16)
-		return "skipped: hangs at 8 B (known issue, see README)";
-	return NULL;
+	return bench_mq_ep_attach(p, TP_TX(side), TP_RX(side));
 }
 
 #if BENCH_HAVE_ZMQ
-struct tp_zmq {
-	char path[96];
-	void *ctx, *sock;
-	size_t size;
-	char *buf;
-};
-
 static int tp_zmq_setup(struct tp_env *env,
 			const struct tp_mech *m BENCH_UNUSED, void *p)
 {
-	struct tp_zmq *s = p;
-
-	s->size = env->size;
-	env->serial++;
-	snprintf(s->path, sizeof(s->path), "/tmp/shmqbench.%d.%u.zmq",
-		 (int)getpid(), env->serial);
+	bench_zmq_setup(p, env->size, ++env->serial);
 	return 0;
 }
 
+/* The consumer binds, the producer connects. */
 static int tp_zmq_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct tp_zmq *s = p;
-	zmq_pollitem_t pi;
-	char ep[112];
-	int rc, ivl = 1;
-
-	s->buf = tp_buf_alloc(s->size, 1);
-	s->ctx = zmq_ctx_new();
-	if (!s->buf || !s->ctx)
-		return -ENOMEM;
-	s->sock = zmq_socket(s->ctx, ZMQ_PAIR);
-	if (!s->sock)
-		return -zmq_errno();
-	snprintf(ep, sizeof(ep), "ipc://%s", s->path);
-	/* Retry the connect every ms, not 100 ms, while the peer binds. */
-	zmq_setsockopt(s->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
-	rc = side == TP_CONSUMER ? zmq_bind(s->sock, ep) :
-				   zmq_connect(s->sock, ep);
-	if (rc < 0)
-		return -zmq_errno();
-	if (side == TP_CONSUMER)
-		return 0;
-	/* A PAIR socket is writable once its peer is connected: wait for
-	 * that here, so the connection is not part of what is timed. */
-	pi = (zmq_pollitem_t){ .socket = s->sock, .events = ZMQ_POLLOUT };
-	rc = zmq_poll(&pi, 1, 10000);
-	return rc < 0 ? -zmq_errno() : rc == 0 ? -ETIMEDOUT : 0;
+	return bench_zmq_attach(p, side == TP_CONSUMER);
 }
 
-static int tp_zmq_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
+/*
+ * The producer closes only once the consumer has its end marker: libzmq
+ * drops what a lagging receiver has not read when its sender hangs up
+ * (mech.h, bench_zmq_ack()); without this the marker was lost at 8 B.
+ */
+static int tp_zmq_finish(void *p, int side)
 {
-	struct tp_zmq *s = p;
-
-	bench_msg_stamp(s->buf, s->size, stamp);
-	while (zmq_send(s->sock, s->buf, s->size, 0) < 0)
-		if (zmq_errno() != EINTR)
-			return -zmq_errno();
-	return 1;
-}
-
-static int tp_zmq_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
-{
-	struct tp_zmq *s = p;
-	int len;
-
-	while ((len = zmq_recv(s->sock, s->buf, s->size, 0)) < 0)
-		if (zmq_errno() != EINTR)
-			return -zmq_errno();
-	return tp_consume(c, s->buf, (size_t)len) ?: 1;
-}
-
-static void tp_zmq_detach(void *p, int side BENCH_UNUSED)
-{
-	struct tp_zmq *s = p;
-
-	if (s->sock)
-		zmq_close(s->sock);
-	if (s->ctx)
-		zmq_ctx_term(s->ctx);
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void tp_zmq_teardown(struct tp_env *env BENCH_UNUSED, void *p)
-{
-	struct tp_zmq *s = p;
-
-	unlink(s->path);
+	return side == TP_CONSUMER ? bench_zmq_ack(p) : bench_zmq_await_ack(p);
 }
 #define TP_ZMQ_OPS							\
-	.state_size = sizeof(struct tp_zmq), .setup = tp_zmq_setup,	\
-	.attach = tp_zmq_attach, .send = tp_zmq_send,			\
-	.recv = tp_zmq_recv, .detach = tp_zmq_detach,			\
-	.teardown = tp_zmq_teardown
+	.state_size = sizeof(struct bench_zmq), .setup = tp_zmq_setup,	\
+	.attach = tp_zmq_attach, .send = tp_xfer_send,			\
+	.recv = tp_xfer_recv, .finish = tp_zmq_finish,			\
+	.detach = bench_zmq_detach, .teardown = bench_zmq_teardown
 #else
 #define TP_ZMQ_OPS .state_size = 0
 #endif
-
-/* ---- iceoryx ------------------------------------------------------------------ */
-
-static const char *tp_roudi_err;
-
-static const char *tp_not_built_iox(const struct tp_env *env BENCH_UNUSED)
-{
-	if (!BENCH_HAVE_ICEORYX)
-		return "not installed: libiceoryx-binding-c-dev, iceoryx "
-		       "(make bench-deps)";
-	return tp_roudi_err;
-}
 
 #if BENCH_HAVE_ICEORYX
 /* Below roudi's default pool of 200 chunks of 128 KiB. */
 #define TP_IOX_QUEUE 64
 
-struct tp_iox {
-	char instance[64];
-	size_t size;
-	char *buf;
-	int side;
-	iox_pub_storage_t pub_st;
-	iox_sub_storage_t sub_st;
-	iox_ws_storage_t ws_st;
-	iox_pub_t pub;
-	iox_sub_t sub;
-	iox_ws_t ws;
-};
-
 static int tp_iox_setup(struct tp_env *env,
 			const struct tp_mech *m BENCH_UNUSED, void *p)
 {
-	struct tp_iox *s = p;
-
-	s->size = env->size;
-	env->serial++;
-	snprintf(s->instance, sizeof(s->instance), "%d.%u", (int)getpid(),
-		 env->serial);
+	bench_iox_setup(p, env->size, ++env->serial);
 	return 0;
 }
 
+/* The producer publishes, the consumer subscribes. */
 static int tp_iox_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
 {
-	struct tp_iox *s = p;
-	char rt[64];
-	unsigned i;
-
-	s->side = side;
-	s->buf = tp_buf_alloc(s->size, 1);
-	if (!s->buf)
-		return -ENOMEM;
-	snprintf(rt, sizeof(rt), "shmqbench.%d", (int)getpid());
-	iox_set_loglevel(Iceoryx_LogLevel_Warn);
-	iox_runtime_init(rt);
-	if (side == TP_PRODUCER) {
-		iox_pub_options_t po;
-
-		iox_pub_options_init(&po);
-		po.subscriberTooSlowPolicy =
-			ConsumerTooSlowPolicy_WAIT_FOR_CONSUMER;
-		s->pub = iox_pub_init(&s->pub_st, "shmqbench", s->instance,
-				      "tp", &po);
-		for (i = 0; i < 10000; i++) {
-			if (iox_pub_has_subscribers(s->pub))
-				return 0;
-			usleep(1000);
-		}
-	} else {
-		iox_sub_options_t so;
-
-		iox_sub_options_init(&so);
-		so.queueCapacity = TP_IOX_QUEUE;
-		so.queueFullPolicy = QueueFullPolicy_BLOCK_PRODUCER;
-		s->sub = iox_sub_init(&s->sub_st, "shmqbench", s->instance,
-				      "tp", &so);
-		s->ws = iox_ws_init(&s->ws_st);
-		if (iox_ws_attach_subscriber_state(s->ws, s->sub,
-				SubscriberState_HAS_DATA, 0, NULL) !=
-		    WaitSetResult_SUCCESS)
-			return -ENOSPC;
-		for (i = 0; i < 10000; i++) {
-			if (iox_sub_get_subscription_state(s->sub) ==
-			    SubscribeState_SUBSCRIBED)
-				return 0;
-			usleep(1000);
-		}
-	}
-	return -ETIMEDOUT;
-}
-
-static int tp_iox_send(void *p, uint64_t stamp, unsigned n BENCH_UNUSED)
-{
-	struct tp_iox *s = p;
-	void *chunk;
-
-	if (iox_pub_loan_chunk(s->pub, &chunk, (uint32_t)s->size) !=
-	    AllocationResult_SUCCESS)
-		return -ENOMEM;
-	memcpy(chunk, s->buf, s->size);
-	bench_msg_stamp(chunk, s->size, stamp);
-	iox_pub_publish_chunk(s->pub, chunk);
-	return 1;
+	return bench_iox_attach(p, side == TP_PRODUCER ? "tp" : NULL,
+				side == TP_CONSUMER ? "tp" : NULL,
+				TP_IOX_QUEUE);
 }
 
 static int tp_iox_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 {
-	struct tp_iox *s = p;
-	iox_notification_info_t ev[2];
+	struct bench_iox *s = p;
 	const void *chunk;
-	uint64_t missed;
-	enum iox_ChunkReceiveResult r;
-	int rc;
+	int rc = bench_iox_take(s, &chunk);
 
-	while ((r = iox_sub_take_chunk(s->sub, &chunk)) ==
-	       ChunkReceiveResult_NO_CHUNK_AVAILABLE)
-		iox_ws_wait(s->ws, ev, 2, &missed);
-	if (r != ChunkReceiveResult_SUCCESS)
-		return -EIO;
+	if (rc)
+		return rc;
 	/* Checked in place, in the shared chunk. */
-	rc = tp_consume(c, chunk, s->size);
+	rc = tp_consume(c, chunk, s->m.size);
 	iox_sub_release_chunk(s->sub, chunk);
 	return rc ?: 1;
 }
-
-static void tp_iox_detach(void *p, int side BENCH_UNUSED)
-{
-	struct tp_iox *s = p;
-
-	if (s->ws)
-		iox_ws_deinit(s->ws);
-	if (s->sub)
-		iox_sub_deinit(s->sub);
-	if (s->pub)
-		iox_pub_deinit(s->pub);
-	free(s->buf);
-	s->buf = NULL;
-}
-
-static void tp_iox_teardown(struct tp_env *env BENCH_UNUSED,
-			    void *p BENCH_UNUSED)
-{
-}
 #define TP_IOX_OPS							\
-	.state_size = sizeof(struct tp_iox), .setup = tp_iox_setup,	\
-	.attach = tp_iox_attach, .send = tp_iox_send,			\
-	.recv = tp_iox_recv, .detach = tp_iox_detach,			\
-	.teardown = tp_iox_teardown
+	.state_size = sizeof(struct bench_iox), .setup = tp_iox_setup,	\
+	.attach = tp_iox_attach, .send = tp_xfer_send,			\
+	.recv = tp_iox_recv, .detach = bench_iox_detach,		\
+	.teardown = bench_nop_teardown
 #else
 #define TP_IOX_OPS .state_size = 0
 #endif
 
-/* ---- the mechanisms --------------------------------------------------------- */
+/* ---- the mechanisms ------------------------------------------------------ */
 
 enum {
 	M_SPSC, M_SHMQ, M_BATCH, M_ZC, M_PIPE, M_USTREAM, M_USEQ, M_EFD,
@@ -995,9 +640,10 @@ enum {
 	.attach = tp_shmq_attach, .detach = tp_shmq_detach,		\
 	.teardown = tp_shmq_teardown, .mpmc = 1
 #define TP_FD_OPS							\
-	.state_size = sizeof(struct tp_fd), .setup = tp_fd_setup,	\
-	.attach = tp_fd_attach, .send = tp_fd_send, .recv = tp_fd_recv,	\
-	.detach = tp_fd_detach, .teardown = tp_fd_teardown
+	.state_size = sizeof(struct bench_fd_ep), .setup = tp_fd_setup,	\
+	.attach = tp_fd_attach, .send = tp_xfer_send,			\
+	.recv = tp_xfer_recv, .detach = bench_msg_detach,		\
+	.teardown = bench_fd_ep_teardown
 
 static const struct tp_mech tp_mechs[M_NR] = {
 	[M_SPSC] = { .name = "spsc", .polls = 1,
@@ -1005,7 +651,7 @@ static const struct tp_mech tp_mechs[M_NR] = {
 		     .state_size = sizeof(struct tp_spsc),
 		     .setup = tp_spsc_setup, .attach = tp_spsc_attach,
 		     .send = tp_spsc_send, .recv = tp_spsc_recv,
-		     .detach = tp_spsc_detach, .teardown = tp_spsc_teardown },
+		     .detach = bench_msg_detach, .teardown = tp_spsc_teardown },
 	[M_SHMQ] = { .name = "shmq",
 		     .desc = "shmq_send/shmq_recv, SHMQ_FOREVER",
 		     .send = tp_shmq_send, .recv = tp_shmq_recv,
@@ -1028,19 +674,20 @@ static const struct tp_mech tp_mechs[M_NR] = {
 		    .state_size = sizeof(struct tp_efd),
 		    .setup = tp_efd_setup, .attach = tp_efd_attach,
 		    .send = tp_efd_send, .recv = tp_efd_recv,
-		    .detach = tp_efd_detach, .teardown = tp_efd_teardown },
+		    .detach = bench_msg_detach, .teardown = tp_efd_teardown },
 	[M_MQ] = { .name = "posix-mq",
 		   .desc = "POSIX message queue of 10, mq_send/mq_receive",
 		   .unavailable = tp_mq_unavailable,
-		   .state_size = sizeof(struct tp_mq), .setup = tp_mq_setup,
-		   .attach = tp_mq_attach, .send = tp_mq_send,
-		   .recv = tp_mq_recv, .detach = tp_mq_detach,
-		   .teardown = tp_mq_teardown },
+		   .state_size = sizeof(struct bench_mq_ep),
+		   .setup = tp_mq_setup, .attach = tp_mq_attach,
+		   .send = tp_xfer_send, .recv = tp_xfer_recv,
+		   .detach = bench_msg_detach,
+		   .teardown = bench_mq_ep_teardown },
 	[M_ZMQ] = { .name = "zeromq", .desc = "libzmq ZMQ_PAIR over ipc://",
-		    .unavailable = tp_not_built_zmq, TP_ZMQ_OPS },
+		    .unavailable = bench_zmq_unavailable, TP_ZMQ_OPS },
 	[M_IOX] = { .name = "iceoryx",
 		    .desc = "iceoryx pub/sub, blocking producer, WaitSet",
-		    .unavailable = tp_not_built_iox, TP_IOX_OPS },
+		    .unavailable = bench_iox_unavailable, TP_IOX_OPS },
 };
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -1085,11 +732,24 @@ struct tp_run {
 
 static void tp_die(struct tp_run *r)
 {
-	bench_progress_done();
-	bench_kill_all();
-	shmq_seg_close(r->env.seg);
-	shmq_seg_unlink(r->env.seg_name);
-	exit(1);
+	bench_die(r->env.seg, r->env.seg_name);
+}
+
+/* What a message of @size bytes takes in a ring, at most. */
+static size_t tp_slot(size_t size)
+{
+	return (size + 64 + 63) & ~(size_t)63;
+}
+
+/* 1024 slots, fewer for large messages: a ring stays <= 4 MiB. */
+static unsigned tp_capacity(size_t size)
+{
+	size_t slot = tp_slot(size);
+	unsigned capacity = TP_CAPACITY;
+
+	while (capacity > 2 && capacity * slot > TP_RING_MAX)
+		capacity /= 2;
+	return capacity;
 }
 
 static int tp_cpu(const struct tp_run *r, unsigned i)
@@ -1177,6 +837,11 @@ static void tp_child(struct tp_run *r, const struct tp_case *k, void *st,
 				goto fail;
 		}
 	}
+	if (m->finish) {
+		rc = m->finish(st, side);
+		if (rc)
+			goto fail;
+	}
 	m->detach(st, side);
 	exit(0);
 fail:
@@ -1247,7 +912,7 @@ static void tp_round(struct tp_run *r, struct tp_case *k, unsigned round)
 		fprintf(stderr, "%s: run failed\n", k->name);
 		tp_die(r);
 	}
-	m->teardown(&r->env, st);
+	m->teardown(st);
 	free(st);
 	/*
 	 * waitpid() ordered the children's writes.  Together the consumers
@@ -1473,7 +1138,7 @@ static void tp_group(struct tp_run *r, unsigned np, unsigned nc,
 				c->why = "skipped: busy-polls, needs a CPU "
 					 "per process";
 			else if (m->unavailable)
-				c->why = m->unavailable(&r->env);
+				c->why = m->unavailable(r->env.size);
 			if (!c->why)
 				c->rate = calloc(r->rounds, sizeof(double));
 			r->ncases++;
@@ -1516,39 +1181,23 @@ static unsigned tp_count(struct tp_run *r, unsigned np, unsigned nc,
 
 int main(int argc, char **argv)
 {
-	static const size_t full_sizes[] = { 8, 64, 512, 4096, 65536 };
-	static const size_t quick_sizes[] = { 64, 4096 };
-	static const size_t smoke_sizes[] = { 8, 65536 };
 	static const unsigned dflt_batches[] = { 32 };
 	static const unsigned dflt_pc[][2] = { { 1, 1 } };
-	struct shmq_seg_attr sattr = { 0 };
 	const unsigned *batches, (*pc)[2];
 	unsigned nbatches, npc, nsizes, i, j, maxproc = 0;
 	const size_t *sizes;
-	size_t slot, ring, maxsize = 0;
+	size_t ring, maxsize;
 	struct bench_opts o;
 	struct tp_run r;
 	char seg_name[32], cpus[64], log[PATH_MAX];
 	cpu_set_t set;
 	pid_t roudi = 0;
-	int c, rc, goal_i = -1;
+	int c, goal_i;
 
 	bench_parse_opts(argc, argv, &o, tp_help);
 	memset(&r, 0, sizeof(r));
 	r.o = &o;
-	if (o.nsizes) {
-		sizes = o.sizes;
-		nsizes = o.nsizes;
-	} else if (o.smoke) {
-		sizes = smoke_sizes;
-		nsizes = BENCH_ARRAY_SIZE(smoke_sizes);
-	} else if (o.quick) {
-		sizes = quick_sizes;
-		nsizes = BENCH_ARRAY_SIZE(quick_sizes);
-	} else {
-		sizes = full_sizes;
-		nsizes = BENCH_ARRAY_SIZE(full_sizes);
-	}
+	bench_sizes(&o, &sizes, &nsizes, &maxsize, &goal_i);
 	batches = o.nbatches ? o.batches : dflt_batches;
 	nbatches = o.nbatches ? o.nbatches : 1;
 	pc = o.npc ? (const unsigned (*)[2])o.pc : dflt_pc;
@@ -1560,12 +1209,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_throughput: --pc: at most %d processes "
 			"in all\n", BENCH_MAX_CHILDREN);
 		return 2;
-	}
-	for (i = 0; i < nsizes; i++) {
-		if (sizes[i] > maxsize)
-			maxsize = sizes[i];
-		if (sizes[i] == 64 || (goal_i < 0 && i == nsizes - 1))
-			goal_i = (int)i;
 	}
 	r.rounds = o.rounds ? o.rounds : o.quick ? 1 : 3;
 	r.duration_ns = (uint64_t)(o.duration_ms ? o.duration_ms :
@@ -1593,24 +1236,14 @@ int main(int argc, char **argv)
 	else
 		bench_cpus_str(cpus, sizeof(cpus), -1, -1);
 
-	/* 1024 slots, fewer for large messages: a ring stays <= 4 MiB. */
-	slot = (maxsize + 64 + 63) & ~(size_t)63;
-	r.env.capacity = TP_CAPACITY;
-	while (r.env.capacity > 2 && r.env.capacity * slot > TP_RING_MAX)
-		r.env.capacity /= 2;
-	ring = r.env.capacity * slot;
+	/* The largest ring of the run: room for four. */
+	ring = tp_capacity(maxsize) * tp_slot(maxsize);
 	r.env.spin_ns = o.spin_ns;
-
-	snprintf(seg_name, sizeof(seg_name), "bench.%d", (int)getpid());
 	r.env.seg_name = seg_name;
-	bench_setup_signals(seg_name);
-	sattr.size = TP_SEG_MIN > 4 * ring ? TP_SEG_MIN : 4 * ring;
-	rc = shmq_seg_create(seg_name, &sattr, &r.env.seg);
-	if (rc) {
-		fprintf(stderr, "bench_throughput: shmq_seg_create(%s): %s\n",
-			seg_name, bench_strerror(rc));
+	if (bench_seg_begin("bench_throughput", seg_name, sizeof(seg_name),
+			    TP_SEG_MIN > 4 * ring ? TP_SEG_MIN : 4 * ring,
+			    &r.env.seg))
 		return 1;
-	}
 	r.ctl = bench_shared_alloc(sizeof(*r.ctl));
 	r.cases = calloc(M_NR + BENCH_MAX_LIST, sizeof(*r.cases));
 	if (!r.ctl || !r.cases) {
@@ -1618,21 +1251,9 @@ int main(int argc, char **argv)
 		tp_die(&r);
 	}
 
-	if (BENCH_HAVE_ICEORYX && bench_selected(&o, "iceoryx")) {
-		if (o.out) {
-			mkdir(o.out, 0777);
-			snprintf(log, sizeof(log), "%s/iox-roudi-tp.log",
-				 o.out);
-		} else {
-			snprintf(log, sizeof(log), "/tmp/shmqbench.%d.roudi.log",
-				 (int)getpid());
-		}
-		roudi = bench_roudi_start(log);
-		if (roudi < 0)
-			tp_roudi_err = roudi == -ENOENT ?
-				"iox-roudi failed to start (see its log)" :
-				"iox-roudi did not come up within 10 s";
-	}
+	if (BENCH_HAVE_ICEORYX && bench_selected(&o, "iceoryx"))
+		roudi = bench_roudi_begin(&o, "iox-roudi-tp.log", log,
+					  sizeof(log));
 
 	printf("bench_throughput: producer processes -> consumer processes, "
 	       "every message checked (scratch names: bench.%d)\n",
@@ -1661,12 +1282,7 @@ int main(int argc, char **argv)
 			r.total += tp_count(&r, pc[j][0], pc[j][1], nbatches);
 	for (i = 0; i < nsizes; i++) {
 		r.env.size = sizes[i];
-		/* 1024 slots, fewer for large messages (<= 4 MiB a ring). */
-		slot = (sizes[i] + 64 + 63) & ~(size_t)63;
-		r.env.capacity = TP_CAPACITY;
-		while (r.env.capacity > 2 &&
-		       r.env.capacity * slot > TP_RING_MAX)
-			r.env.capacity /= 2;
+		r.env.capacity = tp_capacity(sizes[i]);
 		for (j = 0; j < npc; j++)
 			tp_group(&r, pc[j][0], pc[j][1], batches, nbatches,
 				 cpus, (int)i == goal_i && pc[j][0] == 1 &&
@@ -1675,14 +1291,8 @@ int main(int argc, char **argv)
 	if (r.csv)
 		fclose(r.csv);
 
-	bench_roudi_stop(roudi);
-	if (roudi > 0 && !o.out)
-		unlink(log);
-	shmq_seg_close(r.env.seg);
-	rc = shmq_seg_unlink(seg_name);
-	if (rc)
-		fprintf(stderr, "bench_throughput: shmq_seg_unlink(%s): %s\n",
-			seg_name, bench_strerror(rc));
+	bench_roudi_end(&o, roudi, log);
+	bench_seg_end("bench_throughput", seg_name, r.env.seg);
 	free(r.cases);
 	bench_shared_free(r.ctl, sizeof(*r.ctl));
 	return 0;

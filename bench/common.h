@@ -10,8 +10,11 @@
  *   - shared anonymous memory for the baselines (mapped before fork());
  *   - process bookkeeping: every child is recorded by pid, so that any exit
  *     path, SIGINT and a watchdog included, kills it and removes the
- *     benchmark's segment;
- *   - command-line options common to all benchmarks.
+ *     benchmark's segment (and the ZeroMQ socket file of the case running);
+ *   - command-line options common to all benchmarks, the run's sizes and
+ *     its scratch segment.
+ *
+ * The compared mechanisms' plumbing is in mech.h.
  *
  * The only global state is what the signal handlers need (struct bench_sig).
  */
@@ -680,6 +683,7 @@ static struct bench_sig {
 	const char *volatile what;	/* the case running, for messages */
 	volatile pid_t roudi;		/* the iox-roudi we started, or 0 */
 	char roudi_user_shm[128];	/* its payload segment */
+	char zmq_path[96];		/* a ZeroMQ ipc:// socket file, or "" */
 	volatile sig_atomic_t in_child;
 } bench_sig;
 
@@ -724,7 +728,8 @@ static inline void bench_roudi_stop(pid_t pid)
 }
 
 /*
- * Kills every recorded child and removes the segment.  Async-signal-safe:
+ * Kills every recorded child and removes the segment (and the ZeroMQ
+ * socket file of the case running).  Async-signal-safe:
  * the segment is removed with unlink(2) on its documented path
  * (/dev/shm/shmq.NAME, see shmq.h) rather than shmq_seg_unlink(), which
  * is not promised to be safe in a signal handler.
@@ -744,6 +749,8 @@ static inline void bench_kill_all(void)
 	}
 	if (bench_sig.shm_path[0])
 		unlink(bench_sig.shm_path);
+	if (bench_sig.zmq_path[0])
+		unlink(bench_sig.zmq_path);
 	bench_roudi_stop(bench_sig.roudi);
 }
 
@@ -851,6 +858,7 @@ static inline pid_t bench_fork(void)
 		for (j = 0; j < BENCH_MAX_CHILDREN; j++)
 			bench_sig.child[j] = 0;
 		bench_sig.shm_path[0] = '\0';
+		bench_sig.zmq_path[0] = '\0';
 		bench_sig.roudi = 0;
 		bench_sig.in_child = 1;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -925,7 +933,7 @@ static inline double bench_median(double *v, unsigned n)
 }
 
 
-/* ---- progress line, CSV ---------------------------------------------------- */
+/* ---- progress line, CSV -------------------------------------------------- */
 
 /*
  * A one-line progress report on stderr, rewritten in place; only when
@@ -984,6 +992,89 @@ static inline FILE *bench_csv_open(const struct bench_opts *o,
 	}
 	fprintf(f, "%s\n", header);
 	return f;
+}
+
+/* ---- the run: sizes, the scratch segment --------------------------------- */
+
+/*
+ * The message sizes of a run: --size/--sizes, else the mode's defaults.
+ * @maxsize: the largest; @goal_i: the size of the GOAL lines (the first
+ * 64, else the last).
+ */
+static inline void bench_sizes(const struct bench_opts *o,
+			       const size_t **sizes, unsigned *n,
+			       size_t *maxsize, int *goal_i)
+{
+	static const size_t full_sizes[] = { 8, 64, 512, 4096, 65536 };
+	static const size_t quick_sizes[] = { 64, 4096 };
+	static const size_t smoke_sizes[] = { 8, 65536 };
+	unsigned i;
+
+	if (o->nsizes) {
+		*sizes = o->sizes;
+		*n = o->nsizes;
+	} else if (o->smoke) {
+		*sizes = smoke_sizes;
+		*n = BENCH_ARRAY_SIZE(smoke_sizes);
+	} else if (o->quick) {
+		*sizes = quick_sizes;
+		*n = BENCH_ARRAY_SIZE(quick_sizes);
+	} else {
+		*sizes = full_sizes;
+		*n = BENCH_ARRAY_SIZE(full_sizes);
+	}
+	*maxsize = 0;
+	*goal_i = -1;
+	for (i = 0; i < *n; i++) {
+		if ((*sizes)[i] > *maxsize)
+			*maxsize = (*sizes)[i];
+		if ((*sizes)[i] == 64 || (*goal_i < 0 && i == *n - 1))
+			*goal_i = (int)i;
+	}
+}
+
+/*
+ * Names the run's segment bench.PID (in @name), installs the signal
+ * handlers that remove it, and creates it with @size bytes.  0, or
+ * -errno after saying so on stderr (as @prog).
+ */
+static inline int bench_seg_begin(const char *prog, char *name, size_t len,
+				  size_t size, shmq_seg **seg)
+{
+	struct shmq_seg_attr sattr = { 0 };
+	int rc;
+
+	snprintf(name, len, "bench.%d", (int)getpid());
+	bench_setup_signals(name);
+	sattr.size = size;
+	rc = shmq_seg_create(name, &sattr, seg);
+	if (rc)
+		fprintf(stderr, "%s: shmq_seg_create(%s): %s\n", prog, name,
+			bench_strerror(rc));
+	return rc;
+}
+
+/* The normal end: detaches and removes the segment. */
+static inline void bench_seg_end(const char *prog, const char *name,
+				 shmq_seg *seg)
+{
+	int rc;
+
+	shmq_seg_close(seg);
+	rc = shmq_seg_unlink(name);
+	if (rc)
+		fprintf(stderr, "%s: shmq_seg_unlink(%s): %s\n", prog, name,
+			bench_strerror(rc));
+}
+
+/* A fatal error: everything this program created goes; then exit(1). */
+static inline void bench_die(shmq_seg *seg, const char *name)
+{
+	bench_progress_done();
+	bench_kill_all();
+	shmq_seg_close(seg);
+	shmq_seg_unlink(name);
+	exit(1);
 }
 
 /* ---- optional mechanisms ------------------------------------------------- */
