@@ -311,7 +311,9 @@ int shmq_unlink(shmq_seg *seg, const char *name);
  * @spin_ns: nanoseconds a blocking call polls before it sleeps on the
  *           futex; 0 sleeps at once.  After the first 10 us of a spin the
  *           poll yields the CPU (sched_yield()) between rounds, so that a
- *           peer waiting for a CPU can run.
+ *           peer waiting for a CPU can run; on a busy machine a spin may
+ *           then overrun its budget (or a timeout) by a scheduler time
+ *           slice.
  *
  * The initial budget is $SHMQ_SPIN_NS if set (a decimal number of
  * nanoseconds), else SHMQ_DEFAULT_SPIN_NS.

@@ -289,6 +289,31 @@ static void test_polling_receiver_repairs(void **state)
 	shmq_close(q);
 }
 
+/* A polling sender (timeout 0) on a full ring repairs too. */
+static void test_polling_sender_repairs(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue(fix->seg, QNAME, 2, 64);
+	uint64_t end = t_now_ns() + 10000 * (uint64_t)T_MS;
+	pid_t pid;
+	int rc;
+
+	t_assert_err(shmq_send(q, "m1", 2, 0), 0);
+	t_assert_err(shmq_send(q, "m2", 2, 0), 0);
+	pid = child_holding(fix, DO_ACQUIRE);   /* holds m1 */
+	kill_child(pid);
+	t_assert_err(shmq_set_stall(q, T_MS), 0);
+	do
+		rc = shmq_send(q, "m3", 2, 0);
+	while (rc == -EAGAIN && t_now_ns() < end);
+	t_assert_err(rc, 0);
+	expect_msg(q, "m1", 0);                 /* redelivered */
+	expect_msg(q, "m2", 0);
+	expect_msg(q, "m3", 0);
+	t_expect_empty(q);
+	shmq_close(q);
+}
+
 /* Stall 0: a blocked call never repairs; shmq_seg_open() does. */
 static void test_open_repairs(void **state)
 {
@@ -461,6 +486,7 @@ int main(void)
 		T(test_stalled_receiver_repairs),
 		T(test_stalled_sender_repairs),
 		T(test_polling_receiver_repairs),
+		T(test_polling_sender_repairs),
 		T(test_open_repairs),
 		T(test_dead_users_handles_reclaimed),
 		T(test_zero_copy_holds_bounded),

@@ -620,6 +620,79 @@ static void test_threads_wake_out_of_order(void **state)
 	shmq_close(q);
 }
 
+/*
+ * The copying calls' fast paths end every record they take: polls that
+ * find the ring empty or full, and receives whose buffer is too small,
+ * from a thread that does not own the attachment's cached record (so each
+ * call takes one from the bitmap).  A leak would show as fewer zero-copy
+ * holds afterwards (-ENOBUFS sooner).
+ */
+struct rec_arg {
+	shmq *empty, *full, *big;
+	int before, after;
+};
+
+static int holds_until_enobufs(shmq *q)
+{
+	struct shmq_msg m[128];
+	int n = 0, i, rc;
+
+	while (n < 128 && (rc = shmq_reserve(q, 8, &m[n], 0)) == 0)
+		n++;
+	assert_true(n < 128);
+	t_assert_err(rc, -ENOBUFS);
+	for (i = 0; i < n; i++) {
+		m[i].len = 0;
+		t_assert_err(shmq_commit(q, &m[i]), 0);
+	}
+	for (i = 0; i < n; i++)
+		t_assert_err(shmq_recv(q, NULL, 0, 0), 0);
+	return n;
+}
+
+static void *rec_poller(void *p)
+{
+	struct rec_arg *a = p;
+	char small[4];
+	int i;
+
+	a->before = holds_until_enobufs(a->empty);
+	for (i = 0; i < 200; i++) {
+		t_assert_err(shmq_recv(a->empty, small, sizeof(small), 0),
+			     -EAGAIN);
+		t_assert_err(shmq_send(a->full, "x", 1, 0), -EAGAIN);
+		t_assert_err(shmq_recv(a->big, small, sizeof(small), 0),
+			     -EMSGSIZE);
+		t_assert_err(shmq_recv(a->big, small, sizeof(small),
+				       10 * T_MS), -EMSGSIZE);
+	}
+	a->after = holds_until_enobufs(a->empty);
+	return NULL;
+}
+
+static void test_threads_failed_polls_keep_no_record(void **state)
+{
+	struct t_fix *fix = *state;
+	struct rec_arg a;
+	pthread_t t;
+
+	a.empty = t_queue(fix->seg, "empty", 128, 16);
+	a.full = t_queue(fix->seg, "full", 2, 16);
+	a.big = t_queue(fix->seg, "big", 2, 16);
+	/* This thread owns the cached record; the poller does not. */
+	t_assert_err(shmq_send(a.full, "a", 1, 0), 0);
+	t_assert_err(shmq_send(a.full, "b", 1, 0), 0);
+	t_assert_err(shmq_send(a.big, "too long", 8, 0), 0);
+	assert_int_equal(pthread_create(&t, NULL, rec_poller, &a), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_true(a.before > 0);
+	t_assert_err(a.after, a.before);
+	t_expect_empty(a.empty);
+	shmq_close(a.empty);
+	shmq_close(a.full);
+	shmq_close(a.big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +704,7 @@ int main(void)
 		T(test_threads_fan_in_out),
 		T(test_threads_batch_consecutive),
 		T(test_threads_wake_out_of_order),
+		T(test_threads_failed_polls_keep_no_record),
 #undef T
 	};
 
