@@ -674,13 +674,11 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
  * shmq_purge - drop the messages that a queue holds now
  * @q: handle
  *
- * Consumes, through the ordinary receive path (shmq_acquire() and
- * shmq_release() without waiting), at most as many messages as the queue
- * held when called, and stops once its consumers have passed the newest
- * message present then; so producers and consumers may run meanwhile and
- * every message is either dropped (and counted) or delivered to them.  A
- * message sent while the purge runs may be dropped too (at most one per
- * race with another consumer) and is counted.
+ * Drops, oldest first, the messages whose sending had begun when it was
+ * called (redelivered ones first), claiming each as a receive does; it
+ * stops at the first of them not yet published, and never takes a message
+ * sent after the call.  Producers and consumers may run meanwhile: every
+ * message is either dropped (and counted) or delivered to them.
  *
  * Returns how many messages were dropped (>= 0), or -EINVAL, -ENOMEM.
  * Blocks: no.  Thread safety: safe.

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * inspect.c - what mqctl sees of a queue: its counters, a snapshot of its
- * oldest messages, a purge through the ordinary receive path, and the
- * ring part of shmq_seg_check().
+ * oldest messages, a purge (whose claims are queue.c's), and the ring part
+ * of shmq_seg_check().
  *
  * Nothing here writes a ring word or adds work to a fast path.  Readers
  * take single atomic loads of words the data plane already keeps (prod_pos,
@@ -252,56 +252,24 @@ out:
 
 int shmq_purge(shmq *q)
 {
-	struct shmq_msg m;
-	uint64_t first, last, last_lane, budget;
+	uint64_t last, last_lane;
 	int dropped = 0, rc;
 
 	if (!q)
 		return -EINVAL;
 	/*
-	 * relaxed: bounds of the work only.  Every message at a position
-	 * below @last is "present now"; at most @budget are consumed.
+	 * relaxed: the bounds of the work.  A position below @last (main
+	 * ring) or @last_lane (the lane) was claimed by a producer (or by
+	 * recovery) before we began: its message is "present now".  Later
+	 * ones are left to the consumers (shmq__purge_one() claims only
+	 * below these bounds).
 	 */
-	first = atomic_load_explicit(&q->hdr->cons_pos, memory_order_relaxed);
 	last = atomic_load_explicit(&q->hdr->prod_pos, memory_order_relaxed);
-	budget = (int64_t)(last - first) > 0 ? last - first : 0;
-	if (budget > q->capacity)
-		budget = q->capacity;
-	/* Redelivered messages are present too, and are taken first. */
-	/* relaxed: bounds of the work, as above; clamped to the lane. */
-	first = atomic_load_explicit(&q->hdr->lane_cons_pos,
-				     memory_order_relaxed);
 	last_lane = atomic_load_explicit(&q->hdr->lane_prod_pos,
 					 memory_order_relaxed);
-	if ((int64_t)(last_lane - first) > 0 &&
-	    last_lane - first <= SHMQ_LANE_CAP)
-		budget += last_lane - first;
-	while (budget--) {
-		/*
-		 * relaxed: once other consumers have passed @last, what is
-		 * left was sent after the call: leave it to them.
-		 */
-		uint64_t cons = atomic_load_explicit(&q->hdr->cons_pos,
-						     memory_order_relaxed);
-
-		uint64_t lane = atomic_load_explicit(&q->hdr->lane_cons_pos,
-						     memory_order_relaxed);
-
-		if ((int64_t)(cons - last) >= 0 &&
-		    (int64_t)(lane - last_lane) >= 0)
-			break;
-		/* The public receive path: records, tombstones, wake-ups. */
-		rc = shmq_acquire(q, &m, 0);
-		if (rc == -EAGAIN)
-			break;
-		if (rc < 0)
-			return dropped ? dropped : rc;
-		rc = shmq_release(q, &m);
-		if (rc < 0)
-			return dropped ? dropped : rc;
+	while ((rc = shmq__purge_one(q, last, last_lane)) > 0)
 		dropped++;
-	}
-	return dropped;
+	return rc < 0 && !dropped ? rc : dropped;
 }
 
 /* ---- check: one ring ------------------------------------------------------ */

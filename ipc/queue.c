@@ -728,6 +728,70 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 	return recv_general(q, buf, buflen, timeout_ns);
 }
 
+/*
+ * The same claim, record, free and wake-ups as a receive, with a bound:
+ * purge takes a position only if it is below the bound it read when it
+ * began, so a message sent after that is never its victim, whichever
+ * consumers race it.  Tombstones below the bound are skipped and freed.
+ */
+int shmq__purge_one(shmq *q, uint64_t last, uint64_t last_lane)
+{
+	struct op op;
+	int rc = op_begin(q, &op);
+
+	if (rc)
+		return rc;
+	for (;;) {
+		struct ring *r = &q->lane;
+		uint64_t lim = last_lane, pos, seq, again;
+		struct slot *s;
+		bool tomb;
+
+		/* relaxed: a guess at the next position; the CAS confirms it. */
+		pos = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+		if ((int64_t)(pos - lim) >= 0) {
+			r = &q->main;
+			lim = last;
+			/* relaxed: as above. */
+			pos = atomic_load_explicit(r->cons_pos,
+						   memory_order_relaxed);
+			if ((int64_t)(pos - lim) >= 0)
+				break;          /* everything present is gone */
+		}
+		s = ring_slot(r, pos);
+		/* A2: acquire; pairs with R1, as in ring_cons_claim(). */
+		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		tomb = seq == ((pos + 1) | SEQ_TOMB);
+		if (seq != pos + 1 && !tomb) {
+			if ((int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0)
+				break;          /* not published yet */
+			/* Another consumer took pos; follow it. */
+			/* relaxed: a new guess, confirmed by the next CAS. */
+			again = atomic_load_explicit(r->cons_pos,
+						     memory_order_relaxed);
+			if (again == pos)
+				break;          /* seq ahead of cons_pos: corrupt */
+			continue;
+		}
+		rec_set(op.rec, r, pos, REC_CONS, 1);
+		/* C2: seq_cst, as in ring_cons_claim(). */
+		if (!atomic_compare_exchange_strong_explicit(r->cons_pos, &pos,
+				pos + 1, memory_order_seq_cst,
+				memory_order_relaxed))
+			continue;
+		shmq__pass_on(q, &q->hdr->not_empty, ring_can_recv);
+		slot_free(r, s, pos);
+		rec_clear(op.rec);
+		notify_freed(q, r, 1);
+		if (!tomb) {
+			rc = 1;
+			break;
+		}
+	}
+	op_end(q, &op);
+	return rc;
+}
+
 int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		    int64_t timeout_ns)
 {

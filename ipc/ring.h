@@ -498,6 +498,14 @@ static inline bool ring_can_send(const struct shmq *q)
 			  ~SEQ_TOMB) - pos) >= 0;
 }
 
+/*
+ * queue.c, for shmq_purge(): drop the oldest message whose position is
+ * below @last (main ring) or @last_lane (the lane, taken first).  1: one
+ * dropped; 0: none left below the bounds (or the next is not published
+ * yet); -errno.
+ */
+int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t last_lane);
+
 /* recover.c: repair queue @q's stuck positions now (takes the mutex). */
 int shmq__recover_queue(shmq *q);
 

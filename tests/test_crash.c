@@ -314,6 +314,48 @@ static void test_polling_sender_repairs(void **state)
 	shmq_close(q);
 }
 
+/*
+ * shmq_purge() takes what was present, redelivered messages first, skips
+ * tombstones, stops at an unpublished head, and leaves later messages.
+ */
+static void test_purge_bounds(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
+	struct shmq_msg m;
+	pid_t pid;
+
+	t_assert_err(shmq_purge(q), 0);
+	t_assert_err(shmq_send(q, "a", 1, 0), 0);
+	t_assert_err(shmq_send(q, "b", 1, 0), 0);
+	pid = child_holding(fix, DO_ACQUIRE);   /* holds a */
+	kill_child(pid);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);    /* a: to the lane */
+	t_assert_err(shmq_send(q, "c", 1, 0), 0);
+	t_assert_err(shmq_purge(q), 3);
+	t_expect_empty(q);
+	/* A dead producer's claim becomes a tombstone: skipped, not counted. */
+	pid = child_holding(fix, DO_RESERVE);
+	kill_child(pid);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);
+	t_assert_err(shmq_send(q, "d", 1, 0), 0);
+	t_assert_err(shmq_purge(q), 1);
+	t_expect_empty(q);
+	/* A live reservation at the head: nothing behind it goes. */
+	t_assert_err(shmq_reserve(q, 1, &m, 0), 0);
+	t_assert_err(shmq_send(q, "e", 1, 0), 0);
+	t_assert_err(shmq_purge(q), 0);
+	memcpy(m.data, "r", 1);
+	t_assert_err(shmq_commit(q, &m), 0);
+	t_assert_err(shmq_purge(q), 2);
+	/* What is sent after a purge is delivered. */
+	t_assert_err(shmq_send(q, "f", 1, 0), 0);
+	expect_msg(q, "f", 0);
+	t_expect_empty(q);
+	t_assert_err(shmq_purge(NULL), -EINVAL);
+	shmq_close(q);
+}
+
 /* Stall 0: a blocked call never repairs; shmq_seg_open() does. */
 static void test_open_repairs(void **state)
 {
@@ -487,6 +529,7 @@ int main(void)
 		T(test_stalled_sender_repairs),
 		T(test_polling_receiver_repairs),
 		T(test_polling_sender_repairs),
+		T(test_purge_bounds),
 		T(test_open_repairs),
 		T(test_dead_users_handles_reclaimed),
 		T(test_zero_copy_holds_bounded),
