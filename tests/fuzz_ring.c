@@ -14,7 +14,8 @@
  * seq or len, an event word, or any aligned 64-bit word of the ring header
  * (this covers fields added later, such as a redelivery lane); or call the
  * API: send, recv, send_batch, recv_batch, reserve/commit, acquire/release
- * (with real or forged tokens), shmq_seg_recover(); with
+ * (with real or forged tokens), shmq_seg_recover(), shmq_purge(),
+ * shmq_peek() and shmq_queue_stat(); with
  * timeout 0 or a tiny positive timeout.  Values are chosen either absolute
  * or relative to the current positions, so that near-consistent states
  * (the interesting ones) are common.
@@ -302,6 +303,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 14:
 			shmq_seg_recover(seg);
 			break;
+		case 15:
+			/* Must end (bounded by what is published) and count. */
+			if (shmq_purge(q) < -4095)
+				abort();
+			break;
+		case 16: {
+			/* Snapshots and counters of a hostile ring. */
+			struct shmq_peek_msg pm[CAP + 2];
+			struct shmq_queue_info qi;
+			unsigned char pb[CAP + 2][MSG / 2];
+
+			k = 1 + u8(&in) % (CAP + 2);
+			for (i = 0; i < k; i++)
+				pm[i] = (struct shmq_peek_msg){ .data = pb[i],
+							  .size = sizeof(pb[i]) };
+			rc = shmq_peek(seg, "q", pm, k);
+			if (rc > (int)k)
+				abort();
+			for (i = 0; (int)i < rc; i++)
+				if (pm[i].len > MSG)
+					abort();
+			if (shmq_queue_stat(seg, "q", &qi) == 0 &&
+			    qi.capacity != CAP)
+				abort();
+			break;
+		}
 		default:
 			break;
 		}
