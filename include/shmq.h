@@ -432,11 +432,15 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
  *
  * The slot's position in the FIFO is fixed now: consumers wait at it until
  * shmq_commit().  Keep reservations short.  Each outstanding reservation
- * or acquisition holds one of the attachment's 60 operation records.
+ * or acquisition holds one of the attachment's 60 operation records.  The
+ * first thread to use the attachment keeps one record for its copying
+ * calls and up to 4 spare ones for its own zero-copy calls (saving two
+ * atomic instructions per message); other threads cannot use those.
  *
  * Returns 0, or -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM,
  * -ENOBUFS (the process already holds 60 minus one per copying thread
- * zero-copy messages in this attachment; commit or release some).
+ * zero-copy messages in this attachment, or, for a thread other than the
+ * first, up to 4 fewer; commit or release some).
  * Thread safety: safe; the token may be committed by any thread using @q.
  */
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns);

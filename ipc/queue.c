@@ -946,6 +946,50 @@ static int zc_take(shmq *q, const struct ring *r, uint64_t pos,
 	return (int)((v >> 32) & 0xff);
 }
 
+/*
+ * A zero-copy operation holds its record from reserve (acquire) to commit
+ * (release), across calls, so it cannot use the copying calls' cached
+ * record.  Taking one from the bitmap and giving it back costs two locked
+ * instructions per message; the thread that owns the cached record keeps
+ * up to ZC_STASH clean ones aside instead (the others always use the
+ * bitmap).  A record is thus in the bitmap, in that thread's stash, or
+ * held by one operation; a stash is read and written by its thread alone.
+ */
+#define ZC_STASH 4
+
+static inline bool rec_owner_is_me(shmq_seg *seg)
+{
+	/* relaxed: set once by the owner itself (op_begin_slow). */
+	return atomic_load_explicit(&seg->rec_owner, memory_order_relaxed) ==
+	       (unsigned long)pthread_self();
+}
+
+static int zc_rec_get(shmq *q)
+{
+	shmq_seg *seg = q->seg;
+
+	/* relaxed: a hint; op_begin()'s CAS decides who owns the cache. */
+	if (!atomic_load_explicit(&seg->rec_owner, memory_order_relaxed)) {
+		struct op op;
+
+		if (op_begin(q, &op) == 0)      /* the first caller owns it */
+			op_end(q, &op);
+	}
+	if (rec_owner_is_me(seg) && seg->zc_nstash > 0)
+		return seg->zc_stash[--seg->zc_nstash];
+	return shmq__rec_get(seg);
+}
+
+/* Give back record @i, already cleared (rec_clear). */
+static void zc_rec_put(shmq_seg *seg, int i)
+{
+	if (rec_owner_is_me(seg) && seg->zc_nstash < ZC_STASH) {
+		seg->zc_stash[seg->zc_nstash++] = i;
+		return;
+	}
+	shmq__rec_put(seg, i);
+}
+
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 {
 	_Atomic uint64_t *t;
@@ -960,14 +1004,14 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	if (!t)
 		return -ENOMEM;
 	role(q, PROC_ROLE_PROD);
-	/* The record stays ours until commit: a bitmap one, not the cache. */
-	i = shmq__rec_get(q->seg);
+	/* The record stays ours until commit: not the cached one. */
+	i = zc_rec_get(q);
 	if (i < 0)
 		return i;
 	rc = claim_prod(q, 1, &pos, timeout_ns, &q->seg->recs[i]);
 	if (rc < 0) {
 		rec_clear(&q->seg->recs[i]);
-		shmq__rec_put(q->seg, i);
+		zc_rec_put(q->seg, i);
 		return rc;
 	}
 	prefetch_ahead(q, pos);
@@ -999,7 +1043,7 @@ int shmq_commit(shmq *q, struct shmq_msg *m)
 		return -EINVAL;
 	ring_publish(&q->main, m->token, len);
 	rec_clear(&q->seg->recs[i]);
-	shmq__rec_put(q->seg, i);
+	zc_rec_put(q->seg, i);
 	shmq__notify(q, &q->hdr->not_empty, 1);
 	return 0;
 }
@@ -1018,14 +1062,14 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	if (!t)
 		return -ENOMEM;
 	role(q, PROC_ROLE_CONS);
-	i = shmq__rec_get(q->seg);
+	i = zc_rec_get(q);
 	if (i < 0)
 		return i;
 	rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, &r, timeout_ns,
 			&q->seg->recs[i]);
 	if (rc < 0) {
 		rec_clear(&q->seg->recs[i]);
-		shmq__rec_put(q->seg, i);
+		zc_rec_put(q->seg, i);
 		return rc;
 	}
 	len = ring_len(r, pos, SIZE_MAX);
@@ -1057,7 +1101,7 @@ int shmq_release(shmq *q, struct shmq_msg *m)
 		return -EINVAL;
 	ring_free(r, pos);
 	rec_clear(&q->seg->recs[i]);
-	shmq__rec_put(q->seg, i);
+	zc_rec_put(q->seg, i);
 	notify_freed(q, r, 1);
 	return 0;
 }

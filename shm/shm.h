@@ -45,6 +45,13 @@ struct shmq_seg {
 	 */
 	_Atomic unsigned long rec_owner;
 	_Atomic int rec_cidx;
+	/*
+	 * Clean records that thread keeps for its zero-copy calls (queue.c,
+	 * zc_rec_get/zc_rec_put): handed out in recs_used, and read and
+	 * written by that thread only.
+	 */
+	int zc_stash[4];
+	int zc_nstash;
 	char path[SHMQ_PATH_MAX];
 };
 
