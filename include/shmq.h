@@ -435,12 +435,15 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
  * or acquisition holds one of the attachment's 60 operation records.  The
  * first thread to use the attachment keeps one record for its copying
  * calls and up to 4 spare ones for its own zero-copy calls (saving two
- * atomic instructions per message); other threads cannot use those.
+ * atomic instructions per message); other threads cannot use those, and
+ * if that thread exits they stay unused: make the first call from a
+ * long-lived thread.
  *
  * Returns 0, or -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EINVAL, -ENOMEM,
- * -ENOBUFS (the process already holds 60 minus one per copying thread
- * zero-copy messages in this attachment, or, for a thread other than the
- * first, up to 4 fewer; commit or release some).
+ * -ENOBUFS (the process already holds 59 zero-copy messages in this
+ * attachment, less one per other thread inside a copying call, and, for
+ * a thread other than the first, less up to 4 spare records; commit or
+ * release some).
  * Thread safety: safe; the token may be committed by any thread using @q.
  */
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns);
@@ -684,7 +687,8 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
  * sent after the call.  Producers and consumers may run meanwhile: every
  * message is either dropped (and counted) or delivered to them.
  *
- * Returns how many messages were dropped (>= 0), or -EINVAL, -ENOMEM.
+ * Returns how many messages were dropped (>= 0), or -EINVAL, -ENOBUFS
+ * (no operation record free for this thread, see shmq_reserve()).
  * Blocks: no.  Thread safety: safe.
  */
 int shmq_purge(shmq *q);

@@ -267,7 +267,7 @@ int shmq_purge(shmq *q)
 	last = atomic_load_explicit(&q->hdr->prod_pos, memory_order_relaxed);
 	last_lane = atomic_load_explicit(&q->hdr->lane_prod_pos,
 					 memory_order_relaxed);
-	while ((rc = shmq__purge_one(q, last, last_lane)) > 0)
+	while ((rc = shmq__purge_one(q, last, &last_lane)) > 0)
 		dropped++;
 	return rc < 0 && !dropped ? rc : dropped;
 }

@@ -734,7 +734,7 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
  * began, so a message sent after that is never its victim, whichever
  * consumers race it.  Tombstones below the bound are skipped and freed.
  */
-int shmq__purge_one(shmq *q, uint64_t last, uint64_t last_lane)
+int shmq__purge_one(shmq *q, uint64_t last, uint64_t *last_lane)
 {
 	struct op op;
 	int rc = op_begin(q, &op);
@@ -743,7 +743,7 @@ int shmq__purge_one(shmq *q, uint64_t last, uint64_t last_lane)
 		return rc;
 	for (;;) {
 		struct ring *r = &q->lane;
-		uint64_t lim = last_lane, pos, seq, again;
+		uint64_t lim = *last_lane, pos, seq, again;
 		struct slot *s;
 		bool tomb;
 
@@ -763,14 +763,26 @@ int shmq__purge_one(shmq *q, uint64_t last, uint64_t last_lane)
 		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		tomb = seq == ((pos + 1) | SEQ_TOMB);
 		if (seq != pos + 1 && !tomb) {
-			if ((int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0)
-				break;          /* not published yet */
-			/* Another consumer took pos; follow it. */
-			/* relaxed: a new guess, confirmed by the next CAS. */
-			again = atomic_load_explicit(r->cons_pos,
-						     memory_order_relaxed);
-			if (again == pos)
-				break;          /* seq ahead of cons_pos: corrupt */
+			bool stop = (int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0;
+
+			if (!stop) {
+				/* Another consumer took pos; follow it. */
+				/* relaxed: a new guess, confirmed by the CAS. */
+				again = atomic_load_explicit(r->cons_pos,
+							     memory_order_relaxed);
+				stop = again == pos; /* seq ahead: corrupt */
+			}
+			if (!stop)
+				continue;
+			/*
+			 * Not published yet (or corrupt).  In the lane (a
+			 * repair still copying, or one killed midway), go on
+			 * with the main ring, as consumers do; in the main
+			 * ring, stop: later messages wait behind this one.
+			 */
+			if (r == &q->main)
+				break;
+			*last_lane = pos;
 			continue;
 		}
 		rec_set(op.rec, r, pos, REC_CONS, 1);
@@ -954,8 +966,12 @@ static int zc_take(shmq *q, const struct ring *r, uint64_t pos,
  * up to ZC_STASH clean ones aside instead (the others always use the
  * bitmap).  A record is thus in the bitmap, in that thread's stash, or
  * held by one operation; a stash is read and written by its thread alone.
+ * If that thread exits, its cached and stashed records stay out of use
+ * for the attachment's life (a thread that reuses its pthread_t takes them
+ * over): make the first call through an attachment from a long-lived
+ * thread.
  */
-#define ZC_STASH 4
+#define ZC_STASH SHMQ_ZC_STASH
 
 static inline bool rec_owner_is_me(shmq_seg *seg)
 {

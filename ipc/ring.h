@@ -219,7 +219,8 @@ static inline void rec_set(struct proc_rec *rec, const struct ring *r,
 	/*
 	 * R5: release; a repairer that acquires this meta sees our pos, and
 	 * everything this thread did before (the previous user of the record
-	 * cleared it before we got it: shmq__rec_get/put).  The claim CAS
+	 * cleared it before we got it: shmq__rec_get/put, or in program order
+	 * for a record from our own zero-copy stash).  The claim CAS
 	 * (C1/C2) publishes the record again to whoever acquires the position.
 	 */
 	atomic_store_explicit(&rec->meta, REC_VALID | kind | r->rec_meta | n,
@@ -509,11 +510,12 @@ static inline bool ring_can_send(const struct shmq *q)
 
 /*
  * queue.c, for shmq_purge(): drop the oldest message whose position is
- * below @last (main ring) or @last_lane (the lane, taken first).  1: one
- * dropped; 0: none left below the bounds (or the next is not published
+ * below @last (main ring) or *@last_lane (the lane, taken first; lowered
+ * to "done" when the lane's head is not published).  1: one dropped; 0:
+ * none left below the bounds (or the main ring's next is not published
  * yet); -errno.
  */
-int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t last_lane);
+int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t *last_lane);
 
 /* recover.c: repair queue @q's stuck positions now (takes the mutex). */
 int shmq__recover_queue(shmq *q);

@@ -23,6 +23,9 @@
  * A process's attachment.  Geometry is copied from the validated header at
  * attach time and never re-read from shared memory.
  */
+/* Spare records the owner thread keeps for its zero-copy calls. */
+#define SHMQ_ZC_STASH 4
+
 struct shmq_seg {
 	_Atomic long refs;      /* 1 for the user + 1 per open queue handle */
 	int fd;                 /* holds this attachment's liveness lock */
@@ -50,7 +53,7 @@ struct shmq_seg {
 	 * zc_rec_get/zc_rec_put): handed out in recs_used, and read and
 	 * written by that thread only.
 	 */
-	int zc_stash[4];
+	int zc_stash[SHMQ_ZC_STASH];
 	int zc_nstash;
 	char path[SHMQ_PATH_MAX];
 };

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "ring.h"
 
 #define QNAME	"crash"
 
@@ -356,6 +357,31 @@ static void test_purge_bounds(void **state)
 	shmq_close(q);
 }
 
+/*
+ * A lane position claimed and not yet published (a repair still copying,
+ * or killed midway) holds up neither consumers nor a purge of the ring.
+ */
+static void test_purge_past_unpublished_lane_head(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue(fix->seg, QNAME, 8, 64);
+	/* relaxed, both: single-threaded; we play the stalled repair. */
+	uint64_t lp = atomic_load_explicit(&q->hdr->lane_prod_pos,
+					   memory_order_relaxed);
+
+	atomic_store_explicit(&q->hdr->lane_prod_pos, lp + 1,
+			      memory_order_relaxed);
+	t_assert_err(shmq_send(q, "x", 1, 0), 0);
+	t_assert_err(shmq_send(q, "y", 1, 0), 0);
+	t_assert_err(shmq_purge(q), 2);
+	t_assert_err(shmq_send(q, "z", 1, 0), 0);
+	expect_msg(q, "z", 0);
+	t_expect_empty(q);
+	atomic_store_explicit(&q->hdr->lane_prod_pos, lp,
+			      memory_order_relaxed);
+	shmq_close(q);
+}
+
 /* Stall 0: a blocked call never repairs; shmq_seg_open() does. */
 static void test_open_repairs(void **state)
 {
@@ -534,6 +560,7 @@ int main(void)
 		T(test_polling_receiver_repairs),
 		T(test_polling_sender_repairs),
 		T(test_purge_bounds),
+		T(test_purge_past_unpublished_lane_head),
 		T(test_open_repairs),
 		T(test_dead_users_handles_reclaimed),
 		T(test_zero_copy_holds_bounded),
