@@ -923,9 +923,20 @@ static _Atomic uint64_t *zc_entry(shmq *q, _Atomic uint64_t *t,
 			       &t[pos & q->main.mask];
 }
 
-static uint64_t zc_word(uint32_t acq, uint32_t len, int rec)
+/*
+ * The table word of an outstanding operation on position @pos of ring @r:
+ * its kind and length, its record, and its lap (24 bits), so that a
+ * commit or release of a stale token cannot take the entry of a later
+ * operation on the same slot that happens to have the same record and
+ * length (two threads committing one token while the first has already
+ * reserved the slot's next lap).
+ */
+static uint64_t zc_word(const struct ring *r, uint64_t pos, uint32_t acq,
+			uint32_t len, int rec)
 {
-	return (uint64_t)(acq | (len + 1)) | (uint64_t)rec << 32;
+	uint64_t lap = (pos >> __builtin_ctz(r->capacity)) & 0xffffff;
+
+	return (uint64_t)(acq | (len + 1)) | (uint64_t)rec << 32 | lap << 40;
 }
 
 /*
@@ -947,8 +958,9 @@ static int zc_take(shmq *q, const struct ring *r, uint64_t pos,
 	e = zc_entry(q, t, r, pos);
 	/* relaxed: the CAS below decides; ordering comes from the caller. */
 	v = atomic_load_explicit(e, memory_order_relaxed);
-	if (v == 0 || ((uint32_t)v & ZC_ACQ) != want_acq)
-		return -EINVAL;
+	if (v == 0 || ((uint32_t)v & ZC_ACQ) != want_acq ||
+	    (v >> 40) != (zc_word(r, pos, 0, 0, 0) >> 40))
+		return -EINVAL;         /* none, another kind, another lap */
 	if (len && (uint64_t)*len + 1 > ((uint32_t)v & ~ZC_ACQ))
 		return -EINVAL;
 	/* relaxed: one thread wins a double commit; the loser gets -EINVAL. */
@@ -1033,7 +1045,7 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	prefetch_ahead(q, pos);
 	/* relaxed: read back by commit via this handle; see zc_take(). */
 	atomic_store_explicit(zc_entry(q, t, &q->main, pos),
-			      zc_word(0, (uint32_t)len, i),
+			      zc_word(&q->main, pos, 0, (uint32_t)len, i),
 			      memory_order_relaxed);
 	m->data = ring_slot(&q->main, pos)->data;
 	m->len = len;
@@ -1090,7 +1102,8 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	}
 	len = ring_len(r, pos, SIZE_MAX);
 	/* relaxed: read back by release via this handle; see zc_take(). */
-	atomic_store_explicit(zc_entry(q, t, r, pos), zc_word(ZC_ACQ, len, i),
+	atomic_store_explicit(zc_entry(q, t, r, pos),
+			      zc_word(r, pos, ZC_ACQ, len, i),
 			      memory_order_relaxed);
 	m->data = ring_slot(r, pos)->data;
 	m->len = len;

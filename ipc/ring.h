@@ -192,7 +192,7 @@ struct shmq {
 	 * Outstanding zero-copy operations, allocated on first use, one word
 	 * per slot index (capacity main slots, then SHMQ_LANE_CAP lane
 	 * slots): 0 = none, else ZC_ACQ | (length + 1), the record's index
-	 * at bits 32-39.
+	 * at bits 32-39, the position's lap (low 24 bits) at 40-63.
 	 */
 	_Atomic(_Atomic uint64_t *) zc;
 };
