@@ -32,14 +32,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "shmq.h"
 #include "ring.h"
 
 #define CAP		8u
 #define MSG		48u
 
-static char dir[256];
-static char path[320];
 static shmq_seg *seg;
 static shmq *q;
 
@@ -49,9 +48,7 @@ static void cleanup(void)
 		shmq_close(q);
 	if (seg)
 		shmq_seg_close(seg);
-	unlink(path);
-	if (!getenv("SHMQ_FUZZ_DIR"))
-		rmdir(dir);
+	fuzz_scratch_remove();
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -59,22 +56,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct shmq_seg_attr sa = {
 		.size = 64 * 1024, .mode = 0600, .max_queues = 4, .max_procs = 4,
 	};
-	const char *d = getenv("SHMQ_FUZZ_DIR");
 	unsigned char *end, *guard;
 	long page = sysconf(_SC_PAGESIZE);
 	int rc;
 
 	(void)argc;
 	(void)argv;
-	if (d) {
-		snprintf(dir, sizeof(dir), "%s", d);
-	} else {
-		snprintf(dir, sizeof(dir), "/dev/shm/shmq-fuzz.%d", (int)getpid());
-		mkdir(dir, 0700);
-	}
-	snprintf(path, sizeof(path), "%s/ring.%d", dir, (int)getpid());
-	unlink(path);
-	rc = shmq_seg_create(path, &sa, &seg);
+	fuzz_scratch_init("fuzz_ring", "ring");
+	rc = shmq_seg_create(fuzz_path, &sa, &seg);
 	if (!rc)
 		rc = shmq_create(seg, "q", &(struct shmq_attr){ CAP, MSG, 0 });
 	if (!rc)

@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "shmq.h"
 #include "shm.h"
 
@@ -43,20 +44,11 @@
 
 static unsigned char *tmpl;
 static unsigned char *img;
-static char dir[256];
-static char path[320];
 
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "fuzz_seg: %s: %s\n", what, shmq_strerror(rc));
 	exit(2);
-}
-
-static void cleanup(void)
-{
-	unlink(path);
-	if (!getenv("SHMQ_FUZZ_DIR"))
-		rmdir(dir);
 }
 
 static void build_template(void)
@@ -70,7 +62,7 @@ static void build_template(void)
 	shmq *q;
 	int fd, rc, i;
 
-	rc = shmq_seg_create(path, &sa, &seg);
+	rc = shmq_seg_create(fuzz_path, &sa, &seg);
 	if (rc)
 		die("create template", rc);
 	if ((rc = shmq_create(seg, "a", &qa1)) ||
@@ -87,7 +79,7 @@ static void build_template(void)
 
 	tmpl = malloc(SEG_BYTES);
 	img = malloc(SEG_BYTES);
-	fd = open(path, O_RDONLY);
+	fd = open(fuzz_path, O_RDONLY);
 	if (!tmpl || !img || fd < 0 ||
 	    pread(fd, tmpl, SEG_BYTES, 0) != (ssize_t)SEG_BYTES) {
 		fprintf(stderr, "fuzz_seg: cannot read the template\n");
@@ -98,23 +90,11 @@ static void build_template(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *d = getenv("SHMQ_FUZZ_DIR");
-
 	(void)argc;
 	(void)argv;
-	if (d) {
-		snprintf(dir, sizeof(dir), "%s", d);
-	} else {
-		snprintf(dir, sizeof(dir), "/dev/shm/shmq-fuzz.%d", (int)getpid());
-		if (mkdir(dir, 0700) && errno != EEXIST) {
-			perror("fuzz_seg: mkdir");
-			exit(2);
-		}
-	}
-	snprintf(path, sizeof(path), "%s/seg.%d", dir, (int)getpid());
-	unlink(path);
+	fuzz_scratch_init("fuzz_seg", "seg");
 	build_template();
-	atexit(cleanup);
+	atexit(fuzz_scratch_remove);
 	return 0;
 }
 
@@ -191,14 +171,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memcpy(img + MUTEX_OFF, tmpl + MUTEX_OFF, SEG_MUTEX_BYTES);
 
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	fd = open(fuzz_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || pwrite(fd, img, SEG_BYTES, 0) != (ssize_t)SEG_BYTES) {
 		perror("fuzz_seg: write");
 		exit(2);
 	}
 	close(fd);
 
-	rc = shmq_seg_open(path, &seg);
+	rc = shmq_seg_open(fuzz_path, &seg);
 	if (rc)
 		return 0;       /* rejected: the only other correct outcome */
 

@@ -248,25 +248,39 @@ static void test_stalled_receiver_repairs(void **state)
 	shmq_close(q);
 }
 
-/* A blocked sender on a full ring whose slot a dead consumer holds. */
-static void test_stalled_sender_repairs(void **state)
+/*
+ * A sender on a full ring whose oldest slot a dead consumer holds: the
+ * sender repairs it (m1 goes to the redelivery lane) and gets in, blocked
+ * (@timeout_ns > 0) or polling (0, until 10 s have passed).
+ */
+static void sender_behind_dead_consumer(struct t_fix *fix, int64_t timeout_ns)
 {
-	struct t_fix *fix = *state;
 	shmq *q = t_queue(fix->seg, QNAME, 2, 64);
+	uint64_t end = t_now_ns() + 10000 * (uint64_t)T_MS;
 	pid_t pid;
+	int rc;
 
 	t_assert_err(shmq_send(q, "m1", 2, 0), 0);
 	t_assert_err(shmq_send(q, "m2", 2, 0), 0);
 	pid = child_holding(fix, DO_ACQUIRE);   /* holds m1 */
 	kill_child(pid);
 	t_assert_err(shmq_send(q, "m3", 2, 0), -EAGAIN);
-	t_assert_err(shmq_set_stall(q, 2 * T_MS), 0);
-	t_assert_err(shmq_send(q, "m3", 2, 10000 * T_MS), 0);
-	expect_msg(q, "m1", 0);
+	t_assert_err(shmq_set_stall(q, T_MS), 0);
+	do
+		rc = shmq_send(q, "m3", 2, timeout_ns);
+	while (rc == -EAGAIN && timeout_ns == 0 && t_now_ns() < end);
+	t_assert_err(rc, 0);
+	expect_msg(q, "m1", 0);                 /* redelivered */
 	expect_msg(q, "m2", 0);
 	expect_msg(q, "m3", 0);
 	t_expect_empty(q);
 	shmq_close(q);
+}
+
+/* A blocked sender on a full ring whose slot a dead consumer holds. */
+static void test_stalled_sender_repairs(void **state)
+{
+	sender_behind_dead_consumer(*state, 10000 * T_MS);
 }
 
 /* A polling receiver (timeout 0) repairs too, after enough misses. */
@@ -293,26 +307,7 @@ static void test_polling_receiver_repairs(void **state)
 /* A polling sender (timeout 0) on a full ring repairs too. */
 static void test_polling_sender_repairs(void **state)
 {
-	struct t_fix *fix = *state;
-	shmq *q = t_queue(fix->seg, QNAME, 2, 64);
-	uint64_t end = t_now_ns() + 10000 * (uint64_t)T_MS;
-	pid_t pid;
-	int rc;
-
-	t_assert_err(shmq_send(q, "m1", 2, 0), 0);
-	t_assert_err(shmq_send(q, "m2", 2, 0), 0);
-	pid = child_holding(fix, DO_ACQUIRE);   /* holds m1 */
-	kill_child(pid);
-	t_assert_err(shmq_set_stall(q, T_MS), 0);
-	do
-		rc = shmq_send(q, "m3", 2, 0);
-	while (rc == -EAGAIN && t_now_ns() < end);
-	t_assert_err(rc, 0);
-	expect_msg(q, "m1", 0);                 /* redelivered */
-	expect_msg(q, "m2", 0);
-	expect_msg(q, "m3", 0);
-	t_expect_empty(q);
-	shmq_close(q);
+	sender_behind_dead_consumer(*state, 0);
 }
 
 /*
