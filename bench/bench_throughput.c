@@ -81,6 +81,7 @@ struct tp_mech {
 	int mpmc;		/* may run with P, C > 1 */
 	int batched;		/* expands to one case per --batches entry */
 	int polls;		/* busy-polls: one CPU each */
+	uint32_t qflags;	/* shmq: shmq_attr.flags of its queue */
 	/* NULL: runs; else why it cannot (not built, limits) */
 	const char *(*unavailable)(size_t size);
 	size_t state_size;
@@ -256,11 +257,11 @@ struct tp_shmq {
 	struct iovec iov[TP_MAX_BATCH];
 };
 
-static int tp_shmq_setup(struct tp_env *env,
-			 const struct tp_mech *m BENCH_UNUSED, void *p)
+static int tp_shmq_setup(struct tp_env *env, const struct tp_mech *m, void *p)
 {
 	struct shmq_attr attr = { .capacity = env->capacity,
-				  .msg_size = (uint32_t)env->size };
+				  .msg_size = (uint32_t)env->size,
+				  .flags = m->qflags };
 	struct tp_shmq *s = p;
 
 	s->seg = env->seg;
@@ -631,14 +632,17 @@ static int tp_iox_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 /* ---- the mechanisms ------------------------------------------------------ */
 
 enum {
-	M_SPSC, M_SHMQ, M_BATCH, M_ZC, M_PIPE, M_USTREAM, M_USEQ, M_EFD,
+	M_SPSC, M_SHMQ, M_BATCH, M_ZC, M_SSPSC, M_SSPSC_BATCH, M_SSPSC_ZC,
+	M_PIPE, M_USTREAM, M_USEQ, M_EFD,
 	M_MQ, M_ZMQ, M_IOX, M_NR
 };
 
-#define TP_SHMQ_OPS							\
+#define TP_SHMQ1_OPS							\
 	.state_size = sizeof(struct tp_shmq), .setup = tp_shmq_setup,	\
 	.attach = tp_shmq_attach, .detach = tp_shmq_detach,		\
-	.teardown = tp_shmq_teardown, .mpmc = 1
+	.teardown = tp_shmq_teardown
+#define TP_SHMQ_OPS TP_SHMQ1_OPS, .mpmc = 1
+#define TP_SSPSC_OPS TP_SHMQ1_OPS, .qflags = SHMQ_SPSC
 #define TP_FD_OPS							\
 	.state_size = sizeof(struct bench_fd_ep), .setup = tp_fd_setup,	\
 	.attach = tp_fd_attach, .send = tp_xfer_send,			\
@@ -663,6 +667,18 @@ static const struct tp_mech tp_mechs[M_NR] = {
 	[M_ZC] = { .name = "shmq-zc",
 		   .desc = "shmq_reserve/commit, shmq_acquire/release",
 		   .send = tp_zc_send, .recv = tp_zc_recv, TP_SHMQ_OPS },
+	[M_SSPSC] = { .name = "shmq-spsc",
+		      .desc = "the same calls on a SHMQ_SPSC queue",
+		      .send = tp_shmq_send, .recv = tp_shmq_recv,
+		      TP_SSPSC_OPS },
+	[M_SSPSC_BATCH] = { .name = "shmq-spsc-batch", .batched = 1,
+			    .desc = "batches of N on a SHMQ_SPSC queue",
+			    .send = tp_batch_send, .recv = tp_batch_recv,
+			    TP_SSPSC_OPS },
+	[M_SSPSC_ZC] = { .name = "shmq-spsc-zc",
+			 .desc = "zero-copy on a SHMQ_SPSC queue",
+			 .send = tp_zc_send, .recv = tp_zc_recv,
+			 TP_SSPSC_OPS },
 	[M_PIPE] = { .name = "pipe", .desc = "one pipe, write/read per message",
 		     TP_FD_OPS },
 	[M_USTREAM] = { .name = "unix-stream",

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define SHMQ_VERSION_MAJOR 0
-#define SHMQ_VERSION_MINOR 2
+#define SHMQ_VERSION_MINOR 3
 #define SHMQ_VERSION_PATCH 0
 
 /* Block until the operation can complete. */
@@ -134,13 +134,44 @@ struct shmq_seg_attr {
  *            (default 1024, at most SHMQ_MAX_CAPACITY).
  * @msg_size: largest payload in bytes (default 256, at most
  *            SHMQ_MAX_MSG_SIZE); messages may be any length from 0 to it.
- * @flags:    reserved, must be 0.
+ * @flags:    0 (a multi-producer multi-consumer queue), or SHMQ_SPSC.
  */
 struct shmq_attr {
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t flags;
 };
+
+/*
+ * shmq_attr.flags: a queue for exactly one sender and one receiver at a
+ * time (since 0.3), for streams where the MPMC queue's per-message atomic
+ * instructions are the cost: no atomic read-modify-write and no fence on
+ * its fast paths, one cache line per message of up to 64 bytes.
+ *
+ * Contract.  The sending side belongs to one handle, and within it to the
+ * first thread that sends through it (shmq_send, shmq_send_batch,
+ * shmq_reserve, shmq_commit); likewise the receiving side (shmq_recv,
+ * shmq_recv_batch, shmq_acquire, shmq_release, shmq_purge).  Each is
+ * taken on that first call and kept until the handle is closed or its
+ * process dies; meanwhile another handle (in any process) or another
+ * thread gets -EBUSY.  A stopped process still holds its side.  One
+ * thread may hold both sides; a producer and a consumer thread may share
+ * one handle.
+ *
+ * Differences from the MPMC queue.  Zero-copy operations of a side
+ * complete in the order they were made (shmq_commit/shmq_release of any
+ * other than the oldest outstanding token is -EINVAL), and a copying call
+ * on a side with one outstanding is -EBUSY.  If the sender dies, its
+ * unpublished messages are gone (none is half-visible); if the receiver
+ * dies, the message it was reading or held (acquired) is delivered again
+ * to the next receiver (at least once), with the rest.  Nothing needs a
+ * repair: a side held by a dead process is taken over by the next caller.
+ * A receiver about to sleep runs membarrier(2) (MEMBARRIER_CMD_GLOBAL_
+ * EXPEDITED) instead of the sender fencing every message: an
+ * inter-processor interrupt to each CPU running a process attached to an
+ * SPSC queue, on each such sleep.
+ */
+#define SHMQ_SPSC 0x1u
 
 /*
  * A zero-copy message: @data points into the queue's slot, @len is its
@@ -580,6 +611,9 @@ struct shmq_queue_info {
 	uint32_t producers;       /* attached processes that have sent to it
 	                           * through a handle still open */
 	uint32_t consumers;       /* ... that have received from it */
+	uint32_t flags;           /* shmq_attr.flags: 0 or SHMQ_SPSC (0.3) */
+	uint32_t sender_pid;      /* SPSC: pid of the process holding the */
+	uint32_t receiver_pid;    /* sending / receiving side, 0 if none */
 };
 
 /**

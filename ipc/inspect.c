@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ring.h"
+#include "spsc.h"
 #include "inspect.h"
 
 /* A tombstone: a dead producer's claim, no message (ring.h). */
@@ -83,6 +84,11 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 			 sent - recvd;
 	/* What consumers will get: the lane is drained first. */
 	qi->depth += qi->lane_depth;
+	qi->flags = g->flags;
+	if (g->flags & SHMQ_SPSC) {
+		qi->sender_pid = shmq__spsc_holder(seg, h, SPSC_SEND);
+		qi->receiver_pid = shmq__spsc_holder(seg, h, SPSC_RECV);
+	}
 }
 
 int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
@@ -207,6 +213,10 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
 		rc = idx;
 		goto out;
 	}
+	if (g.flags & SHMQ_SPSC) {
+		rc = shmq__spsc_peek(seg, &g, msgs, n);
+		goto out;
+	}
 	h = (const struct ring_hdr *)(seg->base + g.off);
 	/* The lane first: consumers drain it before the ring. */
 	/* relaxed: where to start and stop looking; each slot is checked. */
@@ -257,6 +267,8 @@ int shmq_purge(shmq *q)
 
 	if (!q)
 		return -EINVAL;
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_purge(q);
 	/*
 	 * relaxed: the bounds of the work.  A position below @last (main
 	 * ring) or @last_lane (the lane) was claimed by a producer (or by
@@ -377,6 +389,73 @@ static void ring_scan(struct shmq_check_ctx *c, int idx, const char *name,
 				   which, nbad - BAD_SLOTS_SHOWN);
 }
 
+/*
+ * An SPSC queue (spsc.c): positions at most capacity apart, every waiting
+ * message's length within msg_size, and an owner word either 0 or naming
+ * a process-table entry.  Judged only between two equal readings of the
+ * positions, as ring_scan() does.
+ */
+static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
+		       const struct shmq_qinfo *qi, const char *name)
+{
+	const struct ring_hdr *h = (const struct ring_hdr *)block;
+	const _Atomic uint32_t *lens =
+		(const _Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	int idx = (int)qi->idx, side, tries;
+	uint64_t p = 0, t = 0, pos;
+	uint32_t bad = 0, badlen = 0;
+
+	for (tries = 0; tries < 8; tries++) {
+		/* relaxed, all: a snapshot, confirmed by the second reading. */
+		t = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+		p = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+		bad = 0;
+		if ((int64_t)(p - t) >= 0 && p - t <= qi->capacity)
+			for (pos = t; pos != p; pos++) {
+				uint32_t len = atomic_load_explicit(
+					&lens[pos & (qi->capacity - 1)],
+					memory_order_relaxed);
+
+				if (len > qi->msg_size && !bad++)
+					badlen = len;
+			}
+		if (atomic_load_explicit(&h->cons_pos, memory_order_relaxed) ==
+		    t && atomic_load_explicit(&h->prod_pos,
+					      memory_order_relaxed) == p)
+			break;
+	}
+	if (tries == 8) {
+		shmq__check_report(c, SHMQ_CHECK_NOTE, SHMQ_AREA_QUEUE, idx,
+				   name, "queue busy; not judged");
+		return;
+	}
+	if ((int64_t)(p - t) < 0 || p - t > qi->capacity)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "positions sent %llu, received %llu: "
+				   "more than capacity %u apart",
+				   (unsigned long long)p, (unsigned long long)t,
+				   qi->capacity);
+	else if (bad)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%u waiting messages longer than "
+				   "msg_size %u (e.g. %u bytes)", bad,
+				   qi->msg_size, badlen);
+	for (side = 0; side < 2; side++) {
+		/* relaxed: a snapshot. */
+		uint64_t v = atomic_load_explicit(&h->spsc_owner[side],
+						  memory_order_relaxed);
+		uint64_t pidx = v & 0xffff;
+
+		if (v && (pidx == 0 || pidx > SHMQ_MAX_PROCS))
+			shmq__check_report(c, SHMQ_CHECK_ERROR,
+					   SHMQ_AREA_QUEUE, idx, name,
+					   "%s side held by process entry "
+					   "%llu, which cannot exist",
+					   side ? "receiving" : "sending",
+					   (unsigned long long)pidx - 1);
+	}
+}
+
 static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 		       const struct shmq_qinfo *qi, const char *name)
 {
@@ -398,6 +477,16 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 				   "says %u, %u, %u", h->capacity, h->msg_size,
 				   h->slot_size, qi->capacity, qi->msg_size,
 				   qi->slot_size);
+		return;
+	}
+	if (h->flags != qi->flags) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "ring header says flags 0x%x; the "
+				   "directory says 0x%x", h->flags, qi->flags);
+		return;
+	}
+	if (qi->flags & SHMQ_SPSC) {
+		spsc_check(c, block, qi, name);
 		return;
 	}
 	ring_scan(c, idx, name, "", &h->prod_pos, &h->cons_pos, slots,

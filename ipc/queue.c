@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ring.h"
+#include "spsc.h"
 #include "wait.h"
 
 void shmq__ring_init(void *block, const struct shmq_qinfo *qi)
@@ -80,7 +81,7 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
 		return rc;
 	if (attr)
 		a = *attr;
-	if (a.flags)
+	if (a.flags & ~SHMQ_QUEUE_FLAGS)
 		return -EINVAL;
 	if (!a.capacity)
 		a.capacity = SHMQ_DEFAULT_CAPACITY;
@@ -92,10 +93,13 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
 		;
 	qi.capacity = cap;
 	qi.msg_size = a.msg_size;
-	qi.slot_size = shmq__slot_size(a.msg_size);
-	if (shmq__ring_bytes(qi.capacity, qi.slot_size) > seg->heap_size)
+	qi.flags = a.flags;
+	qi.slot_size = shmq__slot_size(a.msg_size, a.flags);
+	if (shmq__ring_bytes(qi.capacity, qi.slot_size, qi.flags) >
+	    seg->heap_size)
 		return -ENOSPC;
-	return shmq__dir_create(seg, name, &qi, shmq__ring_init);
+	return shmq__dir_create(seg, name, &qi, (qi.flags & SHMQ_SPSC) ?
+				shmq__spsc_init : shmq__ring_init);
 }
 
 static int64_t env_ns(const char *name, int64_t dflt)
@@ -121,9 +125,12 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	rc = shmq__name_check(name);
 	if (rc)
 		return rc;
-	q = calloc(1, sizeof(*q));
+	/* Aligned: an SPSC side's private words have lines of their own. */
+	q = aligned_alloc(RING_LINE, (sizeof(*q) + RING_LINE - 1) &
+			  ~(size_t)(RING_LINE - 1));
 	if (!q)
 		return -ENOMEM;
+	memset(q, 0, sizeof(*q));
 	rc = shmq__dir_open(seg, name, &qi);
 	if (rc) {
 		free(q);
@@ -136,6 +143,10 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
 	q->capacity = qi.capacity;
 	q->msg_size = qi.msg_size;
+	if (qi.flags & SHMQ_SPSC)
+		shmq__spsc_view(q, seg->base + qi.off, &qi);
+	atomic_init(&q->side[SPSC_SEND].thread, 0);
+	atomic_init(&q->side[SPSC_RECV].thread, 0);
 	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
 	atomic_init(&q->stall_ns, env_ns("SHMQ_STALL_NS",
 					 SHMQ_DEFAULT_STALL_NS));
@@ -151,6 +162,8 @@ void shmq_close(shmq *q)
 {
 	if (!q)
 		return;
+	if (q->flags & SHMQ_SPSC)
+		shmq__spsc_close(q);
 	shmq__dir_close(q->seg, q->idx);
 	shmq__seg_put(q->seg);
 	/* relaxed: as above. */
@@ -192,7 +205,7 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
 		return -EINVAL;
 	attr->capacity = q->capacity;
 	attr->msg_size = q->msg_size;
-	attr->flags = 0;
+	attr->flags = q->flags;
 	return 0;
 }
 
@@ -612,6 +625,8 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	if (len > q->msg_size)
 		return -EMSGSIZE;
 	role(q, PROC_ROLE_PROD);
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_send(q, msg, len, timeout_ns);
 	if (op_begin(q, &op))
 		return send_general(q, msg, len, timeout_ns);
 	/* relaxed: a guess at the next position; the CAS confirms it. */
@@ -683,6 +698,8 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 		return -EINVAL;
 	r = &q->main;
 	role(q, PROC_ROLE_CONS);
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_recv(q, buf, buflen, timeout_ns);
 	if (__builtin_expect(lane_pending(q), 0) || op_begin(q, &op))
 		return recv_general(q, buf, buflen, timeout_ns);
 	/* relaxed: a guess at the next position; the CAS confirms it. */
@@ -822,6 +839,8 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	if (fit > q->capacity)
 		fit = q->capacity;
 	role(q, PROC_ROLE_PROD);
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_send_batch(q, msgs, fit, timeout_ns);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -864,6 +883,8 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 	if (n > q->capacity)
 		n = q->capacity;
 	role(q, PROC_ROLE_CONS);
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_recv_batch(q, bufs, n, timeout_ns);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
@@ -1028,6 +1049,10 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 		return -EINVAL;
 	if (len > q->msg_size)
 		return -EMSGSIZE;
+	if (q->flags & SHMQ_SPSC) {
+		role(q, PROC_ROLE_PROD);
+		return shmq__spsc_reserve(q, len, m, timeout_ns);
+	}
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
@@ -1058,7 +1083,11 @@ int shmq_commit(shmq *q, struct shmq_msg *m)
 	uint32_t len;
 	int i;
 
-	if (!q || !m || m->len > q->msg_size || (m->token & TOKEN_LANE))
+	if (!q || !m || m->len > q->msg_size)
+		return -EINVAL;
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_commit(q, m);
+	if (m->token & TOKEN_LANE)
 		return -EINVAL;
 	/* The slot must still be claimed-unpublished for exactly this token. */
 	/* relaxed: only our own claim could have set this value. */
@@ -1086,6 +1115,10 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 
 	if (!q || !m || timeout_check(timeout_ns))
 		return -EINVAL;
+	if (q->flags & SHMQ_SPSC) {
+		role(q, PROC_ROLE_CONS);
+		return shmq__spsc_acquire(q, m, timeout_ns);
+	}
 	t = zc_table(q);
 	if (!t)
 		return -ENOMEM;
@@ -1119,6 +1152,8 @@ int shmq_release(shmq *q, struct shmq_msg *m)
 
 	if (!q || !m)
 		return -EINVAL;
+	if (q->flags & SHMQ_SPSC)
+		return shmq__spsc_release(q, m);
 	r = (m->token & TOKEN_LANE) ? &q->lane : &q->main;
 	pos = m->token & ~TOKEN_LANE;
 	/* relaxed: only our own claim keeps this value (published for pos). */

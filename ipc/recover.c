@@ -53,6 +53,7 @@
 #include <string.h>
 
 #include "ring.h"
+#include "spsc.h"
 #include "wait.h"
 
 struct pass {
@@ -325,6 +326,12 @@ int shmq_seg_recover(shmq_seg *seg)
 		if (shmq__dir_validate_entry(seg, shmq__dir_entry(seg, i),
 					     &qi) != 0 || qi.capacity == 0)
 			continue;
+		if (qi.flags & SHMQ_SPSC) {
+			/* No claims to repair; only sides of the dead. */
+			n += shmq__spsc_reclaim(seg, (struct ring_hdr *)
+						(seg->base + qi.off));
+			continue;
+		}
 		/* A handle-less view of the queue, enough for a repair. */
 		memset(&tq, 0, sizeof(tq));
 		tq.seg = seg;

@@ -139,7 +139,13 @@ struct ring_hdr {
 	_Atomic uint64_t repairs;     /* repair passes over this queue */
 	uint8_t pad6[RING_LINE - 40];
 
-	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE];
+	/*
+	 * SPSC queues (spsc.c): who holds the sending [0] and receiving [1]
+	 * side, 0 for nobody.  Written only when a side is taken or given
+	 * back (under the control-plane mutex, or by the holder's release).
+	 */
+	_Atomic uint64_t spsc_owner[2];
+	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE - 16];
 };
 
 _Static_assert(sizeof(struct ring_hdr) == SHMQ_RING_HDR_SIZE, "ring header");
@@ -172,8 +178,30 @@ struct ring {
 	uint32_t slot_size;
 };
 
+/*
+ * One side of an SPSC queue as the handle holding it sees it (spsc.c).
+ * Private to the holding thread but for @thread; on its own lines, so a
+ * producer thread and a consumer thread sharing a handle do not share one.
+ */
+enum { SPSC_SEND = 0, SPSC_RECV = 1 };
+
+struct spsc_side {
+	uint64_t pos;           /* send: next to publish; recv: next to free */
+	uint64_t next;          /* next to reserve / acquire (>= pos) */
+	uint64_t cached;        /* the other side's position, as last read */
+	uint64_t owner;         /* our value of hdr->spsc_owner[side] */
+	uint32_t *res_len;      /* send: reserved length per slot, or NULL */
+	_Atomic unsigned long thread;   /* pthread_self() of the holder, or 0 */
+} __attribute__((aligned(RING_LINE)));
+
 /* An open queue. */
 struct shmq {
+	/* SPSC queues only (flags & SHMQ_SPSC): the sides this handle holds. */
+	struct spsc_side side[2];
+	_Atomic uint32_t *lens;     /* SPSC: a length per slot */
+	uint32_t flags;             /* SHMQ_SPSC or 0 */
+	bool fence_free;            /* SPSC: membarrier registered, notify
+				     * without a fence (spsc.c) */
 	struct ring main;
 	struct ring lane;
 	struct ring_hdr *hdr;

@@ -11,7 +11,7 @@
  *      not iterations: a pause costs ~10x more on some CPUs than others),
  *      yielding the CPU between rounds after the first 10 us;
  *   2. announce: waiters++                                       (W1)
- *   3. F2: full fence
+ *   3. F2: full fence (and, on an SPSC queue, membarrier(): spsc.c)
  *   4. v = seq                                                   (A3)
  *   5. re-check ready(); if ready: waiters--, return (caller retries)
  *   6. FUTEX_WAIT_BITSET(&seq, v, absolute CLOCK_MONOTONIC deadline)
@@ -234,6 +234,17 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
 	/* F2: seq_cst; pairs with F1 in shmq__notify(). */
 	atomic_thread_fence(memory_order_seq_cst);
+	/*
+	 * M: an SPSC queue's notifier may skip F1 (spsc.c); this supplies
+	 * it.  Should it fail, sleep in bounded steps rather than risk a
+	 * lost wake-up.
+	 */
+	if ((q->flags & SHMQ_SPSC) && !shmq__spsc_membarrier()) {
+		uint64_t cap = shmq__now_ns(CLOCK_MONOTONIC) + HOT_SLEEP_NS;
+
+		if (!wake_ns || wake_ns > cap)
+			wake_ns = cap;
+	}
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
 	if (!hot && ready(q)) {

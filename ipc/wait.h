@@ -23,6 +23,9 @@ typedef bool (*ready_fn)(const struct shmq *q);
 /* True when a claimed slot holds the caller up; *at: its position. */
 typedef bool (*stuck_fn)(const struct shmq *q, uint64_t *at);
 
+/* spsc.c: membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED); false if it failed. */
+bool shmq__spsc_membarrier(void);
+
 void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n);
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	       stuck_fn stuck, struct deadline *dl);

@@ -70,12 +70,13 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 		return -EPROTO;
 	if (c.capacity < 2 || c.capacity > SHMQ_MAX_CAPACITY ||
 	    (c.capacity & (c.capacity - 1)) || c.msg_size > SHMQ_MAX_MSG_SIZE ||
-	    c.slot_size != shmq__slot_size(c.msg_size))
+	    (c.flags & ~SHMQ_QUEUE_FLAGS) ||
+	    c.slot_size != shmq__slot_size(c.msg_size, c.flags))
 		return -EPROTO;
 	end = c.off + c.size;
 	if (c.off % SEG_ALIGN || c.size % SEG_ALIGN || end < c.off ||
 	    c.off < seg->heap_off || end > seg->heap_off + seg->heap_size ||
-	    shmq__ring_bytes(c.capacity, c.slot_size) > c.size)
+	    shmq__ring_bytes(c.capacity, c.slot_size, c.flags) > c.size)
 		return -EPROTO;
 	if (out) {
 		out->idx = (uint32_t)(e - shmq__dir_entry(seg, 0));
@@ -154,7 +155,7 @@ int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
 		rc = -ENOSPC;
 		goto out;
 	}
-	bytes = shmq__ring_bytes(qi->capacity, qi->slot_size);
+	bytes = shmq__ring_bytes(qi->capacity, qi->slot_size, qi->flags);
 	bytes = (bytes + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
 	rc = shmq__alloc(seg, bytes, &off);
 	if (rc)

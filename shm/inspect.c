@@ -316,8 +316,11 @@ static int check_dir_entry(struct shmq_check_ctx *c, const struct geom *g,
 		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
 		    "entry %u: capacity %u is not a power of two in 2..%u", i,
 		    e->capacity, SHMQ_MAX_CAPACITY);
+	if (e->flags & ~SHMQ_QUEUE_FLAGS)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: unknown queue flags 0x%x", i, e->flags);
 	if (e->msg_size > SHMQ_MAX_MSG_SIZE ||
-	    e->slot_size != shmq__slot_size(e->msg_size))
+	    e->slot_size != shmq__slot_size(e->msg_size, e->flags))
 		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
 		    "entry %u: msg_size %u / slot_size %u inconsistent", i,
 		    e->msg_size, e->slot_size);
@@ -330,7 +333,8 @@ static int check_dir_entry(struct shmq_check_ctx *c, const struct geom *g,
 		    (unsigned long long)g->heap_off,
 		    (unsigned long long)g->heap_end);
 	else if (c->errors == before &&
-		 shmq__ring_bytes(e->capacity, e->slot_size) > e->size)
+		 shmq__ring_bytes(e->capacity, e->slot_size,
+				  e->flags) > e->size)
 		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
 		    "entry %u: block of %llu bytes is too small for its ring",
 		    i, (unsigned long long)e->size);

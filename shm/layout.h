@@ -52,7 +52,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
-#define SEG_VERSION      2u                     /* 2: operation records */
+#define SEG_VERSION      3u                     /* 3: SPSC queues */
 #define SEG_HDR_SIZE     4096u
 #define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
 #define SEG_MIN_SIZE     (64u * 1024)

@@ -1,0 +1,749 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spsc.c - the single-producer single-consumer queue (SHMQ_SPSC).
+ *
+ * Why a second queue.  In the MPMC ring every message costs each side a
+ * locked instruction (the claim CAS) and a full fence (the notify), and
+ * both wait for the cache line the other side last touched: one cross-core
+ * transfer per message, in series.  With one sender and one receiver no
+ * claim is needed, and the notify's fence can move to the rare side that
+ * goes to sleep (below).  Then nothing on the fast path waits for a
+ * transfer: stores drain from the store buffer while the next message is
+ * written, as in Lamport's ring, which is what this is.
+ *
+ * Block layout (shm/shm.h, shmq__ring_bytes): struct ring_hdr (its
+ * prod_pos and cons_pos lines, event counts and counters as for the MPMC
+ * ring; spsc_owner on the last line), then a 32-bit length per slot
+ * (lens), then capacity slots of slot_size bytes holding only the payload:
+ * a 64-byte message is one cache line.
+ *
+ * Positions.  prod_pos (head) is the next position to publish, written by
+ * the sender only; cons_pos (tail) the next to free, written by the
+ * receiver only.  Free-running; position p lives in slot p & mask.  Each
+ * side keeps its own position privately (struct spsc_side) and reads the
+ * other's only when its cached copy says full or empty, so while the
+ * queue streams, each side reads the other's line once per batch of
+ * messages, not per message.
+ *
+ * Ordering edges:
+ *   P1 (sender's store of prod_pos, release) -> A1 (receiver's load of
+ *       prod_pos, acquire): the receiver sees the lengths and payloads of
+ *       every position below the value it read.
+ *   C1 (receiver's store of cons_pos, release) -> A2 (sender's load of
+ *       cons_pos, acquire): the receiver's reads of a slot come before the
+ *       sender's next-lap writes to it.
+ * Those are plain MOVs on x86: no locked instruction on the fast path.
+ *
+ * Waking without a fence per message.  The MPMC notifier fences (F1) so
+ * that its publish and its load of the waiter count cannot pass each other
+ * (wait.c).  Here a sender (or receiver) that notifies does publish;
+ * compiler barrier; load waiters.  A waiter does waiters++ (W1); F2;
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) (M); re-check; sleep.  M
+ * makes every running thread of every registered process execute a full
+ * barrier between W1 and the re-check, at some point of its instruction
+ * stream: if that point is after the notifier's publish, the re-check
+ * sees it; if before, the notifier's load of waiters comes after the
+ * barrier and sees W1.  A thread that is not running passed a full barrier
+ * when it was switched out.  Either way no wake-up is lost: the same
+ * argument as wait.c's with F1 supplied by the waiter, checked in
+ * ipc/wait.pml (-DMEMBARRIER -DPASS_ON).  Only processes registered with
+ * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED are covered, so a handle skips
+ * the fence only when its process registered (once per process, on the
+ * first SPSC open; SHMQ_SPSC_FENCE=1 in the environment declines); an
+ * unregistered one fences as the MPMC notifier does.  If the waiter's
+ * membarrier() fails, it sleeps 1 ms at a time (wait.c).
+ *
+ * Ownership.  hdr->spsc_owner[side] names the process-table entry holding
+ * each side (its index and attach time): written under the control-plane
+ * mutex when a side is taken, and back to 0 when its handle closes.  A
+ * side whose holder's entry is dead (liveness lock free) or reused by
+ * another attachment is free to take.  Within a process, struct
+ * spsc_side.thread binds the side to one thread of one handle.
+ *
+ * A process killed here.  A sender killed before P1: its message was never
+ * visible; the next sender writes over it.  A receiver killed before C1:
+ * the message stays at cons_pos and is delivered again to the next
+ * receiver.  There are no other states: no repair, no record.
+ *
+ * Untrusted memory.  Positions are masked before use; a length is read
+ * once and clamped to msg_size (and checked against the caller's buffer);
+ * a hostile cons_pos makes the queue look full, a hostile prod_pos makes
+ * it look empty or deliver garbage, never an access outside the block.
+ */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "spsc.h"
+#include "wait.h"
+
+/* ---- membarrier registration (process-wide, once) ------------------------- */
+
+/*
+ * The library's only process-wide state besides its constants: whether
+ * this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED.  A
+ * registration lasts for the life of the process (there is no unregister).
+ */
+static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
+static bool mb_registered;
+
+static void mb_register(void)
+{
+	const char *no = getenv("SHMQ_SPSC_FENCE");
+
+	if (no && *no && *no != '0')
+		return;
+	mb_registered = syscall(SYS_membarrier,
+				MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+				0, 0) == 0;
+}
+
+/* wait.c: M, before a waiter on an SPSC queue re-checks and sleeps. */
+bool shmq__spsc_membarrier(void)
+{
+	return syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
+		       0, 0) == 0;
+}
+
+/* ---- geometry --------------------------------------------------------------- */
+
+void shmq__spsc_init(void *block, const struct shmq_qinfo *qi)
+{
+	struct ring_hdr *h = block;
+
+	/* The block is zero-filled: positions, lengths and owners start at 0. */
+	h->magic = RING_MAGIC;
+	h->capacity = qi->capacity;
+	h->msg_size = qi->msg_size;
+	h->slot_size = qi->slot_size;
+	h->flags = qi->flags;
+}
+
+void shmq__spsc_view(shmq *q, unsigned char *block,
+		     const struct shmq_qinfo *qi)
+{
+	q->flags = SHMQ_SPSC;
+	q->lens = (_Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	q->main.slots = block + SHMQ_RING_HDR_SIZE +
+			shmq__spsc_lens_bytes(qi->capacity);
+	/* No lane: its positions stay 0 == 0, so lane_pending() is false. */
+	q->lane.slots = NULL;
+	pthread_once(&mb_once, mb_register);
+	q->fence_free = mb_registered;
+}
+
+static inline unsigned char *spsc_slot(const shmq *q, uint64_t pos)
+{
+	return q->main.slots + (pos & q->main.mask) * q->main.slot_size;
+}
+
+/* Length of position @pos, clamped: untrusted. */
+static inline uint32_t spsc_len(const shmq *q, uint64_t pos)
+{
+	/* relaxed: ordered after A1 (or our own store, for a reservation). */
+	uint32_t len = atomic_load_explicit(&q->lens[pos & q->main.mask],
+					    memory_order_relaxed);
+
+	return len > q->msg_size ? q->msg_size : len;
+}
+
+/* ---- sides: who sends, who receives ----------------------------------------- */
+
+#define OWNER_IDX_BITS 16
+#define OWNER_TIME_MASK ((1ull << (64 - OWNER_IDX_BITS)) - 1)
+
+/* The owner word naming process entry @idx as it is attached now. */
+static uint64_t owner_word(const shmq_seg *seg, uint32_t idx)
+{
+	const struct proc_entry *pe = shmq__proc_entry(seg, idx);
+
+	return (pe->attach_time_ns & OWNER_TIME_MASK) << OWNER_IDX_BITS |
+	       (idx + 1);
+}
+
+/*
+ * Under the mutex: does owner word @v name a live attachment?  Dead, gone
+ * (entry free or reused: another attach time) and garbage all say no.
+ */
+static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
+{
+	uint32_t idx = (uint32_t)(v & ((1u << OWNER_IDX_BITS) - 1));
+	const struct proc_entry *pe;
+
+	if (idx == 0 || idx > seg->max_procs)
+		return false;
+	idx--;
+	pe = shmq__proc_entry(seg, idx);
+	if (pe->state != PROC_ATTACHED || owner_word(seg, idx) != v ||
+	    !shmq__proc_alive(seg, idx))
+		return false;
+	if (pid)
+		*pid = pe->pid;
+	return true;
+}
+
+/*
+ * Take side @side for this handle and thread: the slow path of
+ * side_enter(), once per handle and side.  -EBUSY when another thread of
+ * this handle, or another live handle, holds it.
+ */
+static int __attribute__((noinline)) side_take(shmq *q, int side)
+{
+	struct spsc_side *sd = &q->side[side];
+	shmq_seg *seg = q->seg;
+	unsigned long none = 0, self = (unsigned long)pthread_self();
+	uint64_t cur, mine;
+	int rc;
+
+	if (seg->proc_idx < 0)
+		return -EPERM;          /* an observer cannot send or receive */
+	/*
+	 * relaxed: decides which thread of this handle may take the side;
+	 * that thread alone then writes the rest of *sd.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&sd->thread, &none, self,
+			memory_order_relaxed, memory_order_relaxed))
+		return -EBUSY;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto fail;
+	mine = owner_word(seg, (uint32_t)seg->proc_idx);
+	/* acquire: pairs with the release in side_give_back(). */
+	cur = atomic_load_explicit(&q->hdr->spsc_owner[side],
+				   memory_order_acquire);
+	/* Ours (another handle of this attachment) or another live one's. */
+	if (cur != 0 && (cur == mine || holder_alive(seg, cur, NULL))) {
+		shmq__seg_unlock(seg);
+		rc = -EBUSY;
+		goto fail;
+	}
+	/*
+	 * acq_rel: as above; a holder's give-back races us only from a value
+	 * we judged live, and then this CAS fails (we report -EBUSY; the
+	 * caller may try again).
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&q->hdr->spsc_owner[side],
+			&cur, mine, memory_order_acq_rel,
+			memory_order_relaxed)) {
+		shmq__seg_unlock(seg);
+		rc = -EBUSY;
+		goto fail;
+	}
+	sd->owner = mine;
+	/*
+	 * acquire, both: the previous holder's last position store (P1/C1)
+	 * and everything before it are visible; its slot writes or reads
+	 * are over.
+	 */
+	if (side == SPSC_SEND) {
+		sd->pos = atomic_load_explicit(q->main.prod_pos,
+					       memory_order_acquire);
+		sd->cached = atomic_load_explicit(q->main.cons_pos,
+						  memory_order_acquire);
+	} else {
+		sd->pos = atomic_load_explicit(q->main.cons_pos,
+					       memory_order_acquire);
+		sd->cached = atomic_load_explicit(q->main.prod_pos,
+						  memory_order_acquire);
+	}
+	sd->next = sd->pos;
+	shmq__seg_unlock(seg);
+	return 0;
+fail:
+	/* relaxed: only we could have set it. */
+	atomic_store_explicit(&sd->thread, 0, memory_order_relaxed);
+	return rc;
+}
+
+/* The calling thread holds side @side of @q, or takes it now, or -EBUSY. */
+static inline int side_enter(shmq *q, int side)
+{
+	/* relaxed: only this thread stores its own id here (side_take). */
+	if (__builtin_expect(atomic_load_explicit(&q->side[side].thread,
+			memory_order_relaxed) == (unsigned long)pthread_self(),
+			1))
+		return 0;
+	return side_take(q, side);
+}
+
+static void side_give_back(shmq *q, int side)
+{
+	struct spsc_side *sd = &q->side[side];
+	uint64_t v = sd->owner;
+
+	/* relaxed: the handle is being closed; nobody else uses it now. */
+	if (!atomic_load_explicit(&sd->thread, memory_order_relaxed))
+		return;
+	/*
+	 * release: our last P1/C1 and slot accesses come before the next
+	 * holder's acquire of the word (side_take).  Fails only if someone
+	 * took the side from us, which happens only to the dead.
+	 */
+	atomic_compare_exchange_strong_explicit(&q->hdr->spsc_owner[side], &v,
+			0, memory_order_release, memory_order_relaxed);
+	/* relaxed: as above. */
+	atomic_store_explicit(&sd->thread, 0, memory_order_relaxed);
+}
+
+void shmq__spsc_close(shmq *q)
+{
+	free(q->side[SPSC_SEND].res_len);
+	side_give_back(q, SPSC_SEND);
+	side_give_back(q, SPSC_RECV);
+}
+
+uint32_t shmq__spsc_holder(shmq_seg *seg, const struct ring_hdr *h, int side)
+{
+	/* relaxed: display; checked for liveness below. */
+	uint64_t v = atomic_load_explicit(&h->spsc_owner[side],
+					  memory_order_relaxed);
+	uint32_t pid = 0;
+
+	if (v && !holder_alive(seg, v, &pid))
+		pid = 0;
+	return pid;
+}
+
+int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h)
+{
+	int side, n = 0;
+
+	for (side = 0; side < 2; side++) {
+		/* acquire: as in side_take(). */
+		uint64_t v = atomic_load_explicit(&h->spsc_owner[side],
+						  memory_order_acquire);
+
+		if (v && !holder_alive(seg, v, NULL) &&
+		    /* relaxed: under the mutex; the holder is gone. */
+		    atomic_compare_exchange_strong_explicit(&h->spsc_owner[side],
+				&v, 0, memory_order_relaxed,
+				memory_order_relaxed))
+			n++;
+	}
+	return n;
+}
+
+/* ---- waking -------------------------------------------------------------------- */
+
+/* After publishing (P1) or freeing (C1): wake the other side if it sleeps. */
+static inline void spsc_notify(shmq *q, struct shmq_event *ev, unsigned n)
+{
+	if (__builtin_expect(q->fence_free, 1))
+		/*
+		 * F1': a compiler barrier; the CPU's ordering of our store and
+		 * the load below is supplied by a waiter's membarrier() (M).
+		 */
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		/* F1: seq_cst, as in shmq__notify(); pairs with F2. */
+		atomic_thread_fence(memory_order_seq_cst);
+	/* relaxed: ordered by F1' + M (or F1 + F2), see the top. */
+	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
+						  memory_order_relaxed) != 0, 0))
+		shmq__wake(q, ev, n);
+}
+
+/* Nothing is ever stuck: no claims, no repairs. */
+static bool spsc_stuck(const shmq *q, uint64_t *at)
+{
+	(void)q;
+	(void)at;
+	return false;
+}
+
+/* Is there room for position q->side[SEND].next?  (A2, acquire.) */
+static bool spsc_can_send(const shmq *q)
+{
+	/* A2: acquire; pairs with C1: the receiver is done with the slot. */
+	uint64_t tail = atomic_load_explicit(q->main.cons_pos,
+					     memory_order_acquire);
+
+	return q->side[SPSC_SEND].next - tail < q->capacity;
+}
+
+static bool spsc_can_recv(const shmq *q)
+{
+	/* A1: acquire; pairs with P1: lengths and payloads visible. */
+	uint64_t head = atomic_load_explicit(q->main.prod_pos,
+					     memory_order_acquire);
+
+	return (int64_t)(head - q->side[SPSC_RECV].next) > 0;
+}
+
+/*
+ * The slow path of both sides: the cached position said full (empty);
+ * read the other side's position again, and wait while it stays so.
+ * 0 when there is room (a message) at side->next, else -errno.
+ */
+static int __attribute__((noinline))
+spsc_wait(shmq *q, int side, int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[side];
+	bool send = side == SPSC_SEND;
+	ready_fn ready = send ? spsc_can_send : spsc_can_recv;
+	struct shmq_event *ev = send ? &q->hdr->not_full : &q->hdr->not_empty;
+	struct deadline dl = { timeout_ns, 0, 0 };
+	bool counted = false;
+	int rc = 0;
+
+	for (;;) {
+		/* acquire, both: A2 / A1 (spsc_can_send/recv). */
+		if (send)
+			sd->cached = atomic_load_explicit(q->main.cons_pos,
+							  memory_order_acquire);
+		else
+			sd->cached = atomic_load_explicit(q->main.prod_pos,
+							  memory_order_acquire);
+		if (send ? sd->next - sd->cached < q->capacity :
+			   (int64_t)(sd->cached - sd->next) > 0)
+			return 0;
+		if (timeout_ns == 0)
+			return -EAGAIN;
+		if (rc)
+			return rc;      /* the last look after the deadline */
+		if (!counted) {
+			/* relaxed: statistics. */
+			atomic_fetch_add_explicit(send ? &q->hdr->full_waits :
+						  &q->hdr->empty_waits, 1,
+						  memory_order_relaxed);
+			counted = true;
+		}
+		rc = shmq__wait(q, ev, ready, spsc_stuck, &dl);
+	}
+}
+
+/* Room for position sd->next (the sender's), waiting per @timeout_ns. */
+static inline int send_room(shmq *q, struct spsc_side *sd, int64_t timeout_ns)
+{
+	if (__builtin_expect(sd->next - sd->cached < q->capacity, 1))
+		return 0;
+	return spsc_wait(q, SPSC_SEND, timeout_ns);
+}
+
+/* A message at position sd->next (the receiver's), waiting per timeout. */
+static inline int recv_ready(shmq *q, struct spsc_side *sd, int64_t timeout_ns)
+{
+	if (__builtin_expect((int64_t)(sd->cached - sd->next) > 0, 1))
+		return 0;
+	return spsc_wait(q, SPSC_RECV, timeout_ns);
+}
+
+/* P1: publish every position below @head. */
+static inline void publish(shmq *q, struct spsc_side *sd, uint64_t head)
+{
+	/* P1: release; lengths and payloads first.  Pairs with A1. */
+	atomic_store_explicit(q->main.prod_pos, head, memory_order_release);
+	sd->pos = head;
+}
+
+/* C1: free every position below @tail. */
+static inline void free_upto(shmq *q, struct spsc_side *sd, uint64_t tail)
+{
+	/* C1: release; our reads of the slots first.  Pairs with A2. */
+	atomic_store_explicit(q->main.cons_pos, tail, memory_order_release);
+	sd->pos = tail;
+}
+
+/* ---- copying calls ---------------------------------------------------------- */
+
+static inline void put_msg(shmq *q, uint64_t pos, const void *msg, size_t len)
+{
+	if (len)        /* msg may be NULL when len is 0 */
+		memcpy(spsc_slot(q, pos), msg, len);
+	/* relaxed: published by P1. */
+	atomic_store_explicit(&q->lens[pos & q->main.mask], (uint32_t)len,
+			      memory_order_relaxed);
+}
+
+int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_SEND];
+	int rc = side_enter(q, SPSC_SEND);
+
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	if (__builtin_expect(sd->next != sd->pos, 0))
+		return -EBUSY;          /* a reservation is outstanding */
+	rc = send_room(q, sd, timeout_ns);
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	put_msg(q, sd->pos, msg, len);
+	publish(q, sd, ++sd->next);
+	spsc_notify(q, &q->hdr->not_empty, 1);
+	return 0;
+}
+
+ssize_t shmq__spsc_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_RECV];
+	int rc = side_enter(q, SPSC_RECV);
+	uint32_t len;
+
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	if (__builtin_expect(sd->next != sd->pos, 0))
+		return -EBUSY;          /* an acquisition is outstanding */
+	rc = recv_ready(q, sd, timeout_ns);
+	if (__builtin_expect(rc != 0, 0))
+		return rc;
+	len = spsc_len(q, sd->pos);
+	if (__builtin_expect(len > buflen, 0))
+		return -EMSGSIZE;       /* not consumed */
+	if (len)        /* buf may be NULL when buflen is 0 */
+		memcpy(buf, spsc_slot(q, sd->pos), len);
+	free_upto(q, sd, ++sd->next);
+	spsc_notify(q, &q->hdr->not_full, 1);
+	return len;
+}
+
+/* @n messages, each checked by the caller and at most capacity of them. */
+int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
+			  int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_SEND];
+	uint64_t room;
+	unsigned i;
+	int rc = side_enter(q, SPSC_SEND);
+
+	if (rc)
+		return rc;
+	if (sd->next != sd->pos)
+		return -EBUSY;
+	rc = send_room(q, sd, timeout_ns);
+	if (rc)
+		return rc;
+	room = q->capacity - (sd->next - sd->cached);
+	if (room < n) {
+		/* A2: acquire; as in spsc_can_send().  More may be free now. */
+		uint64_t tail = atomic_load_explicit(q->main.cons_pos,
+						     memory_order_acquire);
+
+		if (sd->next - tail < q->capacity) {
+			sd->cached = tail;
+			room = q->capacity - (sd->next - tail);
+		}
+	}
+	if (n > room)
+		n = (unsigned)room;
+	for (i = 0; i < n; i++)
+		put_msg(q, sd->pos + i, msgs[i].iov_base, msgs[i].iov_len);
+	sd->next += n;
+	publish(q, sd, sd->next);
+	spsc_notify(q, &q->hdr->not_empty, n);
+	return (int)n;
+}
+
+/* At most capacity buffers (the caller's bound). */
+int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
+			  int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_RECV];
+	uint64_t avail;
+	unsigned i;
+	int rc = side_enter(q, SPSC_RECV);
+
+	if (rc)
+		return rc;
+	if (sd->next != sd->pos)
+		return -EBUSY;
+	rc = recv_ready(q, sd, timeout_ns);
+	if (rc)
+		return rc;
+	avail = sd->cached - sd->next;
+	if (avail < n) {
+		/* A1: acquire; as in spsc_can_recv().  More may be there. */
+		uint64_t head = atomic_load_explicit(q->main.prod_pos,
+						     memory_order_acquire);
+
+		if ((int64_t)(head - sd->next) > 0) {
+			sd->cached = head;
+			avail = head - sd->next;
+		}
+	}
+	if (avail > q->capacity)
+		avail = q->capacity;    /* a hostile prod_pos */
+	if (n > avail)
+		n = (unsigned)avail;
+	for (i = 0; i < n; i++) {
+		uint32_t len = spsc_len(q, sd->pos + i);
+
+		if (len > bufs[i].iov_len)
+			break;          /* this one and the rest stay */
+		if (len)
+			memcpy(bufs[i].iov_base, spsc_slot(q, sd->pos + i), len);
+		bufs[i].iov_len = len;
+	}
+	if (i == 0)
+		return -EMSGSIZE;
+	sd->next += i;
+	free_upto(q, sd, sd->next);
+	spsc_notify(q, &q->hdr->not_full, i);
+	return (int)i;
+}
+
+/* ---- zero-copy: in order -------------------------------------------------- */
+
+int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
+		       int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_SEND];
+	int rc = side_enter(q, SPSC_SEND);
+
+	if (rc)
+		return rc;
+	/*
+	 * The reserved lengths, for commit's check: private, because reading
+	 * them back from lens would wait for a line the receiver reads.
+	 */
+	if (__builtin_expect(!sd->res_len, 0)) {
+		sd->res_len = calloc(q->capacity, sizeof(*sd->res_len));
+		if (!sd->res_len)
+			return -ENOMEM;
+	}
+	rc = send_room(q, sd, timeout_ns);
+	if (rc)
+		return rc;
+	sd->res_len[sd->next & q->main.mask] = (uint32_t)len;
+	if (q->capacity >= 32)
+		ring_prefetch_write(&q->main, sd->next + 8);
+	m->data = spsc_slot(q, sd->next);
+	m->len = len;
+	m->token = sd->next++;
+	return 0;
+}
+
+int shmq__spsc_commit(shmq *q, struct shmq_msg *m)
+{
+	struct spsc_side *sd = &q->side[SPSC_SEND];
+	int rc = side_enter(q, SPSC_SEND);
+
+	if (rc)
+		return rc;
+	/* Only the oldest outstanding reservation, with no more than it got. */
+	if (m->token != sd->pos || sd->next == sd->pos ||
+	    m->len > sd->res_len[sd->pos & q->main.mask])
+		return -EINVAL;
+	/* relaxed: published by P1. */
+	atomic_store_explicit(&q->lens[sd->pos & q->main.mask],
+			      (uint32_t)m->len, memory_order_relaxed);
+	publish(q, sd, sd->pos + 1);
+	spsc_notify(q, &q->hdr->not_empty, 1);
+	return 0;
+}
+
+int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
+{
+	struct spsc_side *sd = &q->side[SPSC_RECV];
+	int rc = side_enter(q, SPSC_RECV);
+
+	if (rc)
+		return rc;
+	if (sd->next - sd->pos >= q->capacity)
+		return -EBUSY;          /* every message is held already */
+	rc = recv_ready(q, sd, timeout_ns);
+	if (rc)
+		return rc;
+	m->data = spsc_slot(q, sd->next);
+	m->len = spsc_len(q, sd->next);
+	m->token = sd->next++;
+	return 0;
+}
+
+int shmq__spsc_release(shmq *q, struct shmq_msg *m)
+{
+	struct spsc_side *sd = &q->side[SPSC_RECV];
+	int rc = side_enter(q, SPSC_RECV);
+
+	if (rc)
+		return rc;
+	if (m->token != sd->pos || sd->next == sd->pos)
+		return -EINVAL;
+	free_upto(q, sd, sd->pos + 1);
+	spsc_notify(q, &q->hdr->not_full, 1);
+	return 0;
+}
+
+/* ---- purge and peek ------------------------------------------------------- */
+
+int shmq__spsc_purge(shmq *q)
+{
+	struct spsc_side *sd = &q->side[SPSC_RECV];
+	/* relaxed: whether this call takes the side (only for itself). */
+	bool took = atomic_load_explicit(&sd->thread,
+					 memory_order_relaxed) == 0;
+	uint64_t head, n;
+	int rc = side_enter(q, SPSC_RECV);
+
+	if (rc)
+		return rc;
+	if (sd->next != sd->pos) {
+		rc = -EBUSY;
+		goto out;
+	}
+	/* A1: acquire; what was sent before we began is ours to drop. */
+	head = atomic_load_explicit(q->main.prod_pos, memory_order_acquire);
+	n = (int64_t)(head - sd->pos) > 0 ? head - sd->pos : 0;
+	if (n > q->capacity)
+		n = q->capacity;
+	if (n) {
+		sd->next += n;
+		free_upto(q, sd, sd->next);
+		spsc_notify(q, &q->hdr->not_full, (unsigned)n);
+	}
+	rc = (int)n;
+out:
+	if (took)
+		side_give_back(q, SPSC_RECV);
+	return rc;
+}
+
+int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
+		    struct shmq_peek_msg *msgs, unsigned n)
+{
+	unsigned char *block = seg->base + g->off;
+	const struct ring_hdr *h = (const struct ring_hdr *)block;
+	const _Atomic uint32_t *lens =
+		(const _Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	const unsigned char *slots = block + SHMQ_RING_HDR_SIZE +
+				     shmq__spsc_lens_bytes(g->capacity);
+	uint64_t mask = g->capacity - 1, pos, end;
+	unsigned got = 0;
+
+	/* acquire, both: pair with C1 and P1 (the order matters little). */
+	pos = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
+	end = atomic_load_explicit(&h->prod_pos, memory_order_acquire);
+	if ((int64_t)(end - pos) < 0 || end - pos > g->capacity)
+		end = pos;              /* corrupt: nothing to show */
+	for (; pos != end && got < n; pos++) {
+		struct shmq_peek_msg *m = &msgs[got];
+		/* relaxed: ordered after the acquire of prod_pos (P1). */
+		uint32_t len = atomic_load_explicit(&lens[pos & mask],
+						    memory_order_relaxed);
+		uint64_t again;
+
+		if (len > g->msg_size)
+			len = g->msg_size;
+		m->len = len;
+		/* Bytes a sender may rewrite once the receiver frees them. */
+		memcpy(m->data, slots + (pos & mask) * g->slot_size,
+		       len < m->size ? len : m->size);
+		/*
+		 * acquire fence: orders the copy before the load of cons_pos;
+		 * a sender rewrites slot pos only after it saw cons_pos > pos
+		 * (A2 after C1), so cons_pos <= pos now means the copy is
+		 * intact.
+		 */
+		atomic_thread_fence(memory_order_acquire);
+		/* relaxed: ordered by the fence. */
+		again = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
+		if ((int64_t)(again - pos) > 0)
+			continue;       /* consumed while we copied */
+		m->pos = pos;
+		m->redelivered = 0;
+		got++;
+	}
+	return (int)got;
+}

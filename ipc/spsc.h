@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spsc.h - the single-producer single-consumer queue (internal; the
+ * protocol and its argument are at the top of spsc.c).
+ */
+#ifndef SHMQ_SPSC_H
+#define SHMQ_SPSC_H
+
+#include <sys/types.h>
+
+#include "ring.h"
+
+void shmq__spsc_init(void *block, const struct shmq_qinfo *qi);
+/* Fill an SPSC handle's view of its block (after shmq__ring_view). */
+void shmq__spsc_view(shmq *q, unsigned char *block,
+		     const struct shmq_qinfo *qi);
+/* Give back the sides @q holds (shmq_close). */
+void shmq__spsc_close(shmq *q);
+
+int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
+ssize_t shmq__spsc_recv(shmq *q, void *buf, size_t buflen,
+			int64_t timeout_ns);
+int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
+			  int64_t timeout_ns);
+int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
+			  int64_t timeout_ns);
+int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
+		       int64_t timeout_ns);
+int shmq__spsc_commit(shmq *q, struct shmq_msg *m);
+int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
+int shmq__spsc_release(shmq *q, struct shmq_msg *m);
+int shmq__spsc_purge(shmq *q);
+
+/*
+ * Inspection, under the control-plane mutex: the pid holding side @side
+ * of the queue whose header is @h (0: nobody, or a holder that is gone);
+ * a snapshot of the oldest messages (as shmq_peek); take sides back from
+ * dead holders (shmq_seg_recover: how many).
+ */
+uint32_t shmq__spsc_holder(shmq_seg *seg, const struct ring_hdr *h, int side);
+int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
+		    struct shmq_peek_msg *msgs, unsigned n);
+int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h);
+
+#endif /* SHMQ_SPSC_H */
