@@ -82,9 +82,11 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->lane_depth = (int64_t)(sent - recvd) < 0 ? 0 :
 			 sent - recvd > SHMQ_LANE_CAP ? SHMQ_LANE_CAP :
 			 sent - recvd;
+	qi->flags = g->flags;
+	if (g->flags & SHMQ_SPSC)
+		qi->lane_depth = 0;     /* no lane */
 	/* What consumers will get: the lane is drained first. */
 	qi->depth += qi->lane_depth;
-	qi->flags = g->flags;
 	if (g->flags & SHMQ_SPSC) {
 		qi->sender_pid = shmq__spsc_holder(seg, h, SPSC_SEND);
 		qi->receiver_pid = shmq__spsc_holder(seg, h, SPSC_RECV);

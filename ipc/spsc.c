@@ -48,10 +48,12 @@
  * argument as wait.c's with F1 supplied by the waiter, checked in
  * ipc/wait.pml (-DMEMBARRIER -DPASS_ON).  Only processes registered with
  * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED are covered, so a handle skips
- * the fence only when its process registered (once per process, on the
+ * the fence only when its process registered (once per process, at its
  * first SPSC open; SHMQ_SPSC_FENCE=1 in the environment declines); an
  * unregistered one fences as the MPMC notifier does.  If the waiter's
- * membarrier() fails, it sleeps 1 ms at a time (wait.c).
+ * membarrier() fails, it sleeps 1 ms at a time; and its first sleep is
+ * bounded anyway, against a gap in Linux's delivery (wait.c,
+ * SPSC_GUARD_NS).
  *
  * Ownership.  hdr->spsc_owner[side] names the process-table entry holding
  * each side (its index and attach time): written under the control-plane
@@ -83,22 +85,32 @@
 /* ---- membarrier registration (process-wide, once) ------------------------- */
 
 /*
- * The library's only process-wide state besides its constants: whether
- * this process is registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED.  A
- * registration lasts for the life of the process (there is no unregister).
+ * The library's only process-wide state besides its constants: the pid of
+ * the process that registered for MEMBARRIER_CMD_GLOBAL_EXPEDITED (0:
+ * none).  A registration lasts for the life of the process; a pid, not a
+ * flag, because a forked child inherits this variable but must register
+ * on its own.
  */
-static pthread_once_t mb_once = PTHREAD_ONCE_INIT;
-static bool mb_registered;
+static _Atomic pid_t mb_pid;
 
-static void mb_register(void)
+/* May this process's SPSC notifiers skip their fence?  (At each open.) */
+static bool mb_fence_free(void)
 {
 	const char *no = getenv("SHMQ_SPSC_FENCE");
+	pid_t me = getpid();
 
+	/* acquire: pairs with the release below (another thread's). */
+	if (atomic_load_explicit(&mb_pid, memory_order_acquire) == me)
+		return true;
 	if (no && *no && *no != '0')
-		return;
-	mb_registered = syscall(SYS_membarrier,
-				MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
-				0, 0) == 0;
+		return false;
+	/* Idempotent: threads racing here both register, harmlessly. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED,
+		    0, 0) != 0)
+		return false;
+	/* release: the registration precedes any handle that relies on it. */
+	atomic_store_explicit(&mb_pid, me, memory_order_release);
+	return true;
 }
 
 /* wait.c: M, before a waiter on an SPSC queue re-checks and sleeps. */
@@ -131,8 +143,7 @@ void shmq__spsc_view(shmq *q, unsigned char *block,
 			shmq__spsc_lens_bytes(qi->capacity);
 	/* No lane: its positions stay 0 == 0, so lane_pending() is false. */
 	q->lane.slots = NULL;
-	pthread_once(&mb_once, mb_register);
-	q->fence_free = mb_registered;
+	q->fence_free = mb_fence_free();
 }
 
 static inline unsigned char *spsc_slot(const shmq *q, uint64_t pos)
@@ -234,6 +245,15 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 	}
 	sd->owner = mine;
 	/*
+	 * relaxed, under the mutex: only this side's holder ever waits on
+	 * its event, and there is none now; a holder killed asleep left its
+	 * announcement behind, which would cost every later notify a
+	 * FUTEX_WAKE system call.
+	 */
+	atomic_store_explicit(side == SPSC_SEND ? &q->hdr->not_full.waiters :
+			      &q->hdr->not_empty.waiters, 0,
+			      memory_order_relaxed);
+	/*
 	 * acquire, both: the previous holder's last position store (P1/C1)
 	 * and everything before it are visible; its slot writes or reads
 	 * are over.
@@ -320,8 +340,14 @@ int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h)
 		    /* relaxed: under the mutex; the holder is gone. */
 		    atomic_compare_exchange_strong_explicit(&h->spsc_owner[side],
 				&v, 0, memory_order_relaxed,
-				memory_order_relaxed))
+				memory_order_relaxed)) {
+			/* relaxed: its announcement, as in side_take(). */
+			atomic_store_explicit(side == SPSC_SEND ?
+					      &h->not_full.waiters :
+					      &h->not_empty.waiters, 0,
+					      memory_order_relaxed);
 			n++;
+		}
 	}
 	return n;
 }
@@ -594,6 +620,8 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 
 	if (rc)
 		return rc;
+	if (sd->next - sd->pos >= q->capacity)
+		return -EBUSY;          /* every slot is reserved already */
 	/*
 	 * The reserved lengths, for commit's check: private, because reading
 	 * them back from lens would wait for a line the receiver reads.

@@ -121,6 +121,20 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
 #define FALSE_READY_MAX 10000
 #define HOT_SLEEP_NS    1000000ull      /* and sleep 1 ms at a time */
 
+/*
+ * An SPSC waiter's first sleep after announcing itself lasts at most this
+ * long; then it looks again and sleeps on.  membarrier() (M) should make
+ * this unnecessary, but Linux does not always deliver it: registration
+ * updates only the CPUs running the process at that instant, and a CPU
+ * that idles holding its address space (lazy TLB) and then runs one of
+ * its threads again keeps the old, unregistered state, so its threads get
+ * no barrier.  A notifier there can read waiters before its publish is
+ * visible and skip the wake-up; the publish itself is merely late
+ * (draining a store buffer takes nanoseconds), so one look a millisecond
+ * later finds it.  Seen as a hang of test_threads_spsc without the guard.
+ */
+#define SPSC_GUARD_NS   1000000ull
+
 /* Poll ready() this many times between clock reads while spinning. */
 #define SPIN_CHECK_EVERY 32
 
@@ -204,7 +218,7 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	       stuck_fn stuck, struct deadline *dl)
 {
 	struct timespec ts, *tsp = NULL;
-	uint64_t cap_ns, wake_ns = 0;
+	uint64_t cap_ns, wake_ns = 0, guard_ns = 0, until;
 	bool hot = false;
 	uint32_t v;
 	int rc;
@@ -237,13 +251,18 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	/*
 	 * M: an SPSC queue's notifier may skip F1 (spsc.c); this supplies
 	 * it.  Should it fail, sleep in bounded steps rather than risk a
-	 * lost wake-up.
+	 * lost wake-up.  Should it succeed, the first sleep is still bounded
+	 * (guard, below).
 	 */
-	if ((q->flags & SHMQ_SPSC) && !shmq__spsc_membarrier()) {
-		uint64_t cap = shmq__now_ns(CLOCK_MONOTONIC) + HOT_SLEEP_NS;
+	if (q->flags & SHMQ_SPSC) {
+		uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
 
-		if (!wake_ns || wake_ns > cap)
-			wake_ns = cap;
+		if (!shmq__spsc_membarrier()) {
+			if (!wake_ns || wake_ns > now + HOT_SLEEP_NS)
+				wake_ns = now + HOT_SLEEP_NS;
+		} else if (!wake_ns || wake_ns > now + SPSC_GUARD_NS) {
+			guard_ns = now + SPSC_GUARD_NS;
+		}
 	}
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
@@ -251,13 +270,17 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 		rc = 0;
 		goto out;
 	}
-	if (wake_ns) {
-		ts.tv_sec = (time_t)(wake_ns / 1000000000ull);
-		ts.tv_nsec = (long)(wake_ns % 1000000000ull);
-		tsp = &ts;
-	}
 	/* relaxed: a statistic. */
 	atomic_fetch_add_explicit(&q->hdr->sleeps, 1, memory_order_relaxed);
+again:
+	until = guard_ns ? guard_ns : wake_ns;
+	if (until) {
+		ts.tv_sec = (time_t)(until / 1000000000ull);
+		ts.tv_nsec = (long)(until % 1000000000ull);
+		tsp = &ts;
+	} else {
+		tsp = NULL;
+	}
 	/*
 	 * Sleeps only while seq == v.  Returns 0 (woken, maybe spuriously),
 	 * or -1 with EAGAIN (seq moved: a wake-up came first), EINTR (a
@@ -265,6 +288,23 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	 */
 	rc = futex_async((int32_t *)&ev->seq, FUTEX_WAIT_BITSET, (int32_t)v,
 			 tsp, NULL, (int32_t)FUTEX_BITSET_MATCH_ANY);
+	if (guard_ns && rc < 0 && errno == ETIMEDOUT) {
+		/*
+		 * The guard ran out and nobody woke us: look once more, then
+		 * sleep on, still announced.  Any notifier whose load of
+		 * waiters came after W1 reached it sees us; one whose load
+		 * came before had its publish in flight then, and that is
+		 * visible by now.
+		 */
+		guard_ns = 0;
+		/* A3: acquire, as above. */
+		v = atomic_load_explicit(&ev->seq, memory_order_acquire);
+		if (ready(q)) {
+			rc = 0;
+			goto out;
+		}
+		goto again;
+	}
 	/* A sleep cut short for a stall check is not the caller's timeout. */
 	rc = rc < 0 && errno == ETIMEDOUT && deadline_passed(dl) ?
 	     -ETIMEDOUT : 0;

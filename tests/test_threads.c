@@ -48,6 +48,8 @@ struct run {
 	const char *qname;
 	shmq *shared;			/* NULL: every thread opens its own */
 	int64_t spin;			/* < 0: leave the default */
+	uint32_t qflags;		/* SHMQ_SPSC: 1 x 1, the producer
+					 * sends the sentinel itself */
 	uint32_t nprod, ncons, per_prod;
 	atomic_uint *seen;		/* [nprod * per_prod] receive counts */
 	/* With one consumer: the order it received, as producer<<24|seq. */
@@ -163,6 +165,13 @@ static void *producer(void *arg)
 		}
 	}
 	w->count = seq;
+	/* An SPSC queue has one sender: this thread ends the stream. */
+	if ((r->qflags & SHMQ_SPSC) && !w->fatal) {
+		n = (uint32_t)t_msg_sentinel(bufs[0], 0);
+		rc = shmq_send(w->q, bufs[0], n, SHMQ_FOREVER);
+		if (rc)
+			record(w, rc, "send sentinel %u %u", seq, 0);
+	}
 	worker_close(w);
 	return NULL;
 }
@@ -291,12 +300,14 @@ struct config {
 	const int *prod_modes, *cons_modes;	/* cycled */
 	int nprod_modes, ncons_modes;
 	int trace;				/* needs ncons == 1 */
+	uint32_t qflags;			/* SHMQ_SPSC: 1 x 1 */
 };
 
 static void run_mpmc(struct t_fix *fix, const struct config *c,
 		     struct run *r)
 {
-	struct shmq_attr a = { .capacity = c->capacity, .msg_size = MSG_SIZE };
+	struct shmq_attr a = { .capacity = c->capacity, .msg_size = MSG_SIZE,
+			       .flags = c->qflags };
 	unsigned char sent[sizeof(struct t_tag)];
 	uint64_t total = 0;
 	uint32_t i, sentinels = 0;
@@ -308,6 +319,7 @@ static void run_mpmc(struct t_fix *fix, const struct config *c,
 	r->ncons = c->ncons;
 	r->per_prod = c->per_prod;
 	r->spin = c->spin;
+	r->qflags = c->qflags;
 	r->seen = calloc((size_t)c->nprod * c->per_prod, sizeof(*r->seen));
 	assert_non_null(r->seen);
 	if (c->trace) {
@@ -352,13 +364,17 @@ static void run_mpmc(struct t_fix *fix, const struct config *c,
 		shmq *q;
 
 		t_assert_err(shmq_open(fix->seg, r->qname, &q), 0);
-		for (i = 0; i < c->ncons; i++)
+		for (i = 0; i < c->ncons && !(c->qflags & SHMQ_SPSC); i++)
 			t_assert_err(shmq_send(q, sent, t_msg_sentinel(sent, 0),
 					       SHMQ_FOREVER), 0);
 		for (i = 0; i < c->ncons; i++)
 			assert_int_equal(pthread_join(r->cons[i].th, NULL), 0);
-		/* Every sentinel was taken exactly once, nothing is left. */
-		{
+		/*
+		 * Every sentinel was taken exactly once, nothing is left.
+		 * (An SPSC queue's receiving side stays with the shared
+		 * handle's consumer thread.)
+		 */
+		if (!(c->qflags & SHMQ_SPSC) || !c->shared) {
 			char buf[MSG_SIZE];
 
 			t_assert_err(shmq_recv(q, buf, sizeof(buf), 0),
@@ -417,6 +433,42 @@ static void free_run(struct run *r)
 static const int all_modes[] = { MODE_PLAIN, MODE_BATCH, MODE_ZC };
 
 #define PER_PROD	20000
+
+/*
+ * SHMQ_SPSC queues: one producer thread and one consumer thread, sharing a
+ * handle or each with its own, every pairing of plain, batch and zero-copy
+ * calls, with and without spinning (spin 0: every wait sleeps, and each
+ * wake-up depends on the membarrier() protocol of ipc/spsc.c).
+ */
+static void test_threads_spsc(void **state)
+{
+	static const int64_t spins[] = { -1, 0 };
+	int p, cm, sh, sp;
+
+	for (sp = 0; sp < 2; sp++)
+		for (sh = 0; sh < 2; sh++)
+			for (p = 0; p < 3; p++)
+				for (cm = 0; cm < 3; cm++) {
+					struct config c = {
+						.nprod = 1, .ncons = 1,
+						.per_prod = PER_PROD / 4,
+						.capacity = 8, .shared = sh,
+						.spin = spins[sp],
+						.prod_modes = &all_modes[p],
+						.nprod_modes = 1,
+						.cons_modes = &all_modes[cm],
+						.ncons_modes = 1, .trace = 1,
+						.qflags = SHMQ_SPSC,
+					};
+					struct run r;
+
+					run_mpmc(*state, &c, &r);
+					free_run(&r);
+					t_assert_err(shmq_unlink(
+						((struct t_fix *)*state)->seg,
+						"mpmc"), 0);
+				}
+}
 
 static void test_threads_shared_handle(void **state)
 {
@@ -705,6 +757,7 @@ int main(void)
 		T(test_threads_batch_consecutive),
 		T(test_threads_wake_out_of_order),
 		T(test_threads_failed_polls_keep_no_record),
+		T(test_threads_spsc),
 #undef T
 	};
 
