@@ -16,6 +16,10 @@
  *   raw-futex         the mailboxes, FUTEX_WAIT/FUTEX_WAKE every message:
  *                     the sleeping limit
  *   shmq-block-spin0  SHMQ_FOREVER with shmq_set_spin(q, 0)
+ *   shmq-spsc-poll    shmq-poll, shmq-block and shmq-block-spin0 on
+ *   shmq-spsc-block   SHMQ_SPSC queues (one per direction: each has one
+ *   shmq-spsc-spin0   sender and one receiver); spin0's every receive
+ *                     sleeps, so it prices membarrier() against raw-futex
  *   pipe              two pipes, write then read
  *   unix-stream       two AF_UNIX SOCK_STREAM socketpairs
  *   unix-seqpacket    two AF_UNIX SOCK_SEQPACKET socketpairs
@@ -27,7 +31,8 @@
  *                     its C binding; the receiver sleeps in a WaitSet
  *
  * Every case is compared with its baseline (raw-spin or raw-futex) and with
- * shmq (shmq-poll for polling cases, shmq-block for the others).
+ * shmq (shmq-poll for polling cases, shmq-block for the others; an SPSC
+ * case with its MPMC twin).
  *
  * Noise (vCPU migration, frequency, neighbours) comes in spells, so the cases
  * run in several rounds, interleaved with the order rotated, and each case's
@@ -62,6 +67,7 @@ struct pp_mech {
 	int polls;		/* busy-polls: needs two CPUs */
 	int64_t timeout_ns;	/* shmq cases: 0 (poll) or SHMQ_FOREVER */
 	int64_t spin_ns;	/* shmq cases: BENCH_NO_SPIN or a budget */
+	uint32_t qflags;	/* shmq cases: shmq_attr.flags of the queues */
 	int sock_type;		/* fd cases: 0 (pipe) or a SOCK_ type */
 	/* NULL: runs; else why it cannot (not built, limits) */
 	const char *(*unavailable)(size_t size);
@@ -420,7 +426,8 @@ struct pp_shmq {
 static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 {
 	struct shmq_attr attr = { .capacity = PP_QCAP,
-				  .msg_size = (uint32_t)env->size };
+				  .msg_size = (uint32_t)env->size,
+				  .flags = m->qflags };
 	struct pp_shmq *s = p;
 	int rc;
 
@@ -529,8 +536,8 @@ static void pp_shmq_teardown(void *p)
 /* ---- the cases ----------------------------------------------------------- */
 
 enum {
-	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_PIPE, C_USTREAM,
-	C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_NR
+	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_SPOLL, C_SBLOCK, C_SSPIN0,
+	C_PIPE, C_USTREAM, C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_NR
 };
 
 #define PP_SPIN_OPS							\
@@ -553,6 +560,8 @@ enum {
 	.attach = pp_shmq_attach, .ping = pp_shmq_ping,			\
 	.pong = pp_shmq_pong, .detach = pp_shmq_detach,			\
 	.teardown = pp_shmq_teardown
+/* Each direction its own queue: ping sends down, pong up (pp_shmq_attach). */
+#define PP_SSPSC_OPS PP_SHMQ_OPS, .qflags = SHMQ_SPSC
 #define PP_FD_OPS							\
 	.state_size = sizeof(struct bench_fd_ep), .setup = pp_fd_setup,	\
 	.attach = pp_fd_attach, .ping = pp_xfer_ping,			\
@@ -587,6 +596,22 @@ static const struct pp_mech pp_mechs[C_NR] = {
 		      .timeout_ns = SHMQ_FOREVER, .spin_ns = 0,
 		      .desc = "SHMQ_FOREVER, shmq_set_spin(q, 0)",
 		      PP_SHMQ_OPS },
+	[C_SPOLL] = { .name = "shmq-spsc-poll", .base = C_SPIN,
+		      .shmq = C_POLL, .polls = 1, .timeout_ns = 0,
+		      .spin_ns = BENCH_NO_SPIN,
+		      .desc = "shmq-poll on SHMQ_SPSC queues",
+		      PP_SSPSC_OPS },
+	[C_SBLOCK] = { .name = "shmq-spsc-block", .base = C_SPIN,
+		       .shmq = C_BLOCK, .timeout_ns = SHMQ_FOREVER,
+		       .spin_ns = BENCH_NO_SPIN,
+		       .desc = "shmq-block on SHMQ_SPSC queues",
+		       PP_SSPSC_OPS },
+	[C_SSPIN0] = { .name = "shmq-spsc-spin0", .base = C_FUTEX,
+		       .shmq = C_SPIN0, .timeout_ns = SHMQ_FOREVER,
+		       .spin_ns = 0,
+		       .desc = "shmq-block-spin0 on SHMQ_SPSC queues: "
+			       "membarrier() per sleep",
+		       PP_SSPSC_OPS },
 	[C_PIPE] = { .name = "pipe", .base = C_FUTEX, .shmq = C_BLOCK,
 		     .desc = "two pipes, write + read", PP_FD_OPS },
 	[C_USTREAM] = { .name = "unix-stream", .base = C_FUTEX,
@@ -750,7 +775,8 @@ static const char pp_help[] =
 	"usage: bench_pingpong [options]\n"
 	"\n"
 	"Round-trip latency of one message between two processes pinned to\n"
-	"two CPUs: shmq (polling, blocking, blocking without spin) against\n"
+	"two CPUs: shmq (polling, blocking, blocking without spin; on the\n"
+	"default MPMC queues and on SHMQ_SPSC queues) against\n"
 	"raw shared-memory spin and futex ping-pongs (the limits), pipes,\n"
 	"Unix sockets (stream, seqpacket), eventfd + shared memory, POSIX\n"
 	"message queues, ZeroMQ ipc:// and iceoryx (when built in), measured\n"
@@ -767,8 +793,10 @@ static const char pp_help[] =
 	"CSV (--out): latency.csv, one row per case and size.\n"
 	"iceoryx: an iox-roudi is started for the run (and stopped) unless\n"
 	"one runs already.  Cases: raw-spin shmq-poll shmq-block raw-futex\n"
-	"shmq-block-spin0 pipe unix-stream unix-seqpacket eventfd posix-mq\n"
-	"zeromq iceoryx.\n";
+	"shmq-block-spin0 shmq-spsc-poll shmq-spsc-block shmq-spsc-spin0\n"
+	"pipe unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx.\n"
+	"A case brings its baselines along (x base, x shmq columns); the\n"
+	"shmq-spsc cases' x shmq is their MPMC twin (spin0: shmq-block-spin0).\n";
 
 static double pp_mean(const struct hist *h)
 {
@@ -795,7 +823,7 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 	int c;
 
 	printf("\n%zu-byte messages: round trip in ns\n", r->env.size);
-	printf("%-17s %8s %8s %8s %8s %8s %9s %7s %-10s %6s %-11s %s\n",
+	printf("%-17s %8s %8s %8s %8s %8s %9s %7s %-10s %6s %-16s %s\n",
 	       "case", "median", "mean", "p90", "p99", "p99.9", "max",
 	       "x base", "base", "x shmq", "vs", "goal");
 	for (c = 0; c < C_NR; c++) {
@@ -821,7 +849,7 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 			snprintf(goal, sizeof(goal), "<= %.2f %s", m->goal,
 				 rb <= m->goal ? "ok" : "MISSED");
 		printf("%-17s %8" PRIu64 " %8.0f %8" PRIu64 " %8" PRIu64 " %8"
-		       PRIu64 " %9" PRIu64 " %7s %-10s %6s %-11s %s\n", m->name,
+		       PRIu64 " %9" PRIu64 " %7s %-10s %6s %-16s %s\n", m->name,
 		       hist_pct(h, 50), pp_mean(h), hist_pct(h, 90),
 		       hist_pct(h, 99), hist_pct(h, 99.9), h->max, b1,
 		       pp_mechs[m->base].name, b2, pp_mechs[m->shmq].name,
@@ -1068,8 +1096,8 @@ int main(int argc, char **argv)
 	       r.rounds, o.spin_ns < 0 ? "library default" : "--spin",
 	       clock_step, clock_cost);
 	if (o.spin_ns >= 0)
-		printf("--spin %" PRId64 " ns applies to shmq-block only\n",
-		       o.spin_ns);
+		printf("--spin %" PRId64 " ns applies to shmq-block and "
+		       "shmq-spsc-block only\n", o.spin_ns);
 	for (c = 0; c < C_NR; c++)
 		if (r.res[c].skipped != PP_UNSELECTED)
 			printf("  %-17s %s\n", pp_mechs[c].name,
