@@ -209,8 +209,6 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 	uint64_t cur, mine;
 	int rc;
 
-	if (seg->proc_idx < 0)
-		return -EPERM;          /* an observer cannot send or receive */
 	/*
 	 * relaxed: decides which thread of this handle may take the side;
 	 * that thread alone then writes the rest of *sd.

@@ -1,0 +1,714 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_spsc.c - SHMQ_SPSC queues: every call and error, the sides (one
+ * sending handle and thread, one receiving), zero-copy in order, a holder
+ * that dies or stops, recovery, inspection, a hostile block, and a stream
+ * between two real processes through a small ring with every wait
+ * sleeping.  (Threads on one handle: test_threads.c, under TSan.)
+ *
+ * Children never assert: they _exit() with a code the parent checks.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "ring.h"
+
+#define QNAME	"spsc"
+
+static shmq *spsc_queue(shmq_seg *seg, const char *name, uint32_t capacity,
+			uint32_t msg_size)
+{
+	struct shmq_attr a = { .capacity = capacity, .msg_size = msg_size,
+			       .flags = SHMQ_SPSC };
+	shmq *q = NULL;
+
+	t_assert_err(shmq_create(seg, name, &a), 0);
+	t_assert_err(shmq_open(seg, name, &q), 0);
+	return q;
+}
+
+static void stat_of(shmq_seg *seg, struct shmq_queue_info *qi)
+{
+	t_assert_err(shmq_queue_stat(seg, QNAME, qi), 0);
+}
+
+/* ---- single process: calls and errors ------------------------------------ */
+
+static void test_spsc_basic(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 5, 100);
+	struct shmq_queue_info qi;
+	struct shmq_attr a;
+	char buf[128], big[101];
+	uint64_t t0;
+	int i;
+
+	t_assert_err(shmq_get_attr(q, &a), 0);
+	assert_int_equal(a.flags, SHMQ_SPSC);
+	assert_int_equal(a.capacity, 8);        /* rounded up */
+	assert_int_equal(a.msg_size, 100);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.flags, SHMQ_SPSC);
+	assert_int_equal(qi.slot_size, 128);    /* payload only */
+
+	/* Empty, zero-length, any length up to msg_size, in order. */
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
+	t_assert_err(shmq_send(q, NULL, 0, 0), 0);
+	t_assert_err(shmq_send(q, "hello", 5, 0), 0);
+	memset(big, 'b', sizeof(big));
+	t_assert_err(shmq_send(q, big, 100, 0), 0);
+	t_assert_err(shmq_send(q, big, 101, 0), -EMSGSIZE);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), 0);
+	t_recv_expect(q, "hello", 5, 0);
+	/* Too small a buffer: -EMSGSIZE, and the message stays. */
+	t_assert_err(shmq_recv(q, buf, 99, 0), -EMSGSIZE);
+	t_assert_err(shmq_recv(q, buf, 100, 0), 100);
+	assert_memory_equal(buf, big, 100);
+
+	/* Full at capacity; a timed wait is honoured either way. */
+	for (i = 0; i < 8; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), -EAGAIN);
+	t0 = t_now_ns();
+	t_assert_err(shmq_send(q, &i, sizeof(i), 30 * T_MS), -ETIMEDOUT);
+	assert_true(t_now_ns() - t0 >= 30 * (uint64_t)T_MS);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.depth, 8);
+	assert_int_equal(qi.sender_pid, (uint32_t)getpid());
+	assert_int_equal(qi.receiver_pid, (uint32_t)getpid());
+	for (i = 0; i < 8; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	t0 = t_now_ns();
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 30 * T_MS), -ETIMEDOUT);
+	assert_true(t_now_ns() - t0 >= 30 * (uint64_t)T_MS);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), -5), -EINVAL);
+	t_assert_err(shmq_send(q, NULL, 3, 0), -EINVAL);
+	shmq_close(q);
+
+	/* A flag that does not exist. */
+	a = (struct shmq_attr){ .capacity = 4, .msg_size = 8,
+				.flags = SHMQ_SPSC | 0x100 };
+	t_assert_err(shmq_create(fix->seg, "other", &a), -EINVAL);
+}
+
+static void test_spsc_batch(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 32);
+	char in[12][32], out[12][32];
+	struct iovec iov[12];
+	int i;
+
+	for (i = 0; i < 12; i++) {
+		memset(in[i], 'a' + i, sizeof(in[i]));
+		iov[i].iov_base = in[i];
+		iov[i].iov_len = (size_t)i + 1;
+	}
+	/* At most capacity go; the rest is the caller's to send again. */
+	t_assert_err(shmq_send_batch(q, iov, 12, 0), 8);
+	t_assert_err(shmq_send_batch(q, iov, 1, 0), -EAGAIN);
+	/* A receive batch stops before a message too long for its buffer. */
+	for (i = 0; i < 4; i++) {
+		iov[i].iov_base = out[i];
+		iov[i].iov_len = sizeof(out[i]);
+	}
+	iov[2].iov_len = 2;                     /* message 3 has 3 bytes */
+	t_assert_err(shmq_recv_batch(q, iov, 4, 0), 2);
+	assert_int_equal(iov[0].iov_len, 1);
+	assert_int_equal(iov[1].iov_len, 2);
+	assert_memory_equal(out[1], in[1], 2);
+	iov[0].iov_base = out[0];
+	iov[0].iov_len = 2;
+	t_assert_err(shmq_recv_batch(q, iov, 1, 0), -EMSGSIZE);
+	for (i = 0; i < 12; i++) {
+		iov[i].iov_base = out[i];
+		iov[i].iov_len = sizeof(out[i]);
+	}
+	t_assert_err(shmq_recv_batch(q, iov, 12, 0), 6);
+	for (i = 0; i < 6; i++) {
+		assert_int_equal(iov[i].iov_len, (size_t)i + 3);
+		assert_memory_equal(out[i], in[i + 2], (size_t)i + 3);
+	}
+	/* An oversize message: those before it go. */
+	for (i = 0; i < 3; i++) {
+		iov[i].iov_base = in[i];
+		iov[i].iov_len = 8;
+	}
+	iov[1].iov_len = 33;
+	t_assert_err(shmq_send_batch(q, iov, 3, 0), 1);
+	t_assert_err(shmq_send_batch(q, iov + 1, 2, 0), -EMSGSIZE);
+	t_recv_expect(q, in[0], 8, 0);
+	t_expect_empty(q);
+	shmq_close(q);
+}
+
+static void test_spsc_zero_copy(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 4, 64);
+	struct shmq_msg m[5], a, b;
+	char buf[64];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		t_assert_err(shmq_reserve(q, 16, &m[i], 0), 0);
+		memset(m[i].data, '0' + i, 16);
+	}
+	/* In order only; copying calls wait for the reservations. */
+	t_assert_err(shmq_commit(q, &m[1]), -EINVAL);
+	t_assert_err(shmq_send(q, "x", 1, 0), -EBUSY);
+	m[0].len = 17;                          /* more than reserved */
+	t_assert_err(shmq_commit(q, &m[0]), -EINVAL);
+	m[0].len = 10;
+	t_assert_err(shmq_commit(q, &m[0]), 0);
+	t_assert_err(shmq_commit(q, &m[0]), -EINVAL);   /* twice */
+	t_assert_err(shmq_reserve(q, 16, &m[3], 0), 0);
+	t_assert_err(shmq_reserve(q, 16, &m[4], 0), -EAGAIN);  /* full */
+	for (i = 1; i < 4; i++)
+		t_assert_err(shmq_commit(q, &m[i]), 0);
+
+	/* Acquire in place, release in order. */
+	t_assert_err(shmq_acquire(q, &a, 0), 0);
+	assert_int_equal(a.len, 10);
+	assert_memory_equal(a.data, "0000000000", 10);
+	t_assert_err(shmq_acquire(q, &b, 0), 0);
+	assert_memory_equal(b.data, "1111111111111111", 16);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EBUSY);
+	t_assert_err(shmq_release(q, &b), -EINVAL);
+	t_assert_err(shmq_release(q, &a), 0);
+	t_assert_err(shmq_release(q, &a), -EINVAL);     /* twice */
+	t_assert_err(shmq_release(q, &b), 0);
+	t_recv_expect(q, "2222222222222222", 16, 0);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), 16);
+	t_expect_empty(q);
+
+	/*
+	 * Holding every slot, one more is -EBUSY, not a wait on ourselves
+	 * (only our own commit or release could end it).
+	 */
+	for (i = 0; i < 4; i++)
+		t_assert_err(shmq_reserve(q, 1, &m[i], 0), 0);
+	t_assert_err(shmq_reserve(q, 1, &m[4], SHMQ_FOREVER), -EBUSY);
+	for (i = 0; i < 4; i++)
+		t_assert_err(shmq_commit(q, &m[i]), 0);
+	for (i = 0; i < 4; i++)
+		t_assert_err(shmq_acquire(q, &m[i], 0), 0);
+	t_assert_err(shmq_acquire(q, &m[4], SHMQ_FOREVER), -EBUSY);
+	for (i = 0; i < 4; i++)
+		t_assert_err(shmq_release(q, &m[i]), 0);
+	t_expect_empty(q);
+	shmq_close(q);
+}
+
+/* ---- sides: handles and threads ---------------------------------------------- */
+
+struct side_try {
+	shmq *q;
+	int send_rc, recv_rc;
+};
+
+static void *try_sides(void *p)
+{
+	struct side_try *t = p;
+	char buf[8];
+
+	t->send_rc = shmq_send(t->q, "t", 1, 0);
+	t->recv_rc = (int)shmq_recv(t->q, buf, sizeof(buf), 0);
+	return NULL;
+}
+
+static void test_spsc_sides(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *h1 = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct side_try t = { 0 };
+	struct shmq_queue_info qi;
+	pthread_t th;
+	shmq *h2;
+	char buf[16];
+
+	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sender_pid, 0);
+	assert_int_equal(qi.receiver_pid, 0);
+	/* h1 sends: the sending side is h1's; h2 may only receive. */
+	t_assert_err(shmq_send(h1, "1", 1, 0), 0);
+	t_assert_err(shmq_send(h2, "2", 1, 0), -EBUSY);
+	t_assert_err(shmq_reserve(h2, 1, &(struct shmq_msg){ 0 }, 0), -EBUSY);
+	t_recv_expect(h2, "1", 1, 0);
+	t_assert_err(shmq_recv(h1, buf, sizeof(buf), 0), -EBUSY);
+	/* Another thread, same handle: both sides are bound to us. */
+	t.q = h1;
+	assert_int_equal(pthread_create(&th, NULL, try_sides, &t), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	t_assert_err(t.send_rc, -EBUSY);
+	t_assert_err(t.recv_rc, -EBUSY);        /* h2 holds receiving */
+	/* Closing gives the sides back. */
+	shmq_close(h1);
+	t_assert_err(shmq_send(h2, "3", 1, 0), 0);
+	t_recv_expect(h2, "3", 1, 0);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sender_pid, (uint32_t)getpid());
+	shmq_close(h2);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sender_pid, 0);
+	assert_int_equal(qi.receiver_pid, 0);
+
+	/* A thread takes the sending side of a fresh handle; we receive. */
+	t_assert_err(shmq_open(fix->seg, QNAME, &h1), 0);
+	memset(&t, 0, sizeof(t));
+	t.q = h1;
+	assert_int_equal(pthread_create(&th, NULL, try_sides, &t), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	t_assert_err(t.send_rc, 0);
+	t_assert_err(t.recv_rc, 1);             /* its own message */
+	t_assert_err(shmq_send(h1, "4", 1, 0), -EBUSY);
+	shmq_close(h1);
+}
+
+/* ---- other processes: dead and stopped holders ----------------------------- */
+
+enum { HOLD_SEND, HOLD_RECV_ACQ, HOLD_SLEEPING_RECV };
+
+/*
+ * A child that attaches, takes a side (sends 3 messages; or receives one
+ * and acquires the next; or blocks in a receive), reports on a pipe (the
+ * sleeping one just before it blocks) and stays until killed.
+ */
+static pid_t child_holding(struct t_fix *fix, int what)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = t_fork(30);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct shmq_msg m;
+		shmq_seg *seg;
+		char buf[16];
+		shmq *q;
+		int i;
+
+		close(fds[0]);
+		if (shmq_seg_open(fix->name, &seg) || shmq_open(seg, QNAME, &q))
+			_exit(10);
+		if (what == HOLD_SEND) {
+			for (i = 0; i < 3; i++)
+				if (shmq_send(q, &i, sizeof(i), 0))
+					_exit(11);
+		} else if (what == HOLD_RECV_ACQ) {
+			if (shmq_recv(q, buf, sizeof(buf), 0) != sizeof(int) ||
+			    shmq_acquire(q, &m, 0))
+				_exit(12);
+		} else {
+			if (shmq_set_spin(q, 0))
+				_exit(13);
+		}
+		if (write(fds[1], "x", 1) != 1)
+			_exit(14);
+		if (what == HOLD_SLEEPING_RECV)
+			shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	t_wait_child(pid);
+}
+
+static void test_spsc_dead_sender(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_queue_info qi;
+	pid_t pid = child_holding(fix, HOLD_SEND);
+	int i = 7;
+
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sender_pid, (uint32_t)pid);
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), -EBUSY);
+	/* Stopped is alive: still held. */
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), -EBUSY);
+	kill_child(pid);
+	/* Dead: taken over; its messages stay, ours follow. */
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	for (i = 0; i < 3; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	i = 7;
+	t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);
+	shmq_close(q);
+}
+
+static void test_spsc_dead_receiver_redelivers(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_queue_info qi;
+	pid_t pid;
+	char buf[16];
+	int i;
+
+	for (i = 0; i < 4; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	pid = child_holding(fix, HOLD_RECV_ACQ);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EBUSY);
+	kill_child(pid);
+	/* Message 0 was received; 1 was held: it comes again, then 2, 3. */
+	for (i = 1; i < 4; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.receiver_pid, (uint32_t)getpid());
+	shmq_close(q);
+}
+
+/*
+ * A receiver killed asleep leaves its announcement (waiters) behind; the
+ * next receiver clears it, or every send would make a system call.
+ */
+static void test_spsc_dead_sleeper_forgotten(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_queue_info qi;
+	pid_t pid = child_holding(fix, HOLD_SLEEPING_RECV);
+	uint64_t t0 = t_now_ns();
+	int i = 1;
+
+	do {
+		t_sleep_ms(5);
+		stat_of(fix->seg, &qi);
+	} while (qi.recv_waiters == 0 && t_now_ns() - t0 < 10000 * T_MS);
+	assert_int_equal(qi.recv_waiters, 1);
+	kill_child(pid);
+	/* Our receive takes the side over (nothing there yet). */
+	t_assert_err(shmq_recv(q, &i, sizeof(i), 0), -EAGAIN);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.recv_waiters, 0);
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.wakes, 0);
+	t_recv_expect(q, &i, sizeof(i), 0);
+	shmq_close(q);
+}
+
+static void test_spsc_recover_and_observer(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_queue_info qi;
+	shmq_seg *obs;
+	pid_t pid = child_holding(fix, HOLD_SEND);
+	int i = 0;
+
+	kill_child(pid);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sender_pid, 0);     /* gone, shown as none */
+	assert_true(shmq_seg_recover(fix->seg) >= 1);
+	assert_int_equal(shmq_seg_recover(fix->seg), 0);
+	/* An observer sees the type and that nobody holds a side. */
+	t_assert_err(shmq_seg_observe(fix->name, &obs), 0);
+	t_assert_err(shmq_queue_stat(obs, QNAME, &qi), 0);
+	assert_int_equal(qi.flags, SHMQ_SPSC);
+	assert_int_equal(qi.sender_pid, 0);
+	t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	t_assert_err(shmq_queue_stat(obs, QNAME, &qi), 0);
+	assert_int_equal(qi.sender_pid, (uint32_t)getpid());
+	assert_int_equal(qi.depth, 4);         /* the dead one's 3 stay */
+	shmq_seg_close(obs);
+	t_assert_err(shmq_seg_check(fix->name, NULL, NULL), 0);
+	shmq_close(q);
+}
+
+/* ---- inspection ------------------------------------------------------------- */
+
+static void test_spsc_peek_purge(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_peek_msg pm[8];
+	char data[8][16];
+	shmq *h2;
+	int i;
+
+	for (i = 0; i < 5; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	for (i = 0; i < 8; i++) {
+		pm[i].data = data[i];
+		pm[i].size = sizeof(data[i]);
+	}
+	t_assert_err(shmq_peek(fix->seg, QNAME, pm, 3), 3);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(pm[i].pos, (uint64_t)i);
+		assert_int_equal(pm[i].len, sizeof(int));
+		assert_memory_equal(data[i], &i, sizeof(i));
+	}
+	t_recv_expect(q, &(int){ 0 }, sizeof(int), 0);
+	t_assert_err(shmq_peek(fix->seg, QNAME, pm, 8), 4);
+	assert_int_equal(pm[0].pos, 1);
+	/* Purge needs the receiving side: q holds it. */
+	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
+	t_assert_err(shmq_purge(h2), -EBUSY);
+	t_assert_err(shmq_purge(q), 4);
+	t_expect_empty(q);
+	shmq_close(q);
+	/* With the side free, purge takes it for itself and gives it back. */
+	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
+	t_assert_err(shmq_send(q, "p", 1, 0), 0);
+	t_assert_err(shmq_purge(h2), 1);
+	t_assert_err(shmq_send(q, "q", 1, 0), 0);
+	t_recv_expect(q, "q", 1, 0);
+	shmq_close(h2);
+	shmq_close(q);
+	t_assert_err(shmq_seg_check(fix->name, NULL, NULL), 0);
+}
+
+/*
+ * A hostile peer writes positions, lengths and owner words of the block:
+ * calls return garbage or errors, never touch memory outside it (ASan
+ * build), and shmq_seg_check() says what is wrong.
+ */
+static void test_spsc_hostile_block(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 4, 16);
+	struct ring_hdr *h = q->hdr;
+	static const uint64_t bad[] = { 0, 3, 4, 5, 1ull << 40, ~0ull,
+					1ull << 63 };
+	_Atomic uint32_t *lens = q->lens;
+	struct iovec iov[4];
+	char buf[4][32];
+	struct shmq_msg m;
+	unsigned i, j, k;
+
+	for (i = 0; i < 4; i++)
+		atomic_store(&lens[i], 0xffffffffu);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
+			shmq *h2;
+
+			atomic_store(&h->prod_pos, bad[i]);
+			atomic_store(&h->cons_pos, bad[j]);
+			atomic_store(&h->spsc_owner[0], bad[j] * 7);
+			atomic_store(&h->spsc_owner[1], bad[i] | 0xffff);
+			if (shmq_open(fix->seg, QNAME, &h2))
+				fail();
+			for (k = 0; k < 4; k++) {
+				iov[k].iov_base = buf[k];
+				iov[k].iov_len = sizeof(buf[k]);
+			}
+			/* Any result will do, but a crash or an overrun. */
+			(void)shmq_send(h2, "abc", 3, 0);
+			(void)shmq_recv(h2, buf[0], sizeof(buf[0]), 0);
+			(void)shmq_recv_batch(h2, iov, 4, 0);
+			(void)shmq_send_batch(h2, iov, 4, 0);
+			if (shmq_acquire(h2, &m, 0) == 0) {
+				assert_true(m.len <= 16);
+				(void)shmq_release(h2, &m);
+			}
+			if (shmq_reserve(h2, 16, &m, 0) == 0)
+				(void)shmq_commit(h2, &m);
+			(void)shmq_purge(h2);
+			shmq_close(h2);
+			(void)shmq_seg_recover(fix->seg);
+		}
+	atomic_store(&h->prod_pos, 9);
+	atomic_store(&h->cons_pos, 2);
+	assert_true(shmq_seg_check(fix->name, NULL, NULL) > 0);
+	shmq_close(q);
+}
+
+/* ---- two processes: a stream through a small ring --------------------------- */
+
+#define STREAM_N	100000
+#define STREAM_MAX	48
+
+enum { M_PLAIN, M_BATCH, M_ZC };
+
+static int stream_send(shmq *q, uint32_t *seq, uint32_t *rng)
+{
+	unsigned char b[8][STREAM_MAX];
+	struct iovec iov[8];
+	struct shmq_msg m;
+	uint32_t n, i;
+	int rc;
+
+	switch (*seq / 997 % 3) {
+	case M_PLAIN:
+		n = (uint32_t)t_msg_fill(b[0], STREAM_MAX, 1, *seq);
+		rc = shmq_send(q, b[0], n, SHMQ_FOREVER);
+		if (!rc)
+			(*seq)++;
+		return rc;
+	case M_BATCH:
+		n = 1 + t_rand(rng) % 8;
+		if (n > STREAM_N - *seq)
+			n = STREAM_N - *seq;
+		for (i = 0; i < n; i++) {
+			iov[i].iov_base = b[i];
+			iov[i].iov_len = t_msg_fill(b[i], STREAM_MAX, 1,
+						    *seq + i);
+		}
+		rc = shmq_send_batch(q, iov, n, SHMQ_FOREVER);
+		if (rc < 1)
+			return rc ? rc : -EIO;
+		*seq += (uint32_t)rc;
+		return 0;
+	default:
+		n = (uint32_t)t_msg_len(STREAM_MAX, 1, *seq);
+		rc = shmq_reserve(q, n, &m, SHMQ_FOREVER);
+		if (rc)
+			return rc;
+		t_msg_fill(m.data, STREAM_MAX, 1, *seq);
+		rc = shmq_commit(q, &m);
+		if (!rc)
+			(*seq)++;
+		return rc;
+	}
+}
+
+/* Receive and check; returns how many, or -errno / -EBADMSG. */
+static int stream_recv(shmq *q, uint32_t next, uint32_t *rng)
+{
+	unsigned char b[8][STREAM_MAX];
+	struct iovec iov[8];
+	struct shmq_msg m;
+	uint32_t p, s, n, i;
+	ssize_t len;
+	int rc;
+
+	switch (next / 1009 % 3) {
+	case M_PLAIN:
+		len = shmq_recv(q, b[0], sizeof(b[0]), SHMQ_FOREVER);
+		if (len < 0)
+			return (int)len;
+		return t_msg_check(b[0], (size_t)len, &p, &s) || s != next ?
+		       -EBADMSG : 1;
+	case M_BATCH:
+		n = 1 + t_rand(rng) % 8;
+		for (i = 0; i < n; i++) {
+			iov[i].iov_base = b[i];
+			iov[i].iov_len = sizeof(b[i]);
+		}
+		rc = shmq_recv_batch(q, iov, n, SHMQ_FOREVER);
+		for (i = 0; rc > 0 && i < (uint32_t)rc; i++)
+			if (t_msg_check(b[i], iov[i].iov_len, &p, &s) ||
+			    s != next + i)
+				return -EBADMSG;
+		return rc;
+	default:
+		rc = shmq_acquire(q, &m, SHMQ_FOREVER);
+		if (rc)
+			return rc;
+		rc = t_msg_check(m.data, m.len, &p, &s) || s != next ?
+		     -EBADMSG : 1;
+		return shmq_release(q, &m) ?: rc;
+	}
+}
+
+static void stream(struct t_fix *fix, int64_t spin, const char *fence_env)
+{
+	shmq *mine = spsc_queue(fix->seg, QNAME, 4, STREAM_MAX);
+	pid_t pid[2];
+	int side, status;
+
+	for (side = 0; side < 2; side++) {
+		pid[side] = t_fork(50);
+		assert_true(pid[side] >= 0);
+		if (pid[side] == 0) {
+			uint32_t seq = 0, rng = 99u + (uint32_t)side;
+			shmq_seg *seg;
+			shmq *q;
+			int rc = 0;
+
+			if (fence_env && side == 0)
+				setenv("SHMQ_SPSC_FENCE", fence_env, 1);
+			if (shmq_seg_open(fix->name, &seg) ||
+			    shmq_open(seg, QNAME, &q) ||
+			    (spin >= 0 && shmq_set_spin(q, spin)))
+				_exit(20);
+			while (seq < STREAM_N && rc >= 0) {
+				if (side == 0) {
+					rc = stream_send(q, &seq, &rng);
+				} else {
+					rc = stream_recv(q, seq, &rng);
+					if (rc > 0)
+						seq += (uint32_t)rc;
+				}
+			}
+			if (rc < 0)
+				_exit(rc == -EBADMSG ? 21 : 22);
+			if (side == 1 && shmq_recv(q, &rc, sizeof(rc), 0) !=
+					 -EAGAIN)
+				_exit(23);
+			shmq_close(q);
+			shmq_seg_close(seg);
+			_exit(0);
+		}
+	}
+	for (side = 0; side < 2; side++) {
+		status = t_wait_child(pid[side]);
+		t_assert_exit0(status);
+	}
+	shmq_close(mine);
+	t_assert_err(shmq_unlink(fix->seg, QNAME), 0);
+}
+
+static void test_spsc_stream_spin(void **state)
+{
+	stream(*state, -1, NULL);
+}
+
+/* Every wait sleeps: each message needs a futex wake-up. */
+static void test_spsc_stream_sleep(void **state)
+{
+	stream(*state, 0, NULL);
+}
+
+/* The sender fences instead of relying on membarrier(). */
+static void test_spsc_stream_fenced(void **state)
+{
+	stream(*state, 0, "1");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
+		T(test_spsc_basic),
+		T(test_spsc_batch),
+		T(test_spsc_zero_copy),
+		T(test_spsc_sides),
+		T(test_spsc_dead_sender),
+		T(test_spsc_dead_receiver_redelivers),
+		T(test_spsc_dead_sleeper_forgotten),
+		T(test_spsc_recover_and_observer),
+		T(test_spsc_peek_purge),
+		T(test_spsc_hostile_block),
+		T(test_spsc_stream_spin),
+		T(test_spsc_stream_sleep),
+		T(test_spsc_stream_fenced),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, t_group_setup, t_group_teardown);
+}
