@@ -156,7 +156,8 @@ struct shmq_attr {
  * process dies; meanwhile another handle (in any process) or another
  * thread gets -EBUSY.  A stopped process still holds its side.  One
  * thread may hold both sides; a producer and a consumer thread may share
- * one handle.
+ * one handle.  (As everywhere, a forked child must not use its parent's
+ * handles: it would pass for the thread that forked.)
  *
  * Differences from the MPMC queue.  Zero-copy operations of a side
  * complete in the order they were made (shmq_commit/shmq_release of any
@@ -169,7 +170,15 @@ struct shmq_attr {
  * A receiver about to sleep runs membarrier(2) (MEMBARRIER_CMD_GLOBAL_
  * EXPEDITED) instead of the sender fencing every message: an
  * inter-processor interrupt to each CPU running a process attached to an
- * SPSC queue, on each such sleep.
+ * SPSC queue, on each such sleep; and its first sleep after announcing
+ * itself lasts at most 1 ms (it then looks again and sleeps on), because
+ * Linux may miss a CPU (see ipc/wait.c, SPSC_GUARD_NS).  The library
+ * registers the process for that (MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED)
+ * at its first shmq_open() of an SPSC queue, unless $SHMQ_SPSC_FENCE is
+ * set (non-zero): then its senders and receivers fence each message.
+ * Latency: one message in flight costs more than on the default queue
+ * (the receiver reads the sender's position, the length and the payload
+ * in turn: 3 lines, not 2); SHMQ_SPSC is for streams.
  */
 #define SHMQ_SPSC 0x1u
 
@@ -396,6 +405,9 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr);
  * of it, and everything the sender wrote to memory before the call.
  * Crashes: once it returns 0 the message is committed; a sender killed
  * inside the call committed nothing (its slot becomes a tombstone).
+ * SHMQ_SPSC queues, here and in every sending call: -EBUSY when another
+ * handle or thread holds the sending side, or (copying calls) a
+ * reservation of ours is outstanding; see SHMQ_SPSC.
  */
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
 
@@ -413,6 +425,9 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
  * Thread safety: safe; not async-signal-safe.
  * Crashes: a receiver killed inside the call after claiming the message
  * leaves it to be delivered again (at least once, for that message).
+ * SHMQ_SPSC queues, here and in every receiving call: -EBUSY when another
+ * handle or thread holds the receiving side, or (copying calls) an
+ * acquisition of ours is outstanding; see SHMQ_SPSC.
  */
 ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns);
 
@@ -476,6 +491,9 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
  * a thread other than the first, less up to 4 spare records; commit or
  * release some).
  * Thread safety: safe; the token may be committed by any thread using @q.
+ * SHMQ_SPSC queues: no operation records (no -ENOBUFS); -EBUSY when the
+ * caller already holds every slot reserved; commits in reservation order,
+ * by the thread that reserved.
  */
 int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns);
 
@@ -724,6 +742,10 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
  * Returns how many messages were dropped (>= 0), or -EINVAL, -ENOBUFS
  * (no operation record free for this thread, see shmq_reserve()).
  * Blocks: no.  Thread safety: safe.
+ * SHMQ_SPSC queues: purging is receiving, so it needs the receiving side:
+ * -EBUSY while another handle or thread holds it (mqctl purge of a queue
+ * whose receiver is attached); a side taken only for the purge is given
+ * back when it returns.
  */
 int shmq_purge(shmq *q);
 

@@ -28,9 +28,11 @@
  * queues the waiter atomically.
  *
  * Variants (make model runs -DPASS_ON, -DSTALL, -DMEMBARRIER -DPASS_ON and
- * the negative controls: no fix at all, -DNO_F1, -DNO_F2; the C implements
- * -DPASS_ON with fences; -DWAKE_READY and -DMEMBARRIER are alternatives it
- * does not use.  An earlier -DMEMBARRIER reported a lost wake-up that was
+ * the negative controls: no fix at all, -DNO_F1, -DNO_F2; the MPMC queue
+ * implements -DPASS_ON with fences, the SPSC queue (ipc/spsc.c) implements
+ * -DMEMBARRIER (its one waiter per event needs no pass-on, which it
+ * harmlessly models); -DWAKE_READY is an alternative neither uses.  An
+ * earlier -DMEMBARRIER reported a lost wake-up that was
  * the model's own bug: M2 drained the buffers of processes 4 and 5, which
  * do not exist with NP = NC = 2 and whose uninitialised entries (variable
  * 0, value 0) then "stored" 0 into slot 0, unpublishing a message.  M2 now
@@ -51,11 +53,14 @@
  *   -DSTALL       a waiter whose head position is claimed but unpublished
  *                 sleeps at most the stall period (shmq__stall_check), as
  *                 the C does while stuck -- also hides the lost wake-up;
- *   -DMEMBARRIER  an asymmetric variant (reverted from the C; see
- *                 README "Where a goal falls short"): F1 is only a compiler
- *                 barrier and the waiter calls membarrier(GLOBAL_EXPEDITED)
- *                 (M2) after F2, which makes every process run a full
- *                 barrier (drains its store buffer) before it returns;
+ *   -DMEMBARRIER  the asymmetric variant SHMQ_SPSC queues use: F1 is
+ *                 only a compiler barrier and the waiter calls
+ *                 membarrier(GLOBAL_EXPEDITED) (M2) after F2, which makes
+ *                 every process run a full barrier (drains its store
+ *                 buffer) before it returns.  (Linux can miss a CPU that
+ *                 idled lazily on the process's mm at registration; the C
+ *                 bounds a waiter's first sleep against that, wait.c
+ *                 SPSC_GUARD_NS, which this model does not need.);
  *   -DNO_F1, -DNO_F2  drop a fence: spin must find the lost wake-up
  *                 (so this model can fail).
  *
