@@ -1,24 +1,32 @@
 // SPDX-License-Identifier: MIT
 /*
- * fuzz_ring.c - libFuzzer harness: a ring whose shared words a hostile
+ * fuzz_ring.c - libFuzzer harness: queues whose shared words a hostile
  * peer controls.
  *
- * At start-up: a real file-backed segment under $SHMQ_FUZZ_DIR (or a fresh
- * /dev/shm/shmq-fuzz.<pid>), one queue of capacity 8 with 48-byte messages,
- * opened through the public API.  The heap pages after the queue's block
- * are made PROT_NONE in our mapping, so any access past the ring faults at
- * once instead of landing silently in another block.
+ * At start-up: two real file-backed segments under $SHMQ_FUZZ_DIR (or a
+ * fresh /dev/shm/shmq-fuzz.<pid>), each holding one queue of capacity 8
+ * with 48-byte messages, opened through the public API: "q", an MPMC
+ * queue, and "s", an SPSC queue (SHMQ_SPSC).  Each queue's block is the
+ * last one of its segment, and the heap pages after it are made PROT_NONE
+ * in our mapping, so any access past the block faults at once instead of
+ * landing silently in other memory.
  *
- * Each input resets the ring to empty and is then read as a program of
- * one-byte opcodes with operands: overwrite prod_pos, cons_pos, a slot's
- * seq or len, an event word, or any aligned 64-bit word of the ring header
- * (this covers fields added later, such as a redelivery lane); or call the
- * API: send, recv, send_batch, recv_batch, reserve/commit, acquire/release
- * (with real or forged tokens), shmq_seg_recover(), shmq_purge(),
- * shmq_peek() and shmq_queue_stat(); with
- * timeout 0 or a tiny positive timeout.  Values are chosen either absolute
- * or relative to the current positions, so that near-consistent states
- * (the interesting ones) are common.
+ * Each input resets the queues to empty (the SPSC queue with fresh
+ * handles, since its handle caches positions) and is then read as a
+ * program of one-byte opcodes with operands, applied to the current
+ * target (the MPMC queue first; opcode 17 switches): overwrite prod_pos,
+ * cons_pos, a slot's seq or len (MPMC) or a side's owner word or a length
+ * (SPSC), an event word, any aligned 64-bit word of the ring header, or up
+ * to 16 bytes anywhere in the block (identity, positions, lengths,
+ * payload); or call the API: send, recv, send_batch, recv_batch,
+ * reserve/commit, acquire/release (with real or forged tokens, committed
+ * oldest or newest first), shmq_seg_recover(), shmq_purge(), shmq_peek(),
+ * shmq_queue_stat(), shmq_seg_check(), and copying calls through a second
+ * handle of the same queue (which an SPSC queue must refuse, -EBUSY,
+ * unless the owner words were forged); with timeout 0 or a tiny positive
+ * timeout.  Values are chosen either absolute or relative to the current
+ * positions, so that near-consistent states (the interesting ones) are
+ * common.
  *
  * Must never crash, hang, or touch memory outside the block; every length
  * returned is checked against the caller's buffer and msg_size, every
@@ -39,70 +47,136 @@
 #define CAP		8u
 #define MSG		48u
 
-static shmq_seg *seg;
-static shmq *q;
+/* One queue under attack, alone at the end of its own segment. */
+struct target {
+	const char *name;       /* queue name */
+	const char *path;       /* segment file */
+	uint32_t flags;         /* 0 or SHMQ_SPSC */
+	shmq_seg *seg;
+	shmq *q;
+	shmq *q2;               /* a second handle, opened on demand */
+	unsigned char *block;   /* the queue's block in our mapping */
+	size_t bytes;           /* its size */
+	unsigned char *slots, *slots_end;       /* where payloads may be */
+	unsigned char *pristine;        /* the block as created: empty */
+	int used;               /* touched since its last reset */
+};
+
+static struct target tg[2] = {
+	{ .name = "q", .flags = 0 },
+	{ .name = "s", .flags = SHMQ_SPSC },
+};
 
 static void cleanup(void)
 {
-	if (q)
-		shmq_close(q);
-	if (seg)
-		shmq_seg_close(seg);
+	unsigned i;
+
+	for (i = 0; i < 2; i++) {
+		shmq_close(tg[i].q2);
+		shmq_close(tg[i].q);
+		shmq_seg_close(tg[i].seg);
+		free(tg[i].pristine);
+	}
 	fuzz_scratch_remove();
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void setup_fail(const struct target *t, const char *what, int rc)
+{
+	fprintf(stderr, "fuzz_ring: setup of %s: %s: %s\n", t->name, what,
+		shmq_strerror(rc));
+	exit(2);
+}
+
+/* A fresh handle for @t: no spin, a tiny stall threshold. */
+static void target_open(struct target *t)
+{
+	int rc = shmq_open(t->seg, t->name, &t->q);
+
+	if (rc)
+		setup_fail(t, "shmq_open", rc);
+	shmq_set_spin(t->q, 0);
+	/* Tiny stall threshold: waits run repair passes on hostile state. */
+	shmq_set_stall(t->q, 1000);
+}
+
+static void target_init(struct target *t, const char *path)
 {
 	struct shmq_seg_attr sa = {
 		.size = 64 * 1024, .mode = 0600, .max_queues = 4, .max_procs = 4,
 	};
-	unsigned char *end, *guard;
 	long page = sysconf(_SC_PAGESIZE);
+	unsigned char *guard, *end;
 	int rc;
 
-	(void)argc;
-	(void)argv;
-	fuzz_scratch_init("fuzz_ring", "ring");
-	rc = shmq_seg_create(fuzz_path, &sa, &seg);
-	if (!rc)
-		rc = shmq_create(seg, "q", &(struct shmq_attr){ CAP, MSG, 0 });
-	if (!rc)
-		rc = shmq_open(seg, "q", &q);
-	if (rc) {
-		fprintf(stderr, "fuzz_ring: setup: %s\n", shmq_strerror(rc));
+	t->path = path;
+	rc = shmq_seg_create(path, &sa, &t->seg);
+	if (rc)
+		setup_fail(t, "shmq_seg_create", rc);
+	rc = shmq_create(t->seg, t->name,
+			 &(struct shmq_attr){ CAP, MSG, t->flags });
+	if (rc)
+		setup_fail(t, "shmq_create", rc);
+	target_open(t);
+	t->block = (unsigned char *)t->q->hdr;
+	if (t->flags & SHMQ_SPSC) {
+		/* Header, a length per slot, then payload-only slots. */
+		t->slots = t->q->main.slots;
+		end = t->slots + (size_t)CAP * t->q->main.slot_size;
+	} else {
+		/* Slots with their headers, then the redelivery lane. */
+		t->slots = t->q->main.slots + SHMQ_SLOT_HDR_SIZE;
+		end = t->q->lane.slots +
+		      (size_t)t->q->lane.capacity * t->q->lane.slot_size;
+	}
+	t->slots_end = end;
+	t->bytes = (size_t)(end - t->block);
+	t->pristine = malloc(t->bytes);
+	if (!t->pristine) {
+		perror("fuzz_ring: malloc");
 		exit(2);
 	}
-	atexit(cleanup);
-	shmq_set_spin(q, 0);
-	/* Tiny stall threshold: waits run repair passes on hostile state. */
-	shmq_set_stall(q, 1000);
-	/* Guard pages: everything after the ring's last slot, page-aligned. */
-	end = q->lane.slots + (size_t)q->lane.capacity * q->lane.slot_size;
-	guard = (unsigned char *)(((uintptr_t)end + page - 1) & ~(uintptr_t)(page - 1));
-	if (guard < seg->base + seg->size &&
-	    mprotect(guard, (size_t)(seg->base + seg->size - guard), PROT_NONE)) {
+	memcpy(t->pristine, t->block, t->bytes);
+	/* Guard pages: everything after the block, page-aligned. */
+	guard = (unsigned char *)(((uintptr_t)end + page - 1) &
+				  ~(uintptr_t)(page - 1));
+	if (guard < t->seg->base + t->seg->size &&
+	    mprotect(guard, (size_t)(t->seg->base + t->seg->size - guard),
+		     PROT_NONE)) {
 		perror("fuzz_ring: mprotect");
 		exit(2);
 	}
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_scratch_init("fuzz_ring", "ring");
+	atexit(cleanup);
+	target_init(&tg[0], fuzz_path);
+	target_init(&tg[1], fuzz_scratch_more("spsc"));
 	return 0;
 }
 
-/* The ring as a fresh queue: empty, every slot free for lap 0. */
-static void ring_reset(void)
+/*
+ * @t as a fresh queue: empty, every slot free for lap 0.  An SPSC handle
+ * keeps its side's positions privately, so it is reopened (after the
+ * block is restored, so that no forged owner word outlives the input).
+ */
+static void target_reset(struct target *t)
 {
-	size_t hdr_from = offsetof(struct ring_hdr, prod_pos);
-	uint32_t i;
-
-	memset((unsigned char *)q->hdr + hdr_from, 0,
-	       SHMQ_RING_HDR_SIZE - hdr_from);
-	for (i = 0; i < q->capacity + SHMQ_LANE_CAP; i++) {
-		struct ring *r = i < q->capacity ? &q->main : &q->lane;
-		uint32_t pos = i < q->capacity ? i : i - q->capacity;
-		struct slot *s = ring_slot(r, pos);
-
-		atomic_store_explicit(&s->seq, pos, memory_order_relaxed);
-		atomic_store_explicit(&s->len, 0, memory_order_relaxed);
+	if (t->q2) {
+		shmq_close(t->q2);
+		t->q2 = NULL;
 	}
+	if (t->flags & SHMQ_SPSC) {
+		shmq_close(t->q);
+		t->q = NULL;
+	}
+	memcpy(t->block, t->pristine, t->bytes);
+	if (!t->q)
+		target_open(t);
+	t->used = 0;
 }
 
 /* The input as a stream of operands; zeros once it runs out. */
@@ -130,13 +204,14 @@ static uint64_t u64(struct in *in)
 }
 
 /* A value: absolute, or a small signed delta from a current position. */
-static uint64_t value(struct in *in)
+static uint64_t value(const struct target *t, struct in *in)
 {
 	uint8_t mode = u8(in);
+	struct ring_hdr *h = t->q->hdr;
 	/* relaxed: single-threaded harness; only the values matter. */
-	uint64_t pp = atomic_load_explicit(&q->hdr->prod_pos, memory_order_relaxed);
-	uint64_t cp = atomic_load_explicit(mode & 8 ? &q->hdr->lane_cons_pos :
-					   &q->hdr->cons_pos, memory_order_relaxed);
+	uint64_t pp = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+	uint64_t cp = atomic_load_explicit(mode & 8 ? &h->lane_cons_pos :
+					   &h->cons_pos, memory_order_relaxed);
 	int8_t d = (int8_t)u8(in);
 
 	switch (mode & 3) {
@@ -152,16 +227,75 @@ static uint64_t value(struct in *in)
 	}
 }
 
-static void check_zc(const struct shmq_msg *m)
+/*
+ * A forged SPSC owner word: nobody, the other side's holder, a live
+ * holder's word with another process entry or attach time, or anything.
+ */
+static uint64_t owner_value(const struct target *t, struct in *in, int side)
+{
+	uint8_t mode = u8(in);
+	/* relaxed: as above. */
+	uint64_t other = atomic_load_explicit(&t->q->hdr->spsc_owner[!side],
+					      memory_order_relaxed);
+
+	switch (mode & 3) {
+	case 0:
+		return 0;
+	case 1:
+		return other;
+	case 2:
+		/* Flip bits of the other side's word (index or time). */
+		return other ^ ((uint64_t)u8(in) << (mode & 4 ? 16 : 0));
+	default:
+		return u64(in);
+	}
+}
+
+static void check_zc(const struct target *t, const struct shmq_msg *m)
 {
 	const unsigned char *p = m->data;
-	const unsigned char *end = q->lane.slots +
-		(size_t)q->lane.capacity * q->lane.slot_size;
 
-	if (p < q->main.slots + SHMQ_SLOT_HDR_SIZE || p + m->len > end ||
-	    m->len > MSG) {
-		fprintf(stderr, "fuzz_ring: zero-copy message outside the slots\n");
+	if (p < t->slots || p + m->len > t->slots_end || m->len > MSG) {
+		fprintf(stderr, "fuzz_ring: zero-copy message outside the "
+			"slots\n");
 		abort();
+	}
+}
+
+/* A length the library returned: within the buffer and msg_size. */
+static void check_len(ssize_t n, size_t cap)
+{
+	if (n > (ssize_t)cap || n > (ssize_t)MSG)
+		abort();
+}
+
+/* A copying call through the second handle of the queue. */
+static void second_handle(struct target *t, struct in *in, int64_t to)
+{
+	unsigned char b[MSG + 8];
+	uint8_t op = u8(in);
+	ssize_t n;
+
+	if (!t->q2 && shmq_open(t->seg, t->name, &t->q2))
+		return;
+	shmq_set_spin(t->q2, 0);
+	switch (op & 3) {
+	case 0:
+		shmq_send(t->q2, b, op % (MSG + 1), to);
+		break;
+	case 1:
+		n = shmq_recv(t->q2, b, sizeof(b), to);
+		check_len(n, sizeof(b));
+		break;
+	case 2:
+		if (shmq_purge(t->q2) < -4095)
+			abort();
+		break;
+	default:
+		/* Closing gives its sides back: the first handle may retake. */
+		shmq_close(t->q2);
+		t->q2 = NULL;
+		break;
 	}
 }
 
@@ -169,14 +303,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size };
 	struct shmq_msg held[4];
-	unsigned nheld = 0, steps = 0;
+	unsigned nheld = 0, steps = 0, j;
 	unsigned char buf[MSG + 8];
+	struct target *t = &tg[0];
 
-	ring_reset();
+	/* The MPMC queue every time, as before; the SPSC one if touched. */
+	target_reset(&tg[0]);
+	if (tg[1].used)
+		target_reset(&tg[1]);
+	t->used = 1;
 	memset(buf, 0x33, sizeof(buf));
 	while (in.n && steps++ < 64) {
 		uint8_t op = u8(&in);
 		int64_t to = op & 0x80 ? 2000 : 0;    /* ns */
+		int spsc = (t->flags & SHMQ_SPSC) != 0;
+		struct ring_hdr *h = t->q->hdr;
+		shmq *q = t->q;
 		struct iovec v[CAP + 2];
 		unsigned char *bufs[CAP + 2];
 		struct shmq_msg m;
@@ -187,30 +329,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (op & 0x7f) {
 		case 0:
 			/* relaxed: the hostile peer's plain overwrite. */
-			atomic_store_explicit(&q->hdr->prod_pos, value(&in),
+			atomic_store_explicit(&h->prod_pos, value(t, &in),
 					      memory_order_relaxed);
 			break;
 		case 1:
-			atomic_store_explicit(&q->hdr->cons_pos, value(&in),
+			atomic_store_explicit(&h->cons_pos, value(t, &in),
 					      memory_order_relaxed);
 			break;
 		case 2:
 			i = u8(&in);
-			atomic_store_explicit(&ring_slot(i & 0x80 ? &q->lane :
-					&q->main, i)->seq, value(&in),
-					      memory_order_relaxed);
+			if (spsc)
+				atomic_store_explicit(&h->spsc_owner[i & 1],
+						      owner_value(t, &in, i & 1),
+						      memory_order_relaxed);
+			else
+				atomic_store_explicit(&ring_slot(i & 0x80 ?
+						&q->lane : &q->main, i)->seq,
+						value(t, &in),
+						memory_order_relaxed);
 			break;
 		case 3:
 			i = u8(&in);
-			atomic_store_explicit(&ring_slot(i & 0x80 ? &q->lane :
-					&q->main, i)->len,
-					      (uint32_t)u64(&in),
-					      memory_order_relaxed);
+			if (spsc)
+				atomic_store_explicit(&q->lens[i % CAP],
+						      (uint32_t)u64(&in),
+						      memory_order_relaxed);
+			else
+				atomic_store_explicit(&ring_slot(i & 0x80 ?
+						&q->lane : &q->main, i)->len,
+						(uint32_t)u64(&in),
+						memory_order_relaxed);
 			break;
 		case 4:
-			atomic_store_explicit(&q->hdr->not_empty.waiters,
+			atomic_store_explicit(&h->not_empty.waiters,
 					      (uint32_t)u64(&in), memory_order_relaxed);
-			atomic_store_explicit(&q->hdr->not_full.seq,
+			atomic_store_explicit(&h->not_full.seq,
 					      (uint32_t)u64(&in), memory_order_relaxed);
 			break;
 		case 5: {
@@ -219,8 +372,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				8 * (u8(&in) % ((SHMQ_RING_HDR_SIZE -
 				offsetof(struct ring_hdr, prod_pos)) / 8));
 
-			memcpy((unsigned char *)q->hdr + off,
-			       &(uint64_t){ value(&in) }, 8);
+			memcpy((unsigned char *)h + off,
+			       &(uint64_t){ value(t, &in) }, 8);
 			break;
 		}
 		case 6:
@@ -232,8 +385,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			unsigned char *b = malloc(cap ? cap : 1);
 
 			n = shmq_recv(q, b, cap, to);
-			if (n > (ssize_t)cap)
-				abort();
+			check_len(n, cap);
 			free(b);
 			break;
 		}
@@ -261,23 +413,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 10:
 			if (nheld < 4 && shmq_reserve(q, u8(&in) % (MSG + 1),
 						      &held[nheld], to) == 0) {
-				check_zc(&held[nheld]);
+				check_zc(t, &held[nheld]);
 				memset(held[nheld].data, 0xa5, held[nheld].len);
-				held[nheld++].token |= 0;
+				nheld++;
 			}
 			break;
 		case 11:
 			if (nheld < 4 && shmq_acquire(q, &held[nheld], to) == 0) {
-				check_zc(&held[nheld]);
+				check_zc(t, &held[nheld]);
 				memcpy(buf, held[nheld].data, held[nheld].len);
 				nheld++;
 			}
 			break;
 		case 12:
-			/* commit or release a held message, maybe shortened */
+			/*
+			 * Commit or release a held message, maybe shortened:
+			 * the newest, or (operand bit 1) the oldest, which is
+			 * the only one an SPSC queue takes.
+			 */
 			if (nheld) {
-				m = held[--nheld];
-				if (u8(&in) & 1)
+				uint8_t how = u8(&in);
+
+				k = how & 2 ? 0 : nheld - 1;
+				m = held[k];
+				memmove(&held[k], &held[k + 1],
+					(nheld - k - 1) * sizeof(held[0]));
+				nheld--;
+				if (how & 1)
 					m.len = u8(&in);
 				if (shmq_commit(q, &m) != 0)
 					shmq_release(q, &m);
@@ -285,12 +447,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 13:
 			/* a forged token */
-			m = (struct shmq_msg){ buf, u8(&in), value(&in) };
+			m = (struct shmq_msg){ buf, u8(&in), value(t, &in) };
 			shmq_commit(q, &m);
 			shmq_release(q, &m);
 			break;
 		case 14:
-			shmq_seg_recover(seg);
+			shmq_seg_recover(t->seg);
 			break;
 		case 15:
 			/* Must end (bounded by what is published) and count. */
@@ -307,23 +469,53 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (i = 0; i < k; i++)
 				pm[i] = (struct shmq_peek_msg){ .data = pb[i],
 							  .size = sizeof(pb[i]) };
-			rc = shmq_peek(seg, "q", pm, k);
+			rc = shmq_peek(t->seg, t->name, pm, k);
 			if (rc > (int)k)
 				abort();
 			for (i = 0; (int)i < rc; i++)
 				if (pm[i].len > MSG)
 					abort();
-			if (shmq_queue_stat(seg, "q", &qi) == 0 &&
-			    qi.capacity != CAP)
+			if (shmq_queue_stat(t->seg, t->name, &qi) == 0 &&
+			    (qi.capacity != CAP || qi.flags != t->flags ||
+			     qi.depth > CAP + SHMQ_LANE_CAP))
 				abort();
 			break;
 		}
+		case 17:
+			/* Switch queues; held messages are forgotten (still held). */
+			t = &tg[t == &tg[0]];
+			t->used = 1;
+			nheld = 0;
+			break;
+		case 18: {
+			/* Up to 16 bytes of the input anywhere in the block. */
+			size_t off = (u8(&in) | (size_t)u8(&in) << 8) % t->bytes;
+
+			k = 1 + u8(&in) % 16;
+			for (i = 0; i < k && off + i < t->bytes; i++)
+				t->block[off + i] = u8(&in);
+			break;
+		}
+		case 19:
+			second_handle(t, &in, to);
+			break;
+		case 20:
+			/* fsck of the whole file, read-only: must not fault. */
+			rc = shmq_seg_check(t->path, NULL, NULL);
+			if (rc < 0 && rc != -ENOMEM)
+				abort();
+			break;
 		default:
 			break;
 		}
 	}
 	/* Whatever the state, the API still answers without blocking. */
-	shmq_recv(q, buf, sizeof(buf), 0);
-	shmq_send(q, buf, 1, 0);
+	for (j = 0; j < 2; j++) {
+		if (!tg[j].used)
+			continue;
+		check_len(shmq_recv(tg[j].q, buf, sizeof(buf), 0), sizeof(buf));
+		shmq_send(tg[j].q, buf, 1, 0);
+	}
+	tg[0].used = 0;
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_scratch.h - the scratch file of a libFuzzer harness: in
+ * fuzz_scratch.h - the scratch files of a libFuzzer harness: in
  * $SHMQ_FUZZ_DIR, or in a fresh /dev/shm/shmq-fuzz.<pid>, named
  * <file>.<pid>; removed (with the directory we made) at exit.
  */
@@ -16,11 +16,18 @@
 
 static char fuzz_dir[256];
 static char fuzz_path[320];
+/* More scratch files in the same directory (fuzz_scratch_more()). */
+static char fuzz_more[3][320];
 
-/* Remove the scratch file, and the directory when we made it. */
+/* Remove the scratch files, and the directory when we made it. */
 static void fuzz_scratch_remove(void)
 {
+	unsigned i;
+
 	unlink(fuzz_path);
+	for (i = 0; i < sizeof(fuzz_more) / sizeof(fuzz_more[0]); i++)
+		if (fuzz_more[i][0])
+			unlink(fuzz_more[i]);
 	if (!getenv("SHMQ_FUZZ_DIR"))
 		rmdir(fuzz_dir);
 }
@@ -44,6 +51,27 @@ static void fuzz_scratch_init(const char *who, const char *file)
 	snprintf(fuzz_path, sizeof(fuzz_path), "%s/%s.%d", fuzz_dir, file,
 		 (int)getpid());
 	unlink(fuzz_path);
+}
+
+/*
+ * After fuzz_scratch_init(): the path of one more scratch file <file>.<pid>
+ * in the same directory, removed by fuzz_scratch_remove(); exit 2 when
+ * all are taken.
+ */
+static inline const char *fuzz_scratch_more(const char *file)
+{
+	unsigned i;
+
+	for (i = 0; i < sizeof(fuzz_more) / sizeof(fuzz_more[0]); i++) {
+		if (fuzz_more[i][0])
+			continue;
+		snprintf(fuzz_more[i], sizeof(fuzz_more[i]), "%s/%s.%d",
+			 fuzz_dir, file, (int)getpid());
+		unlink(fuzz_more[i]);
+		return fuzz_more[i];
+	}
+	fprintf(stderr, "fuzz_scratch_more: too many files\n");
+	exit(2);
 }
 
 #endif /* SHMQ_FUZZ_SCRATCH_H */

@@ -483,6 +483,9 @@ static void test_queues(void **state)
 	     "d['queues'][0]['capacity'] == 128 and "
 	     "d['queues'][0]['msg_size'] == 1024 and "
 	     "d['queues'][0]['state'] == 'live' and "
+	     "d['queues'][0]['type'] == 'mpmc' and "
+	     "d['queues'][0]['sender_pid'] is None and "
+	     "d['queues'][0]['receiver_pid'] is None and "
 	     "d['queues'][1]['depth'] == 0");
 	run(&r, "-s", s, "stat", "orders", "--json", NULL);
 	EXPECT(&r, 0, NULL);
@@ -493,6 +496,7 @@ static void test_queues(void **state)
 	run(&r, "-s", s, "stat", "orders", NULL);
 	EXPECT(&r, 0, NULL);
 	HAS(&r, "depth:        2 of 128 messages");
+	HAS(&r, "type:         mpmc");
 	run(&r, "-s", s, "stat", "nope", NULL);
 	EXPECT(&r, 1, "queue 'nope': no such segment or queue");
 
@@ -1144,6 +1148,237 @@ static void test_recover_after_sigkill(void **state)
 	EXPECT(&r, 0, NULL);
 }
 
+/* ---- SPSC queues ----------------------------------------------------------------------- */
+
+/*
+ * A child that takes the receiving side of SPSC queue @queue (one
+ * shmq_recv, which must get a message) and holds it until its pipe
+ * closes or it is killed.  Tracked: teardown kills it on a failure.
+ */
+static pid_t spsc_receiver(const char *seg, const char *queue, int *wfd)
+{
+	int go[2], ready[2];
+	pid_t pid;
+	char ch;
+
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(ready), 0);
+	pid = t_fork(30);
+	if (pid == 0) {
+		char buf[64];
+		shmq_seg *sg;
+		shmq *q;
+
+		close(go[1]);
+		close(ready[0]);
+		if (shmq_seg_open(seg, &sg) || shmq_open(sg, queue, &q))
+			_exit(1);
+		if (shmq_recv(q, buf, sizeof(buf), 5000 * T_MS) < 0)
+			_exit(2);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(3);
+		while (read(go[0], &ch, 1) < 0 && errno == EINTR)
+			;
+		shmq_close(q);
+		shmq_seg_close(sg);
+		_exit(0);
+	}
+	close(go[0]);
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &ch, 1), 1);
+	close(ready[0]);
+	*wfd = go[1];
+	return pid;
+}
+
+/*
+ * An SPSC queue through every command: create --spsc, the type and the
+ * sides' pids in list/stat (text and JSON), send/peek/purge/check, a
+ * side held by this process (send busy), then by a forked child (purge
+ * and recv busy, naming its pid), and after the child is killed: the
+ * side free again, recover, recv, check.
+ */
+static void test_spsc(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char expr[512], want[256];
+	int me = (int)getpid(), wfd;
+	struct run r;
+	shmq *tx;
+	pid_t pid;
+
+	run(&r, "-s", s, "create", "sp", "--spsc", "--capacity", "6",
+	    "--msg-size", "32", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "created queue sp: capacity 8, msg_size 32, type spsc");
+	run(&r, "-s", s, "create", "mp", NULL);
+	HAS(&r, "type mpmc");
+	run(&r, "-s", s, "--json", "list", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "[(q['name'], q['type']) for q in d['queues']] == "
+	     "[('sp', 'spsc'), ('mp', 'mpmc')] and "
+	     "d['queues'][0]['sender_pid'] == 0 and "
+	     "d['queues'][0]['receiver_pid'] == 0 and "
+	     "d['queues'][1]['sender_pid'] is None");
+
+	/* This process sends, and keeps the sending side. */
+	t_assert_err(shmq_open(fix->seg, "sp", &tx), 0);
+	t_assert_err(shmq_send(tx, "one", 3, 0), 0);
+	t_assert_err(shmq_send(tx, "two", 3, 0), 0);
+	t_assert_err(shmq_send(tx, "three", 5, 0), 0);
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "d['queue']['type'] == 'spsc' and "
+		 "d['queue']['sender_pid'] == %d and "
+		 "d['queue']['receiver_pid'] == 0 and d['queue']['depth'] == 3",
+		 me);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "stat", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "type:         spsc");
+	snprintf(want, sizeof(want), "sides:        sending: pid %d, "
+		 "receiving: none", me);
+	HAS(&r, want);
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "SENDER/RECEIVER");
+	snprintf(want, sizeof(want), "%d/none live", me);
+	HAS(&r, want);
+	run(&r, "-s", s, "send", "sp", "intruder", NULL);
+	snprintf(want, sizeof(want), "resource busy; message 1 not sent (0 "
+		 "sent before it): the sending side of this SPSC queue is "
+		 "held by pid %d", me);
+	EXPECT(&r, 1, want);
+
+	/* peek: a snapshot, in order; nothing consumed. */
+	run(&r, "-s", s, "peek", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "3 message(s) shown");
+	HAS(&r, "#0 len=3: one\n#1 len=3: two\n#2 len=5: three\n");
+	run(&r, "-s", s, "--json", "peek", "sp", "-n", "2", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "[m['data'] for m in d['messages']] == ['one', 'two'] "
+	     "and d['depth'] == 3 and "
+	     "not any(m['redelivered'] for m in d['messages'])");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "consistent");
+
+	/* purge takes the free receiving side, drops 3, gives it back. */
+	run(&r, "-s", s, "purge", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "purged 3 message(s) from sp");
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	JSON(r.out, "d['queue']['depth'] == 0 and "
+	     "d['queue']['received'] == 3 and d['queue']['receiver_pid'] == 0");
+	t_assert_err(shmq_send(tx, "four", 4, 0), 0);
+	run(&r, "-s", s, "recv", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "four\n");
+	run(&r, "-s", s, "--json", "purge", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['purged'] == 0");
+	t_assert_err(shmq_send(tx, "five", 4, 0), 0);
+	shmq_close(tx);
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	JSON(r.out, "d['queue']['sender_pid'] == 0");
+
+	/* A child takes the receiving side (it receives "five"). */
+	pid = spsc_receiver(s, "sp", &wfd);
+	run(&r, "-s", s, "send", "sp", "six", "seven", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	snprintf(expr, sizeof(expr), "d['queue']['receiver_pid'] == %d and "
+		 "d['queue']['sender_pid'] == 0 and d['queue']['depth'] == 2",
+		 (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "list", NULL);
+	snprintf(want, sizeof(want), "none/%d live", (int)pid);
+	HAS(&r, want);
+	run(&r, "-s", s, "stat", "sp", NULL);
+	snprintf(want, sizeof(want), "receiving: pid %d", (int)pid);
+	HAS(&r, want);
+	run(&r, "-s", s, "purge", "sp", NULL);
+	snprintf(want, sizeof(want), "queue 'sp': resource busy; the "
+		 "receiving side of this SPSC queue is held by pid %d (one "
+		 "receiver at a time); nothing purged", (int)pid);
+	EXPECT(&r, 1, want);
+	run(&r, "-s", s, "recv", "sp", NULL);
+	snprintf(want, sizeof(want), "resource busy; nothing received: the "
+		 "receiving side of this SPSC queue is held by pid %d",
+		 (int)pid);
+	EXPECT(&r, 1, want);
+	/* Nothing was dropped by the refused purge. */
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	JSON(r.out, "d['queue']['depth'] == 2");
+
+	/* Killed: its side is free at once, and recover reclaims it. */
+	kill(pid, SIGKILL);
+	t_wait_child(pid);
+	close(wfd);
+	run(&r, "-s", s, "--json", "stat", "sp", NULL);
+	JSON(r.out, "d['queue']['receiver_pid'] == 0");
+	run(&r, "-s", s, "recover", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "dead process entries: 1 before, 0 after");
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "consistent (0 note(s))");
+	/* "five" was received before the kill: not delivered again. */
+	run(&r, "-s", s, "recv", "sp", "-n", "5", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "six\nseven\n");
+}
+
+/* check on a damaged SPSC queue: positions, a length, an owner word. */
+static void test_spsc_check(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct dir_entry e;
+	struct run r;
+	uint64_t v;
+	uint32_t u;
+
+	run(&r, "-s", s, "create", "sc", "--spsc", "--capacity", "8",
+	    "--msg-size", "32", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "send", "sc", "a", "bb", NULL);
+	EXPECT(&r, 0, NULL);
+	e = peek_dir(s, 0);
+	/* The length of position 1 (after the header): longer than 32. */
+	u = 1000;
+	poke(s, e.off + SHMQ_RING_HDR_SIZE + 4, &u, 4);
+	/* The sending side "held" by process entry 65534 of 64. */
+	v = 0xffff;
+	poke(s, e.off + offsetof(struct ring_hdr, spsc_owner), &v, 8);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "2 error(s) found");
+	HAS(&r, "error: queue (queue sc): 1 waiting messages longer than "
+	    "msg_size 32 (e.g. 1000 bytes)");
+	HAS(&r, "error: queue (queue sc): sending side held by process "
+	    "entry 65534, which cannot exist");
+	/* peek clamps the length it cannot trust. */
+	run(&r, "-s", s, "peek", "sc", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "#1 len=32: bb");
+	/* Positions further apart than the capacity. */
+	v = 100;
+	poke(s, e.off + offsetof(struct ring_hdr, prod_pos), &v, 8);
+	run(&r, "-s", s, "--json", "check", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.out, "d['errors'] == 2 and any('more than capacity 8 apart' "
+	     "in p['what'] for p in d['problems'])");
+	run(&r, "-s", s, "peek", "sc", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "0 message(s) shown");
+	run(&r, "-s", s, "--json", "stat", "sc", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['queue']['depth'] == 8 and "
+	     "d['queue']['sender_pid'] == 0");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 #define TN(fn) cmocka_unit_test_setup_teardown(fn, t_setup_noseg, t_teardown)
 
@@ -1165,6 +1400,8 @@ int main(void)
 		T(test_prometheus),
 		T(test_purge_concurrent),
 		T(test_recover_after_sigkill),
+		T(test_spsc),
+		T(test_spsc_check),
 	};
 
 	return cmocka_run_group_tests_name("mqctl", tests, t_group_setup,

@@ -42,6 +42,8 @@ static const struct opt opts_create[] = {
 	  "messages, rounded up to a power of two (default 1024)" },
 	{ "msg-size", 1, OPT_MSG_SIZE, "BYTES",
 	  "largest message, K/M suffixes (default 256)" },
+	{ "spsc", 0, OPT_SPSC, NULL,
+	  "single-producer single-consumer queue (SHMQ_SPSC)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -98,15 +100,22 @@ const struct cmd mqctl_cmds[] = {
 	  opts_destroy, 0, 0 },
 	{ "info", cmd_info, "", "the segment's header and usage", NULL,
 	  opts_none, 0, 0 },
-	{ "create", cmd_create, "QUEUE", "create a queue", NULL, opts_create,
-	  1, 1 },
+	{ "create", cmd_create, "QUEUE", "create a queue",
+	  "A queue is MPMC (any number of senders and receivers) unless "
+	  "--spsc: then\none handle at a time sends and one receives, with "
+	  "no atomic read-modify-write\nper message.  Each side belongs to "
+	  "the first handle that uses it, until that\nhandle closes or its "
+	  "process dies; meanwhile others get 'resource busy'.",
+	  opts_create, 1, 1 },
 	{ "delete", cmd_delete, "QUEUE", "unlink a queue",
 	  "The name goes at once; open handles keep working until closed.",
 	  opts_none, 1, 1 },
 	{ "purge", cmd_purge, "QUEUE", "drop every message the queue holds",
 	  "Consumes through the ordinary receive path, so producers and "
 	  "consumers may\nrun meanwhile: each message is either dropped "
-	  "(and counted) or delivered.", opts_none, 1, 1 },
+	  "(and counted) or delivered.\nOn an SPSC queue it takes the "
+	  "receiving side while it runs, so it fails\n(resource busy) while "
+	  "another handle holds that side.", opts_none, 1, 1 },
 	{ "list", cmd_list, "", "one row per queue", NULL, opts_prom, 0, 0 },
 	{ "stat", cmd_stat, "QUEUE", "everything known about one queue", NULL,
 	  opts_prom, 1, 1 },
@@ -261,6 +270,11 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 		return usage(c, "unexpected operand '%s'",
 			     c->argv[cmd->max_args]);
 	return 0;
+}
+
+const char *queue_type(uint32_t flags)
+{
+	return flags & SHMQ_SPSC ? "spsc" : "mpmc";
 }
 
 /* ---- errors --------------------------------------------------------------------- */

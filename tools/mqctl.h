@@ -36,7 +36,7 @@ struct ctx {
 enum {
 	OPT_SIZE = 256, OPT_MODE, OPT_GROUP, OPT_MAX_QUEUES, OPT_MAX_PROCS,
 	OPT_FORCE, OPT_CAPACITY, OPT_MSG_SIZE, OPT_PROMETHEUS, OPT_INTERVAL,
-	OPT_COUNT, OPT_FILE, OPT_TIMEOUT, OPT_HEX, OPT_RAW,
+	OPT_COUNT, OPT_FILE, OPT_TIMEOUT, OPT_HEX, OPT_RAW, OPT_SPSC,
 	OPT_SEGMENT = 's', OPT_N = 'n', OPT_HELP = 'h', OPT_JSON = 512,
 };
 
@@ -90,6 +90,9 @@ const char *fmt_time(uint64_t ns, char *buf, size_t len);  /* ISO 8601 */
 const char *seg_path(const char *seg, char *buf, size_t len);
 void print_escaped(FILE *f, const void *p, size_t n);
 void print_hex(FILE *f, const void *p, size_t n);
+
+/* "mpmc" or "spsc", from shmq_queue_info.flags. */
+const char *queue_type(uint32_t flags);
 
 /* Open for reading only (observer) or as a full attachment. */
 int seg_observe(const struct ctx *c, shmq_seg **out);

@@ -176,6 +176,8 @@ static int on_create(struct ctx *c, int code, const char *arg, void *data)
 		if (!v)
 			return usage(c, "--msg-size must be at least 1");
 		a->msg_size = (uint32_t)v;
+	} else if (code == OPT_SPSC) {
+		a->flags |= SHMQ_SPSC;
 	}
 	return 0;
 }
@@ -198,8 +200,8 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
-	printf("created queue %s: capacity %u, msg_size %u\n", q.name,
-	       q.capacity, q.msg_size);
+	printf("created queue %s: capacity %u, msg_size %u, type %s\n", q.name,
+	       q.capacity, q.msg_size, queue_type(q.flags));
 	return 0;
 }
 
@@ -246,8 +248,36 @@ static int open_queue(const struct ctx *c, const char *name, shmq_seg **seg,
 	return 0;
 }
 
+/*
+ * Why an SPSC queue said -EBUSY: another handle holds the side we need.
+ * Into @buf: who holds it, as the library sees it now (the holder may
+ * have gone since, then "another handle").  "" for an MPMC queue.
+ */
+static const char *busy_why(shmq_seg *seg, const char *name, int side,
+			    char *buf, size_t len)
+{
+	struct shmq_queue_info qi;
+	const char *what = side ? "receiving" : "sending";
+	uint32_t pid;
+
+	buf[0] = 0;
+	if (shmq_queue_stat(seg, name, &qi) || !(qi.flags & SHMQ_SPSC))
+		return buf;
+	pid = side ? qi.receiver_pid : qi.sender_pid;
+	if (pid)
+		snprintf(buf, len, "the %s side of this SPSC queue is held by "
+			 "pid %u (one %s at a time)", what, pid,
+			 side ? "receiver" : "sender");
+	else
+		snprintf(buf, len, "the %s side of this SPSC queue is held by "
+			 "another handle (one %s at a time)", what,
+			 side ? "receiver" : "sender");
+	return buf;
+}
+
 int cmd_purge(struct ctx *c, int argc, char **argv)
 {
+	char why[160];
 	shmq_seg *seg;
 	shmq *q;
 	int rc;
@@ -259,6 +289,10 @@ int cmd_purge(struct ctx *c, int argc, char **argv)
 		return EXIT_FAIL;
 	rc = shmq_purge(q);
 	shmq_close(q);
+	if (rc == -EBUSY && *busy_why(seg, c->argv[0], 1, why, sizeof(why))) {
+		shmq_seg_close(seg);
+		return fail(c, c->argv[0], rc, "%s; nothing purged", why);
+	}
 	shmq_seg_close(seg);
 	if (rc < 0)
 		return fail(c, c->argv[0], rc, NULL);
@@ -344,7 +378,7 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 	struct shmq_attr a;
 	const char *name;
 	unsigned long sent = 0;
-	char *line = NULL;
+	char *line = NULL, why[160];
 	size_t cap = 0;
 	shmq_seg *seg;
 	shmq *q;
@@ -392,6 +426,11 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 		free(line);
 	}
 	shmq_close(q);
+	if (rc == -EBUSY && *busy_why(seg, name, 0, why, sizeof(why))) {
+		shmq_seg_close(seg);
+		return fail(c, name, rc, "message %lu not sent (%lu sent "
+			    "before it): %s", sent + 1, sent, why);
+	}
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, name, rc, "message %lu not sent (%lu sent "
@@ -444,6 +483,7 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 	struct shmq_attr a;
 	const char *name;
 	unsigned char *buf;
+	char why[160];
 	uint64_t got = 0;
 	shmq_seg *seg;
 	ssize_t n = 0;
@@ -482,6 +522,11 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 out:
 	free(buf);
 	shmq_close(q);
+	if (got == 0 && n == -EBUSY &&
+	    *busy_why(seg, name, 1, why, sizeof(why))) {
+		shmq_seg_close(seg);
+		return fail(c, name, (int)n, "nothing received: %s", why);
+	}
 	shmq_seg_close(seg);
 	if (got == 0)
 		return fail(c, name, (int)n, "nothing received");

@@ -131,6 +131,13 @@ static void json_queue(const struct shmq_queue_info *q)
 
 	printf("{\"name\":");
 	json_str(stdout, q->name);
+	/* The pids of an SPSC queue's sides (0: free); null for MPMC. */
+	printf(",\"type\":\"%s\"", queue_type(q->flags));
+	if (q->flags & SHMQ_SPSC)
+		printf(",\"sender_pid\":%u,\"receiver_pid\":%u",
+		       q->sender_pid, q->receiver_pid);
+	else
+		printf(",\"sender_pid\":null,\"receiver_pid\":null");
 	printf(",\"state\":\"%s\",\"index\":%u,\"capacity\":%u,"
 	       "\"msg_size\":%u,\"slot_size\":%u,\"depth\":%llu,"
 	       "\"sent\":%llu,\"received\":%llu,\"handles\":%u,"
@@ -243,6 +250,30 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 	}
 }
 
+/* A pid, or "none" for a free side. */
+static const char *side_pid(uint32_t pid, char *buf, size_t len)
+{
+	if (pid)
+		snprintf(buf, len, "%u", pid);
+	else
+		snprintf(buf, len, "none");
+	return buf;
+}
+
+/* "SENDER/RECEIVER" pids of an SPSC queue ("1234/none"); "-" for MPMC. */
+static const char *spsc_sides(const struct shmq_queue_info *q, char *buf,
+			      size_t len)
+{
+	char a[16], b[16];
+
+	if (!(q->flags & SHMQ_SPSC))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%s/%s", side_pid(q->sender_pid, a, sizeof(a)),
+			 side_pid(q->receiver_pid, b, sizeof(b)));
+	return buf;
+}
+
 /* All queues, in a malloc'd array (*n of them); 0 or the exit status. */
 static int get_queues(const struct ctx *c, shmq_seg *seg,
 		      struct shmq_queue_info **out, int *n)
@@ -298,11 +329,12 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("%-20s %15s %8s %12s %12s %8s %9s %s\n", "QUEUE",
-		       "DEPTH/CAP", "MSG_SIZE", "SENT", "RECEIVED", "PROD/CON",
-		       "WAIT_S/R", "STATE");
+		printf("%-20s %15s %8s %12s %12s %8s %9s %-4s %15s %s\n",
+		       "QUEUE", "DEPTH/CAP", "MSG_SIZE", "SENT", "RECEIVED",
+		       "PROD/CON", "WAIT_S/R", "TYPE", "SENDER/RECEIVER",
+		       "STATE");
 		for (i = 0; i < n; i++) {
-			char dc[48], w[32], pc[32];
+			char dc[48], w[32], pc[32], sr[40];
 
 			snprintf(dc, sizeof(dc), "%llu/%u",
 				 (unsigned long long)q[i].depth,
@@ -311,11 +343,13 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 				 q[i].recv_waiters);
 			snprintf(pc, sizeof(pc), "%u/%u", q[i].producers,
 				 q[i].consumers);
-			printf("%-20s %15s %8u %12llu %12llu %8s %9s %s\n",
-			       q[i].name, dc, q[i].msg_size,
+			spsc_sides(&q[i], sr, sizeof(sr));
+			printf("%-20s %15s %8u %12llu %12llu %8s %9s %-4s "
+			       "%15s %s\n", q[i].name, dc, q[i].msg_size,
 			       (unsigned long long)q[i].sent,
 			       (unsigned long long)q[i].received, pc,
-			       w, state_name(q[i].state));
+			       w, queue_type(q[i].flags), sr,
+			       state_name(q[i].state));
 		}
 	}
 	free(q);
@@ -352,6 +386,20 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	}
 	printf("queue:        %s (%s, directory entry %u)\n", q.name,
 	       state_name(q.state), q.index);
+	if (q.flags & SHMQ_SPSC) {
+		char a[16], b2[16];
+
+		printf("type:         spsc (one sender and one receiver at a "
+		       "time)\n");
+		printf("sides:        sending: %s%s, receiving: %s%s\n",
+		       q.sender_pid ? "pid " : "",
+		       side_pid(q.sender_pid, a, sizeof(a)),
+		       q.receiver_pid ? "pid " : "",
+		       side_pid(q.receiver_pid, b2, sizeof(b2)));
+	} else {
+		printf("type:         mpmc (any number of senders and "
+		       "receivers)\n");
+	}
 	printf("depth:        %llu of %u messages", (unsigned long long)q.depth,
 	       q.capacity);
 	if (q.lane_depth)
@@ -372,13 +420,18 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	       (unsigned long long)q.empty_waits);
 	printf("futex:        %llu sleeps, %llu wake calls\n",
 	       (unsigned long long)q.sleeps, (unsigned long long)q.wakes);
-	printf("recovery:     %llu slots repaired after crashes (%llu "
-	       "tombstones, %llu redelivered);\n              %llu message(s) "
-	       "waiting in the redelivery lane\n",
-	       (unsigned long long)q.repairs,
-	       (unsigned long long)q.tombstones,
-	       (unsigned long long)q.redelivered,
-	       (unsigned long long)q.lane_depth);
+	if (q.flags & SHMQ_SPSC)
+		printf("recovery:     nothing to repair: a side held by a dead "
+		       "process is taken over\n              by the next "
+		       "handle that uses it\n");
+	else
+		printf("recovery:     %llu slots repaired after crashes (%llu "
+		       "tombstones, %llu redelivered);\n              %llu "
+		       "message(s) waiting in the redelivery lane\n",
+		       (unsigned long long)q.repairs,
+		       (unsigned long long)q.tombstones,
+		       (unsigned long long)q.redelivered,
+		       (unsigned long long)q.lane_depth);
 	printf("created:      %s\n", fmt_time(q.create_time_ns, t, sizeof(t)));
 	return 0;
 }
