@@ -401,25 +401,28 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 		       const struct shmq_qinfo *qi, const char *name)
 {
 	const struct ring_hdr *h = (const struct ring_hdr *)block;
-	const _Atomic uint32_t *lens =
-		(const _Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	const _Atomic uint64_t *ents =
+		(const _Atomic uint64_t *)(block + SHMQ_RING_HDR_SIZE);
 	int idx = (int)qi->idx, side, tries;
 	uint64_t p = 0, t = 0, pos;
-	uint32_t bad = 0, badlen = 0;
+	uint32_t bad = 0, badtag = 0, badlen = 0;
 
 	for (tries = 0; tries < 8; tries++) {
 		/* relaxed, all: a snapshot, confirmed by the second reading. */
 		t = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
 		p = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
-		bad = 0;
+		bad = badtag = 0;
 		if ((int64_t)(p - t) >= 0 && p - t <= qi->capacity)
 			for (pos = t; pos != p; pos++) {
-				uint32_t len = atomic_load_explicit(
-					&lens[pos & (qi->capacity - 1)],
+				uint64_t e = atomic_load_explicit(
+					&ents[pos & (qi->capacity - 1)],
 					memory_order_relaxed);
 
-				if (len > qi->msg_size && !bad++)
-					badlen = len;
+				/* prod_pos trails the entries: each is out. */
+				if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+					badtag++;
+				else if ((uint32_t)e > qi->msg_size && !bad++)
+					badlen = (uint32_t)e;
 			}
 		if (atomic_load_explicit(&h->cons_pos, memory_order_relaxed) ==
 		    t && atomic_load_explicit(&h->prod_pos,
@@ -437,7 +440,12 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 				   "more than capacity %u apart",
 				   (unsigned long long)p, (unsigned long long)t,
 				   qi->capacity);
-	else if (bad)
+	if (badtag)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%u of the %llu messages waiting have "
+				   "no entry naming their position", badtag,
+				   (unsigned long long)(p - t));
+	if (bad)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
 				   name, "%u waiting messages longer than "
 				   "msg_size %u (e.g. %u bytes)", bad,

@@ -198,7 +198,7 @@ struct spsc_side {
 struct shmq {
 	/* SPSC queues only (flags & SHMQ_SPSC): the sides this handle holds. */
 	struct spsc_side side[2];
-	_Atomic uint32_t *lens;     /* SPSC: a length per slot */
+	_Atomic uint64_t *ents;     /* SPSC: an entry per slot (spsc.c) */
 	uint32_t flags;             /* SHMQ_SPSC or 0 */
 	bool fence_free;            /* SPSC: membarrier registered, notify
 				     * without a fence (spsc.c) */

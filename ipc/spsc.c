@@ -13,22 +13,27 @@
  *
  * Block layout (shm/shm.h, shmq__ring_bytes): struct ring_hdr (its
  * prod_pos and cons_pos lines, event counts and counters as for the MPMC
- * ring; spsc_owner on the last line), then a 32-bit length per slot
- * (lens), then capacity slots of slot_size bytes holding only the payload:
- * a 64-byte message is one cache line.
+ * ring; spsc_owner on the last line), then a 64-bit entry per slot
+ * (ents), then capacity slots of slot_size bytes holding only the
+ * payload: a 64-byte message is one cache line.  An entry says which
+ * position the slot holds and its length: (low 32 bits of pos + 1) << 32
+ * | len; the receiver polls the entry of its next position, and fetches
+ * the payload's line beside it (its address is known before the entry
+ * arrives), so a message costs one cross-core wait, not two.
  *
- * Positions.  prod_pos (head) is the next position to publish, written by
- * the sender only; cons_pos (tail) the next to free, written by the
- * receiver only.  Free-running; position p lives in slot p & mask.  Each
- * side keeps its own position privately (struct spsc_side) and reads the
- * other's only when its cached copy says full or empty, so while the
- * queue streams, each side reads the other's line once per batch of
- * messages, not per message.
+ * Positions.  prod_pos is the next position to publish, written by the
+ * sender only after the entries (a hint, for inspection and the next
+ * sender: the entries decide); cons_pos (tail) the next to free, written
+ * by the receiver only.  Free-running; position p lives in slot p & mask.
+ * Each side keeps its own position privately (struct spsc_side); the
+ * sender reads cons_pos only when its cached copy says full, so while the
+ * queue streams it reads that line once per lap, not per message.
  *
  * Ordering edges:
- *   P1 (sender's store of prod_pos, release) -> A1 (receiver's load of
- *       prod_pos, acquire): the receiver sees the lengths and payloads of
- *       every position below the value it read.
+ *   P1 (sender's store of a position's entry, release) -> A1 (a load of
+ *       it, acquire, that finds the position's tag): the reader sees the
+ *       payload.  An entry is rewritten only a lap later, after C1 freed
+ *       the slot (so a stale tag never matches: capacity < 2^32).
  *   C1 (receiver's store of cons_pos, release) -> A2 (sender's load of
  *       cons_pos, acquire): the receiver's reads of a slot come before the
  *       sender's next-lap writes to it.
@@ -63,14 +68,16 @@
  * spsc_side.thread binds the side to one thread of one handle.
  *
  * A process killed here.  A sender killed before P1: its message was never
- * visible; the next sender writes over it.  A receiver killed before C1:
+ * visible; the next sender writes over it.  Killed after P1 but before
+ * its store of prod_pos: the message is out; the next sender skips the
+ * published entries (side_take).  A receiver killed before C1:
  * the message stays at cons_pos and is delivered again to the next
  * receiver.  There are no other states: no repair, no record.
  *
  * Untrusted memory.  Positions are masked before use; a length is read
  * once and clamped to msg_size (and checked against the caller's buffer);
- * a hostile cons_pos makes the queue look full, a hostile prod_pos makes
- * it look empty or deliver garbage, never an access outside the block.
+ * a hostile cons_pos makes the queue look full, a hostile entry makes it
+ * look empty or deliver garbage, never an access outside the block.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -138,9 +145,9 @@ void shmq__spsc_view(shmq *q, unsigned char *block,
 		     const struct shmq_qinfo *qi)
 {
 	q->flags = SHMQ_SPSC;
-	q->lens = (_Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	q->ents = (_Atomic uint64_t *)(block + SHMQ_RING_HDR_SIZE);
 	q->main.slots = block + SHMQ_RING_HDR_SIZE +
-			shmq__spsc_lens_bytes(qi->capacity);
+			shmq__spsc_ents_bytes(qi->capacity);
 	/* No lane: its positions stay 0 == 0, so lane_pending() is false. */
 	q->lane.slots = NULL;
 	q->fence_free = mb_fence_free();
@@ -151,14 +158,26 @@ static inline unsigned char *spsc_slot(const shmq *q, uint64_t pos)
 	return q->main.slots + (pos & q->main.mask) * q->main.slot_size;
 }
 
-/* Length of position @pos, clamped: untrusted. */
-static inline uint32_t spsc_len(const shmq *q, uint64_t pos)
+/* The entry that publishes position @pos with @len bytes. */
+static inline uint64_t ent_word(uint64_t pos, uint32_t len)
 {
-	/* relaxed: ordered after A1 (or our own store, for a reservation). */
-	uint32_t len = atomic_load_explicit(&q->lens[pos & q->main.mask],
-					    memory_order_relaxed);
+	return (uint64_t)(uint32_t)(pos + 1) << 32 | len;
+}
 
-	return len > q->msg_size ? q->msg_size : len;
+/*
+ * Is position @pos published?  Then *@len is its length, clamped to
+ * msg_size (untrusted).  A1: the entry's acquire load.
+ */
+static inline bool ent_ready(const shmq *q, uint64_t pos, uint32_t *len)
+{
+	/* A1: acquire; pairs with P1: the payload is visible. */
+	uint64_t e = atomic_load_explicit(&q->ents[pos & q->main.mask],
+					  memory_order_acquire);
+
+	if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+		return false;
+	*len = (uint32_t)e > q->msg_size ? q->msg_size : (uint32_t)e;
+	return true;
 }
 
 /* ---- sides: who sends, who receives ----------------------------------------- */
@@ -197,6 +216,22 @@ static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
 }
 
 /*
+ * This thread's identity, for the side a thread holds: the thread
+ * pointer where the compiler can read it (one instruction; with glibc it
+ * is the pthread_t), else pthread_self() (a library call per message).
+ * Only compared with values this function returned.
+ */
+static inline unsigned long thread_id(void)
+{
+#if defined(__has_builtin) && (defined(__x86_64__) || defined(__aarch64__))
+#if __has_builtin(__builtin_thread_pointer)
+	return (unsigned long)__builtin_thread_pointer();
+#endif
+#endif
+	return (unsigned long)pthread_self();
+}
+
+/*
  * Take side @side for this handle and thread: the slow path of
  * side_enter(), once per handle and side.  -EBUSY when another thread of
  * this handle, or another live handle, holds it.
@@ -205,7 +240,7 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 {
 	struct spsc_side *sd = &q->side[side];
 	shmq_seg *seg = q->seg;
-	unsigned long none = 0, self = (unsigned long)pthread_self();
+	unsigned long none = 0, self = thread_id();
 	uint64_t cur, mine;
 	int rc;
 
@@ -257,15 +292,26 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 	 * are over.
 	 */
 	if (side == SPSC_SEND) {
+		uint32_t len;
+
 		sd->pos = atomic_load_explicit(q->main.prod_pos,
 					       memory_order_acquire);
 		sd->cached = atomic_load_explicit(q->main.cons_pos,
 						  memory_order_acquire);
+		/*
+		 * prod_pos trails the entries: a sender killed between P1
+		 * and its store of prod_pos published more than it says.
+		 * Carry on after the last published position.
+		 */
+		while (sd->pos - sd->cached < q->capacity &&
+		       ent_ready(q, sd->pos, &len))
+			sd->pos++;
+		/* release: a hint, as in publish(). */
+		atomic_store_explicit(q->main.prod_pos, sd->pos,
+				      memory_order_release);
 	} else {
 		sd->pos = atomic_load_explicit(q->main.cons_pos,
 					       memory_order_acquire);
-		sd->cached = atomic_load_explicit(q->main.prod_pos,
-						  memory_order_acquire);
 	}
 	sd->next = sd->pos;
 	shmq__seg_unlock(seg);
@@ -281,7 +327,7 @@ static inline int side_enter(shmq *q, int side)
 {
 	/* relaxed: only this thread stores its own id here (side_take). */
 	if (__builtin_expect(atomic_load_explicit(&q->side[side].thread,
-			memory_order_relaxed) == (unsigned long)pthread_self(),
+			memory_order_relaxed) == thread_id(),
 			1))
 		return 0;
 	return side_take(q, side);
@@ -390,11 +436,9 @@ static bool spsc_can_send(const shmq *q)
 
 static bool spsc_can_recv(const shmq *q)
 {
-	/* A1: acquire; pairs with P1: lengths and payloads visible. */
-	uint64_t head = atomic_load_explicit(q->main.prod_pos,
-					     memory_order_acquire);
+	uint32_t len;
 
-	return (int64_t)(head - q->side[SPSC_RECV].next) > 0;
+	return ent_ready(q, q->side[SPSC_RECV].next, &len);
 }
 
 /*
@@ -414,15 +458,11 @@ spsc_wait(shmq *q, int side, int64_t timeout_ns)
 	int rc = 0;
 
 	for (;;) {
-		/* acquire, both: A2 / A1 (spsc_can_send/recv). */
 		if (send)
+			/* A2: acquire, as in spsc_can_send(). */
 			sd->cached = atomic_load_explicit(q->main.cons_pos,
 							  memory_order_acquire);
-		else
-			sd->cached = atomic_load_explicit(q->main.prod_pos,
-							  memory_order_acquire);
-		if (send ? sd->next - sd->cached < q->capacity :
-			   (int64_t)(sd->cached - sd->next) > 0)
+		if (send ? sd->next - sd->cached < q->capacity : ready(q))
 			return 0;
 		if (timeout_ns == 0)
 			return -EAGAIN;
@@ -447,18 +487,30 @@ static inline int send_room(shmq *q, struct spsc_side *sd, int64_t timeout_ns)
 	return spsc_wait(q, SPSC_SEND, timeout_ns);
 }
 
-/* A message at position sd->next (the receiver's), waiting per timeout. */
-static inline int recv_ready(shmq *q, struct spsc_side *sd, int64_t timeout_ns)
+/*
+ * A message at position sd->next (the receiver's), waiting per timeout:
+ * 0 and its length in *@len, or -errno.
+ */
+static inline int recv_ready(shmq *q, struct spsc_side *sd, uint32_t *len,
+			     int64_t timeout_ns)
 {
-	if (__builtin_expect((int64_t)(sd->cached - sd->next) > 0, 1))
+	int rc;
+
+	if (__builtin_expect(ent_ready(q, sd->next, len), 1))
 		return 0;
-	return spsc_wait(q, SPSC_RECV, timeout_ns);
+	rc = spsc_wait(q, SPSC_RECV, timeout_ns);
+	if (rc == 0 && !ent_ready(q, sd->next, len))
+		rc = -EAGAIN;   /* cannot be: ready() said so; be safe */
+	return rc;
 }
 
-/* P1: publish every position below @head. */
+/*
+ * Every position below @head is published (P1, in put_msg or commit):
+ * say so in prod_pos, a hint for inspection and for the next sender.
+ */
 static inline void publish(shmq *q, struct spsc_side *sd, uint64_t head)
 {
-	/* P1: release; lengths and payloads first.  Pairs with A1. */
+	/* release: after the entries; readers re-check each entry anyway. */
 	atomic_store_explicit(q->main.prod_pos, head, memory_order_release);
 	sd->pos = head;
 }
@@ -473,13 +525,19 @@ static inline void free_upto(shmq *q, struct spsc_side *sd, uint64_t tail)
 
 /* ---- copying calls ---------------------------------------------------------- */
 
+/* P1: the entry of @pos, after its payload. */
+static inline void ent_publish(shmq *q, uint64_t pos, uint32_t len)
+{
+	/* P1: release; the payload first.  Pairs with A1 (ent_ready). */
+	atomic_store_explicit(&q->ents[pos & q->main.mask], ent_word(pos, len),
+			      memory_order_release);
+}
+
 static inline void put_msg(shmq *q, uint64_t pos, const void *msg, size_t len)
 {
 	if (len)        /* msg may be NULL when len is 0 */
 		memcpy(spsc_slot(q, pos), msg, len);
-	/* relaxed: published by P1. */
-	atomic_store_explicit(&q->lens[pos & q->main.mask], (uint32_t)len,
-			      memory_order_relaxed);
+	ent_publish(q, pos, (uint32_t)len);
 }
 
 int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
@@ -510,10 +568,9 @@ ssize_t shmq__spsc_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 		return rc;
 	if (__builtin_expect(sd->next != sd->pos, 0))
 		return -EBUSY;          /* an acquisition is outstanding */
-	rc = recv_ready(q, sd, timeout_ns);
+	rc = recv_ready(q, sd, &len, timeout_ns);
 	if (__builtin_expect(rc != 0, 0))
 		return rc;
-	len = spsc_len(q, sd->pos);
 	if (__builtin_expect(len > buflen, 0))
 		return -EMSGSIZE;       /* not consumed */
 	if (len)        /* buf may be NULL when buflen is 0 */
@@ -553,7 +610,16 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	if (n > room)
 		n = (unsigned)room;
 	for (i = 0; i < n; i++)
-		put_msg(q, sd->pos + i, msgs[i].iov_base, msgs[i].iov_len);
+		if (msgs[i].iov_len)
+			memcpy(spsc_slot(q, sd->pos + i), msgs[i].iov_base,
+			       msgs[i].iov_len);
+	/*
+	 * The first entry last: the receiver, which polls the first, then
+	 * finds the whole batch, instead of chasing our writes entry by
+	 * entry through the lines they share.
+	 */
+	for (i = n; i-- > 0;)
+		ent_publish(q, sd->pos + i, (uint32_t)msgs[i].iov_len);
 	sd->next += n;
 	publish(q, sd, sd->next);
 	spsc_notify(q, &q->hdr->not_empty, n);
@@ -565,7 +631,7 @@ int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 			  int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
-	uint64_t avail;
+	uint32_t len;
 	unsigned i;
 	int rc = side_enter(q, SPSC_RECV);
 
@@ -573,27 +639,12 @@ int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 		return rc;
 	if (sd->next != sd->pos)
 		return -EBUSY;
-	rc = recv_ready(q, sd, timeout_ns);
+	rc = recv_ready(q, sd, &len, timeout_ns);
 	if (rc)
 		return rc;
-	avail = sd->cached - sd->next;
-	if (avail < n) {
-		/* A1: acquire; as in spsc_can_recv().  More may be there. */
-		uint64_t head = atomic_load_explicit(q->main.prod_pos,
-						     memory_order_acquire);
-
-		if ((int64_t)(head - sd->next) > 0) {
-			sd->cached = head;
-			avail = head - sd->next;
-		}
-	}
-	if (avail > q->capacity)
-		avail = q->capacity;    /* a hostile prod_pos */
-	if (n > avail)
-		n = (unsigned)avail;
 	for (i = 0; i < n; i++) {
-		uint32_t len = spsc_len(q, sd->pos + i);
-
+		if (i && !ent_ready(q, sd->pos + i, &len))
+			break;          /* no more published */
 		if (len > bufs[i].iov_len)
 			break;          /* this one and the rest stay */
 		if (len)
@@ -622,7 +673,7 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 		return -EBUSY;          /* every slot is reserved already */
 	/*
 	 * The reserved lengths, for commit's check: private, because reading
-	 * them back from lens would wait for a line the receiver reads.
+	 * them back from the entries would wait for a line the receiver reads.
 	 */
 	if (__builtin_expect(!sd->res_len, 0)) {
 		sd->res_len = calloc(q->capacity, sizeof(*sd->res_len));
@@ -652,9 +703,7 @@ int shmq__spsc_commit(shmq *q, struct shmq_msg *m)
 	if (m->token != sd->pos || sd->next == sd->pos ||
 	    m->len > sd->res_len[sd->pos & q->main.mask])
 		return -EINVAL;
-	/* relaxed: published by P1. */
-	atomic_store_explicit(&q->lens[sd->pos & q->main.mask],
-			      (uint32_t)m->len, memory_order_relaxed);
+	ent_publish(q, sd->pos, (uint32_t)m->len);
 	publish(q, sd, sd->pos + 1);
 	spsc_notify(q, &q->hdr->not_empty, 1);
 	return 0;
@@ -663,17 +712,18 @@ int shmq__spsc_commit(shmq *q, struct shmq_msg *m)
 int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
+	uint32_t len;
 	int rc = side_enter(q, SPSC_RECV);
 
 	if (rc)
 		return rc;
 	if (sd->next - sd->pos >= q->capacity)
 		return -EBUSY;          /* every message is held already */
-	rc = recv_ready(q, sd, timeout_ns);
+	rc = recv_ready(q, sd, &len, timeout_ns);
 	if (rc)
 		return rc;
 	m->data = spsc_slot(q, sd->next);
-	m->len = spsc_len(q, sd->next);
+	m->len = len;
 	m->token = sd->next++;
 	return 0;
 }
@@ -700,7 +750,8 @@ int shmq__spsc_purge(shmq *q)
 	/* relaxed: whether this call takes the side (only for itself). */
 	bool took = atomic_load_explicit(&sd->thread,
 					 memory_order_relaxed) == 0;
-	uint64_t head, n;
+	uint64_t head, lim, n = 0;
+	uint32_t len;
 	int rc = side_enter(q, SPSC_RECV);
 
 	if (rc)
@@ -709,11 +760,16 @@ int shmq__spsc_purge(shmq *q)
 		rc = -EBUSY;
 		goto out;
 	}
-	/* A1: acquire; what was sent before we began is ours to drop. */
+	/*
+	 * acquire: what was sent before we began is ours to drop (prod_pos
+	 * trails the entries, so a message publishing now may stay).
+	 */
 	head = atomic_load_explicit(q->main.prod_pos, memory_order_acquire);
-	n = (int64_t)(head - sd->pos) > 0 ? head - sd->pos : 0;
-	if (n > q->capacity)
-		n = q->capacity;
+	lim = (int64_t)(head - sd->pos) > 0 ? head - sd->pos : 0;
+	if (lim > q->capacity)
+		lim = q->capacity;
+	while (n < lim && ent_ready(q, sd->pos + n, &len))
+		n++;
 	if (n) {
 		sd->next += n;
 		free_upto(q, sd, sd->next);
@@ -731,25 +787,24 @@ int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 {
 	unsigned char *block = seg->base + g->off;
 	const struct ring_hdr *h = (const struct ring_hdr *)block;
-	const _Atomic uint32_t *lens =
-		(const _Atomic uint32_t *)(block + SHMQ_RING_HDR_SIZE);
+	const _Atomic uint64_t *ents =
+		(const _Atomic uint64_t *)(block + SHMQ_RING_HDR_SIZE);
 	const unsigned char *slots = block + SHMQ_RING_HDR_SIZE +
-				     shmq__spsc_lens_bytes(g->capacity);
+				     shmq__spsc_ents_bytes(g->capacity);
 	uint64_t mask = g->capacity - 1, pos, end;
 	unsigned got = 0;
 
-	/* acquire, both: pair with C1 and P1 (the order matters little). */
+	/* acquire: pairs with C1; where the receiver is. */
 	pos = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
-	end = atomic_load_explicit(&h->prod_pos, memory_order_acquire);
-	if ((int64_t)(end - pos) < 0 || end - pos > g->capacity)
-		end = pos;              /* corrupt: nothing to show */
-	for (; pos != end && got < n; pos++) {
+	for (end = pos + g->capacity; pos != end && got < n; pos++) {
 		struct shmq_peek_msg *m = &msgs[got];
-		/* relaxed: ordered after the acquire of prod_pos (P1). */
-		uint32_t len = atomic_load_explicit(&lens[pos & mask],
-						    memory_order_relaxed);
-		uint64_t again;
+		/* A1: acquire; pairs with P1: the payload is visible. */
+		uint64_t e = atomic_load_explicit(&ents[pos & mask],
+						  memory_order_acquire), again;
+		uint32_t len = (uint32_t)e;
 
+		if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+			break;          /* not published: the end */
 		if (len > g->msg_size)
 			len = g->msg_size;
 		m->len = len;

@@ -73,8 +73,9 @@ struct shmq_qinfo {
  * Geometry of a ring.  An MPMC queue (flags 0): header bytes before the
  * slots, then capacity slots, then SHMQ_LANE_CAP slots of the redelivery
  * lane (see ipc/ring.h).  An SPSC queue (SHMQ_SPSC): the header, then a
- * 32-bit length per slot (rounded up to a 128-byte multiple), then
- * capacity slots holding only the payload (see ipc/spsc.c).
+ * 64-bit entry (position tag, length) per slot (rounded up to a multiple
+ * of 128 bytes), then capacity slots holding only the payload (see
+ * ipc/spsc.c).
  */
 #define SHMQ_RING_HDR_SIZE 1024u
 #define SHMQ_SLOT_HDR_SIZE 16u
@@ -88,17 +89,17 @@ static inline uint32_t shmq__slot_size(uint32_t msg_size, uint32_t flags)
 	return (SHMQ_SLOT_HDR_SIZE + msg_size + 63u) & ~63u;
 }
 
-/* Bytes of an SPSC queue's length array. */
-static inline uint64_t shmq__spsc_lens_bytes(uint32_t capacity)
+/* Bytes of an SPSC queue's entries (ipc/spsc.c). */
+static inline uint64_t shmq__spsc_ents_bytes(uint32_t capacity)
 {
-	return ((uint64_t)capacity * 4 + 127) & ~127ull;
+	return ((uint64_t)capacity * 8 + 127) & ~127ull;
 }
 
 static inline uint64_t shmq__ring_bytes(uint32_t capacity, uint32_t slot_size,
 					uint32_t flags)
 {
 	if (flags & SHMQ_SPSC)
-		return SHMQ_RING_HDR_SIZE + shmq__spsc_lens_bytes(capacity) +
+		return SHMQ_RING_HDR_SIZE + shmq__spsc_ents_bytes(capacity) +
 		       (uint64_t)capacity * slot_size;
 	return SHMQ_RING_HDR_SIZE +
 	       ((uint64_t)capacity + SHMQ_LANE_CAP) * slot_size;

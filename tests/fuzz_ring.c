@@ -351,8 +351,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 3:
 			i = u8(&in);
 			if (spsc)
-				atomic_store_explicit(&q->lens[i % CAP],
-						      (uint32_t)u64(&in),
+				atomic_store_explicit(&q->ents[i % CAP],
+						      u64(&in),
 						      memory_order_relaxed);
 			else
 				atomic_store_explicit(&ring_slot(i & 0x80 ?

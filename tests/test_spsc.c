@@ -411,6 +411,39 @@ static void test_spsc_dead_sleeper_forgotten(void **state)
 	shmq_close(q);
 }
 
+/*
+ * A sender killed after publishing a message (its entry) but before it
+ * moved prod_pos on: the next sender must not write over that message.
+ * Built by hand: the kill window is two instructions wide.
+ */
+static void test_spsc_sender_killed_after_publish(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	struct shmq_queue_info qi;
+	shmq *h2;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	shmq_close(q);                          /* the sending side is free */
+	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
+	/* Position 2, published as the dead sender would have left it. */
+	i = 2;
+	memcpy(q->main.slots + 2 * q->main.slot_size, &i, sizeof(i));
+	atomic_store(&q->ents[2], (uint64_t)3 << 32 | sizeof(i));
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sent, 2);           /* prod_pos still says 2 */
+	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
+	i = 3;
+	t_assert_err(shmq_send(h2, &i, sizeof(i), 0), 0);
+	for (i = 0; i < 4; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);
+	shmq_close(h2);
+	shmq_close(q);
+}
+
 static void test_spsc_recover_and_observer(void **state)
 {
 	struct t_fix *fix = *state;
@@ -494,14 +527,14 @@ static void test_spsc_hostile_block(void **state)
 	struct ring_hdr *h = q->hdr;
 	static const uint64_t bad[] = { 0, 3, 4, 5, 1ull << 40, ~0ull,
 					1ull << 63 };
-	_Atomic uint32_t *lens = q->lens;
+	_Atomic uint64_t *ents = q->ents;
 	struct iovec iov[4];
 	char buf[4][32];
 	struct shmq_msg m;
 	unsigned i, j, k;
 
-	for (i = 0; i < 4; i++)
-		atomic_store(&lens[i], 0xffffffffu);
+	for (i = 0; i < 4; i++)         /* published, any length */
+		atomic_store(&ents[i], (uint64_t)(i + 1) << 32 | 0xffffffffu);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
 			shmq *h2;
@@ -701,6 +734,7 @@ int main(void)
 		T(test_spsc_dead_sender),
 		T(test_spsc_dead_receiver_redelivers),
 		T(test_spsc_dead_sleeper_forgotten),
+		T(test_spsc_sender_killed_after_publish),
 		T(test_spsc_recover_and_observer),
 		T(test_spsc_peek_purge),
 		T(test_spsc_hostile_block),
