@@ -196,12 +196,6 @@ struct spsc_side {
 
 /* An open queue. */
 struct shmq {
-	/* SPSC queues only (flags & SHMQ_SPSC): the sides this handle holds. */
-	struct spsc_side side[2];
-	_Atomic uint64_t *ents;     /* SPSC: an entry per slot (spsc.c) */
-	uint32_t flags;             /* SHMQ_SPSC or 0 */
-	bool fence_free;            /* SPSC: membarrier registered, notify
-				     * without a fence (spsc.c) */
 	struct ring main;
 	struct ring lane;
 	struct ring_hdr *hdr;
@@ -223,6 +217,12 @@ struct shmq {
 	 * at bits 32-39, the position's lap (low 24 bits) at 40-63.
 	 */
 	_Atomic(_Atomic uint64_t *) zc;
+	uint32_t flags;             /* SHMQ_SPSC or 0 */
+	bool fence_free;            /* SPSC: membarrier registered, notify
+				     * without a fence (spsc.c) */
+	_Atomic uint64_t *ents;     /* SPSC: an entry per slot (spsc.c) */
+	/* SPSC queues only (flags & SHMQ_SPSC): the sides this handle holds. */
+	struct spsc_side side[2];
 };
 
 #define ZC_ACQ 0x80000000u
