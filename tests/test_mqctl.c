@@ -777,7 +777,14 @@ static void test_check(void **state)
 
 /* ---- processes: procs, destroy refusing ----------------------------------------------- */
 
-/* A child attached with one handle open, until its pipe closes. */
+enum { CHILD_IDLE, CHILD_ACQUIRE, CHILD_RECV };
+
+/*
+ * A child attached with one handle open, until its pipe closes or it is
+ * killed; @hold: CHILD_ACQUIRE holds one message (zero-copy), CHILD_RECV
+ * receives one (within 5 s: on an SPSC queue that takes the receiving
+ * side).  Tracked: teardown kills it on a failure.
+ */
 static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 			    int hold)
 {
@@ -792,19 +799,23 @@ static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 		shmq_seg *s;
 		shmq *q;
 		struct shmq_msg m;
+		char buf[64];
 
 		close(go[1]);
 		close(ready[0]);
 		if (shmq_seg_open(seg, &s) || shmq_open(s, queue, &q))
 			_exit(1);
-		if (hold && shmq_acquire(q, &m, 0))
+		if (hold == CHILD_ACQUIRE && shmq_acquire(q, &m, 0))
+			_exit(2);
+		if (hold == CHILD_RECV &&
+		    shmq_recv(q, buf, sizeof(buf), 5000 * T_MS) < 0)
 			_exit(2);
 		if (write(ready[1], "r", 1) != 1)
 			_exit(3);
 		/* Wait until told (or killed). */
 		while (read(go[0], &ch, 1) < 0 && errno == EINTR)
 			;
-		if (hold)
+		if (hold == CHILD_ACQUIRE)
 			shmq_release(q, &m);
 		shmq_close(q);
 		shmq_seg_close(s);
@@ -865,7 +876,7 @@ static void test_procs_destroy(void **state)
 	make_queue(fix->seg, "q", 8, 32);
 	shmq_seg_close(fix->seg);
 	fix->seg = NULL;
-	pid = attached_child(s, "q", &wfd, 0);
+	pid = attached_child(s, "q", &wfd, CHILD_IDLE);
 	run(&r, "-s", s, "procs", NULL);
 	EXPECT(&r, 0, NULL);
 	HAS(&r, "alive");
@@ -900,7 +911,7 @@ static void test_procs_destroy(void **state)
 	HAS(&r, "note: procs: process entry");
 	HAS(&r, "is dead");
 	/* A dead process does not keep the segment: destroy works. */
-	pid = attached_child(s, "q", &wfd, 0);
+	pid = attached_child(s, "q", &wfd, CHILD_IDLE);
 	run(&r, "-s", s, "destroy", "--force", NULL);
 	EXPECT(&r, 0, NULL);
 	HAS(&r, "still attached");
@@ -1114,7 +1125,7 @@ static void test_recover_after_sigkill(void **state)
 	shmq_seg_close(fix->seg);
 	fix->seg = NULL;
 	/* The child acquires "precious" and is killed holding its slot. */
-	pid = attached_child(s, "rq", &wfd, 1);
+	pid = attached_child(s, "rq", &wfd, CHILD_ACQUIRE);
 	kill(pid, SIGKILL);
 	t_wait_child(pid);
 	close(wfd);
@@ -1149,47 +1160,6 @@ static void test_recover_after_sigkill(void **state)
 }
 
 /* ---- SPSC queues ----------------------------------------------------------------------- */
-
-/*
- * A child that takes the receiving side of SPSC queue @queue (one
- * shmq_recv, which must get a message) and holds it until its pipe
- * closes or it is killed.  Tracked: teardown kills it on a failure.
- */
-static pid_t spsc_receiver(const char *seg, const char *queue, int *wfd)
-{
-	int go[2], ready[2];
-	pid_t pid;
-	char ch;
-
-	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(ready), 0);
-	pid = t_fork(30);
-	if (pid == 0) {
-		char buf[64];
-		shmq_seg *sg;
-		shmq *q;
-
-		close(go[1]);
-		close(ready[0]);
-		if (shmq_seg_open(seg, &sg) || shmq_open(sg, queue, &q))
-			_exit(1);
-		if (shmq_recv(q, buf, sizeof(buf), 5000 * T_MS) < 0)
-			_exit(2);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(3);
-		while (read(go[0], &ch, 1) < 0 && errno == EINTR)
-			;
-		shmq_close(q);
-		shmq_seg_close(sg);
-		_exit(0);
-	}
-	close(go[0]);
-	close(ready[1]);
-	assert_int_equal(read(ready[0], &ch, 1), 1);
-	close(ready[0]);
-	*wfd = go[1];
-	return pid;
-}
 
 /*
  * An SPSC queue through every command: create --spsc, the type and the
@@ -1285,7 +1255,7 @@ static void test_spsc(void **state)
 	JSON(r.out, "d['queue']['sender_pid'] == 0");
 
 	/* A child takes the receiving side (it receives "five"). */
-	pid = spsc_receiver(s, "sp", &wfd);
+	pid = attached_child(s, "sp", &wfd, CHILD_RECV);
 	run(&r, "-s", s, "send", "sp", "six", "seven", NULL);
 	EXPECT(&r, 0, NULL);
 	run(&r, "-s", s, "--json", "stat", "sp", NULL);
