@@ -112,7 +112,9 @@ struct ring_hdr {
 	uint8_t pad0[RING_LINE - 24];
 
 	_Atomic uint64_t prod_pos;
-	uint8_t pad1[RING_LINE - 8];
+	/* SPSC: end of the batch being published (spsc.c), else unused. */
+	_Atomic uint64_t spsc_batch_end;
+	uint8_t pad1[RING_LINE - 16];
 	_Atomic uint64_t cons_pos;
 	uint8_t pad2[RING_LINE - 8];
 	struct shmq_event not_empty; /* consumers wait here */

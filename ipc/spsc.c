@@ -70,7 +70,10 @@
  * A process killed here.  A sender killed before P1: its message was never
  * visible; the next sender writes over it.  Killed after P1 but before
  * its store of prod_pos: the message is out; the next sender skips the
- * published entries (side_take).  A receiver killed before C1:
+ * published entries (side_take).  Killed inside a batch, whose entries
+ * go out last to first: the next sender takes back the ones published
+ * after the first unpublished one (unpublish_ahead).  A receiver killed
+ * before C1:
  * the message stays at cons_pos and is delivered again to the next
  * receiver.  There are no other states: no repair, no record.
  *
@@ -216,6 +219,31 @@ static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
 }
 
 /*
+ * A sender killed inside a batch (which publishes its first entry last)
+ * may leave entries published after @pos, the first unpublished position:
+ * the receiver, stopped at @pos, would take them for the next sender's
+ * messages there.  Give them their previous lap's tag again.  Nobody
+ * reads them meanwhile: the receiver cannot pass @pos, and the sender
+ * side is ours (under the mutex).
+ */
+static void unpublish_ahead(shmq *q, uint64_t pos)
+{
+	/* relaxed: the dead sender's last store; it is gone. */
+	uint64_t end = atomic_load_explicit(&q->hdr->spsc_batch_end,
+					    memory_order_relaxed), x;
+	uint32_t len;
+
+	if (end - pos > q->capacity)
+		return;                 /* no batch beyond pos (or garbage) */
+	for (x = pos + 1; x < end; x++)
+		if (ent_ready(q, x, &len))
+			/* relaxed: read only after our own P1 for x. */
+			atomic_store_explicit(&q->ents[x & q->main.mask],
+					      ent_word(x - q->capacity, 0),
+					      memory_order_relaxed);
+}
+
+/*
  * This thread's identity, for the side a thread holds: the thread
  * pointer where the compiler can read it (one instruction; with glibc it
  * is the pthread_t), else pthread_self() (a library call per message).
@@ -306,6 +334,7 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 		while (sd->pos - sd->cached < q->capacity &&
 		       ent_ready(q, sd->pos, &len))
 			sd->pos++;
+		unpublish_ahead(q, sd->pos);
 		/* release: a hint, as in publish(). */
 		atomic_store_explicit(q->main.prod_pos, sd->pos,
 				      memory_order_release);
@@ -609,6 +638,13 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	}
 	if (n > room)
 		n = (unsigned)room;
+	/*
+	 * relaxed: ordered before the entries by their release (P1).  If we
+	 * die while publishing, the next sender learns from it which later
+	 * entries we may have published ahead of the first (side_take).
+	 */
+	atomic_store_explicit(&q->hdr->spsc_batch_end, sd->pos + n,
+			      memory_order_relaxed);
 	for (i = 0; i < n; i++)
 		if (msgs[i].iov_len)
 			memcpy(spsc_slot(q, sd->pos + i), msgs[i].iov_base,

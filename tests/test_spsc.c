@@ -444,6 +444,46 @@ static void test_spsc_sender_killed_after_publish(void **state)
 	shmq_close(q);
 }
 
+/*
+ * A sender killed inside a batch of 3 at positions 2-4, having published
+ * the entries of 4 and 3 but not 2 (a batch publishes its first entry
+ * last).  The next sender must take 3 and 4 back, or the receiver would
+ * deliver them after the new message at 2 and skip the next sender's own.
+ */
+static void test_spsc_sender_killed_in_batch(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	shmq *h2;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	shmq_close(q);
+	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
+	atomic_store(&q->hdr->spsc_batch_end, 5);
+	for (i = 3; i <= 4; i++) {
+		int dead = 100 + i;
+
+		memcpy(q->main.slots + (size_t)i * q->main.slot_size, &dead,
+		       sizeof(dead));
+		atomic_store(&q->ents[i], (uint64_t)(i + 1) << 32 | sizeof(i));
+	}
+	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
+	i = 2;
+	t_assert_err(shmq_send(h2, &i, sizeof(i), 0), 0);
+	for (i = 0; i < 3; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);                      /* not the dead 103 */
+	for (i = 3; i < 6; i++)
+		t_assert_err(shmq_send(h2, &i, sizeof(i), 0), 0);
+	for (i = 3; i < 6; i++)
+		t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);
+	shmq_close(h2);
+	shmq_close(q);
+}
+
 static void test_spsc_recover_and_observer(void **state)
 {
 	struct t_fix *fix = *state;
@@ -735,6 +775,7 @@ int main(void)
 		T(test_spsc_dead_receiver_redelivers),
 		T(test_spsc_dead_sleeper_forgotten),
 		T(test_spsc_sender_killed_after_publish),
+		T(test_spsc_sender_killed_in_batch),
 		T(test_spsc_recover_and_observer),
 		T(test_spsc_peek_purge),
 		T(test_spsc_hostile_block),
