@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -763,6 +764,231 @@ static void test_spsc_stream_fenced(void **state)
 	stream(*state, 0, "1");
 }
 
+/* ---- torture: holders killed at random ---------------------------------------- */
+
+/*
+ * A sender process and a receiver process, each SIGKILLed at random
+ * (every 0-8 ms, one or the other) and replaced, for TORTURE_MS; then a
+ * final stream must get through.  Shared ledger: the sender records the
+ * next sequence number after each successful call, the receiver the
+ * next it expects.  What a kill may cost, and nothing more: a sender
+ * killed after publishing, before recording, sends up to a call's worth
+ * (TORTURE_BATCH) again; a receiver killed after taking messages, before
+ * recording them, loses sight of up to a call's worth, and one killed
+ * holding an acquired message has it delivered again.  So within one
+ * receiver's life a message is either the next one or a repeat of at
+ * most TORTURE_BATCH back; never a skip; never a torn message.
+ */
+#define TORTURE_MS	3000
+#define TORTURE_BATCH	8
+#define TORTURE_FINAL	20000u
+
+struct ledger {
+	_Atomic uint32_t sent;          /* next seq the sender sends */
+	_Atomic uint32_t got;           /* next seq the receiver expects */
+	_Atomic uint32_t final;         /* 0, or: send up to here, stop */
+	_Atomic uint32_t done;          /* the receiver may stop */
+	_Atomic uint32_t bad, skips, far_repeats, repeats, lives;
+	_Atomic uint32_t err;           /* a call failed: its -errno */
+};
+
+static void torture_sender(struct t_fix *fix, struct ledger *lg)
+{
+	uint32_t rng = (uint32_t)getpid(), seq, n, i;
+	unsigned char b[TORTURE_BATCH][STREAM_MAX];
+	struct iovec iov[TORTURE_BATCH];
+	struct shmq_msg m;
+	shmq_seg *seg;
+	shmq *q;
+	int rc;
+
+	if (shmq_seg_open(fix->name, &seg) || shmq_open(seg, QNAME, &q))
+		_exit(30);
+	if (t_rand(&rng) % 2)
+		shmq_set_spin(q, 0);
+	for (;;) {
+		uint32_t fin = atomic_load(&lg->final);
+
+		seq = atomic_load(&lg->sent);
+		if (fin && seq >= fin)
+			_exit(0);
+		n = 1 + t_rand(&rng) % TORTURE_BATCH;
+		if (fin && n > fin - seq)
+			n = fin - seq;
+		switch (t_rand(&rng) % 3) {
+		case 0:
+			n = (uint32_t)t_msg_fill(b[0], STREAM_MAX, 1, seq);
+			rc = shmq_send(q, b[0], n, 20 * T_MS);
+			rc = rc ? rc : 1;
+			break;
+		case 1:
+			for (i = 0; i < n; i++) {
+				iov[i].iov_base = b[i];
+				iov[i].iov_len = t_msg_fill(b[i], STREAM_MAX, 1,
+							    seq + i);
+			}
+			rc = shmq_send_batch(q, iov, n, 20 * T_MS);
+			break;
+		default:
+			n = (uint32_t)t_msg_len(STREAM_MAX, 1, seq);
+			rc = shmq_reserve(q, n, &m, 20 * T_MS);
+			if (!rc) {
+				t_msg_fill(m.data, STREAM_MAX, 1, seq);
+				rc = shmq_commit(q, &m);
+			}
+			rc = rc ? rc : 1;
+		}
+		if (rc == -ETIMEDOUT || rc == -EBUSY)
+			continue;       /* full, or the dead one's side: later */
+		if (rc < 0) {
+			atomic_store(&lg->err, (uint32_t)-rc);
+			_exit(31);
+		}
+		atomic_store(&lg->sent, seq + (uint32_t)rc);
+	}
+}
+
+/* One message seen by the receiver; *first: the first of this life. */
+static void torture_saw(struct ledger *lg, const void *p, size_t len,
+			bool *first)
+{
+	uint32_t prod, s, want = atomic_load(&lg->got);
+
+	if (t_msg_check(p, len, &prod, &s)) {
+		atomic_fetch_add(&lg->bad, 1);
+		return;
+	}
+	if (s == want) {
+		atomic_store(&lg->got, s + 1);
+	} else if (s > want) {
+		/* Only a dead receiver's unrecorded messages may be skipped. */
+		if (!*first || s - want > TORTURE_BATCH)
+			atomic_fetch_add(&lg->skips, 1);
+		atomic_store(&lg->got, s + 1);
+	} else if (want - s > TORTURE_BATCH) {
+		atomic_fetch_add(&lg->far_repeats, 1);
+	} else {
+		atomic_fetch_add(&lg->repeats, 1);
+	}
+	*first = false;
+}
+
+static void torture_receiver(struct t_fix *fix, struct ledger *lg)
+{
+	uint32_t rng = (uint32_t)getpid() * 7u, n, i;
+	unsigned char b[TORTURE_BATCH][STREAM_MAX];
+	struct iovec iov[TORTURE_BATCH];
+	struct shmq_msg m;
+	bool first = true;
+	shmq_seg *seg;
+	shmq *q;
+	int rc;
+
+	if (shmq_seg_open(fix->name, &seg) || shmq_open(seg, QNAME, &q))
+		_exit(40);
+	if (t_rand(&rng) % 2)
+		shmq_set_spin(q, 0);
+	atomic_fetch_add(&lg->lives, 1);
+	while (!atomic_load(&lg->done)) {
+		switch (t_rand(&rng) % 3) {
+		case 0:
+			rc = (int)shmq_recv(q, b[0], sizeof(b[0]), 10 * T_MS);
+			if (rc >= 0)
+				torture_saw(lg, b[0], (size_t)rc, &first);
+			break;
+		case 1:
+			n = 1 + t_rand(&rng) % TORTURE_BATCH;
+			for (i = 0; i < n; i++) {
+				iov[i].iov_base = b[i];
+				iov[i].iov_len = sizeof(b[i]);
+			}
+			rc = shmq_recv_batch(q, iov, n, 10 * T_MS);
+			for (i = 0; rc > 0 && i < (uint32_t)rc; i++)
+				torture_saw(lg, b[i], iov[i].iov_len, &first);
+			break;
+		default:
+			rc = shmq_acquire(q, &m, 10 * T_MS);
+			if (!rc) {
+				/* Recorded before the release: redelivered if
+				 * we die holding it. */
+				torture_saw(lg, m.data, m.len, &first);
+				rc = shmq_release(q, &m);
+			}
+		}
+		if (rc < 0 && rc != -ETIMEDOUT && rc != -EBUSY) {
+			atomic_store(&lg->err, (uint32_t)-rc);
+			_exit(41);
+		}
+	}
+	_exit(0);
+}
+
+static pid_t torture_spawn(struct t_fix *fix, struct ledger *lg, int sender)
+{
+	pid_t pid = t_fork(TORTURE_MS / 1000 + 40);
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (sender)
+			torture_sender(fix, lg);
+		torture_receiver(fix, lg);
+	}
+	return pid;
+}
+
+static void test_spsc_torture(void **state)
+{
+	struct t_fix *fix = *state;
+	struct ledger *lg = mmap(NULL, sizeof(*lg), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	shmq *q = spsc_queue(fix->seg, QNAME, 16, STREAM_MAX);
+	uint32_t rng = 12345, kills = 0;
+	uint64_t end = t_now_ns() + TORTURE_MS * (uint64_t)T_MS;
+	pid_t pid[2];
+	int who, st;
+
+	assert_true(lg != MAP_FAILED);
+	memset(lg, 0, sizeof(*lg));
+	for (who = 0; who < 2; who++)
+		pid[who] = torture_spawn(fix, lg, who == 0);
+	while (t_now_ns() < end) {
+		usleep(t_rand(&rng) % 8000);
+		who = (int)(t_rand(&rng) % 2);
+		kill(pid[who], SIGKILL);
+		st = t_wait_child(pid[who]);
+		/* Killed, or failed on its own (then say how). */
+		if (!WIFSIGNALED(st))
+			print_error("%s exited %d, errno %u\n",
+				    who ? "receiver" : "sender",
+				    WEXITSTATUS(st), atomic_load(&lg->err));
+		assert_true(WIFSIGNALED(st));
+		pid[who] = torture_spawn(fix, lg, who == 0);
+		kills++;
+	}
+	/* The rest must get through: up to TORTURE_FINAL, then stop. */
+	t_watchdog(T_WATCHDOG_S);
+	atomic_store(&lg->final, atomic_load(&lg->sent) > TORTURE_FINAL ?
+		     atomic_load(&lg->sent) + 1000 : TORTURE_FINAL);
+	st = t_wait_child(pid[0]);
+	t_assert_exit0(st);
+	while (atomic_load(&lg->got) < atomic_load(&lg->final))
+		t_sleep_ms(5);
+	atomic_store(&lg->done, 1);
+	st = t_wait_child(pid[1]);
+	t_assert_exit0(st);
+	print_message("spsc torture: %u kills, %u receiver lives, %u "
+		      "messages, %u repeats\n", kills, atomic_load(&lg->lives),
+		      atomic_load(&lg->got), atomic_load(&lg->repeats));
+	assert_int_equal(atomic_load(&lg->bad), 0);
+	assert_int_equal(atomic_load(&lg->skips), 0);
+	assert_int_equal(atomic_load(&lg->far_repeats), 0);
+	assert_int_equal(atomic_load(&lg->got), atomic_load(&lg->final));
+	t_assert_err(shmq_recv(q, NULL, 0, 0), -EAGAIN);
+	assert_true(kills > 50);
+	shmq_close(q);
+	munmap(lg, sizeof(*lg));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -782,6 +1008,7 @@ int main(void)
 		T(test_spsc_stream_spin),
 		T(test_spsc_stream_sleep),
 		T(test_spsc_stream_fenced),
+		T(test_spsc_torture),
 #undef T
 	};
 
