@@ -456,7 +456,7 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 						  memory_order_relaxed);
 		uint64_t pidx = v & 0xffff;
 
-		if (v && (pidx == 0 || pidx > SHMQ_MAX_PROCS))
+		if (v && (pidx == 0 || pidx > c->max_procs))
 			shmq__check_report(c, SHMQ_CHECK_ERROR,
 					   SHMQ_AREA_QUEUE, idx, name,
 					   "%s side held by process entry "
@@ -510,7 +510,7 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 
 int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg)
 {
-	struct shmq_check_ctx c = { fn, arg, 0 };
+	struct shmq_check_ctx c = { fn, arg, 0, SHMQ_MAX_PROCS };
 	int rc = shmq__seg_check_file(name, &c, ring_check);
 
 	return rc < 0 ? rc : c.errors;

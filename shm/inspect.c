@@ -490,6 +490,8 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 	if (g.proc_ok)
 		check_procs(c, base, &g, dir, fd);
 	/* Rings last, each only if its own entry was sane. */
+	c->max_procs = g.max_procs < SHMQ_MAX_PROCS ? g.max_procs :
+			 SHMQ_MAX_PROCS;
 	for (i = 0; i < n && ring_check; i++) {
 		const struct dir_entry *e = &dir[ex[i].idx];
 		struct shmq_qinfo qi = {

@@ -17,6 +17,7 @@ struct shmq_check_ctx {
 	shmq_check_fn fn;
 	void *arg;
 	int errors;             /* findings of severity SHMQ_CHECK_ERROR */
+	uint32_t max_procs;     /* the header's, once checked (for rings) */
 };
 
 /* Report one finding (printf-style @fmt); counts errors. */
