@@ -272,8 +272,9 @@ deps:
 # as it goes), also stopping and continuing random peers:
 # make soak SOAK_S=600.  Not part of check.
 SOAK_S ?= 300
-soak: $(B)/tests/test_torture
+soak: $(B)/tests/test_torture $(B)/tests/test_spsc
 	SHMQ_TORTURE_S=$(SOAK_S) SHMQ_TORTURE_STOP=1 $(B)/tests/test_torture
+	SHMQ_TORTURE_S=$(SOAK_S) $(B)/tests/test_spsc
 
 install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 		$(if $(TOOL_SRCS),$(B)/mqctl)

@@ -768,7 +768,8 @@ static void test_spsc_stream_fenced(void **state)
 
 /*
  * A sender process and a receiver process, each SIGKILLed at random
- * (every 0-8 ms, one or the other) and replaced, for TORTURE_MS; then a
+ * (every 0-8 ms, one or the other) and replaced, for TORTURE_MS (or
+ * $SHMQ_TORTURE_S seconds: make soak); then a
  * final stream must get through.  Shared ledger: the sender records the
  * next sequence number after each successful call, the receiver the
  * next it expects.  What a kill may cost, and nothing more: a sender
@@ -923,9 +924,10 @@ static void torture_receiver(struct t_fix *fix, struct ledger *lg)
 	_exit(0);
 }
 
-static pid_t torture_spawn(struct t_fix *fix, struct ledger *lg, int sender)
+static pid_t torture_spawn(struct t_fix *fix, struct ledger *lg, int sender,
+			   unsigned watchdog_s)
 {
-	pid_t pid = t_fork(TORTURE_MS / 1000 + 40);
+	pid_t pid = t_fork(watchdog_s);
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -942,15 +944,20 @@ static void test_spsc_torture(void **state)
 	struct ledger *lg = mmap(NULL, sizeof(*lg), PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	shmq *q = spsc_queue(fix->seg, QNAME, 16, STREAM_MAX);
+	const char *env = getenv("SHMQ_TORTURE_S");     /* make soak */
+	uint64_t ms = env && atoi(env) > 0 ? (uint64_t)atoi(env) * 1000 :
+		      TORTURE_MS;
+	unsigned wd = (unsigned)(ms / 1000) + 60;
+	uint64_t end = t_now_ns() + ms * (uint64_t)T_MS;
 	uint32_t rng = 12345, kills = 0;
-	uint64_t end = t_now_ns() + TORTURE_MS * (uint64_t)T_MS;
 	pid_t pid[2];
 	int who, st;
 
+	t_watchdog(wd);
 	assert_true(lg != MAP_FAILED);
 	memset(lg, 0, sizeof(*lg));
 	for (who = 0; who < 2; who++)
-		pid[who] = torture_spawn(fix, lg, who == 0);
+		pid[who] = torture_spawn(fix, lg, who == 0, wd);
 	while (t_now_ns() < end) {
 		usleep(t_rand(&rng) % 8000);
 		who = (int)(t_rand(&rng) % 2);
@@ -962,7 +969,7 @@ static void test_spsc_torture(void **state)
 				    who ? "receiver" : "sender",
 				    WEXITSTATUS(st), atomic_load(&lg->err));
 		assert_true(WIFSIGNALED(st));
-		pid[who] = torture_spawn(fix, lg, who == 0);
+		pid[who] = torture_spawn(fix, lg, who == 0, wd);
 		kills++;
 	}
 	/* The rest must get through: up to TORTURE_FINAL, then stop. */
