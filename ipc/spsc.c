@@ -328,9 +328,13 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 						  memory_order_acquire);
 		/*
 		 * prod_pos trails the entries: a sender killed between P1
-		 * and its store of prod_pos published more than it says.
-		 * Carry on after the last published position.
+		 * and its store of prod_pos published more than it says,
+		 * and the receiver may have taken those messages already.
+		 * Carry on after the last published position, and never
+		 * behind the receiver.
 		 */
+		if ((int64_t)(sd->cached - sd->pos) > 0)
+			sd->pos = sd->cached;
 		while (sd->pos - sd->cached < q->capacity &&
 		       ent_ready(q, sd->pos, &len))
 			sd->pos++;

@@ -442,6 +442,26 @@ static void test_spsc_sender_killed_after_publish(void **state)
 		t_recv_expect(q, &i, sizeof(i), 0);
 	t_expect_empty(q);
 	shmq_close(h2);
+
+	/*
+	 * The same, but the receiver takes the orphan (position 4) before
+	 * the next sender comes: that sender must start after it, not at
+	 * prod_pos (found by the torture test: the sender then thought the
+	 * ring full forever, the receiver waited at 5).
+	 */
+	i = 4;
+	memcpy(q->main.slots + 4 * q->main.slot_size, &i, sizeof(i));
+	atomic_store(&q->ents[4], (uint64_t)5 << 32 | sizeof(i));
+	t_recv_expect(q, &i, sizeof(i), 0);
+	stat_of(fix->seg, &qi);
+	assert_int_equal(qi.sent, 4);
+	assert_int_equal(qi.received, 5);
+	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
+	i = 5;
+	t_assert_err(shmq_send(h2, &i, sizeof(i), 0), 0);
+	t_recv_expect(q, &i, sizeof(i), 0);
+	t_expect_empty(q);
+	shmq_close(h2);
 	shmq_close(q);
 }
 
