@@ -434,7 +434,14 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 				   name, "queue busy; not judged");
 		return;
 	}
-	if ((int64_t)(p - t) < 0 || p - t > qi->capacity)
+	if ((int64_t)(p - t) < 0 && t - p <= qi->capacity)
+		/* prod_pos is a hint the sender stores after the entries. */
+		shmq__check_report(c, SHMQ_CHECK_NOTE, SHMQ_AREA_QUEUE, idx,
+				   name, "the sender's position (%llu) trails "
+				   "the receiver's (%llu): a sender died after "
+				   "publishing; the next one moves it on",
+				   (unsigned long long)p, (unsigned long long)t);
+	else if ((int64_t)(p - t) < 0 || p - t > qi->capacity)
 		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
 				   name, "positions sent %llu, received %llu: "
 				   "more than capacity %u apart",
