@@ -163,7 +163,8 @@ struct shmq_attr {
  * complete in the order they were made (shmq_commit/shmq_release of any
  * other than the oldest outstanding token is -EINVAL), and a copying call
  * on a side with one outstanding is -EBUSY.  If the sender dies, its
- * unpublished messages are gone (none is half-visible); if the receiver
+ * unpublished messages are gone (none is half-visible; one whose call did
+ * not return may be out already); if the receiver
  * dies, the message it was reading or held (acquired) is delivered again
  * to the next receiver (at least once), with the rest.  Nothing needs a
  * repair: a side held by a dead process is taken over by the next caller.

@@ -45,11 +45,19 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->consumers = shmq__dir_roles(seg, g->idx, PROC_ROLE_CONS);
 	/*
 	 * relaxed: statistics.  cons_pos is read before prod_pos so that the
-	 * difference is never negative for an honest ring (prod_pos only
-	 * grows, and never trails cons_pos); clamped for a dishonest one.
+	 * difference is never negative for an honest MPMC ring (prod_pos
+	 * only grows, and never trails cons_pos); clamped for a dishonest
+	 * one.  An SPSC queue's prod_pos is a hint that may trail what is
+	 * published (and cons_pos): its entries say how far it goes.
 	 */
 	recvd = atomic_load_explicit(&h->cons_pos, memory_order_relaxed);
-	sent = atomic_load_explicit(&h->prod_pos, memory_order_relaxed);
+	if (g->flags & SHMQ_SPSC)
+		sent = shmq__spsc_published_end(h, (const _Atomic uint64_t *)
+				((const unsigned char *)h + SHMQ_RING_HDR_SIZE),
+				g->capacity);
+	else
+		sent = atomic_load_explicit(&h->prod_pos,
+					    memory_order_relaxed);
 	qi->sent = sent;
 	qi->received = recvd;
 	if ((int64_t)(sent - recvd) < 0)

@@ -801,10 +801,26 @@ int shmq__spsc_purge(shmq *q)
 		goto out;
 	}
 	/*
-	 * acquire: what was sent before we began is ours to drop (prod_pos
-	 * trails the entries, so a message publishing now may stay).
+	 * What was sent before we began is ours to drop.  While a live
+	 * sender holds its side, that is what prod_pos says (it trails the
+	 * entries only by a call in flight, which may stay).  A dead or
+	 * absent sender may have published beyond prod_pos: then the
+	 * entries say, read under the mutex so that no new sender takes
+	 * the side meanwhile.
 	 */
-	head = atomic_load_explicit(q->main.prod_pos, memory_order_acquire);
+	rc = shmq__seg_lock(q->seg);
+	if (rc)
+		goto out;
+	/* acquire: as in side_take(). */
+	head = atomic_load_explicit(&q->hdr->spsc_owner[SPSC_SEND],
+				    memory_order_acquire);
+	if (head && holder_alive(q->seg, head, NULL))
+		/* acquire: pairs with publish()'s release. */
+		head = atomic_load_explicit(q->main.prod_pos,
+					    memory_order_acquire);
+	else
+		head = shmq__spsc_published_end(q->hdr, q->ents, q->capacity);
+	shmq__seg_unlock(q->seg);
 	lim = (int64_t)(head - sd->pos) > 0 ? head - sd->pos : 0;
 	if (lim > q->capacity)
 		lim = q->capacity;
@@ -820,6 +836,28 @@ out:
 	if (took)
 		side_give_back(q, SPSC_RECV);
 	return rc;
+}
+
+uint64_t shmq__spsc_published_end(const struct ring_hdr *h,
+				  const _Atomic uint64_t *ents,
+				  uint32_t capacity)
+{
+	/* acquire, both: the receiver's C1 and the sender's hint. */
+	uint64_t c = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
+	uint64_t p = atomic_load_explicit(&h->prod_pos, memory_order_acquire);
+
+	if ((int64_t)(c - p) > 0 || p - c > capacity)
+		p = c;          /* trails the receiver (or is garbage) */
+	while (p - c < capacity) {
+		/* A1: acquire, as in ent_ready(). */
+		uint64_t e = atomic_load_explicit(&ents[p & (capacity - 1)],
+						  memory_order_acquire);
+
+		if ((uint32_t)(e >> 32) != (uint32_t)(p + 1))
+			break;
+		p++;
+	}
+	return p;
 }
 
 int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,

@@ -38,6 +38,13 @@ int shmq__spsc_purge(shmq *q);
  * dead holders (shmq_seg_recover: how many).
  */
 uint32_t shmq__spsc_holder(shmq_seg *seg, const struct ring_hdr *h, int side);
+/*
+ * The first unpublished position at or after the receiver's: prod_pos,
+ * or later when a sender died after publishing and before moving it on.
+ */
+uint64_t shmq__spsc_published_end(const struct ring_hdr *h,
+				  const _Atomic uint64_t *ents,
+				  uint32_t capacity);
 int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 		    struct shmq_peek_msg *msgs, unsigned n);
 int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h);
