@@ -222,6 +222,12 @@ MODELS := \
 	ring:-DNP=1,-DMSGS=2:pass \
 	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:fail
 
+# ipc/spsc_model.py: the SPSC queue's sender and receiver with SIGKILLs at
+# every step (capacity:messages:kills[:flag]:expected); the "fail" lines
+# drop the take-back of a dead batch or the takeover's max(prod, cons).
+SPSC_MODELS := 3:6:2:pass 2:6:3:pass 3:6:2:--no-takeback:fail \
+	3:6:2:--no-max:fail
+
 # Each entry: model:flags (commas for spaces):expected
 model check-model:
 	@set -e; mkdir -p $(B)/model; for m in $(MODELS); do \
@@ -244,6 +250,15 @@ model check-model:
 			echo "model $$name $$flags: the negative control found no error"; \
 			exit 1; fi; \
 		echo "model $$name $$flags: $$states states, $$errs errors (expected: $$want)"; \
+	done
+	@set -e; for m in $(SPSC_MODELS); do \
+		args=$$(echo $${m%:*} | tr : " "); want=$${m##*:}; \
+		if python3 ipc/spsc_model.py $$args > $(B)/model/spsc.log 2>&1; \
+		then got=pass; else got=fail; fi; \
+		line=$$(head -1 $(B)/model/spsc.log); \
+		if [ $$got != $$want ]; then echo "$$line (expected: $$want)"; \
+			cat $(B)/model/spsc.log; exit 1; fi; \
+		echo "$$line (expected: $$want)"; \
 	done
 
 # The benchmark and the comparison: tables on stdout, CSV + PNG under
