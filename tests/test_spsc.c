@@ -413,6 +413,17 @@ static void test_spsc_dead_sleeper_forgotten(void **state)
 }
 
 /*
+ * Publish int @val at position @pos of @q's ring (capacity > pos) as a
+ * sender does (payload, then entry), without moving prod_pos: what a
+ * sender killed between the two leaves.
+ */
+static void publish_by_hand(shmq *q, uint64_t pos, int val)
+{
+	memcpy(q->main.slots + pos * q->main.slot_size, &val, sizeof(val));
+	atomic_store(&q->ents[pos], (pos + 1) << 32 | sizeof(val));
+}
+
+/*
  * A sender killed after publishing a message (its entry) but before it
  * moved prod_pos on: the next sender must not write over that message.
  * Built by hand: the kill window is two instructions wide.
@@ -430,9 +441,7 @@ static void test_spsc_sender_killed_after_publish(void **state)
 	shmq_close(q);                          /* the sending side is free */
 	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
 	/* Position 2, published as the dead sender would have left it. */
-	i = 2;
-	memcpy(q->main.slots + 2 * q->main.slot_size, &i, sizeof(i));
-	atomic_store(&q->ents[2], (uint64_t)3 << 32 | sizeof(i));
+	publish_by_hand(q, 2, 2);
 	stat_of(fix->seg, &qi);
 	assert_int_equal(qi.sent, 3);   /* prod_pos says 2; the entries 3 */
 	assert_int_equal(qi.depth, 3);
@@ -450,9 +459,8 @@ static void test_spsc_sender_killed_after_publish(void **state)
 	 * prod_pos (found by the torture test: the sender then thought the
 	 * ring full forever, the receiver waited at 5).
 	 */
+	publish_by_hand(q, 4, 4);
 	i = 4;
-	memcpy(q->main.slots + 4 * q->main.slot_size, &i, sizeof(i));
-	atomic_store(&q->ents[4], (uint64_t)5 << 32 | sizeof(i));
 	t_recv_expect(q, &i, sizeof(i), 0);
 	stat_of(fix->seg, &qi);
 	assert_int_equal(qi.sent, 5);   /* not behind the receiver */
@@ -487,11 +495,8 @@ static void test_spsc_purge_after_dead_sender(void **state)
 		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
 	shmq_close(q);
 	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
-	for (i = 2; i < 4; i++) {
-		memcpy(q->main.slots + (size_t)i * q->main.slot_size, &i,
-		       sizeof(i));
-		atomic_store(&q->ents[i], (uint64_t)(i + 1) << 32 | sizeof(i));
-	}
+	for (i = 2; i < 4; i++)
+		publish_by_hand(q, (uint64_t)i, i);
 	stat_of(fix->seg, &qi);
 	assert_int_equal(qi.depth, 4);
 	t_assert_err(shmq_purge(q), 4);
@@ -524,13 +529,8 @@ static void test_spsc_sender_killed_in_batch(void **state)
 	shmq_close(q);
 	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
 	atomic_store(&q->hdr->spsc_batch_end, 5);
-	for (i = 3; i <= 4; i++) {
-		int dead = 100 + i;
-
-		memcpy(q->main.slots + (size_t)i * q->main.slot_size, &dead,
-		       sizeof(dead));
-		atomic_store(&q->ents[i], (uint64_t)(i + 1) << 32 | sizeof(i));
-	}
+	for (i = 3; i <= 4; i++)
+		publish_by_hand(q, (uint64_t)i, 100 + i);
 	t_assert_err(shmq_open(fix->seg, QNAME, &h2), 0);
 	i = 2;
 	t_assert_err(shmq_send(h2, &i, sizeof(i), 0), 0);
