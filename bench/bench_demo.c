@@ -34,7 +34,6 @@ struct demo {
 	shmq_seg *seg;
 	size_t size;
 	uint64_t messages, round_trips;
-	uint32_t qflags;	/* of the streaming queue: 0 or SHMQ_SPSC */
 	int cpu_a, cpu_b;
 };
 
@@ -173,13 +172,12 @@ static void demo_echo(struct demo *d, uint64_t n)
 	_exit(0);
 }
 
-/* Creates a queue in the parent's attachment and opens it. */
+/* Creates a queue (@flags: shmq_attr.flags) and opens it if @q. */
 static void demo_queue(struct demo *d, const char *name, uint32_t msg_size,
-		       shmq **q)
+		       uint32_t flags, shmq **q)
 {
 	struct shmq_attr attr = { .capacity = DEMO_CAPACITY,
-				  .msg_size = msg_size,
-				  .flags = strcmp(name, DEMO_Q) ? 0 : d->qflags };
+				  .msg_size = msg_size, .flags = flags };
 	int rc;
 
 	rc = shmq_create(d->seg, name, &attr);
@@ -194,8 +192,8 @@ static void demo_queue(struct demo *d, const char *name, uint32_t msg_size,
 	}
 }
 
-/* One stream through queue DEMO_Q, created with d->qflags. */
-static void demo_stream_once(struct demo *d)
+/* One stream through queue DEMO_Q, created with @flags. */
+static void demo_stream_once(struct demo *d, uint32_t flags)
 {
 	struct demo_report rep;
 	shmq *report;
@@ -203,8 +201,8 @@ static void demo_stream_once(struct demo *d)
 	ssize_t n;
 	char b[32];
 
-	demo_queue(d, DEMO_Q, (uint32_t)d->size, NULL);
-	demo_queue(d, DEMO_Q_REPORT, sizeof(rep), &report);
+	demo_queue(d, DEMO_Q, (uint32_t)d->size, flags, NULL);
+	demo_queue(d, DEMO_Q_REPORT, sizeof(rep), 0, &report);
 
 	bench_watchdog(60 + (unsigned)(d->messages / 50000), "streaming");
 	prod = bench_fork();
@@ -251,14 +249,12 @@ static void demo_stream(struct demo *d)
 	       "receives them and checks every number.\n", d->messages,
 	       d->size);
 	fflush(stdout);
-	demo_stream_once(d);
+	demo_stream_once(d, 0);
 	printf("   Again, through a queue created with SHMQ_SPSC (one sender "
 	       "and one receiver\n   at a time, no atomic instruction or "
 	       "fence per message):\n");
 	fflush(stdout);
-	d->qflags = SHMQ_SPSC;
-	demo_stream_once(d);
-	d->qflags = 0;
+	demo_stream_once(d, SHMQ_SPSC);
 	printf("\n");
 }
 
@@ -278,8 +274,8 @@ static void demo_pingpong(struct demo *d)
 		fprintf(stderr, "demo: out of memory\n");
 		demo_die(d);
 	}
-	demo_queue(d, DEMO_Q_PING, (uint32_t)d->size, &ping);
-	demo_queue(d, DEMO_Q_PONG, (uint32_t)d->size, &pong);
+	demo_queue(d, DEMO_Q_PING, (uint32_t)d->size, 0, &ping);
+	demo_queue(d, DEMO_Q_PONG, (uint32_t)d->size, 0, &pong);
 	printf("3. Ping-pong: the parent sends a message on queue \"%s\", "
 	       "an echo process\n   sends it back on \"%s\"; %" PRIu64
 	       " round trips are timed one by one.\n", DEMO_Q_PING,

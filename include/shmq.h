@@ -146,7 +146,8 @@ struct shmq_attr {
  * shmq_attr.flags: a queue for exactly one sender and one receiver at a
  * time (since 0.3), for streams where the MPMC queue's per-message atomic
  * instructions are the cost: no atomic read-modify-write and no fence on
- * its fast paths, one cache line per message of up to 64 bytes.
+ * its fast paths; a message of up to 64 bytes is one payload line plus an
+ * 8-byte entry (eight to a line).
  *
  * Contract.  The sending side belongs to one handle, and within it to the
  * first thread that sends through it (shmq_send, shmq_send_batch,

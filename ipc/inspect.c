@@ -427,7 +427,7 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 					memory_order_relaxed);
 
 				/* prod_pos trails the entries: each is out. */
-				if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+				if (!spsc_ent_names(e, pos))
 					badtag++;
 				else if ((uint32_t)e > qi->msg_size && !bad++)
 					badlen = (uint32_t)e;
@@ -469,7 +469,7 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 		/* relaxed: a snapshot. */
 		uint64_t v = atomic_load_explicit(&h->spsc_owner[side],
 						  memory_order_relaxed);
-		uint64_t pidx = v & 0xffff;
+		uint64_t pidx = SPSC_OWNER_IDX(v);
 
 		if (v && (pidx == 0 || pidx > c->max_procs))
 			shmq__check_report(c, SHMQ_CHECK_ERROR,

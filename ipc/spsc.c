@@ -161,12 +161,6 @@ static inline unsigned char *spsc_slot(const shmq *q, uint64_t pos)
 	return q->main.slots + (pos & q->main.mask) * q->main.slot_size;
 }
 
-/* The entry that publishes position @pos with @len bytes. */
-static inline uint64_t ent_word(uint64_t pos, uint32_t len)
-{
-	return (uint64_t)(uint32_t)(pos + 1) << 32 | len;
-}
-
 /*
  * Is position @pos published?  Then *@len is its length, clamped to
  * msg_size (untrusted).  A1: the entry's acquire load.
@@ -177,7 +171,7 @@ static inline bool ent_ready(const shmq *q, uint64_t pos, uint32_t *len)
 	uint64_t e = atomic_load_explicit(&q->ents[pos & q->main.mask],
 					  memory_order_acquire);
 
-	if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+	if (!spsc_ent_names(e, pos))
 		return false;
 	*len = (uint32_t)e > q->msg_size ? q->msg_size : (uint32_t)e;
 	return true;
@@ -185,15 +179,14 @@ static inline bool ent_ready(const shmq *q, uint64_t pos, uint32_t *len)
 
 /* ---- sides: who sends, who receives ----------------------------------------- */
 
-#define OWNER_IDX_BITS 16
-#define OWNER_TIME_MASK ((1ull << (64 - OWNER_IDX_BITS)) - 1)
+#define OWNER_TIME_MASK ((1ull << (64 - SPSC_OWNER_IDX_BITS)) - 1)
 
 /* The owner word naming process entry @idx as it is attached now. */
 static uint64_t owner_word(const shmq_seg *seg, uint32_t idx)
 {
 	const struct proc_entry *pe = shmq__proc_entry(seg, idx);
 
-	return (pe->attach_time_ns & OWNER_TIME_MASK) << OWNER_IDX_BITS |
+	return (pe->attach_time_ns & OWNER_TIME_MASK) << SPSC_OWNER_IDX_BITS |
 	       (idx + 1);
 }
 
@@ -203,7 +196,7 @@ static uint64_t owner_word(const shmq_seg *seg, uint32_t idx)
  */
 static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
 {
-	uint32_t idx = (uint32_t)(v & ((1u << OWNER_IDX_BITS) - 1));
+	uint32_t idx = SPSC_OWNER_IDX(v);
 	const struct proc_entry *pe;
 
 	if (idx == 0 || idx > seg->max_procs)
@@ -239,7 +232,7 @@ static void unpublish_ahead(shmq *q, uint64_t pos)
 		if (ent_ready(q, x, &len))
 			/* relaxed: read only after our own P1 for x. */
 			atomic_store_explicit(&q->ents[x & q->main.mask],
-					      ent_word(x - q->capacity, 0),
+					      spsc_ent_word(x - q->capacity, 0),
 					      memory_order_relaxed);
 }
 
@@ -562,8 +555,8 @@ static inline void free_upto(shmq *q, struct spsc_side *sd, uint64_t tail)
 static inline void ent_publish(shmq *q, uint64_t pos, uint32_t len)
 {
 	/* P1: release; the payload first.  Pairs with A1 (ent_ready). */
-	atomic_store_explicit(&q->ents[pos & q->main.mask], ent_word(pos, len),
-			      memory_order_release);
+	atomic_store_explicit(&q->ents[pos & q->main.mask],
+			      spsc_ent_word(pos, len), memory_order_release);
 }
 
 static inline void put_msg(shmq *q, uint64_t pos, const void *msg, size_t len)
@@ -790,7 +783,7 @@ int shmq__spsc_purge(shmq *q)
 	/* relaxed: whether this call takes the side (only for itself). */
 	bool took = atomic_load_explicit(&sd->thread,
 					 memory_order_relaxed) == 0;
-	uint64_t head, lim, n = 0;
+	uint64_t owner, head, lim, n = 0;
 	uint32_t len;
 	int rc = side_enter(q, SPSC_RECV);
 
@@ -812,9 +805,9 @@ int shmq__spsc_purge(shmq *q)
 	if (rc)
 		goto out;
 	/* acquire: as in side_take(). */
-	head = atomic_load_explicit(&q->hdr->spsc_owner[SPSC_SEND],
-				    memory_order_acquire);
-	if (head && holder_alive(q->seg, head, NULL))
+	owner = atomic_load_explicit(&q->hdr->spsc_owner[SPSC_SEND],
+				     memory_order_acquire);
+	if (owner && holder_alive(q->seg, owner, NULL))
 		/* acquire: pairs with publish()'s release. */
 		head = atomic_load_explicit(q->main.prod_pos,
 					    memory_order_acquire);
@@ -853,7 +846,7 @@ uint64_t shmq__spsc_published_end(const struct ring_hdr *h,
 		uint64_t e = atomic_load_explicit(&ents[p & (capacity - 1)],
 						  memory_order_acquire);
 
-		if ((uint32_t)(e >> 32) != (uint32_t)(p + 1))
+		if (!spsc_ent_names(e, p))
 			break;
 		p++;
 	}
@@ -881,7 +874,7 @@ int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 						  memory_order_acquire), again;
 		uint32_t len = (uint32_t)e;
 
-		if ((uint32_t)(e >> 32) != (uint32_t)(pos + 1))
+		if (!spsc_ent_names(e, pos))
 			break;          /* not published: the end */
 		if (len > g->msg_size)
 			len = g->msg_size;

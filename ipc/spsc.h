@@ -10,6 +10,29 @@
 
 #include "ring.h"
 
+/*
+ * An entry (spsc.c): the position it publishes, low 32 bits + 1, in the
+ * high half, the length in the low half.  Shared with inspect.c and the
+ * tests, which read and write entries themselves.
+ */
+static inline uint64_t spsc_ent_word(uint64_t pos, uint32_t len)
+{
+	return (uint64_t)(uint32_t)(pos + 1) << 32 | len;
+}
+
+/* Does entry @e publish position @pos? */
+static inline bool spsc_ent_names(uint64_t e, uint64_t pos)
+{
+	return (uint32_t)(e >> 32) == (uint32_t)(pos + 1);
+}
+
+/*
+ * An owner word (ring_hdr.spsc_owner): the holder's attach time (low 48
+ * bits) above SPSC_OWNER_IDX_BITS bits of process-table index + 1.
+ */
+#define SPSC_OWNER_IDX_BITS 16
+#define SPSC_OWNER_IDX(v)   ((uint32_t)((v) & ((1u << SPSC_OWNER_IDX_BITS) - 1)))
+
 void shmq__spsc_init(void *block, const struct shmq_qinfo *qi);
 /* Fill an SPSC handle's view of its block (after shmq__ring_view). */
 void shmq__spsc_view(shmq *q, unsigned char *block,

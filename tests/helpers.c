@@ -605,7 +605,14 @@ int t_msg_check(const void *buf, size_t len, uint32_t *producer,
 shmq *t_queue(shmq_seg *seg, const char *name, uint32_t capacity,
 	      uint32_t msg_size)
 {
-	struct shmq_attr a = { .capacity = capacity, .msg_size = msg_size };
+	return t_queue_flags(seg, name, capacity, msg_size, 0);
+}
+
+shmq *t_queue_flags(shmq_seg *seg, const char *name, uint32_t capacity,
+		    uint32_t msg_size, uint32_t flags)
+{
+	struct shmq_attr a = { .capacity = capacity, .msg_size = msg_size,
+			       .flags = flags };
 	shmq *q = NULL;
 
 	t_assert_err(shmq_create(seg, name, &a), 0);

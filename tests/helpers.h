@@ -100,6 +100,9 @@ int t_limit_address_space(size_t slack);
 /* Create queue @name in @seg and open it; asserts both succeed. */
 shmq *t_queue(shmq_seg *seg, const char *name, uint32_t capacity,
 	      uint32_t msg_size);
+/* The same with shmq_attr.flags @flags (SHMQ_SPSC). */
+shmq *t_queue_flags(shmq_seg *seg, const char *name, uint32_t capacity,
+		    uint32_t msg_size, uint32_t flags);
 /* Receive one message within @timeout_ns; assert it is @len bytes of @expect. */
 void t_recv_expect(shmq *q, const void *expect, size_t len,
 		   int64_t timeout_ns);

@@ -19,20 +19,14 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "ring.h"
+#include "spsc.h"
 
 #define QNAME	"spsc"
 
 static shmq *spsc_queue(shmq_seg *seg, const char *name, uint32_t capacity,
 			uint32_t msg_size)
 {
-	struct shmq_attr a = { .capacity = capacity, .msg_size = msg_size,
-			       .flags = SHMQ_SPSC };
-	shmq *q = NULL;
-
-	t_assert_err(shmq_create(seg, name, &a), 0);
-	t_assert_err(shmq_open(seg, name, &q), 0);
-	return q;
+	return t_queue_flags(seg, name, capacity, msg_size, SHMQ_SPSC);
 }
 
 static void stat_of(shmq_seg *seg, struct shmq_queue_info *qi)
@@ -420,7 +414,24 @@ static void test_spsc_dead_sleeper_forgotten(void **state)
 static void publish_by_hand(shmq *q, uint64_t pos, int val)
 {
 	memcpy(q->main.slots + pos * q->main.slot_size, &val, sizeof(val));
-	atomic_store(&q->ents[pos], (pos + 1) << 32 | sizeof(val));
+	atomic_store(&q->ents[pos], spsc_ent_word(pos, sizeof(val)));
+}
+
+/*
+ * The white-box tests' start: queue QNAME (8 x 16 B) holding ints 0 and 1
+ * from a sender that has gone (its handle closed: the side is free),
+ * opened again by a handle that holds no side yet.
+ */
+static shmq *two_sent_sender_gone(struct t_fix *fix)
+{
+	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	int i;
+
+	for (i = 0; i < 2; i++)
+		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
+	shmq_close(q);
+	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
+	return q;
 }
 
 /*
@@ -431,15 +442,11 @@ static void publish_by_hand(shmq *q, uint64_t pos, int val)
 static void test_spsc_sender_killed_after_publish(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	shmq *q = two_sent_sender_gone(fix);
 	struct shmq_queue_info qi;
 	shmq *h2;
 	int i;
 
-	for (i = 0; i < 2; i++)
-		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
-	shmq_close(q);                          /* the sending side is free */
-	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
 	/* Position 2, published as the dead sender would have left it. */
 	publish_by_hand(q, 2, 2);
 	stat_of(fix->seg, &qi);
@@ -486,15 +493,11 @@ static void test_spsc_sender_killed_after_publish(void **state)
 static void test_spsc_purge_after_dead_sender(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	shmq *q = two_sent_sender_gone(fix);
 	struct shmq_queue_info qi;
 	shmq *tx;                       /* the sender, in the second part */
 	int i;
 
-	for (i = 0; i < 2; i++)
-		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
-	shmq_close(q);
-	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
 	for (i = 2; i < 4; i++)
 		publish_by_hand(q, (uint64_t)i, i);
 	stat_of(fix->seg, &qi);
@@ -520,14 +523,10 @@ static void test_spsc_purge_after_dead_sender(void **state)
 static void test_spsc_sender_killed_in_batch(void **state)
 {
 	struct t_fix *fix = *state;
-	shmq *q = spsc_queue(fix->seg, QNAME, 8, 16);
+	shmq *q = two_sent_sender_gone(fix);
 	shmq *h2;
 	int i;
 
-	for (i = 0; i < 2; i++)
-		t_assert_err(shmq_send(q, &i, sizeof(i), 0), 0);
-	shmq_close(q);
-	t_assert_err(shmq_open(fix->seg, QNAME, &q), 0);
 	atomic_store(&q->hdr->spsc_batch_end, 5);
 	for (i = 3; i <= 4; i++)
 		publish_by_hand(q, (uint64_t)i, 100 + i);
@@ -636,7 +635,7 @@ static void test_spsc_hostile_block(void **state)
 	unsigned i, j, k;
 
 	for (i = 0; i < 4; i++)         /* published, any length */
-		atomic_store(&ents[i], (uint64_t)(i + 1) << 32 | 0xffffffffu);
+		atomic_store(&ents[i], spsc_ent_word(i, 0xffffffffu));
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++) {
 			shmq *h2;
