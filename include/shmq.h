@@ -23,9 +23,13 @@
  *     POSIX shared-memory object "/shmq.NAME" (/dev/shm/shmq.NAME).
  *   - Attribute pointers may be NULL; a zero field means the default.
  *   - Handles (shmq_seg *, shmq *) may be used by many threads of one process
- *     at once.  They must not be used in a child after fork(): the child
- *     opens its own (the parent's liveness lock is inherited by the child
- *     otherwise, and a dead parent would look alive).
+ *     at once.  A handle that has been closed must not be used again.
+ *   - fork(): the child's copies of its parent's attachments are inert (a
+ *     pthread_atfork handler drops the child's reference to their files, so
+ *     that a parent that dies is seen dead however long the child lives);
+ *     their control-plane calls return -EBADF and their queues must not be
+ *     used.  The child opens its own.  The list of the process's
+ *     attachments that this needs is the library's only global state.
  */
 #ifndef SHMQ_H
 #define SHMQ_H
@@ -77,7 +81,9 @@ extern "C" {
 	X(EINVAL, "EINVAL", "invalid argument")                               \
 	X(ENAMETOOLONG, "ENAMETOOLONG", "name longer than 63 bytes")          \
 	X(ENOSPC, "ENOSPC",                                                   \
-	  "no space: segment memory or queue directory full")                 \
+	  "no space left: in /dev/shm or the file system (creating a "        \
+	  "segment), or in the segment's memory or queue directory "          \
+	  "(creating a queue)")                                               \
 	X(EPROTO, "EPROTO",                                                   \
 	  "segment corrupt, foreign, or of another layout version")          \
 	X(EACCES, "EACCES", "permission denied")                              \
@@ -95,7 +101,10 @@ extern "C" {
 	X(EROFS, "EROFS", "read-only file system")                            \
 	X(EBUSY, "EBUSY", "resource busy")                                    \
 	X(ENOBUFS, "ENOBUFS",                                                 \
-	  "too many messages held at once by this process (zero-copy)")
+	  "too many messages held at once by this process (zero-copy)")      \
+	X(ELOOP, "ELOOP",                                                     \
+	  "the segment's name is a symbolic link (never followed)")           \
+	X(EISDIR, "EISDIR", "the segment's name is a directory")
 
 typedef struct shmq_seg shmq_seg;   /* a process's attachment to a segment */
 typedef struct shmq shmq;           /* an open queue */
@@ -104,9 +113,10 @@ typedef struct shmq shmq;           /* an open queue */
  * Segment attributes.
  * @size:       bytes, rounded up to the page size (default 64 MiB); reserved
  *              at creation, so a full /dev/shm fails creation, not later.
- * @mode:       permission bits, applied exactly, not filtered by umask
- *              (default 0600).  The kernel's file permissions are the access
- *              control.
+ * @mode:       permission bits within 0666 (read and write only: anything
+ *              else, set-id or execute bits, is -EINVAL), applied exactly,
+ *              not filtered by umask (default 0600).  The kernel's file
+ *              permissions are the access control.
  * @flags:      0, or SHMQ_SEG_GROUP to apply @gid.
  * @max_queues: directory entries (default 256, at most SHMQ_MAX_QUEUES).
  * @max_procs:  process-table entries: how many attachments may exist at
@@ -229,11 +239,16 @@ const char *shmq_errname(int err);
  * The segment is built and reserved under no name, then linked to its name
  * in one step: other processes never see a half-built segment.
  *
- * Returns 0, or -EEXIST (name taken), -EINVAL (bad attribute, size too
+ * Returns 0, or -EEXIST (name taken: checked first, so also on a full file
+ * system), -EINVAL (bad attribute, a mode bit outside 0666, size too
  * small for its tables, unknown flag), -ENAMETOOLONG, -ENOSPC (no room in
  * /dev/shm or on the file system), -EACCES, -EPERM (SHMQ_SEG_GROUP names a
  * group the caller may not give files to), -EUSERS, -ENOMEM, or another
  * -errno from the kernel.
+ *
+ * The safe way to share a segment by name is create, and on -EEXIST open:
+ * shmq_seg_open() refuses a file someone else squatted on the name (see
+ * there), so this never attaches to another user's file unknowingly.
  * Blocks: no.  Thread safety: safe.
  */
 int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
@@ -246,14 +261,46 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
  *
  * Validates the whole segment before use (magic, layout version, every
  * size and offset, every queue record) and takes an entry in its process
- * table.
+ * table.  Same as shmq_seg_open_flags(@name, 0, @out).
  *
- * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES,
- * -EPROTO (not a shmq segment, corrupt, or another layout version),
- * -EUSERS (process table full), -ENOMEM.
+ * Ownership.  The segment's file must be owned by the caller's effective
+ * uid or by root; anything else is -EACCES, even where the file's mode
+ * would let the caller in.  Anyone can create /dev/shm/shmq.NAME before a
+ * daemon does (name squatting); its owner could then read every message
+ * and shrink the file under the daemon (SIGBUS).  To share a segment
+ * among users, create it as root, or have the others opt in to trusting
+ * its group or anyone with shmq_seg_open_flags().
+ *
+ * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES (no
+ * permission, or owned by a user not trusted), -ELOOP (the name is a
+ * symbolic link), -EISDIR, -EPROTO (not a shmq segment, not a regular
+ * file, corrupt, or another layout version), -EUSERS (process table
+ * full), -EBUSY (entries free but read-locked by someone with read access
+ * to the file: see the README's trust model), -ENOMEM.
  * Blocks: only on the segment's control-plane lock.  Thread safety: safe.
  */
 int shmq_seg_open(const char *name, shmq_seg **out);
+
+/* shmq_seg_open_flags(): whom to trust beside ourselves and root. */
+#define SHMQ_OPEN_TRUST_GROUP 0x1u  /* a file whose group is one of ours,
+				     * with mode granting it read and write */
+#define SHMQ_OPEN_TRUST_ANY   0x2u  /* any owner (tools, tests) */
+
+/**
+ * shmq_seg_open_flags - shmq_seg_open() with an ownership policy
+ * @name:  segment name or file path, NULL for the default
+ * @flags: 0, SHMQ_OPEN_TRUST_GROUP or SHMQ_OPEN_TRUST_ANY (since 0.4)
+ * @out:   on success, the attachment
+ *
+ * SHMQ_OPEN_TRUST_GROUP also accepts a segment owned by another user when
+ * its group is the caller's effective group or a supplementary one and
+ * its mode gives that group read and write (0660, 0666): every member of
+ * that group is then trusted with the caller's messages.
+ * SHMQ_OPEN_TRUST_ANY accepts any owner.
+ *
+ * Returns as shmq_seg_open(), and -EINVAL for an unknown flag.
+ */
+int shmq_seg_open_flags(const char *name, unsigned flags, shmq_seg **out);
 
 /**
  * shmq_seg_close - detach
@@ -332,7 +379,10 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out);
  * Outstanding zero-copy reservations and acquisitions of this handle must
  * be committed/released first: a reservation left open stalls consumers at
  * its position.  If the queue was unlinked and this was its last handle,
- * its memory is freed.
+ * its memory is freed.  @q must not be used again.
+ * Blocks: on the segment's control-plane lock (to drop the handle's count
+ * and, for an SPSC queue, give back its sides), without bound: a process
+ * stopped while holding that lock (SIGSTOP) stops this call too.
  */
 void shmq_close(shmq *q);
 
@@ -410,7 +460,11 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr);
  * inside the call committed nothing (its slot becomes a tombstone).
  * SHMQ_SPSC queues, here and in every sending call: -EBUSY when another
  * handle or thread holds the sending side, or (copying calls) a
- * reservation of ours is outstanding; see SHMQ_SPSC.
+ * reservation of ours is outstanding; see SHMQ_SPSC.  The first sending
+ * call of a handle takes the side under the segment's control-plane lock,
+ * within the call's timeout: -EAGAIN (timeout 0) or -ETIMEDOUT while the
+ * lock stays held (by a stopped process, say).  shmq_commit() without a
+ * reservation may wait for it without bound.
  */
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
 
@@ -430,7 +484,10 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
  * leaves it to be delivered again (at least once, for that message).
  * SHMQ_SPSC queues, here and in every receiving call: -EBUSY when another
  * handle or thread holds the receiving side, or (copying calls) an
- * acquisition of ours is outstanding; see SHMQ_SPSC.
+ * acquisition of ours is outstanding; see SHMQ_SPSC.  Taking the side, on
+ * a handle's first receiving call, keeps the call's timeout on the
+ * control-plane lock as shmq_send() does; shmq_release() without an
+ * acquisition and shmq_purge() wait for it without bound.
  */
 ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns);
 
@@ -550,8 +607,11 @@ int shmq_release(shmq *q, struct shmq_msg *m);
  * @out:  on success, the attachment
  *
  * Maps and validates the segment like shmq_seg_open() but takes no
- * process-table entry and repairs nothing, so observing changes nothing a
- * peer could see (mqctl's info, list, stat, procs and watch use it).  An
+ * process-table entry, repairs nothing and writes nothing, so observing
+ * changes nothing a peer could see (mqctl's info, list, stat, procs and
+ * watch use it).  It accepts a segment of any owner (it sends nothing;
+ * the segment is read as untrusted input; its owner can still shrink the
+ * file under the mapping).  An
  * observer may call shmq_seg_info(), shmq_queue_list(), shmq_queue_stat(),
  * shmq_proc_list(), shmq_peek(), shmq_create(), shmq_unlink() and
  * shmq_seg_close(); shmq_open() on it fails with -EPERM.
@@ -616,7 +676,9 @@ struct shmq_queue_info {
 	uint32_t send_waiters;    /* threads announced waiting for room */
 	uint32_t recv_waiters;    /* threads announced waiting for a message */
 	uint64_t depth;           /* messages waiting: sent - received, within
-	                           * [0, capacity], + lane_depth */
+	                           * [0, capacity], + lane_depth, + a dead
+	                           * consumer's messages still waiting for
+	                           * room in the lane (since 0.4) */
 	uint64_t sent;            /* positions producers claimed (prod_pos) */
 	uint64_t received;        /* positions consumers claimed (cons_pos) */
 	uint64_t full_waits;      /* blocking sends that found it full */
@@ -792,9 +854,11 @@ typedef void (*shmq_check_fn)(const struct shmq_problem *p, void *arg);
  * Takes no lock: on a segment in use a ring that keeps moving is re-read
  * until two reads agree, and reported as a note if they never do.
  *
- * Returns the number of errors found (0: consistent; notes do not count),
- * or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES, -ENOMEM, -EIO
- * (the file could not be read or mapped).
+ * Returns the number of errors found (0: consistent; notes do not count;
+ * a file that is not regular, a FIFO say, is one error and is not opened
+ * for reading), or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES,
+ * -ELOOP (the name is a symbolic link: never followed), -ENOMEM, -EIO (the
+ * file could not be read or mapped).
  * Blocks: no.  Thread safety: safe.  A peer that shrinks the file while it
  * is checked makes the checker fault (see the README's trust model).
  */

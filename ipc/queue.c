@@ -302,6 +302,19 @@ static inline void role(shmq *q, unsigned bit)
  * Consumers: the next position is claimed by a producer but not published.
  * Usually that producer is mid-copy; if it died there, only a repair helps.
  */
+/*
+ * Consumers, too: the ring and the lane are empty, but the last repair
+ * pass left messages of a dead consumer in their slots (recover.c,
+ * "Stranded messages").
+ */
+static bool cons_stranded(const shmq *q)
+{
+	/* relaxed: a hint; the pass re-reads everything under the lock. */
+	return atomic_load_explicit(&q->hdr->stranded,
+				    memory_order_relaxed) != 0 &&
+	       !lane_pending(q);
+}
+
 static bool cons_stuck(const shmq *q, uint64_t *at)
 {
 	const struct ring *r = &q->main;
@@ -309,6 +322,10 @@ static bool cons_stuck(const shmq *q, uint64_t *at)
 	uint64_t c = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
 	uint64_t p = atomic_load_explicit(r->prod_pos, memory_order_relaxed);
 
+	if (p == c && cons_stranded(q)) {
+		*at = ~c;       /* not a position: stuck on the stranded */
+		return true;
+	}
 	if (p == c || atomic_load_explicit(&ring_slot(r, c)->seq,
 					   memory_order_relaxed) != c)
 		return false;
@@ -436,7 +453,7 @@ claim_cons_slow(shmq *q, unsigned n, const struct iovec *bufs, size_t buflen,
 		struct proc_rec *rec, bool tried)
 {
 	struct deadline dl = { timeout_ns, 0, 0 };
-	bool counted = false;
+	bool counted = false, rescued = false;
 	unsigned k = 0;
 	int why = CLAIM_OK, rc = 0;
 
@@ -445,6 +462,17 @@ claim_cons_slow(shmq *q, unsigned n, const struct iovec *bufs, size_t buflen,
 		if (!tried)
 			k = cons_try(q, n, bufs, buflen, pos, rp, &why, rec);
 		tried = false;
+		if (!k && why == CLAIM_OK && !rescued && cons_stranded(q)) {
+			/*
+			 * Empty, but a dead consumer's messages wait for a
+			 * lane: one more pass, once per call (then the stall
+			 * check, through cons_stuck(), keeps trying).
+			 */
+			rescued = true;
+			rec_clear(rec);
+			if (shmq__recover_queue(q) > 0)
+				continue;
+		}
 		if (__builtin_expect(why == CLAIM_TOMB, 0)) {
 			/* A dead producer's position: skip it, try again. */
 			ring_free(*rp, *pos);

@@ -47,6 +47,14 @@
  *
  * The lane is scanned like the main ring (a consumer can die holding a lane
  * message too: it is moved to a new lane position).
+ *
+ * Stranded messages.  A consumer that died holding more messages than the
+ * lane has room for (a batch) leaves the rest in their slots after the
+ * pass; nothing would trigger the next pass (the ring looks empty to
+ * consumers: cons_pos is past them).  So each pass over the main ring
+ * stores how many it had to leave in hdr.stranded, stat counts them in the
+ * depth, and a consumer that finds the lane and the ring empty while it is
+ * set runs another pass (queue.c, cons_stranded) before it waits.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -160,7 +168,7 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 /* One pass over ring @r of queue @q (the main ring or the lane). */
 static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 {
-	uint64_t cons, prod, p, lo, seq;
+	uint64_t cons, prod, p, lo, seq, left = 0;
 	int n = 0, rc;
 
 	/* acquire, both: step 1 above; pairs with C1/C2. */
@@ -209,8 +217,10 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 			continue;
 		if (!(seq & SEQ_TOMB)) {
 			rc = lane_put(ps, q, r, p);
-			if (rc < 0)
-				continue;       /* lane full: a later pass */
+			if (rc < 0) {
+				left++;         /* lane full: a later pass */
+				continue;
+			}
 			if (rc == 1) {          /* re-stamped in place */
 				n++;
 				/* relaxed: a statistic. */
@@ -239,6 +249,10 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 				shmq__notify(q, &q->hdr->not_full, 1);
 		}
 	}
+	if (r == &q->main)
+		/* relaxed: a hint (see the top), written under the lock. */
+		atomic_store_explicit(&q->hdr->stranded, left,
+				      memory_order_relaxed);
 	return n;
 }
 

@@ -139,7 +139,13 @@ struct ring_hdr {
 	_Atomic uint64_t tombstones;  /* dead producers' claims repaired */
 	_Atomic uint64_t redelivered; /* dead consumers' messages moved */
 	_Atomic uint64_t repairs;     /* repair passes over this queue */
-	uint8_t pad6[RING_LINE - 40];
+	/*
+	 * Messages of dead consumers that the last repair pass found and
+	 * could not move (the lane was full): consumers that find the lane
+	 * and the ring empty while this is set run another pass (queue.c).
+	 */
+	_Atomic uint64_t stranded;
+	uint8_t pad6[RING_LINE - 48];
 
 	/*
 	 * SPSC queues (spsc.c): who holds the sending [0] and receiving [1]

@@ -255,14 +255,18 @@ static inline unsigned long thread_id(void)
 /*
  * Take side @side for this handle and thread: the slow path of
  * side_enter(), once per handle and side.  -EBUSY when another thread of
- * this handle, or another live handle, holds it.
+ * this handle, or another live handle, holds it.  The control-plane lock
+ * is waited for within *@timeout_ns (NULL: forever), which is reduced by
+ * the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed busy.
  */
-static int __attribute__((noinline)) side_take(shmq *q, int side)
+static int __attribute__((noinline)) side_take(shmq *q, int side,
+					       int64_t *timeout_ns)
 {
 	struct spsc_side *sd = &q->side[side];
 	shmq_seg *seg = q->seg;
 	unsigned long none = 0, self = thread_id();
-	uint64_t cur, mine;
+	int64_t t = timeout_ns ? *timeout_ns : SHMQ_FOREVER;
+	uint64_t cur, mine, t0 = 0;
 	int rc;
 
 	/*
@@ -272,9 +276,17 @@ static int __attribute__((noinline)) side_take(shmq *q, int side)
 	if (!atomic_compare_exchange_strong_explicit(&sd->thread, &none, self,
 			memory_order_relaxed, memory_order_relaxed))
 		return -EBUSY;
-	rc = shmq__seg_lock(seg);
+	if (t > 0)
+		t0 = shmq__now_ns(CLOCK_MONOTONIC);
+	rc = shmq__seg_lock_for(seg, t);
 	if (rc)
 		goto fail;
+	if (t > 0) {
+		/* What is left of the caller's timeout, at least 1 ns. */
+		uint64_t spent = shmq__now_ns(CLOCK_MONOTONIC) - t0;
+
+		*timeout_ns = spent < (uint64_t)t ? t - (int64_t)spent : 1;
+	}
 	mine = owner_word(seg, (uint32_t)seg->proc_idx);
 	/* acquire: pairs with the release in side_give_back(). */
 	cur = atomic_load_explicit(&q->hdr->spsc_owner[side],
@@ -348,15 +360,18 @@ fail:
 	return rc;
 }
 
-/* The calling thread holds side @side of @q, or takes it now, or -EBUSY. */
-static inline int side_enter(shmq *q, int side)
+/*
+ * The calling thread holds side @side of @q, or takes it now (within
+ * *@timeout_ns, see side_take()), or -EBUSY.
+ */
+static inline int side_enter(shmq *q, int side, int64_t *timeout_ns)
 {
 	/* relaxed: only this thread stores its own id here (side_take). */
 	if (__builtin_expect(atomic_load_explicit(&q->side[side].thread,
 			memory_order_relaxed) == thread_id(),
 			1))
 		return 0;
-	return side_take(q, side);
+	return side_take(q, side, timeout_ns);
 }
 
 static void side_give_back(shmq *q, int side)
@@ -569,7 +584,7 @@ static inline void put_msg(shmq *q, uint64_t pos, const void *msg, size_t len)
 int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND);
+	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
 
 	if (__builtin_expect(rc != 0, 0))
 		return rc;
@@ -587,7 +602,7 @@ int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 ssize_t shmq__spsc_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
-	int rc = side_enter(q, SPSC_RECV);
+	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
 	uint32_t len;
 
 	if (__builtin_expect(rc != 0, 0))
@@ -613,7 +628,7 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	struct spsc_side *sd = &q->side[SPSC_SEND];
 	uint64_t room;
 	unsigned i;
-	int rc = side_enter(q, SPSC_SEND);
+	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
 
 	if (rc)
 		return rc;
@@ -666,7 +681,7 @@ int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 	struct spsc_side *sd = &q->side[SPSC_RECV];
 	uint32_t len;
 	unsigned i;
-	int rc = side_enter(q, SPSC_RECV);
+	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
 
 	if (rc)
 		return rc;
@@ -698,7 +713,7 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 		       int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND);
+	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
 
 	if (rc)
 		return rc;
@@ -728,7 +743,7 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 int shmq__spsc_commit(shmq *q, struct shmq_msg *m)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND);
+	int rc = side_enter(q, SPSC_SEND, NULL);
 
 	if (rc)
 		return rc;
@@ -746,7 +761,7 @@ int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
 	uint32_t len;
-	int rc = side_enter(q, SPSC_RECV);
+	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
 
 	if (rc)
 		return rc;
@@ -764,7 +779,7 @@ int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 int shmq__spsc_release(shmq *q, struct shmq_msg *m)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
-	int rc = side_enter(q, SPSC_RECV);
+	int rc = side_enter(q, SPSC_RECV, NULL);
 
 	if (rc)
 		return rc;
@@ -785,7 +800,7 @@ int shmq__spsc_purge(shmq *q)
 					 memory_order_relaxed) == 0;
 	uint64_t owner, head, lim, n = 0;
 	uint32_t len;
-	int rc = side_enter(q, SPSC_RECV);
+	int rc = side_enter(q, SPSC_RECV, NULL);
 
 	if (rc)
 		return rc;

@@ -415,9 +415,10 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 	rc = shmq__seg_path(name, path, sizeof(path));
 	if (rc)
 		return rc;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted at the name must not block us. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
-		return errno == ELOOP ? -EPROTO : -errno;
+		return -errno;
 	if (fstat(fd, &st) < 0) {
 		rc = -EIO;
 		goto out;

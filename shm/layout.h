@@ -7,7 +7,7 @@
  * every reference inside it is an offset from its first byte.
  *
  *   offset 0            struct seg_hdr (one page): identity, geometry, the
- *                       control-plane mutex
+ *                       control-plane lock's busy word
  *   hdr.dir_off         struct dir_entry[max_queues]: the named queues
  *   hdr.proc_off        max_procs process entries of hdr.proc_stride bytes:
  *                       struct proc_entry (identity, then the records of
@@ -16,10 +16,10 @@
  *   hdr.heap_off        the heap, up to the end of the file: one block per
  *                       live directory entry, at dir_entry.off, 4096-aligned
  *
- * Write rules.  Every field of the header except dir_gen is written once,
- * before the segment gets its name, and never again (except boot_id and the
- * mutex, re-initialised under the boot lock after a reboot).  Directory and
- * process entries are written only under the control-plane mutex, except a
+ * Write rules.  Every field of the header except dir_gen and ctl_busy is
+ * written once, before the segment gets its name, and never again.
+ * Directory and
+ * process entries are written only under the control-plane lock, except a
  * process entry's operation records, which its owner writes.  The
  * contents of a queue's block belong to ipc/ (see ipc/ring.h).
  *
@@ -29,13 +29,22 @@
  * closes.  The block allocator keeps no state of its own (a block is in use
  * exactly when a non-FREE entry names it), so a process killed inside the
  * control plane leaves the directory consistent; the next holder of the
- * robust mutex (EOWNERDEAD) only sweeps entries whose handles are gone.
+ * control-plane lock, finding ctl_busy still set, only sweeps entries whose
+ * handles are gone.
  *
- * Liveness.  Process entry i is owned by whoever holds an open-file-
- * description lock (F_OFD_SETLK) on byte SEG_LIVE_LOCK_BASE + i of the file.
- * The kernel drops it when the owner dies, so a held lock means alive.
- * Byte SEG_BOOT_LOCK serialises the check that the segment was last used in
- * this boot (after a reboot the mutex of a file-backed segment is stale).
+ * Locks the kernel keeps.  Nothing that decides who may proceed is a word
+ * in the segment, which any writer could forge: both kinds of lock are
+ * open-file-description locks (F_OFD_SETLK) on single bytes of the file,
+ * which the kernel drops when their holder dies (or the boot ends).
+ *   - Liveness: process entry i is owned by whoever holds a WRITE lock on
+ *     byte SEG_LIVE_LOCK_BASE + i.  A read lock there (anyone who can read
+ *     the file can take one) proves nothing and counts as no owner.
+ *   - The control plane: byte SEG_CTL_LOCK, write-locked by the process in
+ *     the control plane (shm/seg.c).  hdr.ctl_busy is set by each attached
+ *     holder while inside and cleared on the way out: a holder that finds
+ *     it set knows the previous one died inside (as EOWNERDEAD did for the
+ *     robust mutex of layout version 3).  A forged ctl_busy only costs a
+ *     sweep, which is idempotent.
  *
  * Nothing read from the segment is trusted: open validates the header and
  * every directory entry (shmq__seg_validate, shmq__dir_validate) and copies
@@ -52,13 +61,12 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
-#define SEG_VERSION      3u                     /* 3: SPSC queues */
+#define SEG_VERSION      4u                     /* 4: OFD control lock */
 #define SEG_HDR_SIZE     4096u
 #define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
 #define SEG_MIN_SIZE     (64u * 1024)
 #define SEG_LIVE_LOCK_BASE 0                    /* + proc index */
-#define SEG_BOOT_LOCK    4095                   /* > SHMQ_MAX_PROCS */
-#define SEG_MUTEX_BYTES  64
+#define SEG_CTL_LOCK     4094                   /* > SHMQ_MAX_PROCS */
 
 /* The first page.  Offsets of each field are asserted below. */
 struct seg_hdr {
@@ -77,22 +85,27 @@ struct seg_hdr {
 	uint32_t creator_uid;
 	uint32_t flags;          /* 0 */
 	uint64_t create_time_ns; /* CLOCK_REALTIME at creation (display) */
-	uint8_t boot_id[16];     /* boot the mutex belongs to */
+	uint8_t boot_id[16];     /* boot of creation (display) */
 	uint8_t pad0[128 - 104];
 
 	_Atomic uint32_t dir_gen; /* bumped by every directory change */
 	uint8_t pad1[128 - 4];
 
-	/* pthread_mutex_t, robust and process-shared; control plane only. */
-	uint8_t mutex[SEG_MUTEX_BYTES];
-	uint8_t pad2[SEG_HDR_SIZE - 320];
+	/*
+	 * 1 while an attached process is inside the control plane (under
+	 * the lock on byte SEG_CTL_LOCK), else 0.  Observers never write it.
+	 */
+	_Atomic uint32_t ctl_busy;
+	uint8_t pad2[SEG_HDR_SIZE - 260];
 };
 
 _Static_assert(sizeof(struct seg_hdr) == SEG_HDR_SIZE, "header is one page");
 _Static_assert(offsetof(struct seg_hdr, version) == 8, "version at byte 8");
 _Static_assert(offsetof(struct seg_hdr, boot_id) == 88, "boot_id");
 _Static_assert(offsetof(struct seg_hdr, dir_gen) == 128, "dir_gen line");
-_Static_assert(offsetof(struct seg_hdr, mutex) == 256, "mutex line");
+_Static_assert(offsetof(struct seg_hdr, ctl_busy) == 256, "control line");
+_Static_assert(SEG_CTL_LOCK >= SEG_LIVE_LOCK_BASE + 1024,
+	       "the control lock byte is no process entry's");
 
 enum { DIR_FREE = 0, DIR_LIVE = 1, DIR_UNLINKED = 2 };
 enum { DIR_KIND_QUEUE = 1 };

@@ -56,9 +56,11 @@ static int live_lock(int fd, short type, uint32_t pidx, int cmd)
 }
 
 /*
- * True when another open file description holds entry @pidx's lock.  Our
- * own attachment's lock never conflicts with our own fd, so it is reported
- * alive without asking.
+ * True when another open file description holds entry @pidx's WRITE lock.
+ * A read lock is no sign of life: anyone who can read the file can take
+ * one, and an owner's write lock excludes it, so a byte read-locked has no
+ * live owner.  Our own attachment's lock never conflicts with our own fd,
+ * so it is reported alive without asking.
  */
 bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx)
 {
@@ -68,7 +70,7 @@ bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx)
 		return true;
 	rc = live_lock(seg->fd, F_WRLCK, pidx, F_OFD_GETLK);
 	/* On an error we cannot tell: treat as alive, never repair wrongly. */
-	return rc < 0 || rc != F_UNLCK;
+	return rc < 0 || rc == F_WRLCK;
 }
 
 static uint64_t read_start_time(void)
@@ -145,13 +147,18 @@ static void proc_clear(shmq_seg *seg, uint32_t pidx)
  */
 int shmq__proc_attach(shmq_seg *seg)
 {
-	uint32_t i;
+	uint32_t i, read_locked = 0;
 
 	for (i = 0; i < seg->max_procs; i++) {
 		struct proc_entry *pe = shmq__proc_entry(seg, i);
 
-		if (live_lock(seg->fd, F_WRLCK, i, F_OFD_SETLK) != 0)
-			continue;       /* held: its owner is alive */
+		if (live_lock(seg->fd, F_WRLCK, i, F_OFD_SETLK) != 0) {
+			/* Held: its owner is alive, or a reader blocks it. */
+			if (live_lock(seg->fd, F_WRLCK, i, F_OFD_GETLK) ==
+			    F_RDLCK)
+				read_locked++;
+			continue;
+		}
 		if (pe->state != PROC_FREE) {
 			proc_clear(seg, i);
 			shmq__dir_sweep(seg);
@@ -166,7 +173,12 @@ int shmq__proc_attach(shmq_seg *seg)
 		atomic_store_explicit(&seg->rec_owner, 0, memory_order_relaxed);
 		return 0;
 	}
-	return -EUSERS;
+	/*
+	 * Entries that only a reader's lock keeps from us: not a full table
+	 * but someone with read access to the file denying service (which
+	 * read access allows: README, "Trust model").
+	 */
+	return read_locked ? -EBUSY : -EUSERS;
 }
 
 void shmq__proc_detach(shmq_seg *seg)

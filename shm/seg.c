@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shm.h"
@@ -51,75 +52,257 @@ static void read_boot_id(uint8_t out[16])
 	}
 }
 
-static int ofd_lock(int fd, short type, off_t byte, bool wait)
+/* ---- the control-plane lock ------------------------------------------------ */
+
+/*
+ * One try at the OFD write lock on @byte: 0, -EBUSY when another open file
+ * description holds it (a read lock too), or -errno.
+ */
+static int ofd_trylock(int fd, off_t byte)
 {
 	struct flock fl = {
-		.l_type = type,
+		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
 		.l_start = byte,
 		.l_len = 1,
 	};
 
-	while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+		if (errno == EAGAIN || errno == EACCES)
+			return -EBUSY;
 		if (errno != EINTR)
 			return -errno;
 	}
 	return 0;
 }
 
-static int mutex_init(struct seg_hdr *h)
+static int ofd_lockw(int fd, off_t byte)
 {
-	pthread_mutexattr_t a;
-	int rc;
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
 
-	_Static_assert(sizeof(pthread_mutex_t) <= SEG_MUTEX_BYTES,
-		       "mutex fits its slot");
-	memset(h->mutex, 0, sizeof(h->mutex));
-	rc = pthread_mutexattr_init(&a);
-	if (rc)
-		return -rc;
-	rc = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	if (!rc)
-		rc = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (!rc)
-		rc = pthread_mutex_init((pthread_mutex_t *)h->mutex, &a);
-	pthread_mutexattr_destroy(&a);
-	return -rc;
+	/* A signal interrupts the wait; the caller asked to wait on. */
+	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
 }
 
-static int seg_lock(shmq_seg *seg, bool wait)
+static void ofd_unlock(int fd, off_t byte)
 {
-	pthread_mutex_t *m = (pthread_mutex_t *)shmq__hdr(seg)->mutex;
-	int rc = wait ? pthread_mutex_lock(m) : pthread_mutex_trylock(m);
+	struct flock fl = {
+		.l_type = F_UNLCK,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
 
-	if (rc == EOWNERDEAD) {
+	fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/*
+ * The kernel has no timed OFD lock: poll it, sleeping between tries from
+ * 10 us up to 1 ms (the control plane is entered rarely and briefly; a
+ * holder that stays is stopped or hostile, and then latency is moot).
+ */
+static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
+{
+	uint64_t backoff = 10000, now;
+	struct timespec ts;
+	int rc;
+
+	for (;;) {
+		rc = ofd_trylock(fd, byte);
+		if (rc != -EBUSY)
+			return rc;
+		now = shmq__now_ns(CLOCK_MONOTONIC);
+		if (now >= abs_ns)
+			return -ETIMEDOUT;
+		if (backoff > abs_ns - now)
+			backoff = abs_ns - now;
+		ts.tv_sec = (time_t)(backoff / 1000000000ull);
+		ts.tv_nsec = (long)(backoff % 1000000000ull);
+		nanosleep(&ts, NULL);
+		if (backoff < 1000000)
+			backoff *= 2;
+	}
+}
+
+/*
+ * Enter the control plane: our own threads through ctl_mu, other
+ * attachments (in this or any process) through the OFD lock on byte
+ * SEG_CTL_LOCK, which the kernel drops if we die holding it.  Nothing in
+ * the segment can make this abort, and a forged ctl_busy costs a sweep.
+ * @timeout_ns: 0 try once, SHMQ_FOREVER wait, > 0 wait at most that long.
+ */
+static int seg_lock(shmq_seg *seg, int64_t timeout_ns)
+{
+	struct seg_hdr *h = shmq__hdr(seg);
+	uint64_t abs_ns = 0;
+	uint32_t busy;
+	int rc;
+
+	if (seg->fd < 0)
+		return -EBADF;          /* our parent's attachment, after fork */
+	if (timeout_ns > 0)
+		abs_ns = shmq__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ns;
+	if (timeout_ns == 0) {
+		rc = pthread_mutex_trylock(&seg->ctl_mu);
+	} else if (timeout_ns < 0) {
+		rc = pthread_mutex_lock(&seg->ctl_mu);
+	} else {
+		struct timespec ts = {
+			.tv_sec = (time_t)(abs_ns / 1000000000ull),
+			.tv_nsec = (long)(abs_ns % 1000000000ull),
+		};
+
+		rc = pthread_mutex_clocklock(&seg->ctl_mu, CLOCK_MONOTONIC,
+					     &ts);
+	}
+	if (rc)
+		return rc == EBUSY ? -EBUSY : -rc;
+	if (timeout_ns == 0)
+		rc = ofd_trylock(seg->fd, SEG_CTL_LOCK);
+	else if (timeout_ns < 0)
+		rc = ofd_lockw(seg->fd, SEG_CTL_LOCK);
+	else
+		rc = ofd_lock_until(seg->fd, SEG_CTL_LOCK, abs_ns);
+	if (rc) {
+		pthread_mutex_unlock(&seg->ctl_mu);
+		return rc;
+	}
+	if (seg->proc_idx < 0) {
 		/*
-		 * The previous holder died inside the control plane.  Every
-		 * directory change is a single store made last (layout.h), so
-		 * the directory is consistent; what may be left is an unlinked
-		 * entry whose last handle was being closed.  Sweep, then mark
-		 * the mutex usable again.
+		 * An observer writes nothing, so it cannot mark the lock busy
+		 * either.  acquire: pairs with the last holder's release in
+		 * shmq__seg_unlock() (the kernel's lock orders the two as
+		 * well; this edge is the one TSan can see).
+		 */
+		(void)atomic_load_explicit(&h->ctl_busy, memory_order_acquire);
+		return 0;
+	}
+	/* acquire: pairs with the release in shmq__seg_unlock(), as above. */
+	busy = atomic_exchange_explicit(&h->ctl_busy, 1, memory_order_acquire);
+	if (busy) {
+		/*
+		 * The previous holder died inside the control plane (or a
+		 * writer forged the word).  Every directory change is a single
+		 * store made last (layout.h), so the directory is consistent;
+		 * what may be left is an unlinked entry whose last handle was
+		 * being closed, and dead processes' entries.  Sweep.
 		 */
 		shmq__proc_reap(seg);
 		shmq__dir_sweep(seg);
-		rc = pthread_mutex_consistent(m);
 	}
-	return -rc;
+	return 0;
 }
 
 int shmq__seg_lock(shmq_seg *seg)
 {
-	return seg_lock(seg, true);
+	return seg_lock(seg, SHMQ_FOREVER);
 }
 
 int shmq__seg_trylock(shmq_seg *seg)
 {
-	return seg_lock(seg, false);
+	return seg_lock(seg, 0);
+}
+
+int shmq__seg_lock_for(shmq_seg *seg, int64_t timeout_ns)
+{
+	int rc = seg_lock(seg, timeout_ns);
+
+	if (rc == -EBUSY)
+		return -EAGAIN;
+	return rc;
 }
 
 void shmq__seg_unlock(shmq_seg *seg)
 {
-	pthread_mutex_unlock((pthread_mutex_t *)shmq__hdr(seg)->mutex);
+	if (seg->proc_idx >= 0)
+		/* release: our control-plane writes before the next holder's. */
+		atomic_store_explicit(&shmq__hdr(seg)->ctl_busy, 0,
+				      memory_order_release);
+	ofd_unlock(seg->fd, SEG_CTL_LOCK);
+	pthread_mutex_unlock(&seg->ctl_mu);
+}
+
+/* ---- the process's attachments, for fork() -------------------------------- */
+
+/*
+ * A child of fork() shares its parent's open file descriptions, and with
+ * them the parent's liveness locks: a parent that then died holding a slot
+ * would look alive for as long as the child lives.  So the child drops its
+ * references at once (pthread_atfork), for every attachment it inherited:
+ * the descriptor, and the mapping, which holds a reference to the same
+ * open file description (an OFD lock goes only with the last reference).
+ * The mapping is replaced by private zero pages at the same address, so a
+ * parent's handle that the child uses anyway touches only its own memory.
+ * Those attachments are inert (control-plane calls: -EBADF) and the child
+ * opens its own.  This list is the library's one piece of global state.
+ */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static shmq_seg *reg_head;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void reg_prepare(void)
+{
+	pthread_mutex_lock(&reg_mu);
+}
+
+static void reg_parent(void)
+{
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_child(void)
+{
+	shmq_seg *seg;
+
+	for (seg = reg_head; seg; seg = seg->reg_next) {
+		if (seg->base != MAP_FAILED)
+			mmap(seg->base, seg->size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (seg->fd >= 0)
+			close(seg->fd);
+		seg->fd = -1;
+		seg->proc_idx = -1;
+		/* Another thread of the parent may have held it: not here. */
+		pthread_mutex_init(&seg->ctl_mu, NULL);
+	}
+	pthread_mutex_init(&reg_mu, NULL);
+}
+
+static void reg_init(void)
+{
+	pthread_atfork(reg_prepare, reg_parent, reg_child);
+}
+
+static void reg_add(shmq_seg *seg)
+{
+	pthread_once(&reg_once, reg_init);
+	pthread_mutex_lock(&reg_mu);
+	seg->reg_prev = NULL;
+	seg->reg_next = reg_head;
+	if (reg_head)
+		reg_head->reg_prev = seg;
+	reg_head = seg;
+	pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_del(shmq_seg *seg)
+{
+	pthread_mutex_lock(&reg_mu);
+	if (seg->reg_prev)
+		seg->reg_prev->reg_next = seg->reg_next;
+	else if (reg_head == seg)
+		reg_head = seg->reg_next;
+	if (seg->reg_next)
+		seg->reg_next->reg_prev = seg->reg_prev;
+	pthread_mutex_unlock(&reg_mu);
 }
 
 void shmq__seg_get(shmq_seg *seg)
@@ -130,12 +313,16 @@ void shmq__seg_get(shmq_seg *seg)
 
 static void seg_free(shmq_seg *seg)
 {
-	if (shmq__seg_lock(seg) == 0) {
+	/* In a child after fork() this fails (-EBADF): not ours to detach. */
+	if (seg->proc_idx >= 0 && shmq__seg_lock(seg) == 0) {
 		shmq__proc_detach(seg);
 		shmq__seg_unlock(seg);
 	}
+	reg_del(seg);
 	munmap(seg->base, seg->size);
-	close(seg->fd);         /* drops the liveness lock */
+	if (seg->fd >= 0)
+		close(seg->fd);         /* drops the liveness lock */
+	pthread_mutex_destroy(&seg->ctl_mu);
 	free(seg);
 }
 
@@ -182,37 +369,6 @@ static void copy_geometry(shmq_seg *seg, const struct seg_hdr *h)
 	seg->heap_size = h->heap_size;
 }
 
-/*
- * A file-backed segment outlives a reboot; its mutex may then be "held" by
- * a thread of the previous boot that no kernel will ever report dead.  Under
- * the boot lock, the first process of a new boot re-initialises it (every
- * process entry is dead too: their liveness locks died with the old boot).
- */
-static int boot_check(shmq_seg *seg)
-{
-	struct seg_hdr *h = shmq__hdr(seg);
-	uint8_t boot[16];
-	int rc;
-
-	read_boot_id(boot);
-	if (memcmp(boot, h->boot_id, sizeof(boot)) == 0)
-		return 0;
-	rc = ofd_lock(seg->fd, F_WRLCK, SEG_BOOT_LOCK, true);
-	if (rc)
-		return rc;
-	if (memcmp(boot, h->boot_id, sizeof(boot)) != 0) {
-		uint32_t i;
-
-		for (i = 0; i < seg->max_procs; i++)
-			shmq__proc_entry(seg, i)->state = PROC_FREE;
-		rc = mutex_init(h);
-		if (!rc)
-			memcpy(h->boot_id, boot, sizeof(boot));
-	}
-	ofd_lock(seg->fd, F_UNLCK, SEG_BOOT_LOCK, false);
-	return rc;
-}
-
 static shmq_seg *seg_alloc(const char *path)
 {
 	shmq_seg *seg = calloc(1, sizeof(*seg));
@@ -223,25 +379,59 @@ static shmq_seg *seg_alloc(const char *path)
 	seg->proc_idx = -1;
 	seg->base = MAP_FAILED;
 	atomic_init(&seg->refs, 1);
+	pthread_mutex_init(&seg->ctl_mu, NULL);
 	snprintf(seg->path, sizeof(seg->path), "%s", path);
+	reg_add(seg);
 	return seg;
 }
 
 static void seg_abort(shmq_seg *seg)
 {
+	reg_del(seg);
 	if (seg->base != MAP_FAILED)
 		munmap(seg->base, seg->size);
 	if (seg->fd >= 0)
 		close(seg->fd);
+	pthread_mutex_destroy(&seg->ctl_mu);
 	free(seg);
+}
+
+/*
+ * May this process trust a segment file owned by @st's owner?  Anyone can
+ * create /dev/shm/shmq.NAME (or a file in a world-writable directory)
+ * before the intended creator does; attaching to it would hand its owner
+ * every message (it can read the file) and our life (it can shrink the file
+ * under our mapping: SIGBUS).  So a segment belongs to us or to root,
+ * unless the caller says whom else it trusts (SHMQ_OPEN_TRUST_*).
+ */
+static int owner_check(const struct stat *st, unsigned flags)
+{
+	gid_t groups[256];
+	int i, n;
+
+	if (st->st_uid == geteuid() || st->st_uid == 0 ||
+	    (flags & SHMQ_OPEN_TRUST_ANY))
+		return 0;
+	if (!(flags & SHMQ_OPEN_TRUST_GROUP) ||
+	    (st->st_mode & 0060) != 0060)
+		return -EACCES;
+	if (st->st_gid == getegid())
+		return 0;
+	n = getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+	for (i = 0; i < n; i++)
+		if (groups[i] == st->st_gid)
+			return 0;
+	return -EACCES;
 }
 
 /*
  * Map and validate the segment at @name, its directory included, into a
  * new attachment (no process-table entry yet).  Shared by open and
- * observe.
+ * observe; an observer (@observe) writes nothing to the segment, and trusts
+ * any owner (it sends nothing, and reads the segment as untrusted input).
  */
-static int seg_map(const char *name, shmq_seg **out)
+static int seg_map(const char *name, unsigned flags, bool observe,
+		   shmq_seg **out)
 {
 	char path[SHMQ_PATH_MAX];
 	struct seg_hdr hcopy;
@@ -255,10 +445,16 @@ static int seg_map(const char *name, shmq_seg **out)
 	seg = seg_alloc(path);
 	if (!seg)
 		return -ENOMEM;
-	/* Read-write even to observe: the control-plane mutex is in it. */
-	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	/*
+	 * Read-write even to observe: the control-plane lock is a write lock.
+	 * O_NONBLOCK: a FIFO planted at the name must not block the open (it
+	 * is refused below); it means nothing for a regular file.
+	 */
+	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (seg->fd < 0) {
 		rc = -errno;
+		if (rc == -ENXIO)       /* a FIFO with no reader, say */
+			rc = -EPROTO;
 		goto fail;
 	}
 	if (fstat(seg->fd, &st) < 0) {
@@ -269,6 +465,11 @@ static int seg_map(const char *name, shmq_seg **out)
 	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)SEG_MIN_SIZE) {
 		rc = -EPROTO;
 		goto fail;
+	}
+	if (!observe) {
+		rc = owner_check(&st, flags);
+		if (rc)
+			goto fail;
 	}
 	seg->size = (size_t)st.st_size;
 	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
@@ -283,9 +484,6 @@ static int seg_map(const char *name, shmq_seg **out)
 	if (rc)
 		goto fail;
 	copy_geometry(seg, &hcopy);
-	rc = boot_check(seg);
-	if (rc)
-		goto fail;
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		goto fail;
@@ -312,14 +510,14 @@ static int seg_attach(shmq_seg *seg)
 	return rc;
 }
 
-int shmq_seg_open(const char *name, shmq_seg **out)
+int shmq_seg_open_flags(const char *name, unsigned flags, shmq_seg **out)
 {
 	shmq_seg *seg;
 	int rc;
 
-	if (!out)
+	if (!out || (flags & ~(SHMQ_OPEN_TRUST_GROUP | SHMQ_OPEN_TRUST_ANY)))
 		return -EINVAL;
-	rc = seg_map(name, &seg);
+	rc = seg_map(name, flags, false, &seg);
 	if (rc)
 		return rc;
 	rc = seg_attach(seg);
@@ -335,6 +533,11 @@ int shmq_seg_open(const char *name, shmq_seg **out)
 fail:
 	seg_abort(seg);
 	return rc;
+}
+
+int shmq_seg_open(const char *name, shmq_seg **out)
+{
+	return shmq_seg_open_flags(name, 0, out);
 }
 
 static int attr_resolve(const struct shmq_seg_attr *attr,
@@ -362,7 +565,12 @@ static int attr_resolve(const struct shmq_seg_attr *attr,
 		a->size = SHMQ_DEFAULT_SEG_SIZE;
 	if (!a->mode)
 		a->mode = SHMQ_DEFAULT_SEG_MODE;
-	if (a->mode & ~(mode_t)07777)
+	/*
+	 * Read and write bits only: a set-id or executable file in /dev/shm,
+	 * which any writer can fill with a program, is a way to become its
+	 * owner (root, for a daemon's segment).
+	 */
+	if (a->mode & ~(mode_t)0666)
 		return -EINVAL;
 	if (!a->max_queues)
 		a->max_queues = SHMQ_DEFAULT_MAX_QUEUES;
@@ -405,14 +613,15 @@ static int seg_init(shmq_seg *seg, const struct shmq_seg_attr *a)
 	h->mode = a->mode;
 	h->heap_off = off;
 	h->heap_size = a->size - off;
-	h->creator_uid = getuid();
+	h->creator_uid = geteuid();
 	h->flags = 0;
 	h->create_time_ns = shmq__now_ns(CLOCK_REALTIME);
 	read_boot_id(h->boot_id);
-	/* relaxed: nobody else can see the segment before it is linked. */
+	/* relaxed, both: nobody else can see the segment before it is linked. */
 	atomic_store_explicit(&h->dir_gen, 0, memory_order_relaxed);
+	atomic_store_explicit(&h->ctl_busy, 0, memory_order_relaxed);
 	copy_geometry(seg, h);
-	return mutex_init(h);
+	return 0;
 }
 
 /* Open an unnamed file in the directory of @path, or a unique temp name. */
@@ -468,6 +677,7 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 {
 	char path[SHMQ_PATH_MAX], tmp[SHMQ_PATH_MAX + 32];
 	struct shmq_seg_attr a;
+	struct stat st;
 	shmq_seg *seg;
 	int rc;
 
@@ -479,6 +689,13 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 	rc = attr_resolve(attr, &a);
 	if (rc)
 		return rc;
+	/*
+	 * A name that exists is -EEXIST whatever else would fail, so that
+	 * create-or-open works on a full file system too (the link below
+	 * still decides a race).
+	 */
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return -EEXIST;
 	seg = seg_alloc(path);
 	if (!seg)
 		return -ENOMEM;
@@ -566,5 +783,5 @@ int shmq_seg_observe(const char *name, shmq_seg **out)
 {
 	if (!out)
 		return -EINVAL;
-	return seg_map(name, out);
+	return seg_map(name, 0, true, out);
 }

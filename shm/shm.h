@@ -28,7 +28,15 @@
 
 struct shmq_seg {
 	_Atomic long refs;      /* 1 for the user + 1 per open queue handle */
-	int fd;                 /* holds this attachment's liveness lock */
+	int fd;                 /* holds this attachment's liveness lock; -1
+				 * in a child after fork() (seg.c, atfork) */
+	/*
+	 * The threads of this attachment share fd, hence its OFD locks, which
+	 * therefore exclude other attachments only: this mutex (private
+	 * memory) excludes our own threads from the control plane.
+	 */
+	pthread_mutex_t ctl_mu;
+	struct shmq_seg *reg_prev, *reg_next;   /* the process's attachments */
 	unsigned char *base;    /* mapping */
 	size_t size;            /* mapping length == file size */
 	uint32_t max_queues;
@@ -113,8 +121,15 @@ uint64_t shmq__now_ns(clockid_t clk);
 /* seg.c */
 void shmq__seg_get(shmq_seg *seg);
 void shmq__seg_put(shmq_seg *seg);
+/*
+ * The control-plane lock (layout.h, "Locks the kernel keeps").  _lock waits
+ * for it; _trylock returns -EBUSY when it is held; _lock_for waits at most
+ * @timeout_ns (0: -EAGAIN when held; SHMQ_FOREVER: as _lock; else
+ * -ETIMEDOUT).  -EBADF in a child after fork() (its parent's attachment).
+ */
 int shmq__seg_lock(shmq_seg *seg);
-int shmq__seg_trylock(shmq_seg *seg);   /* -EBUSY when held */
+int shmq__seg_trylock(shmq_seg *seg);
+int shmq__seg_lock_for(shmq_seg *seg, int64_t timeout_ns);
 void shmq__seg_unlock(shmq_seg *seg);
 
 static inline struct seg_hdr *shmq__hdr(const shmq_seg *seg)
@@ -122,7 +137,7 @@ static inline struct seg_hdr *shmq__hdr(const shmq_seg *seg)
 	return (struct seg_hdr *)seg->base;
 }
 
-/* dir.c: all under shmq__seg_lock(). */
+/* dir.c: all under the control-plane lock. */
 struct dir_entry *shmq__dir_entry(const shmq_seg *seg, uint32_t idx);
 int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 			     struct shmq_qinfo *out);

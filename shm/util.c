@@ -50,12 +50,12 @@ const char *shmq_errname(int err)
 	}
 }
 
-/* 1-63 bytes of [A-Za-z0-9._-]. */
+/* 1-63 bytes of [A-Za-z0-9._-], but not "." or ".." (path components). */
 int shmq__name_check(const char *name)
 {
 	size_t i;
 
-	if (!name)
+	if (!name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return -EINVAL;
 	for (i = 0; name[i]; i++) {
 		char c = name[i];

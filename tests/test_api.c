@@ -182,7 +182,7 @@ static void test_names_invalid(void **state)
 {
 	static const char *const bad[] = {
 		"", "a/b", "/", "a b", " ", "tab\tx", "nl\n", "\xc3\xa9",
-		"a:b", "a*", "a\\b", "\x7f", "q\x01",
+		"a:b", "a*", "a\\b", "\x7f", "q\x01", ".", "..",
 	};
 	struct t_fix *fix = *state;
 	char long_name[300];
@@ -203,7 +203,7 @@ static void test_names_invalid(void **state)
 static void test_names_valid(void **state)
 {
 	static const char *const good[] = {
-		"a", ".", "-", "_", "A.z-0_9", "..", "UPPER", "0",
+		"a", "...", "-", "_", "A.z-0_9", ".a", "a..b", "UPPER", "0",
 	};
 	struct t_fix *fix = *state;
 	char name63[64];
