@@ -362,3 +362,14 @@ out:
 	shmq__seg_unlock(seg);
 	return rc;
 }
+
+/* Attaching repairs: shm/ calls back into the pass above (shmq__seg_open). */
+int shmq_seg_open_flags(const char *name, unsigned flags, shmq_seg **out)
+{
+	return shmq__seg_open(name, flags, shmq_seg_recover, out);
+}
+
+int shmq_seg_open(const char *name, shmq_seg **out)
+{
+	return shmq__seg_open(name, 0, shmq_seg_recover, out);
+}

@@ -253,50 +253,17 @@ static inline unsigned long thread_id(void)
 }
 
 /*
- * Take side @side for this handle and thread: the slow path of
- * side_enter(), once per handle and side.  -EBUSY when another thread of
- * this handle, or another live handle, holds it.  The control-plane lock
- * is waited for within *@timeout_ns (NULL: forever), which is reduced by
- * the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed busy.
+ * Under the lock: make the side's owner word ours, unless it names another
+ * live handle (or ours already, through another handle).  0 or -EBUSY.
  */
-static int __attribute__((noinline)) side_take(shmq *q, int side,
-					       int64_t *timeout_ns)
+static int side_claim(shmq *q, int side, uint64_t mine)
 {
-	struct spsc_side *sd = &q->side[side];
-	shmq_seg *seg = q->seg;
-	unsigned long none = 0, self = thread_id();
-	int64_t t = timeout_ns ? *timeout_ns : SHMQ_FOREVER;
-	uint64_t cur, mine, t0 = 0;
-	int rc;
-
-	/*
-	 * relaxed: decides which thread of this handle may take the side;
-	 * that thread alone then writes the rest of *sd.
-	 */
-	if (!atomic_compare_exchange_strong_explicit(&sd->thread, &none, self,
-			memory_order_relaxed, memory_order_relaxed))
-		return -EBUSY;
-	if (t > 0)
-		t0 = shmq__now_ns(CLOCK_MONOTONIC);
-	rc = shmq__seg_lock_for(seg, t);
-	if (rc)
-		goto fail;
-	if (t > 0) {
-		/* What is left of the caller's timeout, at least 1 ns. */
-		uint64_t spent = shmq__now_ns(CLOCK_MONOTONIC) - t0;
-
-		*timeout_ns = spent < (uint64_t)t ? t - (int64_t)spent : 1;
-	}
-	mine = owner_word(seg, (uint32_t)seg->proc_idx);
 	/* acquire: pairs with the release in side_give_back(). */
-	cur = atomic_load_explicit(&q->hdr->spsc_owner[side],
-				   memory_order_acquire);
-	/* Ours (another handle of this attachment) or another live one's. */
-	if (cur != 0 && (cur == mine || holder_alive(seg, cur, NULL))) {
-		shmq__seg_unlock(seg);
-		rc = -EBUSY;
-		goto fail;
-	}
+	uint64_t cur = atomic_load_explicit(&q->hdr->spsc_owner[side],
+					    memory_order_acquire);
+
+	if (cur != 0 && (cur == mine || holder_alive(q->seg, cur, NULL)))
+		return -EBUSY;
 	/*
 	 * acq_rel: as above; a holder's give-back races us only from a value
 	 * we judged live, and then this CAS fails (we report -EBUSY; the
@@ -304,14 +271,22 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 	 */
 	if (!atomic_compare_exchange_strong_explicit(&q->hdr->spsc_owner[side],
 			&cur, mine, memory_order_acq_rel,
-			memory_order_relaxed)) {
-		shmq__seg_unlock(seg);
-		rc = -EBUSY;
-		goto fail;
-	}
-	sd->owner = mine;
+			memory_order_relaxed))
+		return -EBUSY;
+	return 0;
+}
+
+/*
+ * Under the lock, the side just claimed: where the previous holder left
+ * off.  A sender carries on after the last published position, never
+ * behind the receiver, taking back what a dead batch published ahead.
+ */
+static void side_resume(shmq *q, int side)
+{
+	struct spsc_side *sd = &q->side[side];
+
 	/*
-	 * relaxed, under the mutex: only this side's holder ever waits on
+	 * relaxed, under the lock: only this side's holder ever waits on
 	 * its event, and there is none now; a holder killed asleep left its
 	 * announcement behind, which would cost every later notify a
 	 * FUTEX_WAKE system call.
@@ -335,8 +310,6 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 		 * prod_pos trails the entries: a sender killed between P1
 		 * and its store of prod_pos published more than it says,
 		 * and the receiver may have taken those messages already.
-		 * Carry on after the last published position, and never
-		 * behind the receiver.
 		 */
 		if ((int64_t)(sd->cached - sd->pos) > 0)
 			sd->pos = sd->cached;
@@ -352,8 +325,53 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 					       memory_order_acquire);
 	}
 	sd->next = sd->pos;
+}
+
+/*
+ * Take side @side for this handle and thread: the slow path of
+ * side_enter(), once per handle and side.  -EBUSY when another thread of
+ * this handle, or another live handle, holds it.  The control-plane lock
+ * is waited for within *@timeout_ns (NULL: forever), which is reduced by
+ * the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed busy.
+ */
+static int __attribute__((noinline)) side_take(shmq *q, int side,
+					       int64_t *timeout_ns)
+{
+	struct spsc_side *sd = &q->side[side];
+	shmq_seg *seg = q->seg;
+	unsigned long none = 0;
+	int64_t t = timeout_ns ? *timeout_ns : SHMQ_FOREVER;
+	uint64_t t0 = 0, mine;
+	int rc;
+
+	/*
+	 * relaxed: decides which thread of this handle may take the side;
+	 * that thread alone then writes the rest of *sd.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&sd->thread, &none,
+			thread_id(), memory_order_relaxed,
+			memory_order_relaxed))
+		return -EBUSY;
+	if (t > 0)
+		t0 = shmq__now_ns(CLOCK_MONOTONIC);
+	rc = shmq__seg_lock_for(seg, t);
+	if (rc)
+		goto fail;
+	if (t > 0) {
+		/* What is left of the caller's timeout, at least 1 ns. */
+		uint64_t spent = shmq__now_ns(CLOCK_MONOTONIC) - t0;
+
+		*timeout_ns = spent < (uint64_t)t ? t - (int64_t)spent : 1;
+	}
+	mine = owner_word(seg, (uint32_t)seg->proc_idx);
+	rc = side_claim(q, side, mine);
+	if (!rc) {
+		sd->owner = mine;
+		side_resume(q, side);
+	}
 	shmq__seg_unlock(seg);
-	return 0;
+	if (!rc)
+		return 0;
 fail:
 	/* relaxed: only we could have set it. */
 	atomic_store_explicit(&sd->thread, 0, memory_order_relaxed);

@@ -68,7 +68,35 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 #define SEG_LIVE_LOCK_BASE 0                    /* + proc index */
 #define SEG_CTL_LOCK     4094                   /* > SHMQ_MAX_PROCS */
 
-/* The first page.  Offsets of each field are asserted below. */
+/*
+ * The first page, byte by byte (each offset is asserted below):
+ *
+ *   off  size  field           written            meaning
+ *     0     8  magic           at creation        SEG_MAGIC
+ *     8     4  version         at creation        SEG_VERSION
+ *    12     4  hdr_size        at creation        SEG_HDR_SIZE
+ *    16     8  seg_size        at creation        bytes; == the file size
+ *    24     4  max_queues      at creation        directory entries
+ *    28     4  max_procs       at creation        process entries
+ *    32     8  dir_off         at creation        == SEG_HDR_SIZE
+ *    40     8  proc_off        at creation        SEG_ALIGN-aligned
+ *    48     4  proc_stride     at creation        proc_stride_for(max_queues)
+ *    52     4  mode            at creation        permission bits (display)
+ *    56     8  heap_off        at creation        SEG_ALIGN-aligned
+ *    64     8  heap_size       at creation        seg_size - heap_off
+ *    72     4  creator_uid     at creation        effective uid (display)
+ *    76     4  flags           at creation        0
+ *    80     8  create_time_ns  at creation        CLOCK_REALTIME (display)
+ *    88    16  boot_id         at creation        (display)
+ *   104    24  pad0                               zero
+ *   128     4  dir_gen         directory changes  bumped by each (a hint)
+ *   132   124  pad1                               zero
+ *   256     4  ctl_busy        control plane      1 while a holder is in it
+ *   260  3836  pad2                               zero
+ *
+ * Readers copy the page and validate the copy (seg.c, hdr_validate); only
+ * dir_gen and ctl_busy are read in place, as atomics.
+ */
 struct seg_hdr {
 	uint64_t magic;          /* SEG_MAGIC */
 	uint32_t version;        /* SEG_VERSION: another value is -EPROTO */
@@ -99,11 +127,30 @@ struct seg_hdr {
 	uint8_t pad2[SEG_HDR_SIZE - 260];
 };
 
+#define SEG_AT(type, field, off) \
+	_Static_assert(offsetof(struct type, field) == (off), #field)
+SEG_AT(seg_hdr, magic, 0);
+SEG_AT(seg_hdr, version, 8);
+SEG_AT(seg_hdr, hdr_size, 12);
+SEG_AT(seg_hdr, seg_size, 16);
+SEG_AT(seg_hdr, max_queues, 24);
+SEG_AT(seg_hdr, max_procs, 28);
+SEG_AT(seg_hdr, dir_off, 32);
+SEG_AT(seg_hdr, proc_off, 40);
+SEG_AT(seg_hdr, proc_stride, 48);
+SEG_AT(seg_hdr, mode, 52);
+SEG_AT(seg_hdr, heap_off, 56);
+SEG_AT(seg_hdr, heap_size, 64);
+SEG_AT(seg_hdr, creator_uid, 72);
+SEG_AT(seg_hdr, flags, 76);
+SEG_AT(seg_hdr, create_time_ns, 80);
+SEG_AT(seg_hdr, boot_id, 88);
+SEG_AT(seg_hdr, pad0, 104);
+SEG_AT(seg_hdr, dir_gen, 128);
+SEG_AT(seg_hdr, pad1, 132);
+SEG_AT(seg_hdr, ctl_busy, 256);
+SEG_AT(seg_hdr, pad2, 260);
 _Static_assert(sizeof(struct seg_hdr) == SEG_HDR_SIZE, "header is one page");
-_Static_assert(offsetof(struct seg_hdr, version) == 8, "version at byte 8");
-_Static_assert(offsetof(struct seg_hdr, boot_id) == 88, "boot_id");
-_Static_assert(offsetof(struct seg_hdr, dir_gen) == 128, "dir_gen line");
-_Static_assert(offsetof(struct seg_hdr, ctl_busy) == 256, "control line");
 _Static_assert(SEG_CTL_LOCK >= SEG_LIVE_LOCK_BASE + 1024,
 	       "the control lock byte is no process entry's");
 
@@ -126,6 +173,18 @@ struct dir_entry {
 	uint32_t pad[3];
 };
 
+SEG_AT(dir_entry, name, 0);
+SEG_AT(dir_entry, state, 64);
+SEG_AT(dir_entry, kind, 68);
+SEG_AT(dir_entry, off, 72);
+SEG_AT(dir_entry, size, 80);
+SEG_AT(dir_entry, capacity, 88);
+SEG_AT(dir_entry, msg_size, 92);
+SEG_AT(dir_entry, slot_size, 96);
+SEG_AT(dir_entry, flags, 100);
+SEG_AT(dir_entry, create_time_ns, 104);
+SEG_AT(dir_entry, gen, 112);
+SEG_AT(dir_entry, pad, 116);
 _Static_assert(sizeof(struct dir_entry) == 128, "dir entry size");
 
 enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
@@ -174,8 +233,18 @@ struct proc_entry {
 	struct proc_rec rec[PROC_RECS];
 };
 
+SEG_AT(proc_entry, state, 0);
+SEG_AT(proc_entry, pid, 4);
+SEG_AT(proc_entry, start_time, 8);
+SEG_AT(proc_entry, pidns, 16);
+SEG_AT(proc_entry, attach_time_ns, 24);
+SEG_AT(proc_entry, comm, 32);
+SEG_AT(proc_entry, uid, 48);
+SEG_AT(proc_entry, pad0, 52);
+SEG_AT(proc_entry, pad1, 56);
+SEG_AT(proc_entry, rec, 64);            /* the records' own line */
+_Static_assert(sizeof(struct proc_rec) == 16, "record size");
 _Static_assert(sizeof(struct proc_entry) == 1024, "proc entry size");
-_Static_assert(offsetof(struct proc_entry, rec) == 64, "records line");
 
 /*
  * Bytes of a process entry for a segment with max_queues directory entries:

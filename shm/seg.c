@@ -510,7 +510,8 @@ static int seg_attach(shmq_seg *seg)
 	return rc;
 }
 
-int shmq_seg_open_flags(const char *name, unsigned flags, shmq_seg **out)
+int shmq__seg_open(const char *name, unsigned flags,
+		   shmq_seg_repair_fn repair, shmq_seg **out)
 {
 	shmq_seg *seg;
 	int rc;
@@ -521,23 +522,19 @@ int shmq_seg_open_flags(const char *name, unsigned flags, shmq_seg **out)
 	if (rc)
 		return rc;
 	rc = seg_attach(seg);
-	if (rc)
-		goto fail;
+	if (rc) {
+		seg_abort(seg);
+		return rc;
+	}
 	/*
-	 * Repair what dead processes left (ipc/recover.c).  A failure here
-	 * leaves the slots for a later pass; the attachment itself is good.
+	 * Repair what dead processes left (ipc/ passes its recovery).  A
+	 * failure there leaves the slots for a later pass; the attachment
+	 * itself is good.
 	 */
-	shmq_seg_recover(seg);
+	if (repair)
+		repair(seg);
 	*out = seg;
 	return 0;
-fail:
-	seg_abort(seg);
-	return rc;
-}
-
-int shmq_seg_open(const char *name, shmq_seg **out)
-{
-	return shmq_seg_open_flags(name, 0, out);
 }
 
 static int attr_resolve(const struct shmq_seg_attr *attr,

@@ -129,6 +129,13 @@ void shmq__seg_put(shmq_seg *seg);
  */
 int shmq__seg_lock(shmq_seg *seg);
 int shmq__seg_trylock(shmq_seg *seg);
+/*
+ * Map, validate and attach (shmq_seg_open_flags() is this with ipc/'s
+ * crash recovery as @repair: shm/ knows nothing of rings).
+ */
+typedef int (*shmq_seg_repair_fn)(shmq_seg *seg);
+int shmq__seg_open(const char *name, unsigned flags,
+		   shmq_seg_repair_fn repair, shmq_seg **out);
 int shmq__seg_lock_for(shmq_seg *seg, int64_t timeout_ns);
 void shmq__seg_unlock(shmq_seg *seg);
 
