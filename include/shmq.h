@@ -22,6 +22,14 @@
  *     reboots); NULL means $SHMQ_SEGMENT, else "shmq".  Segment NAME is the
  *     POSIX shared-memory object "/shmq.NAME" (/dev/shm/shmq.NAME).
  *   - Attribute pointers may be NULL; a zero field means the default.
+ *   - The control plane.  Calls that change or read the segment's tables
+ *     (segment open, observe and recover; queue create, open, close and
+ *     unlink; the inspection calls; the first call on an SPSC queue's side)
+ *     take the segment's control-plane lock, an OFD lock on one byte of
+ *     its file, held only briefly.  They return -EBUSY at once if someone
+ *     holds a read lock there (anyone who can read the file can; no
+ *     library call ever does: see the README's trust model).  The data
+ *     path (send, recv and their variants) never takes it.
  *   - Handles (shmq_seg *, shmq *) may be used by many threads of one process
  *     at once.  A handle that has been closed must not be used again.
  *   - fork(): the child's copies of its parent's attachments are inert (a
@@ -462,9 +470,10 @@ int shmq_get_attr(const shmq *q, struct shmq_attr *attr);
  * handle or thread holds the sending side, or (copying calls) a
  * reservation of ours is outstanding; see SHMQ_SPSC.  The first sending
  * call of a handle takes the side under the segment's control-plane lock,
- * within the call's timeout: -EAGAIN (timeout 0) or -ETIMEDOUT while the
- * lock stays held (by a stopped process, say).  shmq_commit() without a
- * reservation may wait for it without bound.
+ * within the call's timeout (with timeout 0, within 1 ms): -EAGAIN
+ * (timeout 0) or -ETIMEDOUT while the lock stays held (by a stopped
+ * process, say), -EBUSY if a read lock blocks it (README, "Trust model").
+ * shmq_commit() without a reservation may wait for it without bound.
  */
 int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns);
 

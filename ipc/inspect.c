@@ -7,8 +7,8 @@
  * Nothing here writes a ring word or adds work to a fast path.  Readers
  * take single atomic loads of words the data plane already keeps (prod_pos,
  * cons_pos, the event counts, the slow-path counters, slot seqs) and hold
- * the control-plane mutex so that the block they read cannot be freed and
- * reused under them (a block is freed only under that mutex, dir.c).
+ * the control-plane lock so that the block they read cannot be freed and
+ * reused under them (a block is freed only under that lock, dir.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +23,7 @@
 
 /* ---- counters ----------------------------------------------------------- */
 
-/* Fill @qi from entry @idx (validated) and its ring.  Under the mutex. */
+/* Fill @qi from entry @idx (validated) and its ring.  Under the lock. */
 static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 		       const struct shmq_qinfo *g, struct shmq_queue_info *qi)
 {

@@ -20,7 +20,7 @@
  * lock of the process-table entry (shm/proc.c): it cannot be fooled by pid
  * reuse or pid namespaces, and a stopped process holds it.
  *
- * A repair pass over one ring, under the control-plane mutex (so repairers
+ * A repair pass over one ring, under the control-plane lock (so repairers
  * never race each other; a repairer killed midway leaves work that the next
  * pass redoes, see each step):
  *
@@ -140,7 +140,7 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 	if (ps->rec < 0)
 		return -ENOBUFS;
 	rec = &ps->seg->recs[ps->rec];
-	/* relaxed: only repairers write it, and they hold the mutex. */
+	/* relaxed: only repairers write it, and they hold the lock. */
 	lp = atomic_load_explicit(lane->prod_pos, memory_order_relaxed);
 	dst = ring_slot(lane, lp);
 	if (r == lane && dst == src)
@@ -267,7 +267,7 @@ static int repair_queue(struct pass *ps, shmq *q)
 	return n + repair_ring(ps, q, &q->main);
 }
 
-/* Start a pass: under the mutex. */
+/* Start a pass: under the lock. */
 static int pass_begin(struct pass *ps, shmq_seg *seg)
 {
 	ps->seg = seg;

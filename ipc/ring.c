@@ -20,7 +20,7 @@ void shmq__ring_init(void *block, const struct shmq_qinfo *qi)
 	h->flags = qi->flags;
 	/*
 	 * relaxed: the queue becomes visible only through the directory,
-	 * under the control-plane mutex, which orders these stores.  The lane's
+	 * under the control-plane lock, which orders these stores.  The lane's
 	 * slots follow the main ring's and start at lap 0 too.
 	 */
 	for (i = 0; i < qi->capacity + SHMQ_LANE_CAP; i++)

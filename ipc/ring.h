@@ -150,7 +150,7 @@ struct ring_hdr {
 	/*
 	 * SPSC queues (spsc.c): who holds the sending [0] and receiving [1]
 	 * side, 0 for nobody.  Written only when a side is taken or given
-	 * back (under the control-plane mutex, or by the holder's release).
+	 * back (under the control-plane lock, or by the holder's release).
 	 */
 	_Atomic uint64_t spsc_owner[2];
 	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE - 16];
@@ -553,7 +553,7 @@ static inline bool ring_can_send(const struct shmq *q)
  */
 int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t *last_lane);
 
-/* recover.c: repair queue @q's stuck positions now (takes the mutex). */
+/* recover.c: repair queue @q's stuck positions now (takes the control-plane lock). */
 int shmq__recover_queue(shmq *q);
 
 #endif /* SHMQ_RING_H */

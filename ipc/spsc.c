@@ -62,7 +62,7 @@
  *
  * Ownership.  hdr->spsc_owner[side] names the process-table entry holding
  * each side (its index and attach time): written under the control-plane
- * mutex when a side is taken, and back to 0 when its handle closes.  A
+ * lock when a side is taken, and back to 0 when its handle closes.  A
  * side whose holder's entry is dead (liveness lock free) or reused by
  * another attachment is free to take.  Within a process, struct
  * spsc_side.thread binds the side to one thread of one handle.
@@ -191,7 +191,7 @@ static uint64_t owner_word(const shmq_seg *seg, uint32_t idx)
 }
 
 /*
- * Under the mutex: does owner word @v name a live attachment?  Dead, gone
+ * Under the lock: does owner word @v name a live attachment?  Dead, gone
  * (entry free or reused: another attach time) and garbage all say no.
  */
 static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
@@ -217,7 +217,7 @@ static bool holder_alive(shmq_seg *seg, uint64_t v, uint32_t *pid)
  * the receiver, stopped at @pos, would take them for the next sender's
  * messages there.  Give them their previous lap's tag again.  Nobody
  * reads them meanwhile: the receiver cannot pass @pos, and the sender
- * side is ours (under the mutex).
+ * side is ours (under the lock).
  */
 static void unpublish_ahead(shmq *q, uint64_t pos)
 {
@@ -327,12 +327,15 @@ static void side_resume(shmq *q, int side)
 	sd->next = sd->pos;
 }
 
+#define SIDE_POLL_NS 1000000    /* 1 ms */
+
 /*
  * Take side @side for this handle and thread: the slow path of
  * side_enter(), once per handle and side.  -EBUSY when another thread of
  * this handle, or another live handle, holds it.  The control-plane lock
- * is waited for within *@timeout_ns (NULL: forever), which is reduced by
- * the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed busy.
+ * is waited for within *@timeout_ns (NULL: forever; 0: 1 ms), which is
+ * reduced by the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed
+ * busy, -EBUSY when someone's read lock blocks it.
  */
 static int __attribute__((noinline)) side_take(shmq *q, int side,
 					       int64_t *timeout_ns)
@@ -354,7 +357,14 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 		return -EBUSY;
 	if (t > 0)
 		t0 = shmq__now_ns(CLOCK_MONOTONIC);
-	rc = shmq__seg_lock_for(seg, t);
+	/*
+	 * A poll (timeout 0) still waits up to SIDE_POLL_NS for the lock:
+	 * others hold it only briefly, and a handle's first poll should not
+	 * fail for that.
+	 */
+	rc = shmq__seg_lock_for(seg, t == 0 ? SIDE_POLL_NS : t);
+	if (rc == -ETIMEDOUT && t == 0)
+		rc = -EAGAIN;
 	if (rc)
 		goto fail;
 	if (t > 0) {
@@ -440,7 +450,7 @@ int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h)
 						  memory_order_acquire);
 
 		if (v && !holder_alive(seg, v, NULL) &&
-		    /* relaxed: under the mutex; the holder is gone. */
+		    /* relaxed: under the lock; the holder is gone. */
 		    atomic_compare_exchange_strong_explicit(&h->spsc_owner[side],
 				&v, 0, memory_order_relaxed,
 				memory_order_relaxed)) {
@@ -831,7 +841,7 @@ int shmq__spsc_purge(shmq *q)
 	 * sender holds its side, that is what prod_pos says (it trails the
 	 * entries only by a call in flight, which may stay).  A dead or
 	 * absent sender may have published beyond prod_pos: then the
-	 * entries say, read under the mutex so that no new sender takes
+	 * entries say, read under the lock so that no new sender takes
 	 * the side meanwhile.
 	 */
 	rc = shmq__seg_lock(q->seg);

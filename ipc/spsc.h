@@ -55,7 +55,7 @@ int shmq__spsc_release(shmq *q, struct shmq_msg *m);
 int shmq__spsc_purge(shmq *q);
 
 /*
- * Inspection, under the control-plane mutex: the pid holding side @side
+ * Inspection, under the control-plane lock: the pid holding side @side
  * of the queue whose header is @h (0: nobody, or a holder that is gone);
  * a snapshot of the oldest messages (as shmq_peek); take sides back from
  * dead holders (shmq_seg_recover: how many).

@@ -109,7 +109,7 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
 		return (uint64_t)stall - (now - since);
 	/*
 	 * Repair, then keep the sleeps bounded while still stuck: the repair
-	 * may have found the mutex busy, the lane full, or a live record (a
+	 * may have found the lock busy, the lane full, or a live record (a
 	 * slow owner, or a transient one) naming the slot.
 	 */
 	shmq__recover_queue(q);

@@ -8,7 +8,7 @@
  * With at most SHMQ_MAX_QUEUES blocks this costs microseconds on the
  * control plane, and it cannot be left inconsistent by a crash: there is no
  * free list to corrupt, and a queue's block is reserved by the same store
- * that makes the queue LIVE.  Under the control-plane mutex.
+ * that makes the queue LIVE.  Under the control-plane lock.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
 /*
  * dir.c - the directory of named queues.
  *
- * Everything here runs under the control-plane mutex.  An entry changes
+ * Everything here runs under the control-plane lock.  An entry changes
  * state by one store made after its other fields are written (layout.h), so
  * a holder killed at any instruction leaves a consistent directory.  A
  * queue's open handles are counted per attachment (proc_entry opens[]), so
@@ -21,7 +21,7 @@ struct dir_entry *shmq__dir_entry(const shmq_seg *seg, uint32_t idx)
 
 static void dir_changed(shmq_seg *seg)
 {
-	/* relaxed: a hint for inspectors; the mutex orders the real data. */
+	/* relaxed: a hint for inspectors; the lock orders the real data. */
 	atomic_fetch_add_explicit(&shmq__hdr(seg)->dir_gen, 1,
 				  memory_order_relaxed);
 }
@@ -179,8 +179,8 @@ int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
 	memset(seg->base + off, 0, bytes);
 	init(seg->base + off, qi);
 	/*
-	 * Plain store under the mutex: readers of the directory take the
-	 * mutex, whose release orders the fields and the ring before it.
+	 * Plain store under the lock: readers of the directory take the
+	 * lock, whose release orders the fields and the ring before it.
 	 */
 	e->state = DIR_LIVE;
 	dir_changed(seg);

@@ -4,7 +4,7 @@
  * process table, and the checker of a segment's tables (shmq_seg_check()
  * without the rings, which ipc/inspect.c checks).
  *
- * Info and process lists run under the control-plane mutex, on an
+ * Info and process lists run under the control-plane lock, on an
  * attachment or an observer (shmq_seg_observe()).  The checker takes no
  * lock and trusts nothing: it maps the file read-only, copies each
  * structure before looking at it, and derives every offset it follows from

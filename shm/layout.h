@@ -193,7 +193,7 @@ enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
  * An operation in flight: the positions a process is about to claim, or has
  * claimed and not yet published (producer) or freed (consumer).  Written
  * only by the owning process, on its data path, with atomics (ipc/ring.h
- * says when); read by repairers under the control-plane mutex.
+ * says when); read by repairers under the control-plane lock.
  *
  *   pos    first position of the claim
  *   meta   REC_VALID | REC_CONS (else producer) | REC_LANE (the queue's
@@ -217,7 +217,7 @@ struct proc_rec {
  * One attachment.  Followed, within proc_stride, by
  * uint16_t opens[max_queues]: this attachment's open handles per directory
  * entry, so that the handles of a dead process can be reclaimed.  The
- * identity (first line) is written under the mutex; the records by the
+ * identity (first line) is written under the lock; the records by the
  * owner at any time.
  */
 struct proc_entry {

@@ -8,7 +8,7 @@
  * and a reused pid cannot inherit it: a lock we can take means the entry's
  * owner is gone.  pid, start time and pid namespace are kept for display.
  *
- * All functions here run under the control-plane mutex.
+ * All functions here run under the control-plane lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -133,7 +133,7 @@ static void proc_clear(shmq_seg *seg, uint32_t pidx)
 
 	/* opens[] and roles[]: the owner is gone, or is us, detaching. */
 	memset(shmq__proc_opens(seg, pidx), 0, 3 * (size_t)seg->max_queues);
-	/* relaxed: the owner is dead (or is us, detaching); the mutex orders. */
+	/* relaxed: the owner is dead (or is us, detaching); the lock orders. */
 	for (i = 0; i < PROC_RECS; i++) {
 		atomic_store_explicit(&pe->rec[i].meta, 0, memory_order_relaxed);
 		atomic_store_explicit(&pe->rec[i].pos, 0, memory_order_relaxed);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * seg.c - create, open, validate, close and unlink a segment; the
- * control-plane mutex.
+ * control-plane lock.
  *
  * Creation is atomic: the segment is built in an unnamed O_TMPFILE in the
  * target directory, its memory reserved with posix_fallocate (so a full
@@ -55,8 +55,11 @@ static void read_boot_id(uint8_t out[16])
 /* ---- the control-plane lock ------------------------------------------------ */
 
 /*
- * One try at the OFD write lock on @byte: 0, -EBUSY when another open file
- * description holds it (a read lock too), or -errno.
+ * One try at the OFD write lock on @byte: 0, -EAGAIN when another open
+ * file description holds a write lock on it, -EBUSY when a read lock
+ * blocks it, or -errno.  No honest peer takes a read lock there (every
+ * peer's lock is a write lock); someone who can only read the file can,
+ * and then waiting would be waiting for ever: such a call fails at once.
  */
 static int ofd_trylock(int fd, off_t byte)
 {
@@ -68,27 +71,17 @@ static int ofd_trylock(int fd, off_t byte)
 	};
 
 	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		if (errno == EAGAIN || errno == EACCES)
-			return -EBUSY;
+		if (errno == EAGAIN || errno == EACCES) {
+			fl.l_type = F_WRLCK;
+			if (fcntl(fd, F_OFD_GETLK, &fl) == 0 &&
+			    fl.l_type == F_RDLCK)
+				return -EBUSY;
+			return -EAGAIN;
+		}
 		if (errno != EINTR)
 			return -errno;
+		fl.l_type = F_WRLCK;
 	}
-	return 0;
-}
-
-static int ofd_lockw(int fd, off_t byte)
-{
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
-
-	/* A signal interrupts the wait; the caller asked to wait on. */
-	while (fcntl(fd, F_OFD_SETLKW, &fl) < 0)
-		if (errno != EINTR)
-			return -errno;
 	return 0;
 }
 
@@ -105,9 +98,11 @@ static void ofd_unlock(int fd, off_t byte)
 }
 
 /*
- * The kernel has no timed OFD lock: poll it, sleeping between tries from
- * 10 us up to 1 ms (the control plane is entered rarely and briefly; a
- * holder that stays is stopped or hostile, and then latency is moot).
+ * Wait for the OFD lock until @abs_ns (0: for ever), polling it: sleeping
+ * between tries from 10 us up to 1 ms.  The kernel has no timed OFD lock,
+ * and its blocking wait (F_OFD_SETLKW) would also wait behind a reader's
+ * lock for ever.  The control plane is entered rarely and briefly; a
+ * holder that stays is stopped or hostile, and then latency is moot.
  */
 static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
 {
@@ -117,13 +112,15 @@ static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
 
 	for (;;) {
 		rc = ofd_trylock(fd, byte);
-		if (rc != -EBUSY)
+		if (rc != -EAGAIN)
 			return rc;
-		now = shmq__now_ns(CLOCK_MONOTONIC);
-		if (now >= abs_ns)
-			return -ETIMEDOUT;
-		if (backoff > abs_ns - now)
-			backoff = abs_ns - now;
+		if (abs_ns) {
+			now = shmq__now_ns(CLOCK_MONOTONIC);
+			if (now >= abs_ns)
+				return -ETIMEDOUT;
+			if (backoff > abs_ns - now)
+				backoff = abs_ns - now;
+		}
 		ts.tv_sec = (time_t)(backoff / 1000000000ull);
 		ts.tv_nsec = (long)(backoff % 1000000000ull);
 		nanosleep(&ts, NULL);
@@ -132,50 +129,67 @@ static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
 	}
 }
 
+/* Our threads' turn: ctl_mu, within the same timeout. */
+static int ctl_mu_lock(shmq_seg *seg, int64_t timeout_ns, uint64_t abs_ns)
+{
+	struct timespec ts = {
+		.tv_sec = (time_t)(abs_ns / 1000000000ull),
+		.tv_nsec = (long)(abs_ns % 1000000000ull),
+	};
+	int rc;
+
+	if (timeout_ns == 0)
+		rc = pthread_mutex_trylock(&seg->ctl_mu);
+	else if (timeout_ns < 0)
+		rc = pthread_mutex_lock(&seg->ctl_mu);
+	else
+		rc = pthread_mutex_clocklock(&seg->ctl_mu, CLOCK_MONOTONIC,
+					     &ts);
+	if (rc == EBUSY)
+		return -EAGAIN;
+	return -rc;
+}
+
 /*
  * Enter the control plane: our own threads through ctl_mu, other
  * attachments (in this or any process) through the OFD lock on byte
  * SEG_CTL_LOCK, which the kernel drops if we die holding it.  Nothing in
  * the segment can make this abort, and a forged ctl_busy costs a sweep.
  * @timeout_ns: 0 try once, SHMQ_FOREVER wait, > 0 wait at most that long.
+ * Returns 0, -EAGAIN (0: held), -ETIMEDOUT, -EBUSY (a read lock blocks
+ * it), -EBADF (our parent's attachment, after fork), or -errno.
+ *
+ * The holding thread cannot be cancelled (pthread_cancel) until it leaves:
+ * ctl_mu is private memory, and a thread cancelled holding it, or inside
+ * the attach, would wedge the attachment (the robust mutex of layout 3
+ * passed on; this one does not need to).
  */
 static int seg_lock(shmq_seg *seg, int64_t timeout_ns)
 {
 	struct seg_hdr *h = shmq__hdr(seg);
 	uint64_t abs_ns = 0;
 	uint32_t busy;
-	int rc;
+	int rc, cancel;
 
 	if (seg->fd < 0)
-		return -EBADF;          /* our parent's attachment, after fork */
+		return -EBADF;
 	if (timeout_ns > 0)
 		abs_ns = shmq__now_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ns;
-	if (timeout_ns == 0) {
-		rc = pthread_mutex_trylock(&seg->ctl_mu);
-	} else if (timeout_ns < 0) {
-		rc = pthread_mutex_lock(&seg->ctl_mu);
-	} else {
-		struct timespec ts = {
-			.tv_sec = (time_t)(abs_ns / 1000000000ull),
-			.tv_nsec = (long)(abs_ns % 1000000000ull),
-		};
-
-		rc = pthread_mutex_clocklock(&seg->ctl_mu, CLOCK_MONOTONIC,
-					     &ts);
-	}
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel);
+	rc = ctl_mu_lock(seg, timeout_ns, abs_ns);
 	if (rc)
-		return rc == EBUSY ? -EBUSY : -rc;
+		goto fail;
 	if (timeout_ns == 0)
 		rc = ofd_trylock(seg->fd, SEG_CTL_LOCK);
-	else if (timeout_ns < 0)
-		rc = ofd_lockw(seg->fd, SEG_CTL_LOCK);
 	else
 		rc = ofd_lock_until(seg->fd, SEG_CTL_LOCK, abs_ns);
 	if (rc) {
 		pthread_mutex_unlock(&seg->ctl_mu);
-		return rc;
+		goto fail;
 	}
-	if (seg->proc_idx < 0) {
+	seg->ctl_cancel = cancel;
+	seg->ctl_marked = false;
+	if (seg->observer) {
 		/*
 		 * An observer writes nothing, so it cannot mark the lock busy
 		 * either.  acquire: pairs with the last holder's release in
@@ -187,6 +201,7 @@ static int seg_lock(shmq_seg *seg, int64_t timeout_ns)
 	}
 	/* acquire: pairs with the release in shmq__seg_unlock(), as above. */
 	busy = atomic_exchange_explicit(&h->ctl_busy, 1, memory_order_acquire);
+	seg->ctl_marked = true;
 	if (busy) {
 		/*
 		 * The previous holder died inside the control plane (or a
@@ -199,6 +214,9 @@ static int seg_lock(shmq_seg *seg, int64_t timeout_ns)
 		shmq__dir_sweep(seg);
 	}
 	return 0;
+fail:
+	pthread_setcancelstate(cancel, NULL);
+	return rc;
 }
 
 int shmq__seg_lock(shmq_seg *seg)
@@ -213,21 +231,20 @@ int shmq__seg_trylock(shmq_seg *seg)
 
 int shmq__seg_lock_for(shmq_seg *seg, int64_t timeout_ns)
 {
-	int rc = seg_lock(seg, timeout_ns);
-
-	if (rc == -EBUSY)
-		return -EAGAIN;
-	return rc;
+	return seg_lock(seg, timeout_ns);
 }
 
 void shmq__seg_unlock(shmq_seg *seg)
 {
-	if (seg->proc_idx >= 0)
+	int cancel = seg->ctl_cancel;
+
+	if (seg->ctl_marked)
 		/* release: our control-plane writes before the next holder's. */
 		atomic_store_explicit(&shmq__hdr(seg)->ctl_busy, 0,
 				      memory_order_release);
 	ofd_unlock(seg->fd, SEG_CTL_LOCK);
 	pthread_mutex_unlock(&seg->ctl_mu);
+	pthread_setcancelstate(cancel, NULL);
 }
 
 /* ---- the process's attachments, for fork() -------------------------------- */
@@ -258,22 +275,46 @@ static void reg_parent(void)
 	pthread_mutex_unlock(&reg_mu);
 }
 
+/*
+ * proc_idx stays: indexes into the (now private) table keep in range, so
+ * a parent's handle used anyway writes only the child's own pages.  A
+ * child that waits on such a handle may wait for ever: nobody wakes it.
+ */
 static void reg_child(void)
 {
 	shmq_seg *seg;
 
 	for (seg = reg_head; seg; seg = seg->reg_next) {
-		if (seg->base != MAP_FAILED)
-			mmap(seg->base, seg->size, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		if (seg->base != MAP_FAILED &&
+		    mmap(seg->base, seg->size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+		    MAP_FAILED) {
+			munmap(seg->base, seg->size);
+			seg->base = MAP_FAILED;
+		}
 		if (seg->fd >= 0)
 			close(seg->fd);
 		seg->fd = -1;
-		seg->proc_idx = -1;
 		/* Another thread of the parent may have held it: not here. */
 		pthread_mutex_init(&seg->ctl_mu, NULL);
 	}
-	pthread_mutex_init(&reg_mu, NULL);
+	/* Locked by reg_prepare() in the thread that forked: this one. */
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/*
+ * Around each open() or mmap() of a segment file and the store of its
+ * result: a fork() in between would give the child a reference that
+ * reg_child() does not know of.  reg_prepare() waits for us.
+ */
+static void reg_hold(void)
+{
+	pthread_mutex_lock(&reg_mu);
+}
+
+static void reg_release(void)
+{
+	pthread_mutex_unlock(&reg_mu);
 }
 
 static void reg_init(void)
@@ -406,8 +447,8 @@ static void seg_abort(shmq_seg *seg)
  */
 static int owner_check(const struct stat *st, unsigned flags)
 {
-	gid_t groups[256];
-	int i, n;
+	gid_t *groups;
+	int i, n, rc = -EACCES;
 
 	if (st->st_uid == geteuid() || st->st_uid == 0 ||
 	    (flags & SHMQ_OPEN_TRUST_ANY))
@@ -417,11 +458,18 @@ static int owner_check(const struct stat *st, unsigned flags)
 		return -EACCES;
 	if (st->st_gid == getegid())
 		return 0;
-	n = getgroups((int)(sizeof(groups) / sizeof(groups[0])), groups);
+	n = getgroups(0, NULL);
+	if (n <= 0)
+		return -EACCES;
+	groups = malloc((size_t)n * sizeof(*groups));
+	if (!groups)
+		return -ENOMEM;
+	n = getgroups(n, groups);
 	for (i = 0; i < n; i++)
 		if (groups[i] == st->st_gid)
-			return 0;
-	return -EACCES;
+			rc = 0;
+	free(groups);
+	return rc;
 }
 
 /*
@@ -445,12 +493,15 @@ static int seg_map(const char *name, unsigned flags, bool observe,
 	seg = seg_alloc(path);
 	if (!seg)
 		return -ENOMEM;
+	seg->observer = observe;
 	/*
 	 * Read-write even to observe: the control-plane lock is a write lock.
 	 * O_NONBLOCK: a FIFO planted at the name must not block the open (it
 	 * is refused below); it means nothing for a regular file.
 	 */
+	reg_hold();
 	seg->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	reg_release();
 	if (seg->fd < 0) {
 		rc = -errno;
 		if (rc == -ENXIO)       /* a FIFO with no reader, say */
@@ -472,8 +523,10 @@ static int seg_map(const char *name, unsigned flags, bool observe,
 			goto fail;
 	}
 	seg->size = (size_t)st.st_size;
+	reg_hold();
 	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 seg->fd, 0);
+	reg_release();
 	if (seg->base == MAP_FAILED) {
 		rc = -errno;
 		goto fail;
@@ -696,10 +749,13 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 	seg = seg_alloc(path);
 	if (!seg)
 		return -ENOMEM;
+	reg_hold();
 	rc = tmp_create(path, a.mode, tmp, sizeof(tmp));
+	if (rc >= 0)
+		seg->fd = rc;
+	reg_release();
 	if (rc < 0)
 		goto fail;
-	seg->fd = rc;
 	/*
 	 * The group first (chown may clear set-id bits), then the mode,
 	 * applied exactly whatever the umask; both before the name exists.
@@ -722,8 +778,10 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 		goto fail;
 	}
 	seg->size = a.size;
+	reg_hold();
 	seg->base = mmap(NULL, seg->size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 seg->fd, 0);
+	reg_release();
 	if (seg->base == MAP_FAILED) {
 		rc = -errno;
 		goto fail;

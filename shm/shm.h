@@ -36,6 +36,11 @@ struct shmq_seg {
 	 * memory) excludes our own threads from the control plane.
 	 */
 	pthread_mutex_t ctl_mu;
+	/* Under ctl_mu, for shmq__seg_unlock(): did we set ctl_busy, and the
+	 * holder's cancel state to restore. */
+	bool ctl_marked;
+	int ctl_cancel;
+	bool observer;          /* shmq_seg_observe(): writes nothing */
 	struct shmq_seg *reg_prev, *reg_next;   /* the process's attachments */
 	unsigned char *base;    /* mapping */
 	size_t size;            /* mapping length == file size */
@@ -123,9 +128,11 @@ void shmq__seg_get(shmq_seg *seg);
 void shmq__seg_put(shmq_seg *seg);
 /*
  * The control-plane lock (layout.h, "Locks the kernel keeps").  _lock waits
- * for it; _trylock returns -EBUSY when it is held; _lock_for waits at most
+ * for it; _trylock returns -EAGAIN when it is held; _lock_for waits at most
  * @timeout_ns (0: -EAGAIN when held; SHMQ_FOREVER: as _lock; else
- * -ETIMEDOUT).  -EBADF in a child after fork() (its parent's attachment).
+ * -ETIMEDOUT).  All: -EBUSY at once when a read lock (someone with read
+ * access only) blocks it; -EBADF in a child after fork() (its parent's
+ * attachment).
  */
 int shmq__seg_lock(shmq_seg *seg);
 int shmq__seg_trylock(shmq_seg *seg);
@@ -177,7 +184,7 @@ void shmq__alloc_usage(const shmq_seg *seg, uint64_t *used, uint64_t *largest_fr
 /* proc.c */
 uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx);
 _Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx);
-/* Count live attachments whose roles[idx] has @bit (under the mutex). */
+/* Count live attachments whose roles[idx] has @bit (under the lock). */
 uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit);
 struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx);
 int shmq__proc_attach(shmq_seg *seg);
@@ -187,7 +194,7 @@ void shmq__proc_reap(shmq_seg *seg);
 
 /*
  * A live process's operation record, copied for a repairer: see layout.h.
- * Under the mutex: shmq__proc_alive_map() sets alive[i] (max_procs bytes)
+ * Under the lock: shmq__proc_alive_map() sets alive[i] (max_procs bytes)
  * for each attached entry whose owner lives (a process that dies later
  * still counts as alive: the safe direction); shmq__proc_live_recs() copies
  * at most @max valid records of those entries and returns how many.

@@ -20,12 +20,10 @@
  * hang, leak, or touch memory outside the mapping (ASan, UBSan; the
  * harness also checks every zero-copy pointer it is handed).
  *
- * One region is not fuzzed: the control-plane mutex (header bytes
- * 256..319).  It is a glibc pthread_mutex_t; a peer with write access can
- * garble it so that pthread_mutex_lock() blocks forever, which is the
- * documented denial of service of the trust model (README.md), not a bug
- * this harness could find.  boot_id is fuzzed: a foreign boot id makes open
- * re-initialise the mutex, which is a path worth covering.
+ * Every byte is fuzzed, the control-plane line (ctl_busy: a garbled word
+ * makes the next holder sweep) and the process table's liveness-related
+ * words included: no lock lives in the segment (layout.h, "Locks the
+ * kernel keeps"), so no byte of it can make a call block or abort.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +38,6 @@
 #include "shm.h"
 
 #define SEG_BYTES	(64u * 1024)
-#define MUTEX_OFF	256u
 
 static unsigned char *tmpl;
 static unsigned char *img;
@@ -169,7 +166,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += len;
 		size -= len;
 	}
-	memcpy(img + MUTEX_OFF, tmpl + MUTEX_OFF, SEG_MUTEX_BYTES);
 
 	fd = open(fuzz_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || pwrite(fd, img, SEG_BYTES, 0) != (ssize_t)SEG_BYTES) {

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -407,6 +408,9 @@ static void test_fork_child_does_not_keep_parent_alive(void **state)
 			int rc = shmq_seg_recover(s);
 
 			alarm(30);
+			/* Misuse, but it must not fault: private pages now. */
+			(void)shmq_send(pq, "y", 1, 0);
+			(void)shmq_release(pq, &m);
 			if (write(p[1], &rc, sizeof(rc)) != sizeof(rc))
 				_exit(51);
 			for (;;)
@@ -507,6 +511,33 @@ static void test_read_locks_are_not_life(void **state)
 	shmq_close(q);
 }
 
+/*
+ * A read lock on the control-plane byte: every call that needs the
+ * control plane fails at once with -EBUSY instead of waiting for ever.
+ */
+static void test_read_lock_on_control_plane(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue_flags(fix->seg, "ticks", 8, 64, SHMQ_SPSC);
+	struct shmq_seg_info si;
+	shmq_seg *s;
+	uint64_t t0;
+	pid_t r;
+
+	t_assert_err(shmq_seg_info(fix->seg, &si), 0);
+	r = read_locker(fix->name, si.max_procs, 1);
+	t0 = t_now_ns();
+	t_assert_err(shmq_seg_open(fix->name, &s), -EBUSY);
+	t_assert_err(shmq_seg_observe(fix->name, &s), -EBUSY);
+	t_assert_err(shmq_create(fix->seg, "other", NULL), -EBUSY);
+	t_assert_err(shmq_seg_recover(fix->seg), -EBUSY);
+	t_assert_err(shmq_send(q, "x", 1, SHMQ_FOREVER), -EBUSY);
+	assert_true(t_now_ns() - t0 < 1000 * (uint64_t)T_MS);
+	kill_child(r);
+	t_assert_err(shmq_send(q, "x", 1, 0), 0);
+	shmq_close(q);
+}
+
 /* ---- 7: SPSC and the control plane ------------------------------------ */
 
 /* A child holding the control-plane lock (as a stopped repairer would). */
@@ -567,6 +598,92 @@ static void test_spsc_timeout_on_busy_control_plane(void **state)
 	shmq_close(q);
 }
 
+/*
+ * Two attachments of one process exclude each other too: the lock is an
+ * OFD lock, per open file description (a POSIX record lock would not
+ * conflict within a process).  Here a second description of the file in
+ * this very process holds the byte.
+ */
+static void test_two_attachments_exclude(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue_flags(fix->seg, "ticks", 8, 64, SHMQ_SPSC);
+	struct flock fl = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET,
+		.l_start = CTL_LOCK_BYTE, .l_len = 1,
+	};
+	char path[128], buf[8];
+	int fd;
+
+	t_shm_path(path, sizeof(path), fix->name);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 50 * T_MS), -ETIMEDOUT);
+	close(fd);
+	t_assert_err(shmq_recv(q, buf, sizeof(buf), 0), -EAGAIN);
+	shmq_close(q);
+}
+
+struct cancel_arg {
+	shmq_seg *seg;
+	int rc;
+};
+
+static void *cancel_thread(void *p)
+{
+	struct cancel_arg *a = p;
+
+	a->rc = shmq_create(a->seg, "late", NULL);
+	for (;;)
+		pause();        /* a cancellation point */
+	return NULL;
+}
+
+/*
+ * A thread cancelled while it waits for the control plane finishes its
+ * call first (cancellation is held off inside), so the attachment is not
+ * left with its private lock taken.
+ */
+static void test_cancel_in_control_plane(void **state)
+{
+	struct t_fix *fix = *state;
+	struct cancel_arg a = { fix->seg, 1 };
+	pthread_t th;
+	pid_t l;
+
+	l = ctl_holder(fix->name);
+	assert_int_equal(pthread_create(&th, NULL, cancel_thread, &a), 0);
+	t_sleep_ms(50);
+	assert_int_equal(pthread_cancel(th), 0);
+	t_sleep_ms(50);
+	kill_child(l);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	t_assert_err(a.rc, 0);
+	/* The attachment still works for its other threads. */
+	t_assert_err(shmq_create(fix->seg, "after", NULL), 0);
+}
+
+/* A clean close leaves the busy word clear: nobody sweeps for nothing. */
+static void test_clean_close_clears_busy(void **state)
+{
+	struct t_fix *fix = *state;
+	char path[128];
+	uint32_t busy;
+	shmq_seg *s;
+	int fd;
+
+	t_assert_err(shmq_seg_open(fix->name, &s), 0);
+	t_assert_err(shmq_create(s, "x", NULL), 0);
+	shmq_seg_close(s);
+	t_shm_path(path, sizeof(path), fix->name);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &busy, sizeof(busy), CTL_LINE), 4);
+	close(fd);
+	assert_int_equal(busy, 0);
+}
+
 /* ---- 8: more stranded than the lane holds --------------------------------- */
 
 static void test_dead_consumer_more_than_lane(void **state)
@@ -577,6 +694,8 @@ static void test_dead_consumer_more_than_lane(void **state)
 	char buf[64];
 	pid_t h;
 
+	/* No stall repairs: the consumers' own rescue must do it. */
+	t_assert_err(shmq_set_stall(q, 0), 0);
 	send_n(q, 20);
 	h = holder(fix->name, "jobs", 20);
 	kill_child(h);
@@ -718,6 +837,10 @@ int main(void)
 		T(test_forged_lock_words),
 		T(test_fork_child_does_not_keep_parent_alive),
 		T(test_read_locks_are_not_life),
+		T(test_read_lock_on_control_plane),
+		T(test_two_attachments_exclude),
+		T(test_cancel_in_control_plane),
+		T(test_clean_close_clears_busy),
 		T(test_spsc_timeout_on_busy_control_plane),
 		T(test_dead_consumer_more_than_lane),
 		TN(test_fifo_does_not_block),
