@@ -129,25 +129,36 @@ static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
 	}
 }
 
-/* Our threads' turn: ctl_mu, within the same timeout. */
+/*
+ * Our threads' turn: ctl_mu, within the same timeout.  A timed wait polls
+ * too (pthread_mutex_clocklock would do, but ThreadSanitizer does not know
+ * it, and the lock is held for microseconds).
+ */
 static int ctl_mu_lock(shmq_seg *seg, int64_t timeout_ns, uint64_t abs_ns)
 {
-	struct timespec ts = {
-		.tv_sec = (time_t)(abs_ns / 1000000000ull),
-		.tv_nsec = (long)(abs_ns % 1000000000ull),
-	};
+	uint64_t backoff = 10000, now;
+	struct timespec ts;
 	int rc;
 
-	if (timeout_ns == 0)
+	if (timeout_ns < 0)
+		return -pthread_mutex_lock(&seg->ctl_mu);
+	for (;;) {
 		rc = pthread_mutex_trylock(&seg->ctl_mu);
-	else if (timeout_ns < 0)
-		rc = pthread_mutex_lock(&seg->ctl_mu);
-	else
-		rc = pthread_mutex_clocklock(&seg->ctl_mu, CLOCK_MONOTONIC,
-					     &ts);
-	if (rc == EBUSY)
-		return -EAGAIN;
-	return -rc;
+		if (rc != EBUSY)
+			return -rc;
+		if (timeout_ns == 0)
+			return -EAGAIN;
+		now = shmq__now_ns(CLOCK_MONOTONIC);
+		if (now >= abs_ns)
+			return -ETIMEDOUT;
+		if (backoff > abs_ns - now)
+			backoff = abs_ns - now;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)backoff;
+		nanosleep(&ts, NULL);
+		if (backoff < 1000000)
+			backoff *= 2;
+	}
 }
 
 /*
