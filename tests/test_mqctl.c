@@ -313,7 +313,7 @@ static void test_help_version_usage(void **state)
 {
 	static const char *cmds[] = { "init", "destroy", "info", "create",
 		"delete", "purge", "list", "stat", "watch", "send", "recv",
-		"peek", "procs", "recover", "check" };
+		"peek", "procs", "recover", "check", "segments" };
 	static struct run r, top;
 	unsigned i;
 
@@ -415,16 +415,33 @@ static void test_init_bad_values(void **state)
 	EXPECT(&r, 2, "does not fit");
 	run(&r, "-s", s, "init", "--size", "-5M", NULL);
 	EXPECT(&r, 2, "does not parse");
+	/* Out of range: the range is said (SEG_MIN_SIZE, SHMQ_MAX_*). */
+	assert_int_equal(SEG_MIN_SIZE, 64 * 1024);
 	run(&r, "-s", s, "init", "--size", "16K", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "--size '16K' is too small: a segment is 64 KiB to "
+	       "64 TiB");
+	run(&r, "-s", s, "init", "--size", "65T", NULL);
+	EXPECT(&r, 2, "--size '65T' does not fit: a segment is 64 KiB to "
+	       "64 TiB");
+	run(&r, "-s", s, "init", "--max-procs", "100000", NULL);
+	EXPECT(&r, 2, "--max-procs 100000 is out of range: 1..1024");
+	run(&r, "-s", s, "init", "--max-procs", "1025", NULL);
+	EXPECT(&r, 2, "out of range: 1..1024");
+	run(&r, "-s", s, "init", "--max-queues", "4097", NULL);
+	EXPECT(&r, 2, "--max-queues 4097 is out of range: 1..4096");
+	/* In range, but the tables of 4096 queues do not fit 64 KiB. */
+	run(&r, "-s", s, "init", "--size", "64K", "--max-queues", "4096",
+	    NULL);
+	EXPECT(&r, 1, "--size 64 KiB leaves no room for the tables of 4096 "
+	       "queues and 64 processes");
 	run(&r, "-s", s, "init", "--mode", "0999", NULL);
 	EXPECT(&r, 2, "--mode '0999' does not parse");
 	run(&r, "-s", s, "init", "--group", "no-such-group-xyz", NULL);
 	EXPECT(&r, 2, "no such group");
 	run(&r, "-s", s, "init", "--max-queues", "0", NULL);
-	EXPECT(&r, 2, "at least 1");
+	EXPECT(&r, 2, "out of range: 1..4096");
 	run(&r, "-s", s, "init", "--max-queues", "100000", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "out of range: 1..4096");
 	run(&r, "-s", s, "init", "--size", NULL);
 	EXPECT(&r, 2, "needs a value");
 	run(&r, "-s", "bad name", "init", NULL);
@@ -462,10 +479,14 @@ static void test_queues(void **state)
 	run(&r, "-s", s, "create", "q2", "--capacity", "99999999999", NULL);
 	EXPECT(&r, 2, "does not fit");
 	run(&r, "-s", s, "create", "q2", "--msg-size", "100M", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "--msg-size 100M is out of range: 1..67108864 bytes");
+	run(&r, "-s", s, "create", "q2", "--capacity", "16777217", NULL);
+	EXPECT(&r, 2, "--capacity 16777217 is out of range: 1..16777216");
 	run(&r, "-s", s, "create", "huge", "--capacity", "1048576",
 	    "--msg-size", "1K", NULL);
-	EXPECT(&r, 1, "no space");
+	EXPECT(&r, 1, "queue 'huge': no space: segment memory or queue "
+	       "directory full; not enough free segment memory for its ring: "
+	       "the largest free block is");
 
 	send_str(fix->seg, "orders", "one");
 	send_str(fix->seg, "orders", "two");
@@ -536,8 +557,10 @@ static void test_send_recv_peek(void **state)
 	run(&r, "-s", s, "recv", "q", "-n", "5", NULL);
 	EXPECT(&r, 0, NULL);
 	assert_string_equal(r.out, "alpha\nbeta\n");
+	/* Empty: said one-sided, not the library's "empty or full". */
 	run(&r, "-s", s, "recv", "q", NULL);
-	EXPECT(&r, 1, "queue 'q': operation would block");
+	EXPECT(&r, 1, "queue 'q' is empty: nothing received; --timeout "
+	       "waits for a message");
 	run(&r, "-s", s, "recv", "q", "--timeout", "30ms", NULL);
 	EXPECT(&r, 1, "timed out");
 
@@ -568,16 +591,26 @@ static void test_send_recv_peek(void **state)
 	/* Errors. */
 	run(&r, "-s", s, "send", "q", "this is longer than sixteen", NULL);
 	EXPECT(&r, 1, "message larger than the queue's msg_size");
+	/* A file's error is the file's, through strerror, naming it. */
 	run(&r, "-s", s, "send", "q", "--file", "/nonexistent/x", NULL);
-	EXPECT(&r, 1, "no such segment or queue");
+	EXPECT(&r, 1, "queue 'q': --file /nonexistent/x: No such file or "
+	       "directory");
+	run(&r, "-s", s, "send", "q", "--file", dir, NULL);
+	EXPECT(&r, 1, "Is a directory");
+	assert_non_null(strstr(r.err, dir));
+	run(&r, "-s", s, "--json", "send", "q", "--file", "/nonexistent/x",
+	    NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOENT' and d['queue'] == 'q' and "
+	     "'/nonexistent/x' in d['message'] and d['sent'] == 0");
 	fd = open(file, O_WRONLY | O_APPEND);
 	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
 	close(fd);
 	run(&r, "-s", s, "send", "q", "--file", file, NULL);
-	EXPECT(&r, 1, "longer than msg_size");
+	EXPECT(&r, 1, "longer than msg_size (16 bytes); nothing sent");
 	run(&r, "-s", s, "send", "q", "a", "b", "c", "d", "e", NULL);
-	EXPECT(&r, 1, "message 5 not sent (4 sent before it)");
-	assert_non_null(strstr(r.err, "operation would block"));
+	EXPECT(&r, 1, "queue 'q' is full: message 5 not sent (4 sent before "
+	       "it); --timeout waits for room");
 	run(&r, "-s", s, "send", "q", "x", "--timeout", "20ms", NULL);
 	EXPECT(&r, 1, "timed out");
 	run(&r, "-s", s, "send", "q", "x", "--timeout", "soon", NULL);
