@@ -24,7 +24,7 @@
 
 static const struct opt opts_init[] = {
 	{ "size", 1, OPT_SIZE, "SIZE",
-	  "segment size, K/M/G/T suffixes, 64K..64T (default 64M)" },
+	  "segment size, 64K..64T, K/M/G/T (default 64M)" },
 	{ "mode", 1, OPT_MODE, "MODE",
 	  "permission bits, octal, within 0666 (default 0600)" },
 	{ "group", 1, OPT_GROUP, "GROUP", "group owner: name or number" },
@@ -202,8 +202,10 @@ static void print_main_help(FILE *f)
 	for (c = mqctl_cmds; c->name; c++)
 		fprintf(f, "  %-8s %-20s %s\n", c->name, c->operands,
 			c->summary);
-	fprintf(f, "\nSizes take K/M/G suffixes; durations ns/us/ms/s.  Exit "
-		"status: 0 success,\n1 failure, 2 usage error.  See mqctl(1).\n");
+	fprintf(f, "\nNames (segments, queues) are 1-63 bytes of [A-Za-z0-9._-], "
+		"not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
+		"ns/us/ms/s.  Exit status: 0 success,\n1 failure, 2 usage "
+		"error.  See mqctl(1).\n");
 }
 
 static void print_cmd_help(const struct cmd *cmd)
