@@ -1516,7 +1516,10 @@ static void test_json_everywhere(void **state)
 	run(&r, "--json", "-s", s, "list", "--frob", NULL);
 	EXPECT(&r, 2, NULL);
 	JSON(r.err, "d['error'] == 'usage' and 'unknown option' in "
-	     "d['message'] and d['command'] == 'list'");
+	     "d['message'] and d['command'] == 'list' and 'segment' not in d");
+	run(&r, "--json", "-s", s, "send", "nope", "m", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOENT' and d['sent'] == 0");
 	run(&r, "frob", "--json", NULL);
 	EXPECT(&r, 2, NULL);
 	JSON(r.err, "d['error'] == 'usage' and d['command'] is None");

@@ -351,10 +351,15 @@ const char *err_name(int err)
 	return n;
 }
 
-/* {"error":...,"message":...,"command":...,"segment":...,"queue":...} */
+/*
+ * {"error":...,"message":...,"command":...,"segment":...,"queue":...};
+ * a usage error (@name "usage") has no segment or queue.
+ */
 static void json_error(const struct ctx *c, const char *name,
 		       const char *queue, const char *msg)
 {
+	int with_seg = c->cmd && strcmp(name, "usage") != 0;
+
 	fputs("{\"error\":", stderr);
 	json_str(stderr, name);
 	fputs(",\"message\":", stderr);
@@ -364,7 +369,7 @@ static void json_error(const struct ctx *c, const char *name,
 		json_str(stderr, c->cmd);
 	else
 		fputs("null", stderr);
-	if (c->cmd) {
+	if (with_seg) {
 		fputs(",\"segment\":", stderr);
 		json_str(stderr, c->seg);
 		fputs(",\"queue\":", stderr);
@@ -373,7 +378,7 @@ static void json_error(const struct ctx *c, const char *name,
 		else
 			fputs("null", stderr);
 	}
-	if (c->jextra[0])
+	if (with_seg && c->jextra[0])
 		fprintf(stderr, ",%s", c->jextra);
 	fputs("}\n", stderr);
 }

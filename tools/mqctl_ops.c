@@ -545,6 +545,7 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 	if (rc)
 		return rc == PARSED_HELP ? 0 : rc;
 	name = c->argv[0];
+	snprintf(c->jextra, sizeof(c->jextra), "\"sent\":0");
 	if (o.file && c->argc > 1)
 		return usage(c, "--file and MESSAGE operands exclude each other");
 	if (open_queue(c, name, &seg, &q))
@@ -558,7 +559,6 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 		if (rc) {
 			shmq_close(q);
 			shmq_seg_close(seg);
-			snprintf(c->jextra, sizeof(c->jextra), "\"sent\":0");
 			if (rc == -EMSGSIZE)
 				return fail(c, name, rc, "--file %s is longer "
 					    "than msg_size (%u bytes); nothing "
