@@ -191,10 +191,11 @@ static void print_main_help(FILE *f)
 		"  -s, --segment SEGMENT  segment name (/dev/shm/shmq.NAME) or "
 		"a file path\n"
 		"                         (default: $SHMQ_SEGMENT, else shmq)\n"
-		"      --json             JSON output, for every command (watch: "
-		"one document\n"
-		"                         per line); errors as one JSON object "
-		"on stderr\n"
+		"      --json             JSON output, for every command "
+		"(watch: one\n"
+		"                         document per line); errors as one "
+		"JSON object on\n"
+		"                         stderr\n"
 		"  -h, --help             this help; COMMAND --help for a "
 		"command's\n"
 		"  -V, --version          print the version\n"
@@ -202,8 +203,8 @@ static void print_main_help(FILE *f)
 	for (c = mqctl_cmds; c->name; c++)
 		fprintf(f, "  %-8s %-20s %s\n", c->name, c->operands,
 			c->summary);
-	fprintf(f, "\nNames (segments, queues) are 1-63 bytes of [A-Za-z0-9._-], "
-		"not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
+	fprintf(f, "\nNames (segments, queues) are 1-63 bytes of "
+		"[A-Za-z0-9._-], not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
 		"ns/us/ms/s.  Exit status: 0 success,\n1 failure, 2 usage "
 		"error.  See mqctl(1).\n");
 }
@@ -344,11 +345,10 @@ enum { WHY_LIB, WHY_SYS, WHY_OWN };
 /* "ENOENT": the library's name, else the C library's (a file's errno). */
 const char *err_name(int err)
 {
-	const char *n = shmq_errname(err);
+	const char *n = shmq_errname(err), *sys;
 
-	if (strcmp(n, "E?") == 0 && err && strerrorname_np(err < 0 ? -err : err))
-		n = strerrorname_np(err < 0 ? -err : err);
-	return n;
+	sys = err ? strerrorname_np(err < 0 ? -err : err) : NULL;
+	return strcmp(n, "E?") == 0 && sys ? sys : n;
 }
 
 /*

@@ -34,7 +34,7 @@ struct ctx {
 	int json;
 	int argc;               /* operands left after the options */
 	char **argv;
-	char jextra[128];       /* more members for a JSON error ("\"sent\":3") */
+	char jextra[128];       /* JSON error's extra members: "\"sent\":3" */
 };
 
 /* parse_opts() printed the command's help: exit 0. */

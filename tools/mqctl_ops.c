@@ -42,13 +42,13 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 	case OPT_SIZE:
 		rc = parse_size(arg, SEG_MAX_BYTES, &v);
 		if (rc == -2)
-			return usage(c, "--size '%s' does not fit: a segment is "
-				     "64 KiB to 64 TiB", arg);
+			return usage(c, "--size '%s' does not fit: a segment "
+				     "is 64 KiB to 64 TiB", arg);
 		if (rc)
 			return bad_value(c, "--size", arg, rc);
 		if (v < SEG_MIN_BYTES)
-			return usage(c, "--size '%s' is too small: a segment is "
-				     "64 KiB to 64 TiB", arg);
+			return usage(c, "--size '%s' is too small: a segment "
+				     "is 64 KiB to 64 TiB", arg);
 		a->size = (size_t)v;
 		break;
 	case OPT_MODE:
@@ -90,8 +90,8 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 		if (rc == -1)
 			return bad_value(c, "--max-queues", arg, rc);
 		if (rc || !v || v > SHMQ_MAX_QUEUES)
-			return usage(c, "--max-queues %s is out of range: 1..%u",
-				     arg, SHMQ_MAX_QUEUES);
+			return usage(c, "--max-queues %s is out of range: "
+				     "1..%u", arg, SHMQ_MAX_QUEUES);
 		a->max_queues = (uint32_t)v;
 		break;
 	case OPT_MAX_PROCS:

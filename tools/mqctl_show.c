@@ -66,7 +66,7 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 		       in.max_queues, in.procs, in.procs_dead, in.max_procs,
 		       (unsigned long long)in.create_time_ns);
 		json_str(stdout, fmt_time(in.create_time_ns, t, sizeof(t)));
-		/* The names of the file's owner and group, and the creator's. */
+		/* The names of the file's owner, group, and creator. */
 		printf(",\"user\":");
 		json_str(stdout, user_name(in.uid, u, sizeof(u)));
 		printf(",\"group\":");
@@ -930,7 +930,8 @@ static void seg_print(const struct ctx *c, const struct seg_row *r, int first)
 			       (unsigned long long)r->st.st_size,
 			       (unsigned)r->st.st_uid);
 			json_str(stdout, user_name(r->st.st_uid, u, sizeof(u)));
-			printf(",\"gid\":%u,\"group\":", (unsigned)r->st.st_gid);
+			printf(",\"gid\":%u,\"group\":",
+			       (unsigned)r->st.st_gid);
 			json_str(stdout, group_name(r->st.st_gid, g,
 						    sizeof(g)));
 			printf(",\"mode\":\"%04o\"",
