@@ -449,7 +449,8 @@ static void test_init_bad_values(void **state)
 	run(&r, "-s", s, "init", "--size", NULL);
 	EXPECT(&r, 2, "needs a value");
 	run(&r, "-s", "bad name", "init", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 1, "invalid argument; a segment name is 1-63 bytes of "
+	       "[A-Za-z0-9._-]");
 	run(&r, "-s", "a234567890123456789012345678901234567890123456789012345"
 	    "678901234", "info", NULL);
 	EXPECT(&r, 1, "longer than 63");

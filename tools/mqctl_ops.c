@@ -107,6 +107,15 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 	return 0;
 }
 
+/* The library's rule for names (include/shmq.h, top). */
+static int name_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n && !s[n] && n <= SHMQ_NAME_MAX;
+}
+
 /* The size the library will reserve: the default, rounded to pages. */
 static uint64_t init_size(const struct shmq_seg_attr *a)
 {
@@ -154,6 +163,9 @@ int cmd_init(struct ctx *c, int argc, char **argv)
 	rc = shmq_seg_create(c->seg, &a, &seg);
 	if (rc == -ENOSPC)
 		return init_nospace(c, &a);
+	if (rc == -EINVAL && !strchr(c->seg, '/') && !name_ok(c->seg))
+		return fail(c, NULL, rc, "a segment name is 1-63 bytes of "
+			    "[A-Za-z0-9._-]; a file path has a '/'");
 	if (rc == -EINVAL) {
 		uint64_t v = init_size(&a);
 
