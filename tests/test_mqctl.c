@@ -175,6 +175,33 @@ static void expect_run(const struct run *r, int code, const char *err,
 
 #define HAS(r, s) has_text((r)->out, (s), __FILE__, __LINE__)
 #define HAS_ERR(r, s) has_text((r)->err, (s), __FILE__, __LINE__)
+/* A line of the output has @a, and after it @b (columns padded). */
+#define ROW(r, a, b) row_has((r)->out, (a), (b), __FILE__, __LINE__)
+
+static void row_has(const char *text, const char *a, const char *b,
+		    const char *file, int line)
+{
+	const char *p = text, *hit, *eol;
+
+	while ((hit = strstr(p, a)) != NULL) {
+		eol = strchr(hit, '\n');
+		if (!eol)
+			eol = hit + strlen(hit);
+		if (b[strlen(b) - 1] == '\n' && *eol == '\n')
+			eol++;
+		{
+			char row[8192];
+
+			snprintf(row, sizeof(row), "%.*s", (int)(eol - hit),
+				 hit);
+			if (strstr(row + strlen(a) - 1, b))
+				return;
+		}
+		p = hit + 1;
+	}
+	print_error("no line with \"%s\" then \"%s\":\n%s\n", a, b, text);
+	_fail(file, line);
+}
 
 static void has_text(const char *text, const char *s, const char *file,
 		     int line)
@@ -1702,8 +1729,9 @@ static void test_file_kinds(void **state)
 static void test_segments(void **state)
 {
 	struct t_fix *fix = *state;
-	const char *dir = t_tmpdir(), *lnk = t_segname();
-	char fseg[256], foreign[256], fifo[256], lpath[128], want[512];
+	const char *dir = t_tmpdir(), *lnk = t_segname(), *bad = t_segname();
+	char fseg[256], foreign[256], fifo[256], lpath[128], spath[128];
+	char want[512];
 	char expr[1024];
 	struct run r;
 	int fd;
@@ -1721,22 +1749,31 @@ static void test_segments(void **state)
 	t_shm_path(lpath, sizeof(lpath), lnk);
 	assert_int_equal(symlink("/etc/passwd", lpath), 0);
 	make_queue(fix->seg, "sq", 8, 32);
+	/* A foreign object in /dev/shm: the hint names it as -s takes it. */
+	fd = open(t_shm_path(spath, sizeof(spath), bad), O_CREAT | O_WRONLY,
+		  0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
 
 	run(&r, "segments", fseg, foreign, fifo, NULL);
 	EXPECT(&r, 0, NULL);
 	HAS(&r, "NAME");
-	snprintf(want, sizeof(want), "/dev/shm/shmq.%s ok\n", fix->name);
-	HAS(&r, want);
-	snprintf(want, sizeof(want), "%s ok\n", fseg);
-	HAS(&r, want);
-	HAS(&r, "0640");
-	snprintf(want, sizeof(want), "%s not a shmq segment", foreign);
-	HAS(&r, want);
-	snprintf(want, sizeof(want), "%s is a FIFO, not a regular file", fifo);
-	HAS(&r, want);
-	snprintf(want, sizeof(want), "%s is a symbolic link (not followed)",
-		 lpath);
-	HAS(&r, want);
+	snprintf(want, sizeof(want), "/dev/shm/shmq.%s ", fix->name);
+	ROW(&r, want, " ok\n");
+	snprintf(want, sizeof(want), "%s ", fseg);
+	ROW(&r, want, " 0640 ");
+	ROW(&r, want, " ok\n");
+	snprintf(want, sizeof(want), "%s ", foreign);
+	ROW(&r, want, " not a shmq segment");
+	snprintf(want, sizeof(want), "%s ", fifo);
+	ROW(&r, want, " is a FIFO, not a regular file");
+	snprintf(want, sizeof(want), "%s ", lpath);
+	ROW(&r, want, " is a symbolic link (not followed)");
+	snprintf(want, sizeof(want), "%s ", spath);
+	snprintf(expr, sizeof(expr), " not a shmq segment, corrupt, or "
+		 "another layout version ('mqctl -s %s check')", bad);
+	ROW(&r, want, expr);
 	run(&r, "--json", "segments", fseg, foreign, NULL);
 	EXPECT(&r, 0, NULL);
 	snprintf(expr, sizeof(expr),
@@ -1755,7 +1792,7 @@ static void test_segments(void **state)
 	/* A path without a '/' is a file here, not a segment name. */
 	run(&r, "segments", "no-such-file", NULL);
 	EXPECT(&r, 0, NULL);
-	HAS(&r, "./no-such-file No such file or directory");
+	ROW(&r, "./no-such-file ", " No such file or directory");
 	run(&r, "-s", fseg, "destroy", NULL);
 	EXPECT(&r, 0, NULL);
 }

@@ -876,8 +876,11 @@ static void seg_examine(const char *name, const char *path, struct seg_row *r)
 {
 	const char *why;
 	shmq_seg *seg;
-	int rc;
+	int rc, shm;
 
+	/* /dev/shm/shmq.NAME is "-s NAME" in the hint; a file, its path. */
+	shm = strncmp(path, "/dev/shm/shmq.", 14) == 0 &&
+	      strcmp(path + 14, name) == 0;
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->path, sizeof(r->path), "%s", path);
@@ -904,7 +907,7 @@ static void seg_examine(const char *name, const char *path, struct seg_row *r)
 	else if (rc == -EPROTO)
 		snprintf(r->status, sizeof(r->status), "not a shmq segment, "
 			 "corrupt, or another layout version ('mqctl -s %s "
-			 "check')", path);
+			 "check')", shm ? name : path);
 	else
 		snprintf(r->status, sizeof(r->status), "%s",
 			 shmq_strerror(rc));
@@ -916,9 +919,15 @@ static int row_cmp(const void *a, const void *b)
 		      ((const struct seg_row *)b)->name);
 }
 
-static void seg_print(const struct ctx *c, const struct seg_row *r, int first)
+/* Column widths of the text table: the longest name and path. */
+struct seg_widths {
+	int name, path;
+};
+
+static void seg_print(const struct ctx *c, const struct seg_row *r, int first,
+		      const struct seg_widths *w)
 {
-	char b[32], u[64], g[64], q[16];
+	char b[32], u[64], g[64], q[16], m[8];
 
 	if (c->json) {
 		printf("%s{\"name\":", first ? "" : ",");
@@ -954,20 +963,38 @@ static void seg_print(const struct ctx *c, const struct seg_row *r, int first)
 			       r->in.procs);
 		return;
 	}
-	if (r->err)
-		snprintf(q, sizeof(q), "-");
-	else
+	snprintf(q, sizeof(q), "-");
+	if (!r->err)
 		snprintf(q, sizeof(q), "%u", r->in.queues);
-	if (r->have_st)
-		printf("%-20s %10s %-10s %-10s %04o %6s %s %s\n", r->name,
-		       fmt_bytes((uint64_t)r->st.st_size, b, sizeof(b)),
-		       user_name(r->st.st_uid, u, sizeof(u)),
-		       group_name(r->st.st_gid, g, sizeof(g)),
-		       (unsigned)(r->st.st_mode & 07777), q, r->path,
-		       r->status);
-	else
-		printf("%-20s %10s %-10s %-10s %4s %6s %s %s\n", r->name, "-",
-		       "-", "-", "-", q, r->path, r->status);
+	snprintf(b, sizeof(b), "-");
+	snprintf(u, sizeof(u), "-");
+	snprintf(g, sizeof(g), "-");
+	snprintf(m, sizeof(m), "-");
+	if (r->have_st) {
+		fmt_bytes((uint64_t)r->st.st_size, b, sizeof(b));
+		user_name(r->st.st_uid, u, sizeof(u));
+		group_name(r->st.st_gid, g, sizeof(g));
+		snprintf(m, sizeof(m), "%04o",
+			 (unsigned)(r->st.st_mode & 07777));
+	}
+	printf("%-*s %10s %-10s %-10s %4s %6s %-*s %s\n", w->name, r->name, b,
+	       u, g, m, q, w->path, r->path, r->status);
+}
+
+/* Room for one more row in *@rows; NULL when out of memory. */
+static struct seg_row *seg_more(struct seg_row **rows, size_t *n,
+				size_t *cap)
+{
+	struct seg_row *tmp;
+
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		tmp = realloc(*rows, *cap * sizeof(**rows));
+		if (!tmp)
+			return NULL;
+		*rows = tmp;
+	}
+	return &(*rows)[(*n)++];
 }
 
 /*
@@ -976,8 +1003,9 @@ static void seg_print(const struct ctx *c, const struct seg_row *r, int first)
  */
 int cmd_segments(struct ctx *c, int argc, char **argv)
 {
-	struct seg_row *rows = NULL, *tmp;
-	size_t n = 0, cap = 0, i;
+	struct seg_widths w = { 4, 4 };
+	struct seg_row *rows = NULL, *r;
+	size_t n = 0, cap = 0, nshm, i;
 	struct dirent *d;
 	char path[4200];
 	DIR *dir;
@@ -991,41 +1019,47 @@ int cmd_segments(struct ctx *c, int argc, char **argv)
 	while ((d = readdir(dir)) != NULL) {
 		if (strncmp(d->d_name, "shmq.", 5) != 0 || !d->d_name[5])
 			continue;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			tmp = realloc(rows, cap * sizeof(*rows));
-			if (!tmp) {
-				closedir(dir);
-				free(rows);
-				return fail(c, NULL, -ENOMEM, NULL);
-			}
-			rows = tmp;
+		r = seg_more(&rows, &n, &cap);
+		if (!r) {
+			closedir(dir);
+			free(rows);
+			return fail(c, NULL, -ENOMEM, NULL);
 		}
 		snprintf(path, sizeof(path), "/dev/shm/%s", d->d_name);
-		seg_examine(d->d_name + 5, path, &rows[n++]);
+		seg_examine(d->d_name + 5, path, r);
 	}
 	closedir(dir);
-	if (n)
-		qsort(rows, n, sizeof(*rows), row_cmp);
-	if (c->json)
-		printf("{\"segments\":[");
-	else
-		printf("%-20s %10s %-10s %-10s %4s %6s %s %s\n", "NAME", "SIZE",
-		       "OWNER", "GROUP", "MODE", "QUEUES", "PATH", "STATUS");
-	for (i = 0; i < n; i++)
-		seg_print(c, &rows[i], i == 0);
-	free(rows);
-	/* The file-backed segments named, in the order given. */
+	nshm = n;
+	if (nshm)
+		qsort(rows, nshm, sizeof(*rows), row_cmp);
+	/* Then the file-backed segments named, in the order given. */
 	for (i = 0; i < (size_t)c->argc; i++) {
-		struct seg_row r;
-
+		r = seg_more(&rows, &n, &cap);
+		if (!r) {
+			free(rows);
+			return fail(c, NULL, -ENOMEM, NULL);
+		}
 		/* "seg.bin" is a file here, as "./seg.bin" to the library. */
 		snprintf(path, sizeof(path), "%s%s",
 			 strchr(c->argv[i], '/') ? "" : "./", c->argv[i]);
-		seg_examine(c->argv[i], path, &r);
-		seg_print(c, &r, n + i == 0);
+		seg_examine(c->argv[i], path, r);
+	}
+	for (i = 0; i < n; i++) {
+		if ((int)strlen(rows[i].name) > w.name)
+			w.name = (int)strlen(rows[i].name);
+		if ((int)strlen(rows[i].path) > w.path)
+			w.path = (int)strlen(rows[i].path);
 	}
 	if (c->json)
+		printf("{\"segments\":[");
+	else
+		printf("%-*s %10s %-10s %-10s %4s %6s %-*s %s\n", w.name,
+		       "NAME", "SIZE", "OWNER", "GROUP", "MODE", "QUEUES",
+		       w.path, "PATH", "STATUS");
+	for (i = 0; i < n; i++)
+		seg_print(c, &rows[i], i == 0, &w);
+	if (c->json)
 		printf("]}\n");
+	free(rows);
 	return 0;
 }
