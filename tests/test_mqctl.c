@@ -1472,6 +1472,11 @@ static void test_init_no_space(void **state)
 	     "'/dev/shm' in d['message'] and 'free of' in d['message']");
 	assert_int_equal(access(t_shm_path(path, sizeof(path), fix->name),
 				F_OK), -1);
+	/* A file path: its directory's file system (here /dev/shm too). */
+	t_shm_path(path, sizeof(path), t_segname());
+	run(&r, "-s", path, "init", "--size", size, NULL);
+	EXPECT(&r, 1, "no space on /dev/shm for a segment of ");
+	assert_int_equal(access(path, F_OK), -1);
 }
 
 /* --json on every command: a document on stdout, errors on stderr. */
