@@ -386,7 +386,8 @@ static void json_error(const struct ctx *c, const char *name,
 static int vreport(const struct ctx *c, const char *queue, int err, int why,
 		   const char *fmt, va_list ap)
 {
-	char extra[1024] = "", msg[1400];
+	/* Room for two paths of PATH_MAX: the message may name a file. */
+	char extra[9000] = "", msg[9400];
 
 	if (fmt)
 		vsnprintf(extra, sizeof(extra), fmt, ap);
