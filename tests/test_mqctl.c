@@ -19,7 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +174,34 @@ static void expect_run(const struct run *r, int code, const char *err,
 }
 
 #define HAS(r, s) has_text((r)->out, (s), __FILE__, __LINE__)
+#define HAS_ERR(r, s) has_text((r)->err, (s), __FILE__, __LINE__)
+/* A line of the output has @a, and after it @b (columns padded). */
+#define ROW(r, a, b) row_has((r)->out, (a), (b), __FILE__, __LINE__)
+
+static void row_has(const char *text, const char *a, const char *b,
+		    const char *file, int line)
+{
+	const char *p = text, *hit, *eol;
+
+	while ((hit = strstr(p, a)) != NULL) {
+		eol = strchr(hit, '\n');
+		if (!eol)
+			eol = hit + strlen(hit);
+		if (b[strlen(b) - 1] == '\n' && *eol == '\n')
+			eol++;
+		{
+			char row[8192];
+
+			snprintf(row, sizeof(row), "%.*s", (int)(eol - hit),
+				 hit);
+			if (strstr(row + strlen(a) - 1, b))
+				return;
+		}
+		p = hit + 1;
+	}
+	print_error("no line with \"%s\" then \"%s\":\n%s\n", a, b, text);
+	_fail(file, line);
+}
 
 static void has_text(const char *text, const char *s, const char *file,
 		     int line)
@@ -313,7 +344,7 @@ static void test_help_version_usage(void **state)
 {
 	static const char *cmds[] = { "init", "destroy", "info", "create",
 		"delete", "purge", "list", "stat", "watch", "send", "recv",
-		"peek", "procs", "recover", "check" };
+		"peek", "procs", "recover", "check", "segments" };
 	static struct run r, top;
 	unsigned i;
 
@@ -415,20 +446,38 @@ static void test_init_bad_values(void **state)
 	EXPECT(&r, 2, "does not fit");
 	run(&r, "-s", s, "init", "--size", "-5M", NULL);
 	EXPECT(&r, 2, "does not parse");
+	/* Out of range: the range is said (SEG_MIN_SIZE, SHMQ_MAX_*). */
+	assert_int_equal(SEG_MIN_SIZE, 64 * 1024);
 	run(&r, "-s", s, "init", "--size", "16K", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "--size '16K' is too small: a segment is 64 KiB to "
+	       "64 TiB");
+	run(&r, "-s", s, "init", "--size", "65T", NULL);
+	EXPECT(&r, 2, "--size '65T' does not fit: a segment is 64 KiB to "
+	       "64 TiB");
+	run(&r, "-s", s, "init", "--max-procs", "100000", NULL);
+	EXPECT(&r, 2, "--max-procs 100000 is out of range: 1..1024");
+	run(&r, "-s", s, "init", "--max-procs", "1025", NULL);
+	EXPECT(&r, 2, "out of range: 1..1024");
+	run(&r, "-s", s, "init", "--max-queues", "4097", NULL);
+	EXPECT(&r, 2, "--max-queues 4097 is out of range: 1..4096");
+	/* In range, but the tables of 4096 queues do not fit 64 KiB. */
+	run(&r, "-s", s, "init", "--size", "64K", "--max-queues", "4096",
+	    NULL);
+	EXPECT(&r, 1, "--size 64 KiB leaves no room for the tables of 4096 "
+	       "queues and 64 processes");
 	run(&r, "-s", s, "init", "--mode", "0999", NULL);
 	EXPECT(&r, 2, "--mode '0999' does not parse");
 	run(&r, "-s", s, "init", "--group", "no-such-group-xyz", NULL);
 	EXPECT(&r, 2, "no such group");
 	run(&r, "-s", s, "init", "--max-queues", "0", NULL);
-	EXPECT(&r, 2, "at least 1");
+	EXPECT(&r, 2, "out of range: 1..4096");
 	run(&r, "-s", s, "init", "--max-queues", "100000", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "out of range: 1..4096");
 	run(&r, "-s", s, "init", "--size", NULL);
 	EXPECT(&r, 2, "needs a value");
 	run(&r, "-s", "bad name", "init", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 1, "invalid argument; a segment name is 1-63 bytes of "
+	       "[A-Za-z0-9._-]");
 	run(&r, "-s", "a234567890123456789012345678901234567890123456789012345"
 	    "678901234", "info", NULL);
 	EXPECT(&r, 1, "longer than 63");
@@ -462,10 +511,14 @@ static void test_queues(void **state)
 	run(&r, "-s", s, "create", "q2", "--capacity", "99999999999", NULL);
 	EXPECT(&r, 2, "does not fit");
 	run(&r, "-s", s, "create", "q2", "--msg-size", "100M", NULL);
-	EXPECT(&r, 1, "invalid argument");
+	EXPECT(&r, 2, "--msg-size 100M is out of range: 1..67108864 bytes");
+	run(&r, "-s", s, "create", "q2", "--capacity", "16777217", NULL);
+	EXPECT(&r, 2, "--capacity 16777217 is out of range: 1..16777216");
 	run(&r, "-s", s, "create", "huge", "--capacity", "1048576",
 	    "--msg-size", "1K", NULL);
-	EXPECT(&r, 1, "no space");
+	EXPECT(&r, 1, "queue 'huge': no space: segment memory or queue "
+	       "directory full; not enough free segment memory for its ring: "
+	       "the largest free block is");
 
 	send_str(fix->seg, "orders", "one");
 	send_str(fix->seg, "orders", "two");
@@ -536,8 +589,10 @@ static void test_send_recv_peek(void **state)
 	run(&r, "-s", s, "recv", "q", "-n", "5", NULL);
 	EXPECT(&r, 0, NULL);
 	assert_string_equal(r.out, "alpha\nbeta\n");
+	/* Empty: said one-sided, not the library's "empty or full". */
 	run(&r, "-s", s, "recv", "q", NULL);
-	EXPECT(&r, 1, "queue 'q': operation would block");
+	EXPECT(&r, 1, "queue 'q' is empty: nothing received; --timeout "
+	       "waits for a message");
 	run(&r, "-s", s, "recv", "q", "--timeout", "30ms", NULL);
 	EXPECT(&r, 1, "timed out");
 
@@ -568,16 +623,26 @@ static void test_send_recv_peek(void **state)
 	/* Errors. */
 	run(&r, "-s", s, "send", "q", "this is longer than sixteen", NULL);
 	EXPECT(&r, 1, "message larger than the queue's msg_size");
+	/* A file's error is the file's, through strerror, naming it. */
 	run(&r, "-s", s, "send", "q", "--file", "/nonexistent/x", NULL);
-	EXPECT(&r, 1, "no such segment or queue");
+	EXPECT(&r, 1, "queue 'q': --file /nonexistent/x: No such file or "
+	       "directory");
+	run(&r, "-s", s, "send", "q", "--file", dir, NULL);
+	EXPECT(&r, 1, "Is a directory");
+	assert_non_null(strstr(r.err, dir));
+	run(&r, "-s", s, "--json", "send", "q", "--file", "/nonexistent/x",
+	    NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOENT' and d['queue'] == 'q' and "
+	     "'/nonexistent/x' in d['message'] and d['sent'] == 0");
 	fd = open(file, O_WRONLY | O_APPEND);
 	assert_int_equal(write(fd, "0123456789abcdef", 16), 16);
 	close(fd);
 	run(&r, "-s", s, "send", "q", "--file", file, NULL);
-	EXPECT(&r, 1, "longer than msg_size");
+	EXPECT(&r, 1, "longer than msg_size (16 bytes); nothing sent");
 	run(&r, "-s", s, "send", "q", "a", "b", "c", "d", "e", NULL);
-	EXPECT(&r, 1, "message 5 not sent (4 sent before it)");
-	assert_non_null(strstr(r.err, "operation would block"));
+	EXPECT(&r, 1, "queue 'q' is full: message 5 not sent (4 sent before "
+	       "it); --timeout waits for room");
 	run(&r, "-s", s, "send", "q", "x", "--timeout", "20ms", NULL);
 	EXPECT(&r, 1, "timed out");
 	run(&r, "-s", s, "send", "q", "x", "--timeout", "soon", NULL);
@@ -1351,6 +1416,392 @@ static void test_spsc_check(void **state)
 	     "d['queue']['sender_pid'] == 0");
 }
 
+/* ---- what a new user meets (issue 10 item 7, hardening) ----------------------------- */
+
+/* --mode: nothing outside 0666, named; nothing created. */
+static void test_init_mode_bits(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char path[128];
+	struct stat st;
+	struct run r;
+
+	run(&r, "-s", s, "init", "--mode", "4777", NULL);
+	EXPECT(&r, 2, "--mode 4777: bits 4111 not allowed (setuid/setgid/"
+	       "sticky/execute); a segment's mode is within 0666");
+	run(&r, "-s", s, "init", "--mode", "0755", NULL);
+	EXPECT(&r, 2, "bits 0111 not allowed");
+	run(&r, "-s", s, "init", "--mode", "1666", NULL);
+	EXPECT(&r, 2, "bits 1000 not allowed");
+	run(&r, "-s", s, "init", "--mode", "0", NULL);
+	EXPECT(&r, 2, "0001..0666");
+	run(&r, "--json", "-s", s, "init", "--mode", "2660", NULL);
+	EXPECT(&r, 2, NULL);
+	JSON(r.err, "d['error'] == 'usage' and 'bits 2000' in d['message']");
+	assert_int_equal(access(t_shm_path(path, sizeof(path), s), F_OK), -1);
+	run(&r, "-s", s, "init", "--size", "1M", "--mode", "0666", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0666);
+}
+
+/* A full file system: the size and what is free, not "queue directory". */
+static void test_init_no_space(void **state)
+{
+	struct t_fix *fix = *state;
+	struct statvfs sv;
+	char size[32], path[128];
+	struct run r;
+
+	assert_int_equal(statvfs("/dev/shm", &sv), 0);
+	/*
+	 * More than the whole file system, so that tmpfs refuses it before
+	 * reserving anything (shmem_fallocate() checks the size first).
+	 */
+	snprintf(size, sizeof(size), "%lluK",
+		 (unsigned long long)sv.f_blocks * sv.f_frsize / 1024 +
+		 (1ull << 20));
+	run(&r, "-s", fix->name, "init", "--size", size, NULL);
+	EXPECT(&r, 1, "no space on /dev/shm for a segment of ");
+	HAS_ERR(&r, " free of ");
+	assert_null(strstr(r.err, "queue directory"));
+	run(&r, "--json", "-s", fix->name, "init", "--size", size, NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOSPC' and d['command'] == 'init' and "
+	     "'/dev/shm' in d['message'] and 'free of' in d['message']");
+	assert_int_equal(access(t_shm_path(path, sizeof(path), fix->name),
+				F_OK), -1);
+	/* A file path: its directory's file system (here /dev/shm too). */
+	t_shm_path(path, sizeof(path), t_segname());
+	run(&r, "-s", path, "init", "--size", size, NULL);
+	EXPECT(&r, 1, "no space on /dev/shm for a segment of ");
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+/* --json on every command: a document on stdout, errors on stderr. */
+static void test_json_everywhere(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char expr[256];
+	struct run r;
+	const char *p;
+	int lines = 0;
+
+	run(&r, "--json", "-s", s, "init", "--size", "1M", "--max-queues",
+	    "2", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['created'] is True and d['size'] == 1048576 and "
+	     "d['max_queues'] == 2 and d['mode'] == '0600' and "
+	     "d['path'].startswith('/dev/shm/shmq.')");
+	run(&r, "--json", "-s", s, "create", "j", "--capacity", "2",
+	    "--msg-size", "8", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['queue'] == 'j' and d['capacity'] == 2 and "
+	     "d['msg_size'] == 8 and d['type'] == 'mpmc'");
+	run(&r, "-s", s, "send", "j", "m1", "--json", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['sent'] == 1 and d['queue'] == 'j'");
+	assert_string_equal(r.err, "");
+	run(&r, "--json", "-s", s, "send", "j", "m2", "m3", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'EAGAIN' and d['sent'] == 1 and "
+	     "\"queue 'j' is full\" in d['message'] and d['queue'] == 'j'");
+	assert_string_equal(r.out, "");
+	run(&r, "--json", "-s", s, "recv", "j", "-n", "5", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['received'] == 2 and [m['data'] for m in "
+	     "d['messages']] == ['m1', 'm2'] and d['messages'][0]['len'] == 2");
+	run(&r, "--json", "-s", s, "recv", "j", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'EAGAIN' and \"queue 'j' is empty\" in "
+	     "d['message']");
+	assert_string_equal(r.out, "");
+	run(&r, "--json", "-s", s, "watch", "j", "--interval", "10ms",
+	    "--count", "2", NULL);
+	EXPECT(&r, 0, NULL);
+	for (p = r.out; (p = strchr(p, '\n')); p++)
+		lines++;
+	assert_int_equal(lines, 2);
+	*strchr(r.out, '\n') = 0;
+	JSON(r.out, "d['queues'][0]['name'] == 'j' and "
+	     "d['queues'][0]['depth'] == 0 and 'in_per_s' in d['queues'][0] "
+	     "and 'time' in d");
+	run(&r, "--json", "-s", s, "purge", "j", NULL);
+	JSON(r.out, "d['purged'] == 0");
+	run(&r, "--json", "-s", s, "create", "k", NULL);
+	run(&r, "--json", "-s", s, "create", "l", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOSPC' and 'directory is full' in "
+	     "d['message']");
+	run(&r, "--json", "-s", s, "delete", "j", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['deleted'] is True and d['queue'] == 'j'");
+	/* Errors: one object on stderr, whatever the command. */
+	run(&r, "--json", "-s", s, "stat", "nope", NULL);
+	EXPECT(&r, 1, NULL);
+	snprintf(expr, sizeof(expr), "d['error'] == 'ENOENT' and "
+		 "d['segment'] == '%s' and d['queue'] == 'nope' and "
+		 "d['command'] == 'stat' and d['message'] == "
+		 "'no such segment or queue'", s);
+	JSON(r.err, expr);
+	run(&r, "--json", "-s", s, "list", "--frob", NULL);
+	EXPECT(&r, 2, NULL);
+	JSON(r.err, "d['error'] == 'usage' and 'unknown option' in "
+	     "d['message'] and d['command'] == 'list' and 'segment' not in d");
+	run(&r, "--json", "-s", s, "send", "nope", "m", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOENT' and d['sent'] == 0");
+	run(&r, "frob", "--json", NULL);
+	EXPECT(&r, 2, NULL);
+	JSON(r.err, "d['error'] == 'usage' and d['command'] is None");
+	run(&r, "--json", "-s", s, "destroy", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['destroyed'] is True and d['attached'] == 0");
+	run(&r, "--json", "-s", s, "info", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOENT' and d['queue'] is None");
+}
+
+/* peek/recv --json: UTF-8 as a string, anything else as base64. */
+static void test_json_payloads(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	static const char utf8[] = "h\xc3\xa9llo \xe2\x9c\x93";
+	static const char bin[] = { 'a', (char)0xff, 0, 'b' };
+	static const char overlong[] = { (char)0xc0, (char)0xaf };
+	shmq *q;
+	struct run r;
+
+	make_queue(fix->seg, "u", 8, 32);
+	t_assert_err(shmq_open(fix->seg, "u", &q), 0);
+	t_assert_err(shmq_send(q, utf8, strlen(utf8), 0), 0);
+	t_assert_err(shmq_send(q, bin, sizeof(bin), 0), 0);
+	t_assert_err(shmq_send(q, overlong, sizeof(overlong), 0), 0);
+	t_assert_err(shmq_send(q, "tab\there \"q\"", 12, 0), 0);
+	shmq_close(q);
+	run(&r, "--json", "-s", s, "peek", "u", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['messages'][0]['data'] == 'h\\u00e9llo \\u2713' and "
+	     "'data_base64' not in d['messages'][0] and "
+	     "d['messages'][1]['data_base64'] == 'Yf8AYg==' and "
+	     "'data' not in d['messages'][1] and "
+	     "d['messages'][2]['data_base64'] == 'wK8=' and "
+	     "d['messages'][3]['data'] == 'tab\\there \"q\"'");
+	/* The bytes themselves, not \u00c3\u00a9 (mojibake). */
+	HAS(&r, "h\xc3\xa9llo");
+	run(&r, "--json", "-s", s, "recv", "u", "-n", "2", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "d['messages'][0]['data'] == 'h\\u00e9llo \\u2713' and "
+	     "d['messages'][1]['data_base64'] == 'Yf8AYg==' and "
+	     "d['messages'][1]['len'] == 4");
+}
+
+/* '.' and '..' are not names, for queues or segments. */
+static void test_dot_names(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	static const char *qcmds[] = { "create", "delete", "purge", "stat",
+		"recv", "peek", "watch" };
+	char path[128];
+	struct run r;
+	unsigned i;
+
+	for (i = 0; i < sizeof(qcmds) / sizeof(qcmds[0]); i++) {
+		run(&r, "-s", s, qcmds[i], i % 2 ? "." : "..", NULL);
+		EXPECT(&r, 1, "invalid argument; '.' and '..' are not queue "
+		       "names");
+	}
+	run(&r, "-s", s, "send", "..", "m", NULL);
+	EXPECT(&r, 1, "queue '..': invalid argument; '.' and '..' are not "
+	       "queue names");
+	run(&r, "-s", s, "watch", "ok", "..", NULL);
+	EXPECT(&r, 1, "queue '..'");
+	run(&r, "-s", "..", "init", "--size", "1M", NULL);
+	EXPECT(&r, 1, "segment '..': invalid argument; '.' and '..' are not "
+	       "segment names");
+	assert_int_equal(access("/dev/shm/shmq..", F_OK), -1);
+	run(&r, "-s", ".", "info", NULL);
+	EXPECT(&r, 1, "are not segment names");
+	run(&r, "--json", "-s", s, "create", ".", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'EINVAL' and d['queue'] == '.'");
+	run(&r, "--json", "-s", s, "list", NULL);
+	JSON(r.out, "d['queues'] == []");
+	(void)path;
+}
+
+/* info: the file's owner and group now, beside the creator. */
+static void test_info_owner(void **state)
+{
+	struct t_fix *fix = *state;
+	char path[128], want[160], u[64], g[64], expr[512];
+	struct passwd *pw;
+	struct group *gr;
+	uid_t uid = geteuid() == 0 ? 65534 : getuid();
+	gid_t gid = geteuid() == 0 ? 65534 : getgid();
+	struct run r;
+
+	t_shm_path(path, sizeof(path), fix->name);
+	assert_int_equal(chown(path, uid, gid), 0);
+	pw = getpwuid(uid);
+	gr = getgrgid(gid);
+	snprintf(u, sizeof(u), "%s", pw ? pw->pw_name : "");
+	snprintf(g, sizeof(g), "%s", gr ? gr->gr_name : "");
+	if (!pw)
+		snprintf(u, sizeof(u), "%u", (unsigned)uid);
+	if (!gr)
+		snprintf(g, sizeof(g), "%u", (unsigned)gid);
+	run(&r, "-s", fix->name, "info", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(want, sizeof(want), "owner %s (uid %u), group %s (gid %u)", u,
+		 (unsigned)uid, g, (unsigned)gid);
+	HAS(&r, want);
+	pw = getpwuid(getuid());
+	snprintf(want, sizeof(want), " by %s (uid %u)\n", pw ? pw->pw_name :
+		 "?", (unsigned)getuid());
+	HAS(&r, want);
+	run(&r, "--json", "-s", fix->name, "info", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "d['uid'] == %u and d['user'] == '%s' "
+		 "and d['gid'] == %u and d['group'] == '%s' and "
+		 "d['creator_uid'] == %u and d['creator_user'] != ''",
+		 (unsigned)uid, u, (unsigned)gid, g, (unsigned)getuid());
+	JSON(r.out, expr);
+}
+
+/* A symbolic link, a directory, a FIFO: said, never followed or opened. */
+static void test_file_kinds(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *lnk = t_segname(), *dir = t_tmpdir();
+	char lpath[128], fifo[256], foreign[256];
+	struct run r;
+	int fd;
+
+	t_shm_path(lpath, sizeof(lpath), lnk);
+	assert_int_equal(symlink(t_shm_path(fifo, sizeof(fifo), fix->name),
+				 lpath), 0);
+	run(&r, "-s", lnk, "info", NULL);
+	EXPECT(&r, 1, "is a symbolic link (not followed)");
+	assert_non_null(strstr(r.err, lpath));
+	run(&r, "-s", lnk, "check", NULL);
+	EXPECT(&r, 1, "is a symbolic link (not followed); not checked");
+	run(&r, "-s", lnk, "recover", NULL);
+	EXPECT(&r, 1, "is a symbolic link (not followed)");
+	run(&r, "-s", lnk, "destroy", NULL);
+	EXPECT(&r, 1, "is a symbolic link (not followed); not removed "
+	       "(--force unlinks it)");
+	run(&r, "-s", lnk, "init", "--size", "1M", NULL);
+	EXPECT(&r, 1, "is a symbolic link (not followed); nothing created");
+	run(&r, "--json", "-s", lnk, "list", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ELOOP' and 'symbolic link' in "
+	     "d['message']");
+
+	/* A directory as a file-path segment. */
+	run(&r, "-s", dir, "info", NULL);
+	EXPECT(&r, 1, "is a directory");
+	run(&r, "-s", dir, "check", NULL);
+	EXPECT(&r, 1, "is a directory; not checked");
+	run(&r, "--json", "-s", dir, "stat", "q", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'EISDIR'");
+
+	/* A FIFO: check used to block forever in open(). */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	run(&r, "-s", fifo, "check", NULL);
+	EXPECT(&r, 1, "is a FIFO, not a regular file; not checked");
+	run(&r, "-s", fifo, "info", NULL);
+	EXPECT(&r, 1, "is a FIFO, not a regular file");
+
+	/* A foreign regular file is "corrupt or foreign", as before. */
+	snprintf(foreign, sizeof(foreign), "%s/foreign", dir);
+	fd = open(foreign, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	run(&r, "-s", foreign, "info", NULL);
+	EXPECT(&r, 1, "segment corrupt, foreign, or of another layout "
+	       "version; 'mqctl -s");
+}
+
+/* segments: /dev/shm/shmq.* and the files named, validated or not. */
+static void test_segments(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *dir = t_tmpdir(), *lnk = t_segname(), *bad = t_segname();
+	char fseg[256], foreign[256], fifo[256], lpath[128], spath[128];
+	char want[512];
+	char expr[1024];
+	struct run r;
+	int fd;
+
+	snprintf(fseg, sizeof(fseg), "%s/seg", dir);
+	snprintf(foreign, sizeof(foreign), "%s/foreign", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	run(&r, "-s", fseg, "init", "--size", "1M", "--mode", "0640", NULL);
+	EXPECT(&r, 0, NULL);
+	fd = open(foreign, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "not a segment", 13), 13);
+	close(fd);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	t_shm_path(lpath, sizeof(lpath), lnk);
+	assert_int_equal(symlink("/etc/passwd", lpath), 0);
+	make_queue(fix->seg, "sq", 8, 32);
+	/* A foreign object in /dev/shm: the hint names it as -s takes it. */
+	fd = open(t_shm_path(spath, sizeof(spath), bad), O_CREAT | O_WRONLY,
+		  0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+
+	run(&r, "segments", fseg, foreign, fifo, NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "NAME");
+	snprintf(want, sizeof(want), "/dev/shm/shmq.%s ", fix->name);
+	ROW(&r, want, " ok\n");
+	snprintf(want, sizeof(want), "%s ", fseg);
+	ROW(&r, want, " 0640 ");
+	ROW(&r, want, " ok\n");
+	snprintf(want, sizeof(want), "%s ", foreign);
+	ROW(&r, want, " not a shmq segment");
+	snprintf(want, sizeof(want), "%s ", fifo);
+	ROW(&r, want, " is a FIFO, not a regular file");
+	snprintf(want, sizeof(want), "%s ", lpath);
+	ROW(&r, want, " is a symbolic link (not followed)");
+	snprintf(want, sizeof(want), "%s ", spath);
+	snprintf(expr, sizeof(expr), " not a shmq segment, corrupt, or "
+		 "another layout version ('mqctl -s %s check')", bad);
+	ROW(&r, want, expr);
+	run(&r, "--json", "segments", fseg, foreign, NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr),
+		 "[x for x in d['segments'] if x['name'] == '%s' and "
+		 "x['valid'] and x['queues'] == 1 and x['uid'] == %u and "
+		 "x['mode'] == '0600' and x['size'] == %zu and x['error'] is "
+		 "None] and "
+		 "[x for x in d['segments'] if x['path'] == '%s' and "
+		 "x['valid'] and x['mode'] == '0640'] and "
+		 "[x for x in d['segments'] if x['path'] == '%s' and not "
+		 "x['valid'] and x['error'] == 'EPROTO'] and "
+		 "[x for x in d['segments'] if x['name'] == '%s' and "
+		 "x['error'] == 'ELOOP']", fix->name, (unsigned)geteuid(),
+		 T_SEG_SIZE, fseg, foreign, lnk);
+	JSON(r.out, expr);
+	/* A path without a '/' is a file here, not a segment name. */
+	run(&r, "segments", "no-such-file", NULL);
+	EXPECT(&r, 0, NULL);
+	ROW(&r, "./no-such-file ", " No such file or directory");
+	run(&r, "-s", fseg, "destroy", NULL);
+	EXPECT(&r, 0, NULL);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 #define TN(fn) cmocka_unit_test_setup_teardown(fn, t_setup_noseg, t_teardown)
 
@@ -1374,6 +1825,14 @@ int main(void)
 		T(test_recover_after_sigkill),
 		T(test_spsc),
 		T(test_spsc_check),
+		TN(test_init_mode_bits),
+		TN(test_init_no_space),
+		TN(test_json_everywhere),
+		T(test_json_payloads),
+		T(test_dot_names),
+		T(test_info_owner),
+		T(test_file_kinds),
+		T(test_segments),
 	};
 
 	return cmocka_run_group_tests_name("mqctl", tests, t_group_setup,

@@ -9,10 +9,13 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "mqctl.h"
@@ -21,13 +24,14 @@
 
 static const struct opt opts_init[] = {
 	{ "size", 1, OPT_SIZE, "SIZE",
-	  "segment size, K/M/G suffixes (default 64M)" },
-	{ "mode", 1, OPT_MODE, "MODE", "permission bits, octal (default 0600)" },
+	  "segment size, 64K..64T, K/M/G/T (default 64M)" },
+	{ "mode", 1, OPT_MODE, "MODE",
+	  "permission bits, octal, within 0666 (default 0600)" },
 	{ "group", 1, OPT_GROUP, "GROUP", "group owner: name or number" },
 	{ "max-queues", 1, OPT_MAX_QUEUES, "N",
-	  "directory entries (default 256)" },
+	  "directory entries, 1..4096 (default 256)" },
 	{ "max-procs", 1, OPT_MAX_PROCS, "N",
-	  "process-table entries (default 64)" },
+	  "process-table entries, 1..1024 (default 64)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -92,14 +96,19 @@ static const struct opt opts_none[] = {
 const struct cmd mqctl_cmds[] = {
 	{ "init", cmd_init, "", "create a segment",
 	  "Built under no name and linked in one step: peers never see it "
-	  "half-built.\nIts memory is reserved now: a full /dev/shm fails "
-	  "here, not later.", opts_init, 0, 0 },
+	  "half-built.\nIts memory is reserved now: a full /dev/shm (or file "
+	  "system, for a path) fails\nhere, not later, and says how much is "
+	  "free.  The mode is applied exactly (no\numask) and may have no "
+	  "bit outside 0666: no execute, setuid, setgid or sticky.\nThe "
+	  "size must also leave room for the tables of --max-queues and\n"
+	  "--max-procs.", opts_init, 0, 0 },
 	{ "destroy", cmd_destroy, "", "unlink a segment",
 	  "Refuses while processes are attached, unless --force.  Attached "
 	  "processes\nkeep working; the memory goes when the last detaches.",
 	  opts_destroy, 0, 0 },
-	{ "info", cmd_info, "", "the segment's header and usage", NULL,
-	  opts_none, 0, 0 },
+	{ "info", cmd_info, "", "the segment's header and usage",
+	  "The owner and group are the file's now (from fstat); the creator "
+	  "is the uid\nof the process that created it.", opts_none, 0, 0 },
 	{ "create", cmd_create, "QUEUE", "create a queue",
 	  "A queue is MPMC (any number of senders and receivers) unless "
 	  "--spsc: then\none handle at a time sends and one receives, with "
@@ -110,10 +119,12 @@ const struct cmd mqctl_cmds[] = {
 	{ "delete", cmd_delete, "QUEUE", "unlink a queue",
 	  "The name goes at once; open handles keep working until closed.",
 	  opts_none, 1, 1 },
-	{ "purge", cmd_purge, "QUEUE", "drop every message the queue holds",
-	  "Consumes through the ordinary receive path, so producers and "
-	  "consumers may\nrun meanwhile: each message is either dropped "
-	  "(and counted) or delivered.\nOn an SPSC queue it takes the "
+	{ "purge", cmd_purge, "QUEUE", "drop the messages the queue holds now",
+	  "Drops, oldest first, the messages whose sending had begun when it "
+	  "started,\nthrough the ordinary receive path; never one sent after "
+	  "it started.  Producers\nand consumers may run meanwhile: each "
+	  "message is either dropped (and counted)\nor delivered.  On an SPSC "
+	  "queue it takes the "
 	  "receiving side while it runs, so it fails\n(resource busy) while "
 	  "another handle holds that side.", opts_none, 1, 1 },
 	{ "list", cmd_list, "", "one row per queue", NULL, opts_prom, 0, 0 },
@@ -122,23 +133,37 @@ const struct cmd mqctl_cmds[] = {
 	{ "watch", cmd_watch, "[QUEUE...]",
 	  "a refreshing view of depth and rates",
 	  "On a terminal the screen is redrawn; otherwise one plain line per "
-	  "queue per\nrefresh.", opts_watch, 0, -1 },
+	  "queue per\nrefresh.  With --json, one JSON document per refresh, "
+	  "one per line.", opts_watch, 0, -1 },
 	{ "send", cmd_send, "QUEUE [MESSAGE...]", "send messages",
 	  "Each MESSAGE is one message; with none, each line of standard "
-	  "input is one\n(without its newline).", opts_send, 1, -1 },
+	  "input is one\n(without its newline).  Fails at once on a full "
+	  "queue unless --timeout.", opts_send, 1, -1 },
 	{ "recv", cmd_recv, "QUEUE", "receive (consume) messages",
 	  "Prints each message followed by a newline, unless --hex or --raw."
-	  "\nExit status 1 when none was received.", opts_recv, 1, 1 },
+	  "\nWith --json, one document; each message's bytes are \"data\" "
+	  "(a string) when\nthey are valid UTF-8, else \"data_base64\".  "
+	  "Fails at once on an empty queue\nunless --timeout; exit status 1 "
+	  "when none was received.", opts_recv, 1, 1 },
 	{ "peek", cmd_peek, "QUEUE", "look at messages without consuming them",
 	  "A snapshot: copied without taking them; by the time it is "
-	  "printed the queue\nmay have moved on.", opts_peek, 1, 1 },
+	  "printed the queue\nmay have moved on.  With --json, each "
+	  "message's bytes are \"data\" (a string)\nwhen they are valid "
+	  "UTF-8, else \"data_base64\".", opts_peek, 1, 1 },
 	{ "procs", cmd_procs, "", "processes attached, alive or dead", NULL,
 	  opts_none, 0, 0 },
 	{ "recover", cmd_recover, "",
 	  "repair what dead processes left behind", NULL, opts_none, 0, 0 },
 	{ "check", cmd_check, "", "verify the segment, like fsck; read-only",
 	  "Works on segments that cannot be opened because they are corrupt.\n"
-	  "Exit status 1 when errors were found.", opts_none, 0, 0 },
+	  "Refuses, without opening it, a path that is not a regular file "
+	  "(symbolic link,\ndirectory, FIFO, device).  Exit status 1 when "
+	  "errors were found.", opts_none, 0, 0 },
+	{ "segments", cmd_segments, "[PATH...]", "list segments",
+	  "Every /dev/shm/shmq.* object, then each file-backed segment PATH "
+	  "given: name,\nsize, owner, group, mode, and whether it opens as a "
+	  "segment (observed,\nchanging nothing); a foreign or corrupt file "
+	  "says so.  -s is not used.", opts_none, 0, -1 },
 	{ NULL, NULL, NULL, NULL, NULL, NULL, 0, 0 },
 };
 
@@ -166,9 +191,11 @@ static void print_main_help(FILE *f)
 		"  -s, --segment SEGMENT  segment name (/dev/shm/shmq.NAME) or "
 		"a file path\n"
 		"                         (default: $SHMQ_SEGMENT, else shmq)\n"
-		"      --json             one JSON document (info, list, stat, "
-		"procs, check,\n"
-		"                         peek, purge, recover)\n"
+		"      --json             JSON output, for every command "
+		"(watch: one\n"
+		"                         document per line); errors as one "
+		"JSON object on\n"
+		"                         stderr\n"
 		"  -h, --help             this help; COMMAND --help for a "
 		"command's\n"
 		"  -V, --version          print the version\n"
@@ -176,8 +203,10 @@ static void print_main_help(FILE *f)
 	for (c = mqctl_cmds; c->name; c++)
 		fprintf(f, "  %-8s %-20s %s\n", c->name, c->operands,
 			c->summary);
-	fprintf(f, "\nSizes take K/M/G suffixes; durations ns/us/ms/s.  Exit "
-		"status: 0 success,\n1 failure, 2 usage error.  See mqctl(1).\n");
+	fprintf(f, "\nNames (segments, queues) are 1-63 bytes of "
+		"[A-Za-z0-9._-], not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
+		"ns/us/ms/s.  Exit status: 0 success,\n1 failure, 2 usage "
+		"error.  See mqctl(1).\n");
 }
 
 static void print_cmd_help(const struct cmd *cmd)
@@ -204,8 +233,40 @@ static void print_cmd_help(const struct cmd *cmd)
 		printf("  %-24s %s\n", lhs, o->help);
 	}
 	printf("  %-24s %s\n", "-s, --segment SEGMENT", "segment to use");
-	printf("  %-24s %s\n", "    --json", "JSON output where supported");
+	printf("  %-24s %s\n", "    --json", "JSON output; errors as JSON on "
+	       "stderr");
 	printf("  %-24s %s\n", "-h, --help", "this help");
+}
+
+/* ---- names ------------------------------------------------------------------ */
+
+static int dot_name(const char *s)
+{
+	return strcmp(s, ".") == 0 || strcmp(s, "..") == 0;
+}
+
+/*
+ * '.' and '..' pass the library's name rule ([A-Za-z0-9._-]) but name a
+ * directory, not an object: refuse them here, for the segment (unless it
+ * is a path) and for each QUEUE operand, before anything is opened.
+ */
+static int check_names(const struct ctx *c, const struct cmd *cmd)
+{
+	int i, n = 0;
+
+	if (cmd->fn != cmd_segments && !strchr(c->seg, '/') && dot_name(c->seg))
+		return fail(c, NULL, -EINVAL, "'.' and '..' are not segment "
+			    "names (a file in the current directory is "
+			    "'./NAME')");
+	if (strncmp(cmd->operands, "QUEUE", 5) == 0)
+		n = 1;
+	else if (strncmp(cmd->operands, "[QUEUE...]", 10) == 0)
+		n = c->argc;
+	for (i = 0; i < n && i < c->argc; i++)
+		if (dot_name(c->argv[i]))
+			return fail(c, c->argv[i], -EINVAL, "'.' and '..' are "
+				    "not queue names");
+	return 0;
 }
 
 /* ---- option parsing ---------------------------------------------------------- */
@@ -243,7 +304,7 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 		switch (ch) {
 		case OPT_HELP:
 			print_cmd_help(cmd);
-			return 1;
+			return PARSED_HELP;
 		case OPT_SEGMENT:
 			c->seg = optarg;
 			break;
@@ -269,7 +330,7 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 	if (cmd->max_args >= 0 && c->argc > cmd->max_args)
 		return usage(c, "unexpected operand '%s'",
 			     c->argv[cmd->max_args]);
-	return 0;
+	return check_names(c, cmd);
 }
 
 const char *queue_type(uint32_t flags)
@@ -279,35 +340,126 @@ const char *queue_type(uint32_t flags)
 
 /* ---- errors --------------------------------------------------------------------- */
 
+enum { WHY_LIB, WHY_SYS, WHY_OWN };
+
+/* "ENOENT": the library's name, else the C library's (a file's errno). */
+const char *err_name(int err)
+{
+	const char *n = shmq_errname(err), *sys;
+
+	sys = err ? strerrorname_np(err < 0 ? -err : err) : NULL;
+	return strcmp(n, "E?") == 0 && sys ? sys : n;
+}
+
+/*
+ * {"error":...,"message":...,"command":...,"segment":...,"queue":...};
+ * a usage error (@name "usage") has no segment or queue.
+ */
+static void json_error(const struct ctx *c, const char *name,
+		       const char *queue, const char *msg)
+{
+	int with_seg = c->cmd && strcmp(name, "usage") != 0;
+
+	fputs("{\"error\":", stderr);
+	json_str(stderr, name);
+	fputs(",\"message\":", stderr);
+	json_str(stderr, msg);
+	fputs(",\"command\":", stderr);
+	if (c->cmd)
+		json_str(stderr, c->cmd);
+	else
+		fputs("null", stderr);
+	if (with_seg) {
+		fputs(",\"segment\":", stderr);
+		json_str(stderr, c->seg);
+		fputs(",\"queue\":", stderr);
+		if (queue)
+			json_str(stderr, queue);
+		else
+			fputs("null", stderr);
+	}
+	if (with_seg && c->jextra[0])
+		fprintf(stderr, ",%s", c->jextra);
+	fputs("}\n", stderr);
+}
+
+static int vreport(const struct ctx *c, const char *queue, int err, int why,
+		   const char *fmt, va_list ap)
+{
+	/* Room for two paths of PATH_MAX: the message may name a file. */
+	char extra[9000] = "", msg[9400];
+
+	if (fmt)
+		vsnprintf(extra, sizeof(extra), fmt, ap);
+	if (why == WHY_SYS)
+		snprintf(msg, sizeof(msg), "%s%s%s", extra, *extra ? ": " : "",
+			 strerror(err < 0 ? -err : err));
+	else if (why == WHY_OWN || !err)
+		snprintf(msg, sizeof(msg), "%s", extra);
+	else
+		snprintf(msg, sizeof(msg), "%s%s%s", shmq_strerror(err),
+			 *extra ? "; " : "", extra);
+	if (c->json) {
+		json_error(c, err_name(err), queue, msg);
+		return EXIT_FAIL;
+	}
+	fprintf(stderr, "mqctl: %s: segment '%s'", c->cmd, c->seg);
+	if (queue && why != WHY_OWN)
+		fprintf(stderr, ": queue '%s'", queue);
+	fprintf(stderr, ": %s\n", msg);
+	return EXIT_FAIL;
+}
+
 int fail(const struct ctx *c, const char *queue, int err, const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fprintf(stderr, "mqctl: %s: segment '%s'", c->cmd, c->seg);
-	if (queue)
-		fprintf(stderr, ": queue '%s'", queue);
-	if (err)
-		fprintf(stderr, ": %s", shmq_strerror(err));
-	if (fmt) {
-		fputs(err ? "; " : ": ", stderr);
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-	}
-	fputc('\n', stderr);
-	return EXIT_FAIL;
+	va_start(ap, fmt);
+	rc = vreport(c, queue, err, WHY_LIB, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int fail_sys(const struct ctx *c, const char *queue, int err,
+	     const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vreport(c, queue, err, WHY_SYS, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int fail_own(const struct ctx *c, const char *queue, int err,
+	     const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vreport(c, queue, err, WHY_OWN, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 int usage(const struct ctx *c, const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fprintf(stderr, "mqctl: %s: ", c->cmd ? c->cmd : "usage");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (try 'mqctl %s%s--help')\n",
-		c->cmd ? c->cmd : "", c->cmd ? " " : "");
+	if (c->json) {
+		json_error(c, "usage", NULL, msg);
+		return EXIT_USAGE;
+	}
+	fprintf(stderr, "mqctl: %s: %s (try 'mqctl %s%s--help')\n",
+		c->cmd ? c->cmd : "usage", msg, c->cmd ? c->cmd : "",
+		c->cmd ? " " : "");
 	return EXIT_USAGE;
 }
 
@@ -325,24 +477,90 @@ static const char *default_segment(void)
 	return s && *s ? s : "shmq";
 }
 
+const char *file_kind_problem(const char *path, int *err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return NULL;
+	*err = -EPROTO;
+	switch (st.st_mode & S_IFMT) {
+	case S_IFREG:
+		return NULL;
+	case S_IFLNK:
+		*err = -ELOOP;
+		return "is a symbolic link (not followed)";
+	case S_IFDIR:
+		*err = -EISDIR;
+		return "is a directory";
+	case S_IFIFO:
+		return "is a FIFO, not a regular file";
+	case S_IFSOCK:
+		return "is a socket, not a regular file";
+	case S_IFCHR:
+	case S_IFBLK:
+		return "is a device, not a regular file";
+	}
+	return "is not a regular file";
+}
+
+/*
+ * Why the library could not open the segment.  -ELOOP (a symbolic link:
+ * it opens with O_NOFOLLOW), -EISDIR, and -EPROTO for anything that is not
+ * a regular file are said from lstat() of the path, not as "corrupt".
+ */
+static int open_failed(const struct ctx *c, int rc)
+{
+	char path[4200];
+	const char *why;
+	int err = rc;
+
+	if (rc == -ELOOP || rc == -EISDIR || rc == -EPROTO || rc == -ENXIO) {
+		seg_path(c->seg, path, sizeof(path));
+		why = file_kind_problem(path, &err);
+		if (why)
+			return fail_own(c, NULL, err, "%s %s", path, why);
+	}
+	if (rc == -EPROTO)
+		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
+			    "wrong", c->seg);
+	return fail(c, NULL, rc, NULL);
+}
+
 int seg_observe(const struct ctx *c, shmq_seg **out)
 {
 	int rc = shmq_seg_observe(c->seg, out);
 
-	if (rc == -EPROTO)
-		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
-			    "wrong", c->seg);
-	return rc ? fail(c, NULL, rc, NULL) : 0;
+	return rc ? open_failed(c, rc) : 0;
 }
 
 int seg_attach(const struct ctx *c, shmq_seg **out)
 {
 	int rc = shmq_seg_open(c->seg, out);
 
-	if (rc == -EPROTO)
-		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
-			    "wrong", c->seg);
-	return rc ? fail(c, NULL, rc, NULL) : 0;
+	return rc ? open_failed(c, rc) : 0;
+}
+
+const char *user_name(uint32_t uid, char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(uid);
+
+	if (pw)
+		snprintf(buf, len, "%s", pw->pw_name);
+	else
+		snprintf(buf, len, "%u", uid);
+	return buf;
+}
+
+const char *group_name(uint32_t gid, char *buf, size_t len)
+{
+	struct group *gr = getgrgid(gid);
+
+	if (gr)
+		snprintf(buf, len, "%s", gr->gr_name);
+	else
+		snprintf(buf, len, "%u", gid);
+	return buf;
 }
 
 /* ---- parsers -------------------------------------------------------------------- */
@@ -451,40 +669,126 @@ int parse_duration(const char *s, int64_t *ns)
 
 /* ---- printers --------------------------------------------------------------------- */
 
-void json_str(FILE *f, const char *s)
+/* The length of the valid UTF-8 sequence at @b (at most @n bytes), or 0. */
+static size_t utf8_seq(const unsigned char *b, size_t n)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	size_t len, i;
+	uint32_t cp;
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch == '\n')
+	if (b[0] < 0x80)
+		return 1;
+	if (b[0] >= 0xc2 && b[0] <= 0xdf)
+		len = 2, cp = b[0] & 0x1f;
+	else if (b[0] >= 0xe0 && b[0] <= 0xef)
+		len = 3, cp = b[0] & 0x0f;
+	else if (b[0] >= 0xf0 && b[0] <= 0xf4)
+		len = 4, cp = b[0] & 0x07;
+	else
+		return 0;       /* a continuation byte, or C0, C1, F5..FF */
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((b[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (b[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int utf8_valid(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	size_t i = 0, l;
+
+	while (i < n) {
+		l = utf8_seq(b + i, n - i);
+		if (!l)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+/*
+ * @n bytes as a JSON string: valid UTF-8 as it is (quote, backslash and
+ * control characters escaped); a byte that is not part of valid UTF-8
+ * becomes the code point of the same value (\u00XX), which is how names
+ * and paths print; payloads go through json_payload() instead.
+ */
+static void json_text(FILE *f, const unsigned char *b, size_t n)
+{
+	size_t i = 0, l;
+
+	fputc('"', f);
+	while (i < n) {
+		if (b[i] == '"' || b[i] == '\\') {
+			fprintf(f, "\\%c", b[i]);
+			i++;
+		} else if (b[i] == '\n') {
 			fputs("\\n", f);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
+			i++;
+		} else if (b[i] < 0x20 || b[i] == 0x7f) {
+			fprintf(f, "\\u%04x", b[i]);
+			i++;
+		} else if ((l = utf8_seq(b + i, n - i)) != 0) {
+			fwrite(b + i, 1, l, f);
+			i += l;
+		} else {
+			fprintf(f, "\\u%04x", b[i]);
+			i++;
+		}
 	}
 	fputc('"', f);
 }
 
-/* Bytes as a JSON string: printable ASCII as is, the rest \u00XX. */
-void json_bytes(FILE *f, const void *p, size_t n)
+void json_str(FILE *f, const char *s)
 {
-	const unsigned char *b = p;
+	json_text(f, (const unsigned char *)s, strlen(s));
+}
+
+static void base64(FILE *f, const unsigned char *b, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		"abcdefghijklmnopqrstuvwxyz0123456789+/";
 	size_t i;
 
-	fputc('"', f);
-	for (i = 0; i < n; i++) {
-		if (b[i] == '"' || b[i] == '\\')
-			fprintf(f, "\\%c", b[i]);
-		else if (b[i] < 0x20 || b[i] >= 0x7f)
-			fprintf(f, "\\u%04x", b[i]);
-		else
-			fputc(b[i], f);
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 |
+			     b[i + 2];
+
+		fputc(tab[v >> 18], f);
+		fputc(tab[(v >> 12) & 63], f);
+		fputc(tab[(v >> 6) & 63], f);
+		fputc(tab[v & 63], f);
 	}
-	fputc('"', f);
+	if (n - i == 1) {
+		fputc(tab[b[i] >> 2], f);
+		fputc(tab[(b[i] & 3) << 4], f);
+		fputs("==", f);
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)b[i] << 8 | b[i + 1];
+
+		fputc(tab[v >> 10], f);
+		fputc(tab[(v >> 4) & 63], f);
+		fputc(tab[(v & 15) << 2], f);
+		fputc('=', f);
+	}
+}
+
+void json_payload(FILE *f, const char *key, const void *p, size_t n)
+{
+	if (utf8_valid(p, n)) {
+		fprintf(f, "\"%s\":", key);
+		json_text(f, p, n);
+	} else {
+		fprintf(f, "\"%s_base64\":\"", key);
+		base64(f, p, n);
+		fputc('"', f);
+	}
 }
 
 const char *fmt_bytes(uint64_t n, char *buf, size_t len)
@@ -523,6 +827,23 @@ const char *seg_path(const char *seg, char *buf, size_t len)
 		snprintf(buf, len, "%s", seg);
 	else
 		snprintf(buf, len, "/dev/shm/shmq.%s", seg);
+	return buf;
+}
+
+const char *seg_dir(const char *seg, char *buf, size_t len)
+{
+	char *slash;
+
+	if (!strchr(seg, '/')) {
+		snprintf(buf, len, "/dev/shm");
+		return buf;
+	}
+	snprintf(buf, len, "%s", seg);
+	slash = strrchr(buf, '/');
+	if (slash == buf)
+		slash[1] = 0;   /* "/name": the root directory */
+	else
+		*slash = 0;
 	return buf;
 }
 
@@ -571,6 +892,13 @@ int main(int argc, char **argv)
 	int ch, rc;
 
 	c.seg = default_segment();
+	/*
+	 * --json anywhere before "--" asks for JSON errors too, also for a
+	 * usage error found before the option itself is parsed.
+	 */
+	for (ch = 1; ch < argc && strcmp(argv[ch], "--"); ch++)
+		if (strcmp(argv[ch], "--json") == 0)
+			c.json = 1;
 	opterr = 0;
 	/* '+': global options stop at the command's name. */
 	while ((ch = getopt_long(argc, argv, "+:s:hV", lopts, NULL)) != -1) {
@@ -615,10 +943,7 @@ int main(int argc, char **argv)
 		return usage(&c, "unknown command '%s'", argv[optind]);
 	c.cmd = cmd->name;
 	rc = cmd->fn(&c, argc - optind, argv + optind);
-	if (fflush(stdout) != 0 && rc == 0) {
-		fprintf(stderr, "mqctl: %s: writing the output: %s\n", c.cmd,
-			strerror(errno));
-		rc = EXIT_FAIL;
-	}
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = fail_sys(&c, NULL, -errno, "writing the output");
 	return rc;
 }

@@ -5,12 +5,16 @@
  *   mqctl.c       main, the command table, option parsing, errors, output
  *                 helpers (sizes, durations, JSON, times)
  *   mqctl_show.c  read-only commands: info, list, stat, watch, procs, peek,
- *                 check (observers: they change nothing in the segment)
+ *                 check, segments (observers: they change nothing in the
+ *                 segment)
  *   mqctl_ops.c   commands that change something: init, destroy, create,
  *                 delete, purge, send, recv, recover
  *
  * Exit status: 0 success, 1 the operation failed (one line on stderr that
- * names the segment and queue, with shmq_strerror()'s reason), 2 usage.
+ * names the segment and queue, with shmq_strerror()'s reason, or
+ * strerror()'s for a file mqctl itself opened), 2 usage.  With --json,
+ * every command prints JSON on stdout, and every error is one JSON object
+ * on stderr instead of the line.
  */
 #ifndef MQCTL_H
 #define MQCTL_H
@@ -30,7 +34,11 @@ struct ctx {
 	int json;
 	int argc;               /* operands left after the options */
 	char **argv;
+	char jextra[128];       /* JSON error's extra members: "\"sent\":3" */
 };
+
+/* parse_opts() printed the command's help: exit 0. */
+#define PARSED_HELP (-1)
 
 /* Option codes above the short letters. */
 enum {
@@ -61,16 +69,34 @@ struct cmd {
 
 /*
  * Parse the options of @cmd from argv; calls @on(code, optarg, data) for
- * each.  The global options (-s, --json) are accepted too.  Returns 0, 1
- * when --help was printed (exit 0), or EXIT_USAGE after printing why.
+ * each.  The global options (-s, --json) are accepted too.  Refuses the
+ * names '.' and '..' for the segment and the QUEUE operands.  Returns 0,
+ * PARSED_HELP when --help was printed (exit 0), or the exit status after
+ * printing why (EXIT_USAGE, or EXIT_FAIL for a refused name).
  */
 int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 	       int (*on)(struct ctx *c, int code, const char *arg, void *data),
 	       void *data);
 
-/* "mqctl: CMD: segment 'S'[: queue 'Q']: reason[; extra]" -> EXIT_FAIL. */
+/*
+ * Report a failure -> EXIT_FAIL.  One line on stderr, or with --json one
+ * object {"error":"ENOENT","message":...,"command":...,"segment":...,
+ * "queue":...} (plus c->jextra):
+ *   fail():     "mqctl: CMD: segment 'S'[: queue 'Q']: reason[; extra]",
+ *               the reason shmq_strerror(@err), a library error;
+ *   fail_sys(): "mqctl: CMD: segment 'S'[: queue 'Q']: extra: reason",
+ *               the reason strerror(-@err), for a file mqctl opened;
+ *   fail_own(): "mqctl: CMD: segment 'S': message", the message saying
+ *               it all (it names the queue itself); @err names the error.
+ */
 int fail(const struct ctx *c, const char *queue, int err, const char *fmt,
 	 ...) __attribute__((format(printf, 4, 5)));
+int fail_sys(const struct ctx *c, const char *queue, int err,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int fail_own(const struct ctx *c, const char *queue, int err,
+	     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* "ENOENT": shmq_errname(), else strerrorname_np() for a file's errno. */
+const char *err_name(int err);
 /* "mqctl: CMD: message" + hint -> EXIT_USAGE. */
 int usage(const struct ctx *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -84,10 +110,25 @@ int bad_value(const struct ctx *c, const char *what, const char *s, int why);
 
 /* Output helpers. */
 void json_str(FILE *f, const char *s);
-void json_bytes(FILE *f, const void *p, size_t n);
+/*
+ * A payload as a JSON member: "data":"text" when the bytes are valid
+ * UTF-8, else "data_base64":"..." (RFC 4648).  @key is "data".
+ */
+void json_payload(FILE *f, const char *key, const void *p, size_t n);
+int utf8_valid(const void *p, size_t n);
 const char *fmt_bytes(uint64_t n, char *buf, size_t len);  /* "64 MiB" */
 const char *fmt_time(uint64_t ns, char *buf, size_t len);  /* ISO 8601 */
 const char *seg_path(const char *seg, char *buf, size_t len);
+/* The directory holding @path ("/dev/shm" for a name) into @buf. */
+const char *seg_dir(const char *seg, char *buf, size_t len);
+/*
+ * What lstat() says keeps @path from being a segment: "is a symbolic link
+ * (not followed)" (*err -ELOOP), "is a directory" (-EISDIR), "is a FIFO,
+ * not a regular file" (-EPROTO)...; NULL for a regular file or none.
+ */
+const char *file_kind_problem(const char *path, int *err);
+const char *user_name(uint32_t uid, char *buf, size_t len);
+const char *group_name(uint32_t gid, char *buf, size_t len);
 void print_escaped(FILE *f, const void *p, size_t n);
 void print_hex(FILE *f, const void *p, size_t n);
 
@@ -114,6 +155,7 @@ int cmd_purge(struct ctx *c, int argc, char **argv);
 int cmd_send(struct ctx *c, int argc, char **argv);
 int cmd_recv(struct ctx *c, int argc, char **argv);
 int cmd_recover(struct ctx *c, int argc, char **argv);
+int cmd_segments(struct ctx *c, int argc, char **argv);
 
 extern const struct cmd mqctl_cmds[];
 const struct cmd *find_cmd(const char *name);

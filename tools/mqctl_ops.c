@@ -15,11 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "mqctl.h"
 
 /* ---- init and destroy ---------------------------------------------------------- */
+
+/*
+ * The limits of init's values, as the library enforces them, so that a
+ * value out of range is refused with the range instead of "invalid
+ * argument".  SEG_MIN_SIZE and the 2^46 cap are shm/layout.h's and
+ * shm/seg.c's (attr_resolve()), which mqctl does not include.
+ */
+#define SEG_MIN_BYTES ((uint64_t)64 << 10)
+#define SEG_MAX_BYTES ((uint64_t)1 << 46)
 
 static int on_init(struct ctx *c, int code, const char *arg, void *data)
 {
@@ -30,11 +40,15 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 
 	switch (code) {
 	case OPT_SIZE:
-		rc = parse_size(arg, (uint64_t)1 << 46, &v);
+		rc = parse_size(arg, SEG_MAX_BYTES, &v);
+		if (rc == -2)
+			return usage(c, "--size '%s' does not fit: a segment "
+				     "is 64 KiB to 64 TiB", arg);
 		if (rc)
 			return bad_value(c, "--size", arg, rc);
-		if (!v)
-			return usage(c, "--size must not be 0");
+		if (v < SEG_MIN_BYTES)
+			return usage(c, "--size '%s' is too small: a segment "
+				     "is 64 KiB to 64 TiB", arg);
 		a->size = (size_t)v;
 		break;
 	case OPT_MODE:
@@ -42,9 +56,18 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 		v = strtoull(arg, &end, 8);
 		if (!*arg || *end || errno)
 			return bad_value(c, "--mode", arg, -1);
-		if (v > 07777 || v == 0)
-			return usage(c, "--mode '%s' is not a mode in "
-				     "0001..07777", arg);
+		/*
+		 * The mode is applied exactly (no umask): an execute, setuid,
+		 * setgid or sticky bit on a data file only invites misuse.
+		 */
+		if (v & ~(uint64_t)0666)
+			return usage(c, "--mode %s: bits %04llo not allowed "
+				     "(setuid/setgid/sticky/execute); a "
+				     "segment's mode is within 0666", arg,
+				     (unsigned long long)(v & ~(uint64_t)0666));
+		if (v == 0)
+			return usage(c, "--mode %s: no permission at all; a "
+				     "segment's mode is 0001..0666", arg);
 		a->mode = (mode_t)v;
 		break;
 	case OPT_GROUP: {
@@ -64,22 +87,66 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 	}
 	case OPT_MAX_QUEUES:
 		rc = parse_count(arg, UINT32_MAX, &v);
-		if (rc)
+		if (rc == -1)
 			return bad_value(c, "--max-queues", arg, rc);
+		if (rc || !v || v > SHMQ_MAX_QUEUES)
+			return usage(c, "--max-queues %s is out of range: "
+				     "1..%u", arg, SHMQ_MAX_QUEUES);
 		a->max_queues = (uint32_t)v;
-		if (!v)
-			return usage(c, "--max-queues must be at least 1");
 		break;
 	case OPT_MAX_PROCS:
 		rc = parse_count(arg, UINT32_MAX, &v);
-		if (rc)
+		if (rc == -1)
 			return bad_value(c, "--max-procs", arg, rc);
+		if (rc || !v || v > SHMQ_MAX_PROCS)
+			return usage(c, "--max-procs %s is out of range: 1..%u",
+				     arg, SHMQ_MAX_PROCS);
 		a->max_procs = (uint32_t)v;
-		if (!v)
-			return usage(c, "--max-procs must be at least 1");
 		break;
 	}
 	return 0;
+}
+
+/* The library's rule for names (include/shmq.h, top). */
+static int name_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n && !s[n] && n <= SHMQ_NAME_MAX;
+}
+
+/* The size the library will reserve: the default, rounded to pages. */
+static uint64_t init_size(const struct shmq_seg_attr *a)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), v;
+
+	v = a->size ? a->size : SHMQ_DEFAULT_SEG_SIZE;
+	if (page && page < ((uint64_t)1 << 30))
+		v = (v + page - 1) / page * page;
+	return v;
+}
+
+/*
+ * -ENOSPC from shmq_seg_create() is the file system (/dev/shm, or the
+ * directory of a file path) refusing to reserve the size: say so, with
+ * what statvfs() says is free.
+ */
+static int init_nospace(const struct ctx *c, const struct shmq_seg_attr *a)
+{
+	char dir[4200], want[32], avail[32], total[32];
+	struct statvfs sv;
+
+	seg_dir(c->seg, dir, sizeof(dir));
+	fmt_bytes(init_size(a), want, sizeof(want));
+	if (statvfs(dir, &sv) < 0)
+		return fail_own(c, NULL, -ENOSPC, "no space on the file system "
+				"of %s for a segment of %s", dir, want);
+	fmt_bytes((uint64_t)sv.f_bavail * sv.f_frsize, avail, sizeof(avail));
+	fmt_bytes((uint64_t)sv.f_blocks * sv.f_frsize, total, sizeof(total));
+	return fail_own(c, NULL, -ENOSPC, "no space on %s for a segment of %s: "
+			"%s free of %s (try a smaller --size, or free some "
+			"there)", dir, want, avail, total);
 }
 
 int cmd_init(struct ctx *c, int argc, char **argv)
@@ -92,17 +159,56 @@ int cmd_init(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("init"), argc, argv, on_init, &a);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	rc = shmq_seg_create(c->seg, &a, &seg);
+	if (rc == -ENOSPC)
+		return init_nospace(c, &a);
+	if (rc == -EINVAL && !strchr(c->seg, '/') && !name_ok(c->seg))
+		return fail(c, NULL, rc, "a segment name is 1-63 bytes of "
+			    "[A-Za-z0-9._-]; a file path has a '/'");
+	if (rc == -EINVAL) {
+		uint64_t v = init_size(&a);
+
+		/* Every value was checked: the tables do not fit the size. */
+		return fail(c, NULL, rc, "--size %s leaves no room for the "
+			    "tables of %u queues and %u processes plus one "
+			    "queue: give a larger --size, or a smaller "
+			    "--max-queues or --max-procs",
+			    fmt_bytes(v, b, sizeof(b)),
+			    a.max_queues ? a.max_queues :
+			    SHMQ_DEFAULT_MAX_QUEUES,
+			    a.max_procs ? a.max_procs : SHMQ_DEFAULT_MAX_PROCS);
+	}
+	if (rc == -EEXIST || rc == -EISDIR || rc == -ELOOP) {
+		const char *why;
+		int err = rc;
+
+		seg_path(c->seg, path, sizeof(path));
+		why = file_kind_problem(path, &err);
+		if (why)
+			return fail_own(c, NULL, rc, "%s %s; nothing created",
+					path, why);
+	}
 	if (rc)
 		return fail(c, NULL, rc, NULL);
 	rc = shmq_seg_info(seg, &in);
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, NULL, rc, NULL);
+	seg_path(c->seg, path, sizeof(path));
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"path\":");
+		json_str(stdout, path);
+		printf(",\"created\":true,\"size\":%llu,\"mode\":\"%04o\","
+		       "\"uid\":%u,\"gid\":%u,\"max_queues\":%u,"
+		       "\"max_procs\":%u}\n", (unsigned long long)in.size,
+		       in.mode, in.uid, in.gid, in.max_queues, in.max_procs);
+		return 0;
+	}
 	printf("created segment %s (%s): %s, mode %04o, gid %u, "
-	       "%u queues, %u processes at most\n", c->seg,
-	       seg_path(c->seg, path, sizeof(path)),
+	       "%u queues, %u processes at most\n", c->seg, path,
 	       fmt_bytes(in.size, b, sizeof(b)), in.mode, in.gid,
 	       in.max_queues, in.max_procs);
 	return 0;
@@ -120,12 +226,15 @@ static int on_force(struct ctx *c, int code, const char *arg, void *data)
 int cmd_destroy(struct ctx *c, int argc, char **argv)
 {
 	struct shmq_seg_info in = { 0 };
-	int force = 0, rc;
+	int force = 0, rc, err;
+	char path[4200];
+	const char *why;
 	shmq_seg *seg;
 
 	rc = parse_opts(c, find_cmd("destroy"), argc, argv, on_force, &force);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
+	seg_path(c->seg, path, sizeof(path));
 	/* An observer is not counted among the attached processes. */
 	rc = shmq_seg_observe(c->seg, &seg);
 	if (rc == 0) {
@@ -137,6 +246,12 @@ int cmd_destroy(struct ctx *c, int argc, char **argv)
 			return fail(c, NULL, -EBUSY, "%u process(es) attached "
 				    "('mqctl procs'; --force to unlink anyway)",
 				    in.procs);
+	} else if ((why = file_kind_problem(path, &err)) != NULL) {
+		/* unlink() removes a link itself, never what it points to. */
+		if (!force || err == -EISDIR)
+			return fail_own(c, NULL, err, "%s %s; not removed%s",
+					path, why, err == -EISDIR ? "" :
+					" (--force unlinks it)");
 	} else if (rc == -EPROTO && !force) {
 		return fail(c, NULL, rc, "not removed; --force removes it "
 			    "anyway");
@@ -146,6 +261,14 @@ int cmd_destroy(struct ctx *c, int argc, char **argv)
 	rc = shmq_seg_unlink(c->seg);
 	if (rc)
 		return fail(c, NULL, rc, NULL);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"path\":");
+		json_str(stdout, path);
+		printf(",\"destroyed\":true,\"attached\":%u}\n", in.procs);
+		return 0;
+	}
 	printf("destroyed segment %s", c->seg);
 	if (in.procs)
 		printf(" (%u process(es) still attached keep it until they "
@@ -166,20 +289,43 @@ static int on_create(struct ctx *c, int code, const char *arg, void *data)
 		rc = parse_count(arg, UINT32_MAX, &v);
 		if (rc)
 			return bad_value(c, "--capacity", arg, rc);
-		if (!v)
-			return usage(c, "--capacity must be at least 1");
+		if (!v || v > SHMQ_MAX_CAPACITY)
+			return usage(c, "--capacity %s is out of range: 1..%u "
+				     "(rounded up to a power of two)", arg,
+				     SHMQ_MAX_CAPACITY);
 		a->capacity = (uint32_t)v;
 	} else if (code == OPT_MSG_SIZE) {
 		rc = parse_size(arg, UINT32_MAX, &v);
-		if (rc)
+		if (rc == -1)
 			return bad_value(c, "--msg-size", arg, rc);
-		if (!v)
-			return usage(c, "--msg-size must be at least 1");
+		if (rc || !v || v > SHMQ_MAX_MSG_SIZE)
+			return usage(c, "--msg-size %s is out of range: 1..%u "
+				     "bytes (64M)", arg, SHMQ_MAX_MSG_SIZE);
 		a->msg_size = (uint32_t)v;
 	} else if (code == OPT_SPSC) {
 		a->flags |= SHMQ_SPSC;
 	}
 	return 0;
+}
+
+/* -ENOSPC from shmq_create(): the directory is full, or the heap. */
+static int create_nospace(const struct ctx *c, shmq_seg *seg,
+			  const char *name)
+{
+	struct shmq_seg_info in;
+	char b1[32], b2[32];
+
+	if (shmq_seg_info(seg, &in))
+		return fail(c, name, -ENOSPC, NULL);
+	if (in.queues + in.unlinked >= in.max_queues)
+		return fail(c, name, -ENOSPC, "the queue directory is full: "
+			    "%u of %u entries (%u unlinked, still open)",
+			    in.queues + in.unlinked, in.max_queues,
+			    in.unlinked);
+	return fail(c, name, -ENOSPC, "not enough free segment memory for "
+		    "its ring: the largest free block is %s (%s free in all)",
+		    fmt_bytes(in.heap_largest, b1, sizeof(b1)),
+		    fmt_bytes(in.heap_free, b2, sizeof(b2)));
 }
 
 int cmd_create(struct ctx *c, int argc, char **argv)
@@ -191,15 +337,30 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("create"), argc, argv, on_create, &a);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_create(seg, c->argv[0], &a);
+	if (rc == -ENOSPC) {
+		rc = create_nospace(c, seg, c->argv[0]);
+		shmq_seg_close(seg);
+		return rc;
+	}
 	if (!rc)
 		rc = shmq_queue_stat(seg, c->argv[0], &q);
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"queue\":");
+		json_str(stdout, q.name);
+		printf(",\"created\":true,\"capacity\":%u,\"msg_size\":%u,"
+		       "\"type\":\"%s\"}\n", q.capacity, q.msg_size,
+		       queue_type(q.flags));
+		return 0;
+	}
 	printf("created queue %s: capacity %u, msg_size %u, type %s\n", q.name,
 	       q.capacity, q.msg_size, queue_type(q.flags));
 	return 0;
@@ -213,7 +374,7 @@ int cmd_delete(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("delete"), argc, argv, NULL, NULL);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_queue_stat(seg, c->argv[0], &q);
@@ -222,6 +383,14 @@ int cmd_delete(struct ctx *c, int argc, char **argv)
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"queue\":");
+		json_str(stdout, c->argv[0]);
+		printf(",\"deleted\":true,\"handles\":%u}\n", q.handles);
+		return 0;
+	}
 	printf("deleted queue %s", c->argv[0]);
 	if (q.handles)
 		printf(" (%u open handle(s) keep its storage until closed)",
@@ -284,7 +453,7 @@ int cmd_purge(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("purge"), argc, argv, NULL, NULL);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (open_queue(c, c->argv[0], &seg, &q))
 		return EXIT_FAIL;
 	rc = shmq_purge(q);
@@ -386,8 +555,9 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("send"), argc, argv, on_send, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	name = c->argv[0];
+	snprintf(c->jextra, sizeof(c->jextra), "\"sent\":0");
 	if (o.file && c->argc > 1)
 		return usage(c, "--file and MESSAGE operands exclude each other");
 	if (open_queue(c, name, &seg, &q))
@@ -401,9 +571,12 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 		if (rc) {
 			shmq_close(q);
 			shmq_seg_close(seg);
-			return fail(c, name, rc, "--file %s%s", o.file,
-				    rc == -EMSGSIZE ? " is longer than "
-				    "msg_size" : "");
+			if (rc == -EMSGSIZE)
+				return fail(c, name, rc, "--file %s is longer "
+					    "than msg_size (%u bytes); nothing "
+					    "sent", o.file, a.msg_size);
+			/* The file's error, not the queue's: strerror. */
+			return fail_sys(c, name, rc, "--file %s", o.file);
 		}
 		rc = shmq_send(q, buf, len, o.timeout_ns);
 		free(buf);
@@ -426,15 +599,29 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 		free(line);
 	}
 	shmq_close(q);
+	snprintf(c->jextra, sizeof(c->jextra), "\"sent\":%lu", sent);
 	if (rc == -EBUSY && *busy_why(seg, name, 0, why, sizeof(why))) {
 		shmq_seg_close(seg);
 		return fail(c, name, rc, "message %lu not sent (%lu sent "
 			    "before it): %s", sent + 1, sent, why);
 	}
 	shmq_seg_close(seg);
+	/* -EAGAIN is one-sided here: a sender waits only for room. */
+	if (rc == -EAGAIN)
+		return fail_own(c, name, rc, "queue '%s' is full: message %lu "
+				"not sent (%lu sent before it); --timeout "
+				"waits for room", name, sent + 1, sent);
 	if (rc)
 		return fail(c, name, rc, "message %lu not sent (%lu sent "
 			    "before it)", sent + 1, sent);
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"queue\":");
+		json_str(stdout, name);
+		printf(",\"sent\":%lu}\n", sent);
+		return 0;
+	}
 	fprintf(stderr, "sent %lu message(s) to %s\n", sent, name);
 	return 0;
 }
@@ -492,7 +679,7 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("recv"), argc, argv, on_recv, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	name = c->argv[0];
 	if (open_queue(c, name, &seg, &q))
 		return EXIT_FAIL;
@@ -507,7 +694,18 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 		if (n < 0)
 			break;
 		got++;
-		if (o.raw) {
+		if (c->json) {
+			if (got == 1) {
+				printf("{\"segment\":");
+				json_str(stdout, c->seg);
+				printf(",\"queue\":");
+				json_str(stdout, name);
+				printf(",\"messages\":[");
+			}
+			printf("%s{\"len\":%zd,", got > 1 ? "," : "", n);
+			json_payload(stdout, "data", buf, (size_t)n);
+			putchar('}');
+		} else if (o.raw) {
 			fwrite(buf, 1, (size_t)n, stdout);
 		} else if (o.hex) {
 			print_hex(stdout, buf, (size_t)n);
@@ -522,12 +720,19 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 out:
 	free(buf);
 	shmq_close(q);
+	if (c->json && got)
+		printf("],\"received\":%llu}\n", (unsigned long long)got);
 	if (got == 0 && n == -EBUSY &&
 	    *busy_why(seg, name, 1, why, sizeof(why))) {
 		shmq_seg_close(seg);
 		return fail(c, name, (int)n, "nothing received: %s", why);
 	}
 	shmq_seg_close(seg);
+	/* -EAGAIN is one-sided here: a receiver waits only for messages. */
+	if (got == 0 && n == -EAGAIN)
+		return fail_own(c, name, (int)n, "queue '%s' is empty: nothing "
+				"received; --timeout waits for a message",
+				name);
 	if (got == 0)
 		return fail(c, name, (int)n, "nothing received");
 	return 0;
@@ -571,7 +776,7 @@ int cmd_recover(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("recover"), argc, argv, NULL, NULL);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &obs))
 		return EXIT_FAIL;
 	rc = shmq_seg_info(obs, &before);

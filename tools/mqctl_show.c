@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mqctl_show.c - the read-only commands: info, list, stat, watch, procs,
- * peek, check.  They attach as observers (shmq_seg_observe()): no
+ * peek, check, segments.  They attach as observers (shmq_seg_observe()): no
  * process-table entry, no repair, nothing a peer could notice.
  */
+#include <dirent.h>
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,28 +20,6 @@ static uint64_t now_ns(clockid_t clk)
 
 	clock_gettime(clk, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static const char *user_name(uint32_t uid, char *buf, size_t len)
-{
-	struct passwd *pw = getpwuid(uid);
-
-	if (pw)
-		snprintf(buf, len, "%s", pw->pw_name);
-	else
-		snprintf(buf, len, "%u", uid);
-	return buf;
-}
-
-static const char *group_name(uint32_t gid, char *buf, size_t len)
-{
-	struct group *gr = getgrgid(gid);
-
-	if (gr)
-		snprintf(buf, len, "%s", gr->gr_name);
-	else
-		snprintf(buf, len, "%u", gid);
-	return buf;
 }
 
 static const char *state_name(uint32_t state)
@@ -59,7 +37,7 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	int rc = parse_opts(c, find_cmd("info"), argc, argv, NULL, NULL);
 
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_seg_info(seg, &in);
@@ -88,6 +66,13 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 		       in.max_queues, in.procs, in.procs_dead, in.max_procs,
 		       (unsigned long long)in.create_time_ns);
 		json_str(stdout, fmt_time(in.create_time_ns, t, sizeof(t)));
+		/* The names of the file's owner, group, and creator. */
+		printf(",\"user\":");
+		json_str(stdout, user_name(in.uid, u, sizeof(u)));
+		printf(",\"group\":");
+		json_str(stdout, group_name(in.gid, g, sizeof(g)));
+		printf(",\"creator_user\":");
+		json_str(stdout, user_name(in.creator_uid, u, sizeof(u)));
 		printf("}\n");
 		return 0;
 	}
@@ -98,9 +83,10 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	       fmt_bytes(in.heap_used, b2, sizeof(b2)),
 	       fmt_bytes(in.heap_free, b3, sizeof(b3)),
 	       fmt_bytes(in.heap_largest, b4, sizeof(b4)));
-	printf("mode:       %04o, owner %s, group %s\n", in.mode,
-	       user_name(in.uid, u, sizeof(u)),
-	       group_name(in.gid, g, sizeof(g)));
+	/* The file's owner now (fstat), which need not be its creator. */
+	printf("mode:       %04o, owner %s (uid %u), group %s (gid %u)\n",
+	       in.mode, user_name(in.uid, u, sizeof(u)), in.uid,
+	       group_name(in.gid, g, sizeof(g)), in.gid);
 	printf("queues:     %u of %u", in.queues, in.max_queues);
 	if (in.unlinked)
 		printf(" (+%u unlinked, still open)", in.unlinked);
@@ -108,9 +94,9 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	if (in.procs_dead)
 		printf(", %u dead not yet reclaimed ('mqctl recover')",
 		       in.procs_dead);
-	printf("\ncreated:    %s by %s\n",
+	printf("\ncreated:    %s by %s (uid %u)\n",
 	       fmt_time(in.create_time_ns, t, sizeof(t)),
-	       user_name(in.creator_uid, u, sizeof(u)));
+	       user_name(in.creator_uid, u, sizeof(u)), in.creator_uid);
 	return 0;
 }
 
@@ -309,7 +295,7 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("list"), argc, argv, on_prom, &prom);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = get_queues(c, seg, &q, &n);
@@ -365,7 +351,7 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("stat"), argc, argv, on_prom, &prom);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_queue_stat(seg, c->argv[0], &q);
@@ -488,13 +474,13 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 {
 	struct watch_opts w = { 1000000000, 0 };
 	struct shmq_queue_info *prev = NULL, *cur = NULL, tmp;
-	int nprev = 0, ncur = 0, tty, i, j, rc;
+	int nprev = 0, ncur = 0, tty, first = 1, i, j, rc;
 	uint64_t tick, t0, t1;
 	shmq_seg *seg;
 
 	rc = parse_opts(c, find_cmd("watch"), argc, argv, on_watch, &w);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	/* Every queue named must exist now. */
@@ -505,7 +491,8 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 			return fail(c, c->argv[i], rc, NULL);
 		}
 	}
-	tty = isatty(STDOUT_FILENO);
+	/* JSON is one line per refresh, for a program: never redrawn. */
+	tty = isatty(STDOUT_FILENO) && !c->json;
 	rc = get_queues(c, seg, &prev, &nprev);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	for (tick = 0; !rc && (!w.count || tick < w.count); tick++) {
@@ -519,6 +506,12 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 		t1 = now_ns(CLOCK_MONOTONIC);
 		dt = (double)(t1 - t0) / 1e9;
 		fmt_time(now_ns(CLOCK_REALTIME), when, sizeof(when));
+		if (c->json) {
+			printf("{\"segment\":");
+			json_str(stdout, c->seg);
+			printf(",\"time\":\"%s\",\"queues\":[", when);
+			first = 1;
+		}
 		if (tty) {
 			/* Home, clear: redraw like top. */
 			printf("\033[H\033[2J");
@@ -544,7 +537,22 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 				out = (double)(q->received - prev[j].received) /
 				      dt;
 			}
-			if (tty) {
+			if (c->json) {
+				printf("%s{\"name\":", first ? "" : ",");
+				json_str(stdout, q->name);
+				printf(",\"depth\":%llu,\"capacity\":%u,"
+				       "\"in_per_s\":%.0f,\"out_per_s\":%.0f,"
+				       "\"sent\":%llu,\"received\":%llu,"
+				       "\"send_waiters\":%u,"
+				       "\"recv_waiters\":%u,\"state\":\"%s\"}",
+				       (unsigned long long)q->depth,
+				       q->capacity, in, out,
+				       (unsigned long long)q->sent,
+				       (unsigned long long)q->received,
+				       q->send_waiters, q->recv_waiters,
+				       state_name(q->state));
+				first = 0;
+			} else if (tty) {
 				char dc[48], ws[32];
 
 				snprintf(dc, sizeof(dc), "%llu/%u",
@@ -568,6 +576,8 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 				       state_name(q->state));
 			}
 		}
+		if (c->json)
+			printf("]}\n");
 		fflush(stdout);
 		free(prev);
 		prev = cur;
@@ -591,7 +601,7 @@ int cmd_procs(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("procs"), argc, argv, NULL, NULL);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	for (;;) {
@@ -688,7 +698,7 @@ int cmd_peek(struct ctx *c, int argc, char **argv)
 
 	rc = parse_opts(c, find_cmd("peek"), argc, argv, on_peek, &o);
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
 	name = c->argv[0];
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
@@ -724,10 +734,11 @@ int cmd_peek(struct ctx *c, int argc, char **argv)
 		       (unsigned long long)q.depth);
 		for (i = 0; i < (uint64_t)got; i++) {
 			printf("%s{\"pos\":%llu,\"len\":%zu,"
-			       "\"redelivered\":%s,\"data\":",
+			       "\"redelivered\":%s,",
 			       i ? "," : "", (unsigned long long)m[i].pos,
 			       m[i].len, m[i].redelivered ? "true" : "false");
-			json_bytes(stdout, m[i].data, m[i].len);
+			/* "data" if valid UTF-8, else "data_base64". */
+			json_payload(stdout, "data", m[i].data, m[i].len);
 			printf("}");
 		}
 		printf("]}\n");
@@ -801,10 +812,22 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 {
 	struct check_out o = { 0, 0 };
 	char path[4200];
-	int rc = parse_opts(c, find_cmd("check"), argc, argv, NULL, NULL);
+	const char *why;
+	int rc = parse_opts(c, find_cmd("check"), argc, argv, NULL, NULL), err;
 
 	if (rc)
-		return rc == 1 ? 0 : rc;
+		return rc == PARSED_HELP ? 0 : rc;
+	/*
+	 * The checker opens the path read-only and blocking: a FIFO planted
+	 * there would block it forever.  Refuse anything but a regular file
+	 * before it is opened (a symbolic link it refuses as -EPROTO).  A
+	 * file swapped for a FIFO between this lstat() and its open() still
+	 * blocks it: that needs O_NONBLOCK in shm/inspect.c.
+	 */
+	seg_path(c->seg, path, sizeof(path));
+	why = file_kind_problem(path, &err);
+	if (why)
+		return fail_own(c, NULL, err, "%s %s; not checked", path, why);
 	o.json = c->json;
 	if (o.json) {
 		printf("{\"segment\":");
@@ -829,5 +852,214 @@ int cmd_check(struct ctx *c, int argc, char **argv)
 		fflush(stdout);
 		return fail(c, NULL, -EPROTO, "%d error(s) found", rc);
 	}
+	return 0;
+}
+
+/* ---- segments ---------------------------------------------------------------------- */
+
+struct seg_row {
+	char name[300];
+	char path[4200];
+	struct stat st;
+	int have_st;
+	int err;                /* 0: it opens as a segment */
+	char status[160];
+	struct shmq_seg_info in;
+};
+
+/*
+ * What @path is: its lstat() (never following a link), and whether it
+ * opens as a segment.  It is observed by path, which changes nothing in
+ * it, and only if it is a regular file (a FIFO is never opened).
+ */
+static void seg_examine(const char *name, const char *path, struct seg_row *r)
+{
+	const char *why;
+	shmq_seg *seg;
+	int rc, shm;
+
+	/* /dev/shm/shmq.NAME is "-s NAME" in the hint; a file, its path. */
+	shm = strncmp(path, "/dev/shm/shmq.", 14) == 0 &&
+	      strcmp(path + 14, name) == 0;
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	if (lstat(path, &r->st) < 0) {
+		r->err = -errno;
+		snprintf(r->status, sizeof(r->status), "%s", strerror(errno));
+		return;
+	}
+	r->have_st = 1;
+	why = file_kind_problem(path, &r->err);
+	if (why) {
+		snprintf(r->status, sizeof(r->status), "%s", why);
+		return;
+	}
+	/* A path with a '/' is a file to the library, whatever its name. */
+	rc = shmq_seg_observe(path, &seg);
+	if (!rc) {
+		rc = shmq_seg_info(seg, &r->in);
+		shmq_seg_close(seg);
+	}
+	r->err = rc;
+	if (!rc)
+		snprintf(r->status, sizeof(r->status), "ok");
+	else if (rc == -EPROTO)
+		snprintf(r->status, sizeof(r->status), "not a shmq segment, "
+			 "corrupt, or another layout version ('mqctl -s %s "
+			 "check')", shm ? name : path);
+	else
+		snprintf(r->status, sizeof(r->status), "%s",
+			 shmq_strerror(rc));
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct seg_row *)a)->name,
+		      ((const struct seg_row *)b)->name);
+}
+
+/* Column widths of the text table: the longest name and path. */
+struct seg_widths {
+	int name, path;
+};
+
+static void seg_print(const struct ctx *c, const struct seg_row *r, int first,
+		      const struct seg_widths *w)
+{
+	char b[32], u[64], g[64], q[16], m[8];
+
+	if (c->json) {
+		printf("%s{\"name\":", first ? "" : ",");
+		json_str(stdout, r->name);
+		printf(",\"path\":");
+		json_str(stdout, r->path);
+		if (r->have_st) {
+			printf(",\"size\":%llu,\"uid\":%u,\"user\":",
+			       (unsigned long long)r->st.st_size,
+			       (unsigned)r->st.st_uid);
+			json_str(stdout, user_name(r->st.st_uid, u, sizeof(u)));
+			printf(",\"gid\":%u,\"group\":",
+			       (unsigned)r->st.st_gid);
+			json_str(stdout, group_name(r->st.st_gid, g,
+						    sizeof(g)));
+			printf(",\"mode\":\"%04o\"",
+			       (unsigned)(r->st.st_mode & 07777));
+		} else {
+			printf(",\"size\":null,\"uid\":null,\"user\":null,"
+			       "\"gid\":null,\"group\":null,\"mode\":null");
+		}
+		printf(",\"valid\":%s,\"error\":", r->err ? "false" : "true");
+		if (r->err)
+			json_str(stdout, err_name(r->err));
+		else
+			printf("null");
+		printf(",\"status\":");
+		json_str(stdout, r->status);
+		if (r->err)
+			printf(",\"queues\":null,\"procs\":null}");
+		else
+			printf(",\"queues\":%u,\"procs\":%u}", r->in.queues,
+			       r->in.procs);
+		return;
+	}
+	snprintf(q, sizeof(q), "-");
+	if (!r->err)
+		snprintf(q, sizeof(q), "%u", r->in.queues);
+	snprintf(b, sizeof(b), "-");
+	snprintf(u, sizeof(u), "-");
+	snprintf(g, sizeof(g), "-");
+	snprintf(m, sizeof(m), "-");
+	if (r->have_st) {
+		fmt_bytes((uint64_t)r->st.st_size, b, sizeof(b));
+		user_name(r->st.st_uid, u, sizeof(u));
+		group_name(r->st.st_gid, g, sizeof(g));
+		snprintf(m, sizeof(m), "%04o",
+			 (unsigned)(r->st.st_mode & 07777));
+	}
+	printf("%-*s %10s %-10s %-10s %4s %6s %-*s %s\n", w->name, r->name, b,
+	       u, g, m, q, w->path, r->path, r->status);
+}
+
+/* Room for one more row in *@rows; NULL when out of memory. */
+static struct seg_row *seg_more(struct seg_row **rows, size_t *n,
+				size_t *cap)
+{
+	struct seg_row *tmp;
+
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		tmp = realloc(*rows, *cap * sizeof(**rows));
+		if (!tmp)
+			return NULL;
+		*rows = tmp;
+	}
+	return &(*rows)[(*n)++];
+}
+
+/*
+ * The POSIX segments are the /dev/shm/shmq.* objects; a file-backed
+ * segment can be anywhere, so those are listed only when named.
+ */
+int cmd_segments(struct ctx *c, int argc, char **argv)
+{
+	struct seg_widths w = { 4, 4 };
+	struct seg_row *rows = NULL, *r;
+	size_t n = 0, cap = 0, nshm, i;
+	struct dirent *d;
+	char path[4200];
+	DIR *dir;
+	int rc = parse_opts(c, find_cmd("segments"), argc, argv, NULL, NULL);
+
+	if (rc)
+		return rc == PARSED_HELP ? 0 : rc;
+	dir = opendir("/dev/shm");
+	if (!dir)
+		return fail_sys(c, NULL, -errno, "/dev/shm");
+	while ((d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, "shmq.", 5) != 0 || !d->d_name[5])
+			continue;
+		r = seg_more(&rows, &n, &cap);
+		if (!r) {
+			closedir(dir);
+			free(rows);
+			return fail(c, NULL, -ENOMEM, NULL);
+		}
+		snprintf(path, sizeof(path), "/dev/shm/%s", d->d_name);
+		seg_examine(d->d_name + 5, path, r);
+	}
+	closedir(dir);
+	nshm = n;
+	if (nshm)
+		qsort(rows, nshm, sizeof(*rows), row_cmp);
+	/* Then the file-backed segments named, in the order given. */
+	for (i = 0; i < (size_t)c->argc; i++) {
+		r = seg_more(&rows, &n, &cap);
+		if (!r) {
+			free(rows);
+			return fail(c, NULL, -ENOMEM, NULL);
+		}
+		/* "seg.bin" is a file here, as "./seg.bin" to the library. */
+		snprintf(path, sizeof(path), "%s%s",
+			 strchr(c->argv[i], '/') ? "" : "./", c->argv[i]);
+		seg_examine(c->argv[i], path, r);
+	}
+	for (i = 0; i < n; i++) {
+		if ((int)strlen(rows[i].name) > w.name)
+			w.name = (int)strlen(rows[i].name);
+		if ((int)strlen(rows[i].path) > w.path)
+			w.path = (int)strlen(rows[i].path);
+	}
+	if (c->json)
+		printf("{\"segments\":[");
+	else
+		printf("%-*s %10s %-10s %-10s %4s %6s %-*s %s\n", w.name,
+		       "NAME", "SIZE", "OWNER", "GROUP", "MODE", "QUEUES",
+		       w.path, "PATH", "STATUS");
+	for (i = 0; i < n; i++)
+		seg_print(c, &rows[i], i == 0, &w);
+	if (c->json)
+		printf("]}\n");
+	free(rows);
 	return 0;
 }
