@@ -318,12 +318,14 @@ static int create_nospace(const struct ctx *c, shmq_seg *seg,
 	if (shmq_seg_info(seg, &in))
 		return fail(c, name, -ENOSPC, NULL);
 	if (in.queues + in.unlinked >= in.max_queues)
-		return fail(c, name, -ENOSPC, "the queue directory is full: "
-			    "%u of %u entries (%u unlinked, still open)",
-			    in.queues + in.unlinked, in.max_queues,
-			    in.unlinked);
-	return fail(c, name, -ENOSPC, "not enough free segment memory for "
-		    "its ring: the largest free block is %s (%s free in all)",
+		return fail_own(c, name, -ENOSPC, "queue '%s': no space: the "
+				"queue directory is full: %u of %u entries "
+				"(%u unlinked, still open)", name,
+				in.queues + in.unlinked, in.max_queues,
+				in.unlinked);
+	return fail_own(c, name, -ENOSPC, "queue '%s': no space: not enough "
+		    "free segment memory for its ring: the largest free block "
+		    "is %s (%s free in all)", name,
 		    fmt_bytes(in.heap_largest, b1, sizeof(b1)),
 		    fmt_bytes(in.heap_free, b2, sizeof(b2)));
 }
