@@ -3,7 +3,9 @@
 # The man pages' lint and installation (the Makefile's check-man, install
 # and uninstall).  Pages arrive with @VERSION@ already replaced.
 #
-#   sh tools/man.sh lint PAGE...            groff -ww -z -man: no warnings
+#   sh tools/man.sh lint PAGE...            groff -ww -z -man: no warnings;
+#                                           each function of include/shmq.map
+#                                           on some page's NAME line
 #   sh tools/man.sh install MANDIR PAGE...  PAGE.N into MANDIR/manN/, and
 #                                           for every other name in its NAME
 #                                           section a page ".so manN/PAGE.N"
@@ -31,7 +33,15 @@ lint)
 		fi
 		[ -n "$(names "$p")" ] || { echo "$p: no NAME line"; rc=1; }
 	done
-	[ $rc = 0 ] && echo "man pages: $# page(s), no groff warnings"
+	# Every exported function has a page that names it.
+	all=$(for p in "$@"; do names "$p"; done)
+	for f in $(sed -n 's/^[[:space:]]*\(shmq_[a-z_]*\);.*/\1/p' \
+			include/shmq.map 2>/dev/null); do
+		echo " $all " | tr '\n' ' ' | grep -q " $f " ||
+			{ echo "include/shmq.map: $f has no man page"; rc=1; }
+	done
+	[ $rc = 0 ] && echo "man pages: $# page(s), no groff warnings;" \
+		"every function of include/shmq.map named in one"
 	exit $rc
 	;;
 install|uninstall)
