@@ -267,7 +267,7 @@ check-install:
 	@B=$(B) sh tools/check.sh stage "install + pkg-config" sh -c '\
 	set -e; echo "== install into $(INST), examples through pkg-config"; \
 	rm -rf $(INST); \
-	$(MAKE) --no-print-directory -s install PREFIX=$(INST) >/dev/null; \
+	$(MAKE) --no-print-directory -s install PREFIX=$(INST); \
 	export PKG_CONFIG_PATH=$(INST)/lib/pkgconfig; \
 	$(CC) -o $(B)/inst/hello examples/hello.c \
 		$$($(PKG_CONFIG) --cflags --libs shmq) -Wl,-rpath,$(INST)/lib; \
@@ -279,6 +279,7 @@ check-install:
 	test -f $(INST)/share/man/man3/shmq_recv.3; \
 	test -f $(INST)/share/man/man7/shmq.7; \
 	! grep -q @VERSION@ $(INST)/share/man/man1/mqctl.1; \
+	rm -f $(B)/inst/hello $(B)/inst/hello-static; \
 	$(MAKE) --no-print-directory -s uninstall PREFIX=$(INST); \
 	test -z "$$(find $(INST) -type f)"; rm -rf $(INST); \
 	echo "install, pkg-config (shared + rpath, --static), uninstall: ok"'
