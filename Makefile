@@ -209,7 +209,8 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(EXAMPLES:%=$(B)/examples/%) $(if $(TOOL_SRCS),$(B)/mqctl)
 
 .PHONY: all check check-plain check-asan check-tsan check-bench check-fuzz \
-	check-model check-examples check-man check-install fuzz model bench \
+	check-model check-examples check-man check-readme check-install fuzz \
+	model bench \
 	bench-quick bench-deps demo deps deps-check deps-demo soak install \
 	uninstall clean
 .DEFAULT_GOAL := all
@@ -225,7 +226,7 @@ all: $(ALL)
 # (tools/check.sh), printed as a table at the end.  Exit status 1 if
 # anything failed.
 CHECK_STAGES := check-plain check-asan check-tsan check-examples check-man \
-	check-install check-bench check-fuzz check-model
+	check-readme check-install check-bench check-fuzz check-model
 check: deps-check
 	@rm -f $(B)/check-summary; rm -rf $(B)/check-logs; mkdir -p $(B)
 	@rc=0; for s in $(CHECK_STAGES); do \
@@ -258,6 +259,19 @@ check-examples: $(EXAMPLES:%=$(B)/examples/%)
 check-man: $(MAN_PAGES:%=$(B)/man/%)
 	@B=$(B) sh tools/check.sh stage "man pages (groff -ww)" \
 		sh tools/man.sh lint $^
+
+# The README's API tour is an excerpt of examples/hello.c: each of its
+# lines (but "...") is a line of the example, so the tour compiles.
+check-readme:
+	@B=$(B) sh tools/check.sh stage "README tour = examples/hello.c" \
+		awk '/^```c$$/ { n++; next } /^```/ { if (n == 1) n++; next } \
+		FILENAME == "README.md" && n == 1 && !/^[ \t]*(\.\.\.)?$$/ \
+		{ sub(/^[ \t]+/, ""); want[$$0] = 1 } \
+		FILENAME != "README.md" { sub(/^[ \t]+/, ""); have[$$0] = 1 } \
+		END { for (l in want) if (!(l in have)) { \
+			print "README.md: not in examples/hello.c: " l; bad = 1 } \
+		  if (!bad) print "README: the API tour is an excerpt of examples/hello.c"; \
+		  exit bad }' README.md examples/hello.c
 
 # The README's linking lines, against a real install under $(B)/inst:
 # hello built with pkg-config and an rpath, and -static with --static;
