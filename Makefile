@@ -1,13 +1,18 @@
 # shmq - one non-recursive Makefile.
 #
-#   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
+#   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks,
+#                   examples (build/)
 #   make check      the test suite: plain, under ASan+UBSan, and the thread
-#                   tests under TSan, each in its own build directory
-#   make bench      the benchmarks and the comparison (README: Performance)
+#                   tests under TSan, each in its own build directory; the
+#                   examples, the man pages' lint, an install linked with
+#                   pkg-config, the bench smoke run, the fuzzers, the
+#                   models; then a summary table (tools/check.sh)
+#   make bench      the benchmarks and the comparison (bench/results/)
 #   make bench-quick  the same in under a minute; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
-#   make deps       install missing Debian packages (as root)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       install missing Debian packages (as root); make demo
+#                   and make check do it first (tools/deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR= (ldconfig when it applies)
 #
 # CC, CFLAGS, LDFLAGS, PREFIX and DESTDIR are yours; our flags are added from
 # separate variables.
@@ -227,10 +232,19 @@ all: $(ALL)
 # anything failed.
 CHECK_STAGES := check-plain check-asan check-tsan check-examples check-man \
 	check-readme check-install check-bench check-fuzz check-model
+# check-plain, -asan, -tsan, -examples, -man, -readme and -install record
+# their own lines; the others are recorded as one line each.
+CHECK_SELF := check-plain check-asan check-tsan check-examples check-man \
+	check-readme check-install
 check: deps-check
 	@rm -f $(B)/check-summary; rm -rf $(B)/check-logs; mkdir -p $(B)
+	@date +%s > $(B)/check-start
 	@rc=0; for s in $(CHECK_STAGES); do \
-		$(MAKE) --no-print-directory $$s || rc=1; done; \
+		case " $(CHECK_SELF) " in \
+		*" $$s "*) $(MAKE) --no-print-directory $$s || rc=1 ;; \
+		*) B=$(B) sh tools/check.sh stage "$${s#check-}" \
+			$(MAKE) --no-print-directory $$s || rc=1 ;; \
+		esac; done; \
 		B=$(B) sh tools/check.sh table || rc=1; exit $$rc
 
 # The test binaries (tools/check.sh runs each and records its counts).
@@ -263,7 +277,7 @@ check-man: $(MAN_PAGES:%=$(B)/man/%)
 # The README's API tour is an excerpt of examples/hello.c: each of its
 # lines (but "...") is a line of the example, so the tour compiles.
 check-readme:
-	@B=$(B) sh tools/check.sh stage "README tour = examples/hello.c" \
+	@B=$(B) sh tools/check.sh stage "README tour (hello.c)" \
 		awk '/^```c$$/ { n++; next } /^```/ { if (n == 1) n++; next } \
 		FILENAME == "README.md" && n == 1 && !/^[ \t]*(\.\.\.)?$$/ \
 		{ sub(/^[ \t]+/, ""); want[$$0] = 1 } \

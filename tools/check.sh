@@ -73,7 +73,7 @@ table)
 	echo
 	echo "== make check: summary ($sum; logs in $logs/)"
 	awk -F '\t' '
-	BEGIN { fmt = "%-28s %6s %6s %6s %7s %8s  %s\n"
+	BEGIN { fmt = "%-30s %6s %6s %6s %7s %8s  %s\n"
 		printf fmt, "SUITE", "TESTS", "PASSED", "FAILED", "SKIPPED", "TIME_S", "NOTES" }
 	{ printf fmt, $1, $2, $3, $4, $5, $6, $7
 	  if ($2 ~ /^[0-9]+$/) t += $2; if ($3 ~ /^[0-9]+$/) p += $3
@@ -82,7 +82,12 @@ table)
 	END { printf fmt, "total", t, p, f, s, sprintf("%.0f", sec), ""
 	      if (f) { printf "make check: FAILED:%s\n", bad; exit 1 }
 	      printf "make check: all %d suites passed (%d tests, %d skipped)\n", NR, t, s }
-	' "$sum"
+	' "$sum"; rc=$?
+	if [ -f "$B/check-start" ]; then
+		echo "make check: $(($(date +%s) - $(cat "$B/check-start"))) s" \
+			"in all, builds included"
+	fi
+	exit $rc
 	;;
 *)
 	echo "usage: tools/check.sh test SUITE BINARY | stage SUITE CMD... | table" >&2
