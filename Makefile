@@ -216,7 +216,7 @@ ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 .PHONY: all check check-plain check-asan check-tsan check-bench check-fuzz \
 	check-model check-examples check-man check-readme check-install fuzz \
 	model bench \
-	bench-quick bench-deps demo deps deps-check deps-demo soak install \
+	bench-quick bench-deps demo demo-run deps deps-check deps-demo soak install \
 	uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
@@ -398,7 +398,9 @@ bench-deps:
 # stops the build with one line naming the packages and the command.
 # The build runs in a second make, so that it sees what was installed.
 demo: deps-demo
-	@$(MAKE) --no-print-directory $(B)/bench/bench_demo
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(B)/bench/bench_demo
 	$(B)/bench/bench_demo
 
 deps:
