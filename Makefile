@@ -288,7 +288,8 @@ check-readme:
 		  exit bad }' README.md examples/hello.c
 
 # The README's linking lines, against a real install under $(B)/inst:
-# hello built with pkg-config and an rpath, and -static with --static;
+# the examples built with pkg-config and an rpath (hello run), and hello
+# -static with --static;
 # the man pages and their .so links installed; uninstall leaves no file.
 INST := $(abspath $(B)/inst)
 check-install:
@@ -297,8 +298,9 @@ check-install:
 	rm -rf $(INST); \
 	$(MAKE) --no-print-directory -s install PREFIX=$(INST); \
 	export PKG_CONFIG_PATH=$(INST)/lib/pkgconfig; \
-	$(CC) -o $(B)/inst/hello examples/hello.c \
+	for e in $(EXAMPLES); do $(CC) -o $(B)/inst/$$e examples/$$e.c \
 		$$($(PKG_CONFIG) --cflags --libs shmq) -Wl,-rpath,$(INST)/lib; \
+	done; \
 	$(CC) -static -o $(B)/inst/hello-static examples/hello.c \
 		$$($(PKG_CONFIG) --static --cflags --libs shmq); \
 	ldd $(B)/inst/hello | grep -q "libshmq.so.0 => $(INST)/lib/"; \
@@ -307,7 +309,7 @@ check-install:
 	test -f $(INST)/share/man/man3/shmq_recv.3; \
 	test -f $(INST)/share/man/man7/shmq.7; \
 	! grep -q @VERSION@ $(INST)/share/man/man1/mqctl.1; \
-	rm -f $(B)/inst/hello $(B)/inst/hello-static; \
+	rm -f $(EXAMPLES:%=$(B)/inst/%) $(B)/inst/hello-static; \
 	$(MAKE) --no-print-directory -s uninstall PREFIX=$(INST); \
 	test -z "$$(find $(INST) -type f)"; rm -rf $(INST); \
 	echo "install, pkg-config (shared + rpath, --static), uninstall: ok"'
