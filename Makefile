@@ -451,7 +451,8 @@ install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 		echo "note: $(LIBDIR) is not in the dynamic linker's cache:" \
 			"link programs with -Wl,-rpath,$(LIBDIR)"; fi
 
-uninstall:
+# The man pages' names come from their NAME lines (tools/man.sh).
+uninstall: $(MAN_PAGES:%=$(B)/man/%)
 	rm -f $(DESTDIR)$(PREFIX)/include/shmq.h \
 		$(DESTDIR)$(LIBDIR)/libshmq.a \
 		$(DESTDIR)$(LIBDIR)/libshmq.so* \
