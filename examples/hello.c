@@ -10,6 +10,10 @@
  * child never uses its parent's handles).  The consumer checks every
  * message; the program exits 0 only if all arrived intact and in order,
  * and removes its segment whatever happens.
+ * (Whatever happens short of a signal that kills it: then
+ * /dev/shm/shmq.hello.PID stays, and "mqctl -s hello.PID destroy"
+ * removes it.  The library's calls are not async-signal-safe, so the
+ * examples do not clean up from signal handlers.)
  */
 #include <err.h>
 #include <errno.h>

@@ -15,7 +15,8 @@
  *                            delivered again: at least once)
  *
  * The self-test exits 0 only if everything happened as described and
- * removes its segment whatever happens.
+ * removes its segment whatever happens short of
+ * a signal that kills it (see hello.c).
  */
 #include <err.h>
 #include <errno.h>

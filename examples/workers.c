@@ -9,7 +9,8 @@
  * processes take them as they come (each job goes to exactly one worker)
  * and report each job done into the queue "done".  The parent checks that
  * every job was done exactly once, then sends each worker a stop message.
- * Exits 0 only if so; removes its segment whatever happens.
+ * Exits 0 only if so; removes its segment whatever happens short of
+ * a signal that kills it (see hello.c).
  *
  * (Acknowledged delivery, where a job taken by a worker that dies goes to
  * another worker, is planned for 0.4.  Today a job a worker has received
