@@ -1,13 +1,18 @@
 # shmq - one non-recursive Makefile.
 #
-#   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks (build/)
+#   make            libshmq.a, libshmq.so, mqctl, tests, benchmarks,
+#                   examples (build/)
 #   make check      the test suite: plain, under ASan+UBSan, and the thread
-#                   tests under TSan, each in its own build directory
-#   make bench      the benchmarks and the comparison (README: Performance)
+#                   tests under TSan, each in its own build directory; the
+#                   examples, the man pages' lint, an install linked with
+#                   pkg-config, the bench smoke run, the fuzzers, the
+#                   models; then a summary table (tools/check.sh)
+#   make bench      the benchmarks and the comparison (bench/results/)
 #   make bench-quick  the same in under a minute; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
-#   make deps       install missing Debian packages (as root)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make deps       install missing Debian packages (as root); make demo
+#                   and make check do it first (tools/deps.sh)
+#   make install    PREFIX=/usr/local DESTDIR= (ldconfig when it applies)
 #
 # CC, CFLAGS, LDFLAGS, PREFIX and DESTDIR are yours; our flags are added from
 # separate variables.
@@ -47,18 +52,42 @@ TEST_SRCS  := $(wildcard tests/test_*.c)
 TEST_HELP  := $(wildcard tests/helpers.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 TOOL_SRCS  := $(wildcard tools/mqctl*.c)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+MAN_PAGES  := $(wildcard man/*.3 man/*.7) tools/mqctl.1
 
 TESTS   := $(TEST_SRCS:tests/%.c=%)
 BENCHES := $(BENCH_SRCS:bench/%.c=%)
+EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=%)
 
-# Tests that exercise threads of one process: also run under TSan.
-TSAN_TESTS := $(filter test_threads test_ring,$(TESTS))
+# Every test that starts threads (pthread_create) also runs under TSan:
+# test_api, test_batch, test_spsc, test_threads, test_zerocopy today.  Each
+# passes there; test_spsc forks children after threads have run, which TSan
+# allows (it warns only about a fork while other threads exist).
+TSAN_TESTS := $(patsubst tests/%.c,%,$(shell grep -l pthread_create $(TEST_SRCS)))
 
 # ---- variants: plain, asan, tsan --------------------------------------------
 # $(call variant,DIR,EXTRA_CFLAGS)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined
-TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+# -Wno-tsan: gcc warns that TSan does not model atomic_thread_fence (it
+# ignores stand-alone fences).  Nothing TSan needs goes through ours:
+#  - F1 (shmq__notify, ipc/wait.h; spsc.c) and F2 (shmq__wait, ipc/wait.c)
+#    are seq_cst store->load fences: each orders its side's store (the
+#    publish or free of a slot; the waiter's W1 announcement) before its
+#    load of the other side's word (waiters; the ring), so that no wake-up
+#    is lost.  No data is published through them: messages and their
+#    bytes are published by release stores of slot sequence words and SPSC
+#    entries (R1, acquired by A1), which TSan does see.  Ignoring F1/F2
+#    costs TSan no happens-before edge and so causes no false report; what
+#    it cannot check is the store->load order itself, which the spin model
+#    ipc/wait.pml checks (make model), with negative controls dropping F1
+#    or F2.
+#  - the acquire fences of shmq_peek(), shmq_seg_check() (ipc/inspect.c)
+#    and the SPSC peek (ipc/spsc.c) order a speculative copy before a
+#    re-read that decides whether the copy is kept; they run on observers,
+#    which the thread tests do not exercise (test_mqctl does, across
+#    processes, where TSan sees nothing anyway).
+TSAN_FLAGS := -O1 -g -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
 
 define variant
 $(1)/obj/%.o: %.c
@@ -107,6 +136,19 @@ $(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
 	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< \
 		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
 
+
+# The examples, in-tree: the static library, as a user's build would link
+# it with pkg-config --static (make check also builds them against an
+# installed copy with pkg-config, see check-install).
+$(B)/examples/%: examples/%.c include/shmq.h $(B)/libshmq.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra -Iinclude $(LDFLAGS) -o $@ $< \
+		$(B)/libshmq.a $(SHMQ_LIBS)
+
+# Man pages with @VERSION@ replaced (the .TH lines), for install and lint.
+$(B)/man/%: %
+	@mkdir -p $(dir $@)
+	sed -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(B)/shmq.pc: include/shmq.pc.in Makefile
 	@mkdir -p $(B)
@@ -169,32 +211,109 @@ endef
 
 ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
-	$(if $(TOOL_SRCS),$(B)/mqctl)
+	$(EXAMPLES:%=$(B)/examples/%) $(if $(TOOL_SRCS),$(B)/mqctl)
 
 .PHONY: all check check-plain check-asan check-tsan check-bench check-fuzz \
-	check-model fuzz model bench bench-quick bench-deps demo deps soak \
-	install uninstall clean
+	check-model check-examples check-man check-readme check-install fuzz \
+	model bench \
+	bench-quick bench-deps demo demo-run deps deps-check deps-demo soak install \
+	uninstall clean
 .DEFAULT_GOAL := all
 # Keep objects that are only intermediate steps of a test binary.
 .SECONDARY:
 
 all: $(ALL)
 
-# Each test binary runs on its own; a failure stops the run with its name.
-check: check-plain check-asan check-tsan check-bench check-fuzz check-model
-	@echo "make check: all suites passed (plain, asan+ubsan, tsan, bench smoke, fuzz, model)"
+# make check: first the packages (tools/deps.sh: installed as root, else
+# one line naming them and the command), then every stage, each in a
+# make of its own so that one failure does not hide the others' results;
+# each test binary and stage adds a line to $(B)/check-summary
+# (tools/check.sh), printed as a table at the end.  Exit status 1 if
+# anything failed.
+CHECK_STAGES := check-plain check-asan check-tsan check-examples check-man \
+	check-readme check-install check-bench check-fuzz check-model
+# check-plain, -asan, -tsan, -examples, -man, -readme and -install record
+# their own lines; the others are recorded as one line each.
+CHECK_SELF := check-plain check-asan check-tsan check-examples check-man \
+	check-readme check-install
+check: deps-check
+	@rm -f $(B)/check-summary; rm -rf $(B)/check-logs; mkdir -p $(B)
+	@date +%s > $(B)/check-start
+	@rc=0; for s in $(CHECK_STAGES); do \
+		case " $(CHECK_SELF) " in \
+		*" $$s "*) $(MAKE) --no-print-directory $$s || rc=1 ;; \
+		*) n=$${s#check-}; [ $$n = bench ] && n="bench smoke"; \
+		   B=$(B) sh tools/check.sh stage "$$n" \
+			$(MAKE) --no-print-directory $$s || rc=1 ;; \
+		esac; done; \
+		B=$(B) sh tools/check.sh table || rc=1; exit $$rc
 
+# The test binaries (tools/check.sh runs each and records its counts).
 check-plain: $(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%)
-	@set -e; for t in $(TESTS); do echo "== plain $$t"; $(B)/tests/$$t; done
+	@rc=0; for t in $(TESTS); do B=$(B) sh tools/check.sh test \
+		"plain $$t" $(B)/tests/$$t || rc=1; done; exit $$rc
 
 check-asan: $(TESTS:%=$(B)/asan/tests/%)
-	@set -e; for t in $(TESTS); do echo "== asan $$t"; \
+	@rc=0; for t in $(TESTS); do \
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-		UBSAN_OPTIONS=print_stacktrace=1 $(B)/asan/tests/$$t; done
+		UBSAN_OPTIONS=print_stacktrace=1 B=$(B) sh tools/check.sh test \
+		"asan $$t" $(B)/asan/tests/$$t || rc=1; done; exit $$rc
 
 check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
-	@set -e; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
-		TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/tests/$$t; done
+	@rc=0; for t in $(TSAN_TESTS); do \
+		TSAN_OPTIONS=halt_on_error=1 B=$(B) sh tools/check.sh test \
+		"tsan $$t" $(B)/tsan/tests/$$t || rc=1; done; exit $$rc
+
+# Each example checks its own output and exits non-zero on a failure.
+check-examples: $(EXAMPLES:%=$(B)/examples/%)
+	@rc=0; for e in $(EXAMPLES); do B=$(B) sh tools/check.sh stage \
+		"example $$e" sh -c "echo '== example $$e'; $(B)/examples/$$e" \
+		|| rc=1; done; exit $$rc
+
+# Man pages: groff's warnings (-ww) on every page, as installed.
+check-man: $(MAN_PAGES:%=$(B)/man/%)
+	@B=$(B) sh tools/check.sh stage "man pages (groff -ww)" \
+		sh tools/man.sh lint $^
+
+# The README's API tour is an excerpt of examples/hello.c: each of its
+# lines (but "...") is a line of the example, so the tour compiles.
+check-readme:
+	@B=$(B) sh tools/check.sh stage "README tour (hello.c)" \
+		awk '/^```c$$/ { n++; next } /^```/ { if (n == 1) n++; next } \
+		FILENAME == "README.md" && n == 1 && !/^[ \t]*(\.\.\.)?$$/ \
+		{ sub(/^[ \t]+/, ""); want[$$0] = 1 } \
+		FILENAME != "README.md" { sub(/^[ \t]+/, ""); have[$$0] = 1 } \
+		END { for (l in want) if (!(l in have)) { \
+			print "README.md: not in examples/hello.c: " l; bad = 1 } \
+		  if (!bad) print "README: the API tour is an excerpt of examples/hello.c"; \
+		  exit bad }' README.md examples/hello.c
+
+# The README's linking lines, against a real install under $(B)/inst:
+# the examples built with pkg-config and an rpath (hello run), and hello
+# -static with --static;
+# the man pages and their .so links installed; uninstall leaves no file.
+INST := $(abspath $(B)/inst)
+check-install:
+	@B=$(B) sh tools/check.sh stage "install + pkg-config" sh -c '\
+	set -e; echo "== install into $(INST), examples through pkg-config"; \
+	rm -rf $(INST); \
+	$(MAKE) --no-print-directory -s install PREFIX=$(INST); \
+	export PKG_CONFIG_PATH=$(INST)/lib/pkgconfig; \
+	for e in $(EXAMPLES); do $(CC) -o $(B)/inst/$$e examples/$$e.c \
+		$$($(PKG_CONFIG) --cflags --libs shmq) -Wl,-rpath,$(INST)/lib; \
+	done; \
+	$(CC) -static -o $(B)/inst/hello-static examples/hello.c \
+		$$($(PKG_CONFIG) --static --cflags --libs shmq); \
+	ldd $(B)/inst/hello | grep -q "libshmq.so.0 => $(INST)/lib/"; \
+	! ldd $(B)/inst/hello-static >/dev/null 2>&1; \
+	$(B)/inst/hello >/dev/null; $(B)/inst/hello-static >/dev/null; \
+	test -f $(INST)/share/man/man3/shmq_recv.3; \
+	test -f $(INST)/share/man/man7/shmq.7; \
+	! grep -q @VERSION@ $(INST)/share/man/man1/mqctl.1; \
+	rm -f $(EXAMPLES:%=$(B)/inst/%) $(B)/inst/hello-static; \
+	$(MAKE) --no-print-directory -s uninstall PREFIX=$(INST); \
+	test -z "$$(find $(INST) -type f)"; rm -rf $(INST); \
+	echo "install, pkg-config (shared + rpath, --static), uninstall: ok"'
 
 # Fuzzers: FUZZ_TIME seconds each (make fuzz FUZZ_TIME=600); briefly in check.
 fuzz: $(FUZZERS:%=$(B)/fuzz/%)
@@ -277,11 +396,24 @@ check-bench: $(BENCHES:%=$(B)/bench/%)
 bench-deps:
 	@sh tools/bench-deps.sh
 
-demo: $(B)/bench/bench_demo
+# make demo and make check begin with the packages they need: as root
+# tools/deps.sh installs what is missing (as make deps does); otherwise it
+# stops the build with one line naming the packages and the command.
+# The build runs in a second make, so that it sees what was installed.
+demo: deps-demo
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: $(B)/bench/bench_demo
 	$(B)/bench/bench_demo
 
 deps:
-	@sh tools/deps.sh
+	@sh tools/deps.sh all
+
+deps-check:
+	@sh tools/deps.sh --quiet all
+
+deps-demo:
+	@sh tools/deps.sh --quiet build
 
 # The torture test for minutes or hours (its ledger is checked and recycled
 # as it goes), also stopping and continuing random peers:
@@ -291,32 +423,43 @@ soak: $(B)/tests/test_torture $(B)/tests/test_spsc
 	SHMQ_TORTURE_S=$(SOAK_S) SHMQ_TORTURE_STOP=1 $(B)/tests/test_torture
 	SHMQ_TORTURE_S=$(SOAK_S) $(B)/tests/test_spsc
 
+# ldconfig: only for a real install (no DESTDIR) as root into a prefix
+# whose lib directory the dynamic linker searches; otherwise a program
+# needs -Wl,-rpath,$(PREFIX)/lib (README: Install).
+LIBDIR := $(PREFIX)/lib
 install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
-		$(if $(TOOL_SRCS),$(B)/mqctl)
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
-		$(DESTDIR)$(PREFIX)/share/man/man7
+		$(if $(TOOL_SRCS),$(B)/mqctl) $(MAN_PAGES:%=$(B)/man/%)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/shmq.h $(DESTDIR)$(PREFIX)/include/shmq.h
-	install -m 644 $(B)/libshmq.a $(DESTDIR)$(PREFIX)/lib/libshmq.a
-	install -m 755 $(B)/libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
-	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libshmq.so
+	install -m 644 $(B)/libshmq.a $(DESTDIR)$(LIBDIR)/libshmq.a
+	install -m 755 $(B)/libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshmq.so
 	# Written here, not copied: PREFIX may differ from the one 'make' used.
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
-		include/shmq.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
-	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc
+		include/shmq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc
 	$(if $(TOOL_SRCS),install -m 755 $(B)/mqctl $(DESTDIR)$(PREFIX)/bin/mqctl)
-	$(if $(wildcard tools/mqctl.1),install -m 644 tools/mqctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/)
-	$(if $(wildcard include/shmq.7),install -m 644 include/shmq.7 $(DESTDIR)$(PREFIX)/share/man/man7/)
+	sh tools/man.sh install $(DESTDIR)$(PREFIX)/share/man \
+		$(MAN_PAGES:%=$(B)/man/%)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
+	    { [ "$(LIBDIR)" = /usr/lib ] || [ "$(LIBDIR)" = /usr/local/lib ] || \
+	      ldconfig -v -N 2>/dev/null | grep -q "^$(LIBDIR):"; }; then \
+		echo ldconfig; ldconfig; \
+	elif [ -z "$(DESTDIR)" ]; then \
+		echo "note: $(LIBDIR) is not in the dynamic linker's cache:" \
+			"link programs with -Wl,-rpath,$(LIBDIR)"; fi
 
-uninstall:
+# The man pages' names come from their NAME lines (tools/man.sh).
+uninstall: $(MAN_PAGES:%=$(B)/man/%)
 	rm -f $(DESTDIR)$(PREFIX)/include/shmq.h \
-		$(DESTDIR)$(PREFIX)/lib/libshmq.a \
-		$(DESTDIR)$(PREFIX)/lib/libshmq.so* \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/shmq.pc \
-		$(DESTDIR)$(PREFIX)/bin/mqctl \
-		$(DESTDIR)$(PREFIX)/share/man/man1/mqctl.1 \
-		$(DESTDIR)$(PREFIX)/share/man/man7/shmq.7
+		$(DESTDIR)$(LIBDIR)/libshmq.a \
+		$(DESTDIR)$(LIBDIR)/libshmq.so* \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc \
+		$(DESTDIR)$(PREFIX)/bin/mqctl
+	sh tools/man.sh uninstall $(DESTDIR)$(PREFIX)/share/man \
+		$(MAN_PAGES:%=$(B)/man/%)
 
 clean:
 	rm -rf $(B)

@@ -19,10 +19,22 @@
 set -eu
 
 # A program that fails fails the run (sh has no pipefail): run PROG ARGS...
+# In a smoke run the workload is far too small for any figure to mean
+# something, so the goal verdicts are cut from what it shows and keeps:
+# GOAL lines, the tables' goal column, SUMMARY's goal= and met=.
 run() {
 	name=$1; shift
-	{ "$@"; echo $? > "$out/$name.rc"; } | tee "$out/$name.txt"
+	{ "$@"; echo $? > "$out/$name.rc"; } | verdicts | tee "$out/$name.txt"
 	[ "$(cat "$out/$name.rc")" = 0 ] || { echo "run.sh: $name failed" >&2; exit 1; }
+}
+
+verdicts() {
+	if [ "$mode" = smoke ]; then
+		sed -E -e '/^GOAL /d' -e 's/ goal=[^ ]* met=[^ ]*//' \
+			-e 's/ +(<=|>=) [0-9.]+x? (ok|MISSED)$//' -e 's/ +goal$//'
+	else
+		cat
+	fi
 }
 
 mode=full
@@ -102,7 +114,7 @@ if [ "$mode" = smoke ]; then
 		echo "$left" "$after" >&2
 		exit 1
 	fi
-	echo "bench smoke: every case ran and cleaned up"
+	echo "bench smoke: every case ran and cleaned up (a tiny workload: no figure is judged)"
 	echo "4 passed, 0 failed"
 	exit 0
 fi

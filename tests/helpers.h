@@ -95,6 +95,15 @@ int t_limit_address_space(size_t slack);
 #define T_SANITIZED	0
 #endif
 
+/*
+ * Skip the running test and say why, on a line that make check's summary
+ * table shows (tools/check.sh): "[  REASON  ] test_name: why".
+ */
+#define t_skip(why) do {						\
+		print_message("[  REASON  ] %s: %s\n", __func__, (why));	\
+		skip();							\
+	} while (0)
+
 /* ---- queues ----------------------------------------------------------- */
 
 /* Create queue @name in @seg and open it; asserts both succeed. */

@@ -62,7 +62,7 @@ static void test_perm_mode_0600_owner_only(void **state)
 	shmq_seg *seg;
 
 	if (geteuid() != 0)
-		skip();
+		t_skip("needs root: it switches to other users and groups");
 	t_assert_err(shmq_seg_create(name, &a, &seg), 0);
 	shmq_seg_close(seg);
 	assert_int_equal(stat(t_shm_path(path, sizeof(path), name), &st), 0);
@@ -84,7 +84,7 @@ static void test_perm_group_0660(void **state)
 
 	(void)state;
 	if (geteuid() != 0)
-		skip();
+		t_skip("needs root: it switches to other users and groups");
 	t_assert_err(shmq_seg_create(name, &a, &seg), 0);
 	shmq_seg_close(seg);
 	assert_int_equal(stat(t_shm_path(path, sizeof(path), name), &st), 0);
@@ -105,7 +105,7 @@ static void test_perm_mode_0666_anyone(void **state)
 	(void)state;
 	if (geteuid() != 0) {
 		umask(old);
-		skip();
+		t_skip("needs root: it switches to other users and groups");
 	}
 	t_assert_err(shmq_seg_create(name, &a, &seg), 0);
 	umask(old);

@@ -95,7 +95,7 @@ static void make_seg(const char *name, mode_t mode, gid_t gid)
 static int setup_root(void **state)
 {
 	if (geteuid() != 0)
-		skip();
+		t_skip("needs root: it switches to other users and groups");
 	return t_setup_noseg(state);
 }
 

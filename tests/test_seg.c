@@ -179,7 +179,7 @@ static void test_seg_default_name_unset(void **state)
 	unsetenv("SHMQ_SEGMENT");
 	/* Only where nobody uses the real default segment on this host. */
 	if (access("/dev/shm/shmq.shmq", F_OK) == 0)
-		skip();
+		t_skip("/dev/shm/shmq.shmq exists: the default segment is in use here");
 	t_assert_err(shmq_seg_open(NULL, &s), -ENOENT);
 	t_assert_err(shmq_seg_unlink(NULL), -ENOENT);
 }
@@ -455,7 +455,7 @@ static void test_seg_create_enospc(void **state)
 	/* More than the whole of /dev/shm: reserving it must fail now. */
 	assert_int_equal(statvfs("/dev/shm", &sv), 0);
 	if (sv.f_blocks == 0)
-		skip();		/* a tmpfs without a size limit */
+		t_skip("/dev/shm has no size limit to exceed");
 	a.size = (size_t)sv.f_blocks * sv.f_frsize + ((size_t)64 << 20);
 	rc = shmq_seg_create(fix->name, &a, &s);
 	if (rc == 0)
@@ -730,7 +730,7 @@ static void test_seg_eacces(void **state)
 	int *res;
 
 	if (geteuid() != 0)
-		skip();	/* root ignores modes; as others, run_as_nobody fails */
+		t_skip("needs root (it runs a part as nobody; root ignores modes)");
 	res = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	assert_true(res != MAP_FAILED);
@@ -849,7 +849,7 @@ static void test_seg_enomem(void **state)
 	pid_t pid;
 
 	if (T_SANITIZED)
-		skip();		/* RLIMIT_AS and shadow memory do not mix */
+		t_skip("RLIMIT_AS and the sanitizer's shadow memory do not mix");
 	t_assert_err(shmq_seg_create(fix->name, &attr, &fix->seg), 0);
 	res = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -450,7 +450,7 @@ static void test_zc_enomem(void **state)
 
 	(void)state;
 	if (T_SANITIZED)
-		skip();		/* RLIMIT_AS and shadow memory do not mix */
+		t_skip("RLIMIT_AS and the sanitizer's shadow memory do not mix");
 	t_assert_err(shmq_seg_create(name, &sa, &seg), 0);
 	t_assert_err(shmq_create(seg, "big", &a), 0);
 	shmq_seg_close(seg);
