@@ -53,7 +53,7 @@ extern "C" {
 
 #define SHMQ_VERSION_MAJOR 0
 #define SHMQ_VERSION_MINOR 3
-#define SHMQ_VERSION_PATCH 0
+#define SHMQ_VERSION_PATCH 1
 
 /* Block until the operation can complete. */
 #define SHMQ_FOREVER ((int64_t)-1)
@@ -297,7 +297,7 @@ int shmq_seg_open(const char *name, shmq_seg **out);
 /**
  * shmq_seg_open_flags - shmq_seg_open() with an ownership policy
  * @name:  segment name or file path, NULL for the default
- * @flags: 0, SHMQ_OPEN_TRUST_GROUP or SHMQ_OPEN_TRUST_ANY (since 0.4)
+ * @flags: 0, SHMQ_OPEN_TRUST_GROUP or SHMQ_OPEN_TRUST_ANY (since 0.3.1)
  * @out:   on success, the attachment
  *
  * SHMQ_OPEN_TRUST_GROUP also accepts a segment owned by another user when
@@ -687,7 +687,7 @@ struct shmq_queue_info {
 	uint64_t depth;           /* messages waiting: sent - received, within
 	                           * [0, capacity], + lane_depth, + a dead
 	                           * consumer's messages still waiting for
-	                           * room in the lane (since 0.4) */
+	                           * room in the lane (since 0.3.1) */
 	uint64_t sent;            /* positions producers claimed (prod_pos) */
 	uint64_t received;        /* positions consumers claimed (cons_pos) */
 	uint64_t full_waits;      /* blocking sends that found it full */

@@ -1672,6 +1672,35 @@ static void test_info_owner(void **state)
 	JSON(r.out, expr);
 }
 
+/*
+ * A segment whose file belongs to another user (not root): commands that
+ * attach refuse it and say how to opt in; --trust attaches; the read-only
+ * ones look at it anyway.
+ */
+static void test_trust_other_owner(void **state)
+{
+	struct t_fix *fix = *state;
+	char path[128];
+	struct run r;
+
+	if (geteuid() != 0) {
+		print_message("skipped: needs root (a file of another user)\n");
+		skip();
+	}
+	t_assert_err(shmq_create(fix->seg, "q", NULL), 0);
+	t_shm_path(path, sizeof(path), fix->name);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	run(&r, "-s", fix->name, "send", "q", "hi", NULL);
+	EXPECT(&r, 1, "neither you nor root; --trust to attach anyway");
+	run(&r, "-s", fix->name, "--trust", "send", "q", "hi", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "--trust", "-s", fix->name, "recv", "q", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "hi");
+	run(&r, "-s", fix->name, "list", NULL);
+	EXPECT(&r, 0, NULL);
+}
+
 /* A symbolic link, a directory, a FIFO: said, never followed or opened. */
 static void test_file_kinds(void **state)
 {
@@ -1830,6 +1859,7 @@ int main(void)
 		T(test_json_payloads),
 		T(test_dot_names),
 		T(test_info_owner),
+		T(test_trust_other_owner),
 		T(test_file_kinds),
 		T(test_segments),
 	};

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "mqctl.h"
@@ -184,7 +185,8 @@ static void print_main_help(FILE *f)
 	const struct cmd *c;
 
 	fprintf(f,
-		"usage: mqctl [-s SEGMENT] [--json] COMMAND [OPTIONS] [ARGS]\n"
+		"usage: mqctl [-s SEGMENT] [--json] [--trust] COMMAND [OPTIONS] "
+		"[ARGS]\n"
 		"\n"
 		"Create, inspect, operate and repair shmq message queues.\n"
 		"\n"
@@ -196,6 +198,12 @@ static void print_main_help(FILE *f)
 		"                         document per line); errors as one "
 		"JSON object on\n"
 		"                         stderr\n"
+		"      --trust            attach to a segment whose file "
+		"belongs to another\n"
+		"                         user (not you, not root): by "
+		"default refused, as\n"
+		"                         anyone may create a name before "
+		"you do\n"
 		"  -h, --help             this help; COMMAND --help for a "
 		"command's\n"
 		"  -V, --version          print the version\n"
@@ -294,6 +302,7 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 	}
 	lopts[n++] = (struct option){ "segment", 1, NULL, OPT_SEGMENT };
 	lopts[n++] = (struct option){ "json", 0, NULL, OPT_JSON };
+	lopts[n++] = (struct option){ "trust", 0, NULL, OPT_TRUST };
 	lopts[n++] = (struct option){ "help", 0, NULL, OPT_HELP };
 	lopts[n] = (struct option){ NULL, 0, NULL, 0 };
 	/* Options may follow operands ("send q --timeout 1s"): no '+'. */
@@ -310,6 +319,9 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 			break;
 		case OPT_JSON:
 			c->json = 1;
+			break;
+		case OPT_TRUST:
+			c->trust = 1;
 			break;
 		case ':':
 			return usage(c, "option '%s' needs a value",
@@ -524,6 +536,24 @@ static int open_failed(const struct ctx *c, int rc)
 	if (rc == -EPROTO)
 		return fail(c, NULL, rc, "'mqctl -s %s check' says what is "
 			    "wrong", c->seg);
+	if (rc == -EACCES && !c->trust) {
+		struct stat st;
+
+		seg_path(c->seg, path, sizeof(path));
+		if (stat(path, &st) == 0 && st.st_uid != geteuid() &&
+		    st.st_uid != 0 && access(path, R_OK | W_OK) == 0) {
+			char u[64];
+
+			return fail(c, NULL, rc, "%s belongs to %s (uid %u), "
+				    "neither you nor root; --trust to attach "
+				    "anyway", path, user_name(st.st_uid, u,
+				    sizeof(u)), (unsigned)st.st_uid);
+		}
+	}
+	if (rc == -EBUSY)
+		return fail(c, NULL, rc, "a process that can read the segment "
+			    "holds a read lock on it (no shmq process does; "
+			    "see 'man 7 shmq', TRUST MODEL)");
 	return fail(c, NULL, rc, NULL);
 }
 
@@ -536,7 +566,8 @@ int seg_observe(const struct ctx *c, shmq_seg **out)
 
 int seg_attach(const struct ctx *c, shmq_seg **out)
 {
-	int rc = shmq_seg_open(c->seg, out);
+	int rc = shmq_seg_open_flags(c->seg, c->trust ? SHMQ_OPEN_TRUST_ANY :
+				     0, out);
 
 	return rc ? open_failed(c, rc) : 0;
 }
@@ -883,6 +914,7 @@ int main(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "segment", 1, NULL, 's' },
 		{ "json", 0, NULL, OPT_JSON },
+		{ "trust", 0, NULL, OPT_TRUST },
 		{ "help", 0, NULL, 'h' },
 		{ "version", 0, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -908,6 +940,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			c.json = 1;
+			break;
+		case OPT_TRUST:
+			c.trust = 1;
 			break;
 		case 'h':
 			print_main_help(stdout);

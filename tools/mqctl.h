@@ -32,6 +32,7 @@ struct ctx {
 	const char *seg;        /* segment name or path, resolved default */
 	const char *cmd;        /* command name, for messages */
 	int json;
+	int trust;              /* --trust: attach whatever the owner */
 	int argc;               /* operands left after the options */
 	char **argv;
 	char jextra[128];       /* JSON error's extra members: "\"sent\":3" */
@@ -46,6 +47,7 @@ enum {
 	OPT_FORCE, OPT_CAPACITY, OPT_MSG_SIZE, OPT_PROMETHEUS, OPT_INTERVAL,
 	OPT_COUNT, OPT_FILE, OPT_TIMEOUT, OPT_HEX, OPT_RAW, OPT_SPSC,
 	OPT_SEGMENT = 's', OPT_N = 'n', OPT_HELP = 'h', OPT_JSON = 512,
+	OPT_TRUST,
 };
 
 /* One option of a command: getopt_long's, plus its help line. */
