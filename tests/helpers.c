@@ -341,6 +341,39 @@ void _t_assert_exit0(int status, const char *expr, const char *file,
 	_fail(file, line);
 }
 
+const char *t_status_str(int status, char *buf, size_t size)
+{
+	if (status == -1)
+		snprintf(buf, size, "waitpid failed");
+	else if (WIFEXITED(status))
+		snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "status 0x%x", status);
+	return buf;
+}
+
+void _t_assert_killed(int status, const char *expr, const char *file,
+		      int line)
+{
+	char why[64];
+
+	if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return;
+	print_error("%s: the child was to die of our SIGKILL; it ended "
+		    "on its own: %s\n", expr,
+		    t_status_str(status, why, sizeof(why)));
+	_fail(file, line);
+}
+
+int _t_kill_wait(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	return t_wait_child(pid);
+}
+
 static void kill_children(void)
 {
 	int i, status;

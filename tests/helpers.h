@@ -83,6 +83,25 @@ void _t_assert_exit0(int status, const char *expr, const char *file,
 		     int line);
 
 /*
+ * Assert in the parent that @status is a death by SIGKILL (a child we
+ * killed), not an exit of its own (then its code is printed: a child's
+ * own failure must not pass for our kill).
+ */
+#define t_assert_killed(status) _t_assert_killed((status), #status, \
+						  __FILE__, __LINE__)
+void _t_assert_killed(int status, const char *expr, const char *file,
+		      int line);
+/*
+ * SIGKILL a recorded child, reap it, and assert that our kill is what
+ * ended it (t_assert_killed).
+ */
+#define t_kill_reap(pid) _t_assert_killed(_t_kill_wait(pid), "t_kill_reap(" \
+					   #pid ")", __FILE__, __LINE__)
+int _t_kill_wait(pid_t pid);
+/* "exit 12", "killed by signal 9 (Killed)"...: @status in words, in @buf. */
+const char *t_status_str(int status, char *buf, size_t size);
+
+/*
  * Limit this process's address space to what it maps now plus @slack
  * bytes (RLIMIT_AS), so that a large mmap or malloc fails with ENOMEM.
  * For a forked child.  Returns 0, or -1 if /proc or setrlimit failed.

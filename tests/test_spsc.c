@@ -311,8 +311,11 @@ static pid_t child_holding(struct t_fix *fix, int what)
 		}
 		if (write(fds[1], "x", 1) != 1)
 			_exit(14);
-		if (what == HOLD_SLEEPING_RECV)
+		if (what == HOLD_SLEEPING_RECV) {
+			/* Nobody sends: it must sleep until killed. */
 			shmq_recv(q, buf, sizeof(buf), SHMQ_FOREVER);
+			_exit(15);
+		}
 		for (;;)
 			pause();
 	}
@@ -322,10 +325,10 @@ static pid_t child_holding(struct t_fix *fix, int what)
 	return pid;
 }
 
+/* It must die of our SIGKILL, not have failed on its own before. */
 static void kill_child(pid_t pid)
 {
-	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	t_kill_reap(pid);
 }
 
 static void test_spsc_dead_sender(void **state)
@@ -1046,7 +1049,7 @@ static void test_spsc_torture(void **state)
 			print_error("%s exited %d, errno %u\n",
 				    who ? "receiver" : "sender",
 				    WEXITSTATUS(st), atomic_load(&lg->err));
-		assert_true(WIFSIGNALED(st));
+		t_assert_killed(st);
 		pid[who] = torture_spawn(fix, lg, who == 0, wd);
 		kills++;
 	}
