@@ -516,6 +516,20 @@ void t_sleep_ms(unsigned ms)
 		;
 }
 
+void _t_assert_timeout(long long rc, uint64_t elapsed_ns, int64_t timeout_ns,
+		       const char *expr, const char *file, int line)
+{
+	_t_assert_err(rc, -ETIMEDOUT, expr, file, line);
+	if (elapsed_ns >= (uint64_t)timeout_ns &&
+	    elapsed_ns <= (uint64_t)timeout_ns + (uint64_t)T_LATE_NS)
+		return;
+	print_error("%s: -ETIMEDOUT after %.3f ms, for a timeout of %.3f ms "
+		    "(allowed: %.3f to %.3f ms)\n", expr, elapsed_ns / 1e6,
+		    timeout_ns / 1e6, timeout_ns / 1e6,
+		    (timeout_ns + T_LATE_NS) / 1e6);
+	_fail(file, line);
+}
+
 /* ---- tagged messages -------------------------------------------------- */
 
 uint32_t t_rand(uint32_t *state)

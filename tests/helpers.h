@@ -146,6 +146,26 @@ void _t_assert_err(long long rc, long long expected, const char *expr,
 uint64_t t_now_ns(void);			/* CLOCK_MONOTONIC */
 void t_sleep_ms(unsigned ms);
 
+/*
+ * How late a timed call may return past its timeout on a loaded 2-CPU
+ * machine under sanitizers: generous, since only a missing or broken
+ * deadline (a 20 ms timeout that takes 20 s) is meant to fail.
+ */
+#define T_LATE_NS	(2000 * T_MS)
+/*
+ * Run @call, which must fail with -ETIMEDOUT no sooner than @timeout_ns
+ * and no later than @timeout_ns + T_LATE_NS after it started.
+ */
+#define t_assert_timeout(call, timeout_ns) do {				\
+	uint64_t t0_ = t_now_ns();					\
+	long long rc_ = (long long)(call);				\
+									\
+	_t_assert_timeout(rc_, t_now_ns() - t0_, (timeout_ns), #call,	\
+			  __FILE__, __LINE__);				\
+} while (0)
+void _t_assert_timeout(long long rc, uint64_t elapsed_ns, int64_t timeout_ns,
+		       const char *expr, const char *file, int line);
+
 /* ---- tagged messages (MPMC checks) ------------------------------------ */
 
 /*
