@@ -141,6 +141,59 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz_%.o $(B)/fuzz/libshmq.a
 
 -include $(shell find $(B)/fuzz -name '*.d' 2>/dev/null)
 
+# The fuzzers' negative control: the same harnesses over a library with a
+# bug planted (-DSHMQ_FUZZ_PLANT: ipc/spsc.c forgets to clamp a length
+# read from the segment), under $(B)/fuzz-plant.  tests/crashers/<fuzzer>/
+# holds inputs that fuzzing this build found; check-fuzz replays each: it
+# must make the planted build report the bug (PLANT_SIGN in its log; any
+# other failure does not count) and pass through the real build.
+PLANT_FUZZERS := fuzz_ring
+PLANT_SIGN := fuzz_ring: length .* beyond\|fuzz_ring: zero-copy message outside
+
+$(B)/fuzz-plant/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DSHMQ_FUZZ_PLANT \
+		-fsanitize=fuzzer-no-link,$(FUZZ_SAN) $(SHMQ_CFLAGS) -c $< -o $@
+
+$(B)/fuzz-plant/libshmq.a: $(LIB_SRCS:%.c=$(B)/fuzz-plant/obj/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/fuzz-plant/fuzz_%: $(B)/fuzz-plant/obj/tests/fuzz_%.o \
+		$(B)/fuzz-plant/libshmq.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDFLAGS) \
+		-o $@ $^ $(SHMQ_LIBS)
+
+-include $(shell find $(B)/fuzz-plant -name '*.d' 2>/dev/null)
+
+# $(call fuzz_control): replay tests/crashers/<fuzzer>/* as said above.
+define fuzz_control
+	@set -e; for f in $(PLANT_FUZZERS); do \
+		n=0; log=$(B)/fuzz-plant/$$f.replay.log; \
+		for c in tests/crashers/$$f/*; do \
+			[ -f "$$c" ] || continue; n=$$((n + 1)); \
+			d=$$(mktemp -d /dev/shm/shmq-fuzz.XXXXXX); rc=0; \
+			SHMQ_FUZZ_DIR=$$d $(B)/fuzz-plant/$$f $$c >$$log 2>&1 \
+				|| rc=$$?; \
+			rm -rf $$d; \
+			if [ $$rc = 0 ] || ! grep -q "$(PLANT_SIGN)" $$log; then \
+				tail -20 $$log; echo "fuzz control $$f: $$c did" \
+				"not make the planted bug show (exit $$rc)"; \
+				exit 1; fi; \
+			d=$$(mktemp -d /dev/shm/shmq-fuzz.XXXXXX); rc=0; \
+			SHMQ_FUZZ_DIR=$$d $(B)/fuzz/$$f $$c >$$log 2>&1 || rc=$$?; \
+			rm -rf $$d; \
+			if [ $$rc != 0 ]; then tail -20 $$log; \
+				echo "fuzz control $$f: $$c fails the real build"; \
+				exit 1; fi; \
+		done; \
+		if [ $$n = 0 ]; then echo "fuzz control $$f: no crashers"; \
+			exit 1; fi; \
+		echo "fuzz control $$f: $$n planted-bug inputs caught by the" \
+			"planted build, passed by the real one"; \
+	done
+endef
+
 # $(call fuzz_run,SECONDS): each fuzzer for SECONDS, from its committed seeds
 # plus what earlier runs found (build/fuzz/corpus/, not committed), in a
 # private directory under /dev/shm that is removed afterwards.  A crash,
@@ -200,8 +253,9 @@ check-tsan: $(TSAN_TESTS:%=$(B)/tsan/tests/%)
 fuzz: $(FUZZERS:%=$(B)/fuzz/%)
 	$(call fuzz_run,$(FUZZ_TIME))
 
-check-fuzz: $(FUZZERS:%=$(B)/fuzz/%)
+check-fuzz: $(FUZZERS:%=$(B)/fuzz/%) $(PLANT_FUZZERS:%=$(B)/fuzz-plant/%)
 	$(call fuzz_run,$(FUZZ_CHECK_TIME))
+	$(call fuzz_control)
 
 # ---- models (spin) -------------------------------------------------------------
 # ipc/wait.pml (futex wait/wake) and ipc/ring.pml (claim/publish/consume/free
