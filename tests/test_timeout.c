@@ -81,8 +81,11 @@ static void signals_stop(void)
  */
 #define timed_under_signals(call) do {					\
 	sig_atomic_t n0_ = nsig;					\
+	uint64_t t0_ = t_now_ns();					\
+	long long rc_ = (long long)(call);				\
 									\
-	t_assert_timeout(call, TIMEOUT_NS);				\
+	_t_assert_timeout(rc_, t_now_ns() - t0_, TIMEOUT_NS, #call,	\
+			  __FILE__, __LINE__);				\
 	if (nsig - n0_ < 5) {						\
 		print_error("%s: only %d signals during the wait\n",	\
 			    #call, (int)(nsig - n0_));			\
