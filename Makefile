@@ -147,8 +147,8 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz_%.o $(B)/fuzz/libshmq.a
 # holds inputs that fuzzing this build found; check-fuzz replays each: it
 # must make the planted build report the bug (PLANT_SIGN in its log; any
 # other failure does not count) and pass through the real build.
-PLANT_FUZZERS := fuzz_ring
-PLANT_SIGN := fuzz_ring: length .* beyond\|fuzz_ring: zero-copy message outside
+PLANT_FUZZERS := fuzz_ring fuzz_seg
+PLANT_SIGN := fuzz_[a-z]*: length .* beyond\|fuzz_ring: zero-copy message outside
 
 $(B)/fuzz-plant/obj/%.o: %.c
 	@mkdir -p $(dir $@)
