@@ -183,6 +183,59 @@ $(B)/fuzz/fuzz_%: $(B)/fuzz/obj/tests/fuzz_%.o $(B)/fuzz/libshmq.a
 
 -include $(shell find $(B)/fuzz -name '*.d' 2>/dev/null)
 
+# The fuzzers' negative control: the same harnesses over a library with a
+# bug planted (-DSHMQ_FUZZ_PLANT: ipc/spsc.c forgets to clamp a length
+# read from the segment), under $(B)/fuzz-plant.  tests/crashers/<fuzzer>/
+# holds inputs that fuzzing this build found; check-fuzz replays each: it
+# must make the planted build report the bug (PLANT_SIGN in its log; any
+# other failure does not count) and pass through the real build.
+PLANT_FUZZERS := fuzz_ring fuzz_seg
+PLANT_SIGN := fuzz_[a-z]*: length .* beyond\|fuzz_ring: zero-copy message outside
+
+$(B)/fuzz-plant/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DSHMQ_FUZZ_PLANT \
+		-fsanitize=fuzzer-no-link,$(FUZZ_SAN) $(SHMQ_CFLAGS) -c $< -o $@
+
+$(B)/fuzz-plant/libshmq.a: $(LIB_SRCS:%.c=$(B)/fuzz-plant/obj/%.o)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/fuzz-plant/fuzz_%: $(B)/fuzz-plant/obj/tests/fuzz_%.o \
+		$(B)/fuzz-plant/libshmq.a
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) $(LDFLAGS) \
+		-o $@ $^ $(SHMQ_LIBS)
+
+-include $(shell find $(B)/fuzz-plant -name '*.d' 2>/dev/null)
+
+# $(call fuzz_control): replay tests/crashers/<fuzzer>/* as said above.
+define fuzz_control
+	@set -e; for f in $(PLANT_FUZZERS); do \
+		n=0; log=$(B)/fuzz-plant/$$f.replay.log; \
+		for c in tests/crashers/$$f/*; do \
+			[ -f "$$c" ] || continue; n=$$((n + 1)); \
+			d=$$(mktemp -d /dev/shm/shmq-fuzz.XXXXXX); rc=0; \
+			SHMQ_FUZZ_DIR=$$d $(B)/fuzz-plant/$$f $$c >$$log 2>&1 \
+				|| rc=$$?; \
+			rm -rf $$d; \
+			if [ $$rc = 0 ] || ! grep -q "$(PLANT_SIGN)" $$log; then \
+				tail -20 $$log; echo "fuzz control $$f: $$c did" \
+				"not make the planted bug show (exit $$rc)"; \
+				exit 1; fi; \
+			d=$$(mktemp -d /dev/shm/shmq-fuzz.XXXXXX); rc=0; \
+			SHMQ_FUZZ_DIR=$$d $(B)/fuzz/$$f $$c >$$log 2>&1 || rc=$$?; \
+			rm -rf $$d; \
+			if [ $$rc != 0 ]; then tail -20 $$log; \
+				echo "fuzz control $$f: $$c fails the real build"; \
+				exit 1; fi; \
+		done; \
+		if [ $$n = 0 ]; then echo "fuzz control $$f: no crashers"; \
+			exit 1; fi; \
+		echo "fuzz control $$f: $$n planted-bug inputs caught by the" \
+			"planted build, passed by the real one"; \
+	done
+endef
+
 # $(call fuzz_run,SECONDS): each fuzzer for SECONDS, from its committed seeds
 # plus what earlier runs found (build/fuzz/corpus/, not committed), in a
 # private directory under /dev/shm that is removed afterwards.  A crash,
@@ -319,63 +372,89 @@ check-install:
 fuzz: $(FUZZERS:%=$(B)/fuzz/%)
 	$(call fuzz_run,$(FUZZ_TIME))
 
-check-fuzz: $(FUZZERS:%=$(B)/fuzz/%)
+check-fuzz: $(FUZZERS:%=$(B)/fuzz/%) $(PLANT_FUZZERS:%=$(B)/fuzz-plant/%)
 	$(call fuzz_run,$(FUZZ_CHECK_TIME))
+	$(call fuzz_control)
 
 # ---- models (spin) -------------------------------------------------------------
 # ipc/wait.pml (futex wait/wake) and ipc/ring.pml (claim/publish/consume/free
 # with records and crash recovery).  Each line: model, flags, expected result.
-# The "fail" lines drop a fence or an ordering rule: spin must find the
-# error, which shows that the model can fail.  WAIT_FLAGS must match the code:
-# -DPASS_ON, a claimer passes a wake-up on (shmq__pass_on).  Without it the
-# model finds the lost wake-up of out-of-order publishes.
+# The negative controls drop a fence or an ordering rule: spin must find
+# that error, which shows that the model can fail; they name the kind of
+# error it must report ("end": an invalid end state, the lost wake-up or a
+# wedge; "assert": an assertion), so that another failure does not count.
+# A "pass" run must be complete: pan exits 0, no "out of memory", no
+# "Search not completed", no depth bound hit, and "errors: 0".
+# WAIT_FLAGS must match the code: -DPASS_ON, a claimer passes a wake-up on
+# (shmq__pass_on).  Without it the model finds the lost wake-up of
+# out-of-order publishes.
 SPIN ?= spin
 WAIT_FLAGS ?= -DPASS_ON
 MODELS := \
 	wait:$(WAIT_FLAGS):pass \
 	wait:-DSTALL:pass \
 	wait:-DMEMBARRIER,-DPASS_ON:pass \
-	wait:-DNP=2:fail \
-	wait:-DNO_F1,-DPASS_ON:fail \
-	wait:-DNO_F2,-DPASS_ON:fail \
+	wait:-DNP=2:end \
+	wait:-DNO_F1,-DPASS_ON:end \
+	wait:-DNO_F2,-DPASS_ON:end \
 	ring:-DNP=1,-DMSGS=2:pass \
-	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:fail
+	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:assert
 
 # ipc/spsc_model.py: the SPSC queue's sender and receiver with SIGKILLs at
-# every step (capacity:messages:kills[:flag]:expected); the "fail" lines
-# drop the take-back of a dead batch or the takeover's max(prod, cons).
-SPSC_MODELS := 3:6:2:pass 2:6:3:pass 3:6:2:--no-takeback:fail \
-	3:6:2:--no-max:fail
+# every step (capacity:messages:kills[:flag]:expected); the negative
+# controls drop the take-back of a dead batch or the takeover's
+# max(prod, cons), and must end with the model's verdict line naming the
+# violation expected (exit 3): a usage error (2), a traceback (1) or
+# another violation does not count.
+SPSC_MODELS := 3:6:2:pass 2:6:3:pass \
+	3:6:2:--no-takeback:skipped-message \
+	3:6:2:--no-max:wedge
 
 # Each entry: model:flags (commas for spaces):expected
 model check-model:
 	@set -e; mkdir -p $(B)/model; for m in $(MODELS); do \
 		name=$${m%%:*}; rest=$${m#*:}; flags=$$(echo $${rest%:*} | tr , " "); \
 		want=$${rest##*:}; d=$(B)/model/$$name$$(echo $$flags | tr -d ' =-'); \
-		rm -rf $$d; mkdir -p $$d; cp ipc/$$name.pml $$d/; \
+		rm -rf $$d; mkdir -p $$d; cp ipc/$$name.pml $$d/; rc=0; \
 		( cd $$d && $(SPIN) -a $$flags $$name.pml >spin.log && \
 		  $(CC) -O2 -w -DSAFETY -DHC4 -o pan pan.c && \
-		  ./pan -m20000 -w23 >pan.log 2>&1 ) || true; \
-		errs=$$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' $$d/pan.log); \
+		  ./pan -m20000 -w23 >pan.log 2>&1 ) || rc=$$?; \
+		errs=$$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' $$d/pan.log 2>/dev/null); \
 		states=$$(sed -n 's/^ *\([0-9e.+]*\) states, stored.*/\1/p' $$d/pan.log); \
-		if [ -z "$$errs" ]; then echo "model $$name $$flags: no result"; \
-			cat $$d/spin.log $$d/pan.log | tail -20; exit 1; fi; \
+		if [ $$rc != 0 ] || [ -z "$$errs" ]; then \
+			echo "model $$name $$flags: no result (exit $$rc)"; \
+			cat $$d/spin.log $$d/pan.log 2>/dev/null | tail -20; exit 1; fi; \
+		if grep -qi "out of memory" $$d/pan.log; then \
+			echo "model $$name $$flags: pan ran out of memory"; exit 1; fi; \
 		if grep -q "max search depth too small" $$d/pan.log; then \
 			echo "model $$name $$flags: depth bound hit"; exit 1; fi; \
-		if [ $$want = pass ] && [ $$errs != 0 ]; then \
-			echo "model $$name $$flags: FAILED ($$errs errors, trail in $$d)"; \
-			grep -E "pan:1|assert" $$d/pan.log | head -3; exit 1; fi; \
-		if [ $$want = fail ] && [ $$errs = 0 ]; then \
-			echo "model $$name $$flags: the negative control found no error"; \
-			exit 1; fi; \
+		if [ $$want = pass ]; then \
+			if [ $$errs != 0 ]; then \
+				echo "model $$name $$flags: FAILED ($$errs errors, trail in $$d)"; \
+				grep -E "pan:1|assert" $$d/pan.log | head -3; exit 1; fi; \
+			if grep -q "Search not completed" $$d/pan.log; then \
+				echo "model $$name $$flags: search not completed"; exit 1; fi; \
+		else \
+			case $$want in end) sign="pan:1: invalid end state";; \
+				assert) sign="pan:1: assertion violated";; \
+				*) echo "model $$name: unknown expectation $$want"; exit 1;; \
+			esac; \
+			if [ $$errs = 0 ] || ! grep -q "$$sign" $$d/pan.log; then \
+				echo "model $$name $$flags: the negative control did not" \
+					"find the expected error ($$sign)"; \
+				grep -E "pan:1|errors:" $$d/pan.log | head -3; exit 1; fi; \
+		fi; \
 		echo "model $$name $$flags: $$states states, $$errs errors (expected: $$want)"; \
 	done
 	@set -e; for m in $(SPSC_MODELS); do \
-		args=$$(echo $${m%:*} | tr : " "); want=$${m##*:}; \
-		if python3 ipc/spsc_model.py $$args > $(B)/model/spsc.log 2>&1; \
-		then got=pass; else got=fail; fi; \
+		args=$$(echo $${m%:*} | tr : " "); want=$${m##*:}; rc=0; \
+		python3 ipc/spsc_model.py $$args > $(B)/model/spsc.log 2>&1 || rc=$$?; \
 		line=$$(head -1 $(B)/model/spsc.log); \
-		if [ $$got != $$want ]; then echo "$$line (expected: $$want)"; \
+		if [ $$want = pass ]; then code=0; verdict="VERDICT: pass"; \
+		else code=3; verdict="VERDICT: violation $$want"; fi; \
+		if [ $$rc != $$code ] || \
+		   [ "$$(tail -1 $(B)/model/spsc.log)" != "$$verdict" ]; then \
+			echo "$$line (expected: $$verdict, exit $$code; got exit $$rc)"; \
 			cat $(B)/model/spsc.log; exit 1; fi; \
 		echo "$$line (expected: $$want)"; \
 	done

@@ -72,4 +72,26 @@ int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 		    struct shmq_peek_msg *msgs, unsigned n);
 int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h);
 
+/*
+ * White-box counters for the tests (not exported by shmq.map), this
+ * process's since it started:
+ *   waits: SPSC waits that announced themselves and passed M
+ *     (membarrier), to re-check and sleep;
+ *   guard_expiries: first sleeps that ran out their guard (wait.c,
+ *     SPSC_GUARD_NS) without a wake-up;
+ *   guard_hits: those of them that then found the message (or room)
+ *     ready: a wake-up that was lost, or raced the guard.  The protocol
+ *     (spsc.c's top) keeps this a small fraction of waits;
+ *   membarrier_failures: waits whose membarrier() (M) failed.
+ */
+struct shmq__spsc_counts {
+	uint64_t waits, guard_expiries, guard_hits, membarrier_failures;
+};
+void shmq__spsc_counts(struct shmq__spsc_counts *c);
+uint64_t shmq__spsc_guard_hits(void);
+/* The calling thread's notifies that used the fence F1 (not F1'). */
+uint64_t shmq__spsc_fenced_notifies(void);
+/* Did this process register for MEMBARRIER_CMD_GLOBAL_EXPEDITED? */
+bool shmq__spsc_registered(void);
+
 #endif /* SHMQ_SPSC_H */

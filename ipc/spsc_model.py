@@ -33,8 +33,13 @@ Negative controls (make model runs them; each must fail):
                   published ahead of its first (the skip fixed in 092d6d9)
   --no-max        a new sender starts at prod_pos even when the receiver is
                   past it (the wedge fixed in 0c6d230)
-Exit status 0 and "0 errors" when every state is fine; 1 and the first
-violation otherwise.
+Output: a summary line, then (on a violation) the first one and its
+state, then a last line that is the verdict: "VERDICT: pass" (exit 0)
+when every state is fine, "VERDICT: violation <kind>" (exit 3) when one
+is not, <kind> being torn-message, slot-rewritten, skipped-message,
+repeat-too-far or wedge.  A usage error exits 2; a crash of the model
+(a Python traceback) exits 1: neither is a verdict, so a negative control
+(make model) checks for the verdict line and the exit status 3.
 """
 import sys
 from collections import deque
@@ -42,7 +47,8 @@ from collections import deque
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 flags = {a for a in sys.argv[1:] if a.startswith("--")}
 if len(args) != 3 or flags - {"--no-takeback", "--no-max"}:
-    sys.exit(__doc__)
+    print(__doc__, file=sys.stderr)
+    sys.exit(2)
 CAP, M, K = (int(a) for a in args)
 TAKEBACK = "--no-takeback" not in flags
 MAXPOS = "--no-max" not in flags
@@ -157,13 +163,13 @@ def steps(st, kills):
     elif R[0] == "read":                        # C1, recorded with it
         _, pos, val, want = R
         if val != want:
-            return None, ("torn message", pos, val, want)
+            return None, ("torn-message", pos, val, want)
         if slots[pos % CAP] != val or ents[pos % CAP][0] != pos:
-            return None, ("slot rewritten while read", pos)
+            return None, ("slot-rewritten", pos)
         if val > got:
-            return None, ("skipped message", got, "got", val)
+            return None, ("skipped-message", got, "got", val)
         if got - val > CAP:
-            return None, ("repeat from too far back", val, got)
+            return None, ("repeat-too-far", val, got)
         out.append((mk(cons=pos + 1, got=max(got, val + 1),
                        R=("idle", pos + 1)), 0))
     return out, None
@@ -183,7 +189,8 @@ while todo and not error:
         error = (error, st)
         break
     if not succ and st[7] != M:
-        error = (("wedge: nothing can move, delivered", st[7], "of", M), st)
+        error = (("wedge", "nothing can move, delivered", st[7], "of", M),
+                 st)
         break
     for ns, dk in succ:
         key = (ns, k + dk)
@@ -195,4 +202,6 @@ print(f"spsc model CAP={CAP} M={M} K={K} {' '.join(sorted(flags))}: "
 if error:
     print("first error:", error[0])
     print("state:", error[1])
-    sys.exit(1)
+    print("VERDICT: violation", error[0][0])
+    sys.exit(3)
+print("VERDICT: pass")

@@ -9,7 +9,9 @@
  * queue, and "s", an SPSC queue (SHMQ_SPSC).  Each queue's block is the
  * last one of its segment, and the heap pages after it are made PROT_NONE
  * in our mapping, so any access past the block faults at once instead of
- * landing silently in other memory.
+ * landing silently in other memory.  So is the page before it: a queue
+ * "pad" created first and unlinked once ours exists leaves a free page
+ * there (the allocator keeps nothing in free space, shm/alloc.c).
  *
  * Each input resets the queues to empty (the SPSC queue with fresh
  * handles, since its handle caches positions) and is then read as a
@@ -112,10 +114,17 @@ static void target_init(struct target *t, const char *path)
 	rc = shmq_seg_create(path, &sa, &t->seg);
 	if (rc)
 		setup_fail(t, "shmq_seg_create", rc);
+	/* A one-page block before ours, freed below: the guard before. */
+	rc = shmq_create(t->seg, "pad", &(struct shmq_attr){ 1, 1, 0 });
+	if (rc)
+		setup_fail(t, "shmq_create pad", rc);
 	rc = shmq_create(t->seg, t->name,
 			 &(struct shmq_attr){ CAP, MSG, t->flags });
 	if (rc)
 		setup_fail(t, "shmq_create", rc);
+	rc = shmq_unlink(t->seg, "pad");
+	if (rc)
+		setup_fail(t, "shmq_unlink pad", rc);
 	target_open(t);
 	t->block = (unsigned char *)t->q->hdr;
 	if (t->flags & SHMQ_SPSC) {
@@ -136,7 +145,15 @@ static void target_init(struct target *t, const char *path)
 		exit(2);
 	}
 	memcpy(t->pristine, t->block, t->bytes);
-	/* Guard pages: everything after the block, page-aligned. */
+	/* Guard pages: the free page before the block (the pad's, which
+	 * nothing else uses), then everything after it, page-aligned. */
+	guard = t->block - page;
+	if ((uintptr_t)t->block % (uintptr_t)page ||
+	    guard < t->seg->base + t->seg->heap_off ||
+	    mprotect(guard, (size_t)page, PROT_NONE)) {
+		fprintf(stderr, "fuzz_ring: no free page before the block\n");
+		exit(2);
+	}
 	guard = (unsigned char *)(((uintptr_t)end + page - 1) &
 				  ~(uintptr_t)(page - 1));
 	if (guard < t->seg->base + t->seg->size &&
@@ -265,8 +282,11 @@ static void check_zc(const struct target *t, const struct shmq_msg *m)
 /* A length the library returned: within the buffer and msg_size. */
 static void check_len(ssize_t n, size_t cap)
 {
-	if (n > (ssize_t)cap || n > (ssize_t)MSG)
+	if (n > (ssize_t)cap || n > (ssize_t)MSG) {
+		fprintf(stderr, "fuzz_ring: length %zd beyond the buffer (%zu) "
+			"or msg_size\n", n, cap);
 		abort();
+	}
 }
 
 /* A copying call through the second handle of the queue. */
@@ -405,8 +425,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			rc = shmq_recv_batch(q, v, k, to);
 			for (i = 0; i < k; i++) {
-				if ((int)i < rc && v[i].iov_len > MSG)
+				if ((int)i < rc && v[i].iov_len > MSG) {
+					fprintf(stderr, "fuzz_ring: length %zu "
+						"beyond msg_size\n",
+						v[i].iov_len);
 					abort();
+				}
 				free(bufs[i]);
 			}
 			break;

@@ -18,7 +18,9 @@
  * directory is opened as a queue and used with timeout 0 (send, recv,
  * batches, zero-copy), a queue is created and unlinked.  Nothing may crash,
  * hang, leak, or touch memory outside the mapping (ASan, UBSan; the
- * harness also checks every zero-copy pointer it is handed).
+ * harness also checks every zero-copy pointer it is handed, and every
+ * length against the buffer and the queue's msg_size).  The template's
+ * third queue, "s", is an SPSC queue (SHMQ_SPSC) holding two messages.
  *
  * Every byte is fuzzed, the control-plane line (ctl_busy: a garbled word
  * makes the next holder sweep) and the process table's liveness-related
@@ -55,6 +57,8 @@ static void build_template(void)
 	};
 	struct shmq_attr qa1 = { .capacity = 4, .msg_size = 40 };
 	struct shmq_attr qa2 = { .capacity = 2, .msg_size = 0 };
+	struct shmq_attr qa3 = { .capacity = 4, .msg_size = 16,
+				 .flags = SHMQ_SPSC };
 	shmq_seg *seg;
 	shmq *q;
 	int fd, rc, i;
@@ -71,6 +75,11 @@ static void build_template(void)
 	for (i = 0; i < 3; i++)
 		shmq_send(q, "template message", 4 + 5 * i, 0);
 	shmq_recv(q, (char[64]){ 0 }, 64, 0);
+	shmq_close(q);
+	if ((rc = shmq_create(seg, "s", &qa3)) || (rc = shmq_open(seg, "s", &q)))
+		die("create s", rc);
+	shmq_send(q, "spsc message", 12, 0);
+	shmq_send(q, "spsc", 4, 0);
 	shmq_close(q);
 	shmq_seg_close(seg);
 
@@ -106,20 +115,33 @@ static void check_zc(const shmq_seg *seg, const struct shmq_msg *m)
 	}
 }
 
+/* The harness's own check: a length within @cap and the queue's msg_size. */
+static void check_len(size_t n, size_t cap, size_t msg_size)
+{
+	if (n > cap || n > msg_size) {
+		fprintf(stderr, "fuzz_seg: length %zu beyond the buffer (%zu) "
+			"or msg_size (%zu)\n", n, cap, msg_size);
+		abort();
+	}
+}
+
 static void exercise(shmq_seg *seg, shmq *q)
 {
 	unsigned char buf[64], big[4][48];
+	struct shmq_attr a;
 	struct iovec v[4];
 	struct shmq_msg m;
 	ssize_t n;
 	int i, rc;
 
+	if (shmq_get_attr(q, &a))
+		abort();
 	shmq_set_spin(q, 0);
 	for (i = 0; i < 3; i++)
 		shmq_send(q, "abcdefghijklmnopqrstuvwxyz0123456789", 8 * i, 0);
 	n = shmq_recv(q, buf, sizeof(buf), 0);
-	if (n > (ssize_t)sizeof(buf))
-		abort();
+	if (n >= 0)
+		check_len((size_t)n, sizeof(buf), a.msg_size);
 	for (i = 0; i < 4; i++)
 		v[i] = (struct iovec){ big[i], sizeof(big[i]) };
 	rc = shmq_send_batch(q, v, 4, 0);
@@ -128,8 +150,7 @@ static void exercise(shmq_seg *seg, shmq *q)
 		v[i] = (struct iovec){ big[i], (size_t)i * 12 };
 	rc = shmq_recv_batch(q, v, 4, 0);
 	for (i = 0; i < rc; i++)
-		if (v[i].iov_len > (size_t)i * 12)
-			abort();
+		check_len(v[i].iov_len, (size_t)i * 12, a.msg_size);
 	if (shmq_reserve(q, 16, &m, 0) == 0) {
 		check_zc(seg, &m);
 		memset(m.data, 0x5a, m.len);
@@ -137,6 +158,7 @@ static void exercise(shmq_seg *seg, shmq *q)
 	}
 	if (shmq_acquire(q, &m, 0) == 0) {
 		check_zc(seg, &m);
+		check_len(m.len, m.len, a.msg_size);
 		if (m.len)
 			memcpy(buf, m.data, m.len < sizeof(buf) ? m.len : sizeof(buf));
 		shmq_release(q, &m);

@@ -341,6 +341,39 @@ void _t_assert_exit0(int status, const char *expr, const char *file,
 	_fail(file, line);
 }
 
+const char *t_status_str(int status, char *buf, size_t size)
+{
+	if (status == -1)
+		snprintf(buf, size, "waitpid failed");
+	else if (WIFEXITED(status))
+		snprintf(buf, size, "exit %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, size, "status 0x%x", status);
+	return buf;
+}
+
+void _t_assert_killed(int status, const char *expr, const char *file,
+		      int line)
+{
+	char why[64];
+
+	if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return;
+	print_error("%s: the child was to die of our SIGKILL; it ended "
+		    "on its own: %s\n", expr,
+		    t_status_str(status, why, sizeof(why)));
+	_fail(file, line);
+}
+
+int _t_kill_wait(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	return t_wait_child(pid);
+}
+
 static void kill_children(void)
 {
 	int i, status;
@@ -481,6 +514,20 @@ void t_sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+void _t_assert_timeout(long long rc, uint64_t elapsed_ns, int64_t timeout_ns,
+		       const char *expr, const char *file, int line)
+{
+	_t_assert_err(rc, -ETIMEDOUT, expr, file, line);
+	if (elapsed_ns >= (uint64_t)timeout_ns &&
+	    elapsed_ns <= (uint64_t)timeout_ns + (uint64_t)T_LATE_NS)
+		return;
+	print_error("%s: -ETIMEDOUT after %.3f ms, for a timeout of %.3f ms "
+		    "(allowed: %.3f to %.3f ms)\n", expr, elapsed_ns / 1e6,
+		    timeout_ns / 1e6, timeout_ns / 1e6,
+		    (timeout_ns + T_LATE_NS) / 1e6);
+	_fail(file, line);
 }
 
 /* ---- tagged messages -------------------------------------------------- */

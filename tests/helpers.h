@@ -83,6 +83,25 @@ void _t_assert_exit0(int status, const char *expr, const char *file,
 		     int line);
 
 /*
+ * Assert in the parent that @status is a death by SIGKILL (a child we
+ * killed), not an exit of its own (then its code is printed: a child's
+ * own failure must not pass for our kill).
+ */
+#define t_assert_killed(status) _t_assert_killed((status), #status, \
+						  __FILE__, __LINE__)
+void _t_assert_killed(int status, const char *expr, const char *file,
+		      int line);
+/*
+ * SIGKILL a recorded child, reap it, and assert that our kill is what
+ * ended it (t_assert_killed).
+ */
+#define t_kill_reap(pid) _t_assert_killed(_t_kill_wait(pid), "t_kill_reap(" \
+					   #pid ")", __FILE__, __LINE__)
+int _t_kill_wait(pid_t pid);
+/* "exit 12", "killed by signal 9 (Killed)"...: @status in words, in @buf. */
+const char *t_status_str(int status, char *buf, size_t size);
+
+/*
  * Limit this process's address space to what it maps now plus @slack
  * bytes (RLIMIT_AS), so that a large mmap or malloc fails with ENOMEM.
  * For a forked child.  Returns 0, or -1 if /proc or setrlimit failed.
@@ -135,6 +154,26 @@ void _t_assert_err(long long rc, long long expected, const char *expr,
 #define T_MS	((int64_t)1000000)
 uint64_t t_now_ns(void);			/* CLOCK_MONOTONIC */
 void t_sleep_ms(unsigned ms);
+
+/*
+ * How late a timed call may return past its timeout on a loaded 2-CPU
+ * machine under sanitizers: generous, since only a missing or broken
+ * deadline (a 20 ms timeout that takes 20 s) is meant to fail.
+ */
+#define T_LATE_NS	(2000 * T_MS)
+/*
+ * Run @call, which must fail with -ETIMEDOUT no sooner than @timeout_ns
+ * and no later than @timeout_ns + T_LATE_NS after it started.
+ */
+#define t_assert_timeout(call, timeout_ns) do {				\
+	uint64_t t0_ = t_now_ns();					\
+	long long rc_ = (long long)(call);				\
+									\
+	_t_assert_timeout(rc_, t_now_ns() - t0_, (timeout_ns), #call,	\
+			  __FILE__, __LINE__);				\
+} while (0)
+void _t_assert_timeout(long long rc, uint64_t elapsed_ns, int64_t timeout_ns,
+		       const char *expr, const char *file, int line);
 
 /* ---- tagged messages (MPMC checks) ------------------------------------ */
 

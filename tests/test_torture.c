@@ -3,7 +3,10 @@
  * test_torture.c - producers and consumers in separate processes, SIGKILLed
  * at random moments for many rounds (inside send, batch send, reserve and
  * commit, recv, acquire and release), each replaced by a fresh process;
- * then a final producer whose messages must all get through.  Counts
+ * then a final producer whose messages must all get through.  Every
+ * killed child must have died of our SIGKILL: one that exited on its own
+ * (a torn message, an error, a wedge, a sanitizer report) is a failure,
+ * reported with its exit reason.  Counts
  * committed messages lost (must be 0), messages delivered more often than
  * the documented redelivery allows (0), and wedges (0).
  *
@@ -130,6 +133,7 @@ struct torture {
 	uint64_t committed, delivered_n, lost, dups, unsure, not_again;
 	uint64_t late;			/* for a closed or unknown id */
 	unsigned nheld, zc_held, closed_running;
+	unsigned own_exits;		/* children that died not of a kill */
 };
 
 enum { SEND_COPY, SEND_BATCH, SEND_ZC };
@@ -481,10 +485,48 @@ static void account_killed_consumer(struct torture *t, int slot)
 		count_delivery(t, p, s, "held:");
 }
 
-static void kill_reap(pid_t pid)
+/* A child's exit code in words: what it ran into (see producer, consumer). */
+static const char *exit_reason(int code)
 {
+	switch (code) {
+	case 0:  return "finished (told to stop, or out of sequence numbers)";
+	case 1:  return "a sanitizer report";
+	case 10: return "could not open the segment or the queue";
+	case 11: return "an unexpected send error";
+	case 12: return "a torn or foreign message";
+	case 13: return "an unexpected release error";
+	case 14: return "an unexpected receive error";
+	case 15: return "wedged: 30 s without getting a message through";
+	default: return "unknown";
+	}
+}
+
+/*
+ * SIGKILL @what (a producer or consumer, ledger id @id) and reap it.  It
+ * must die of our signal: a child that exited on its own between two
+ * kills (a torn message, an error, a wedge, a sanitizer report) is
+ * recorded with its reason and fails the run at the end.  A producer
+ * whose last message is committed may have exited 0 just before the kill.
+ */
+static void kill_reap(struct torture *t, pid_t pid, const char *what,
+		      uint32_t id, int may_finish)
+{
+	char why[64];
+	int st;
+
 	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	st = t_wait_child(pid);
+	if (st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)
+		return;
+	if (may_finish && st != -1 && WIFEXITED(st) && !WEXITSTATUS(st))
+		return;
+	if (t->own_exits++ < MAX_REPORT)
+		print_error("%s %u (pid %d) ended on its own, not by our "
+			    "SIGKILL: %s%s%s\n", what, id, (int)pid,
+			    t_status_str(st, why, sizeof(why)),
+			    st != -1 && WIFEXITED(st) ? ": " : "",
+			    st != -1 && WIFEXITED(st) ?
+			    exit_reason(WEXITSTATUS(st)) : "");
 }
 
 /* Producer @id is reaped: its started and committed are final. */
@@ -611,13 +653,15 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		}
 		if (r & 0x10000) {
 			i = (int)((r >> 8) % NPROD);
-			kill_reap(t->prod[i]);
+			kill_reap(t, t->prod[i], "producer", t->prod_id[i],
+				  atomic_load(&t->lg->done[t->prod_id[i] %
+							    W_IDS]));
 			ended(t, t->prod_id[i]);
 			t->kills_prod++;
 			spawn_producer(t, i, MAX_SEQ);
 		} else {
 			i = (int)((r >> 8) % NCONS);
-			kill_reap(t->cons[i]);
+			kill_reap(t, t->cons[i], "consumer", t->cons_id[i], 0);
 			t->kills_cons++;
 			drain(t, i);    /* all it logged, then its inbox */
 			account_killed_consumer(t, i);
@@ -676,7 +720,7 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	       "redelivery, %llu in flight at a kill and delivered, "
 	       "%llu outside the ledger, %s, "
 	       "final producer's %u all through: %s; %u producer ids, "
-	       "%u judged while running\n",
+	       "%u judged while running; %u children ended on their own\n",
 	       (unsigned)((killed_until - start) / 1000000000ull), t->stops,
 	       t->kills_prod, t->kills_cons, t->nheld, t->zc_held,
 	       (unsigned long long)t->not_again,
@@ -686,7 +730,8 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	       (unsigned long long)t->unsure, (unsigned long long)t->late,
 	       wedged ? "WEDGED" : "no wedge", FINAL_MSGS,
 	       final_committed == FINAL_MSGS ? "yes" : "no",
-	       t->next_prod, t->closed_running);
+	       t->next_prod, t->closed_running, t->own_exits);
+	assert_int_equal(t->own_exits, 0);
 	assert_int_equal(final_committed, FINAL_MSGS);
 	assert_int_equal(t->lost, 0);
 	assert_int_equal(t->dups, 0);
