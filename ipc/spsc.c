@@ -130,21 +130,10 @@ static bool mb_fence_free(void)
  * How this process's SPSC waits went, so that a test can see a wake-up
  * protocol that leans on the guard (wait.c, SPSC_GUARD_NS): a lost
  * wake-up costs a waiter at most 1 ms there and shows nowhere else.
- * Touched only on the slow path (a waiter about to sleep or back from
- * its guard), never by a send or receive that does not wait.
- *
- * shmq__wait() calls M (shmq__spsc_membarrier, below), re-checks ready()
- * at once, and calls ready() again only when its guard ran out and nobody
- * woke it: at least the guard's time after M.  So a ready() call more
- * than GUARD_SEEN_NS after M in the same wait is the guard's look.  Half
- * the guard: the guard's deadline was taken a little before M.  (A
- * re-check delayed that long by preemption counts as an expiry: rare.)
+ * Touched only on the slow path (a waiter about to sleep, or whose guard
+ * ran out), never by a send or receive that does not wait.
  */
-#define GUARD_SEEN_NS   500000ull
-
 static _Atomic uint64_t cnt_waits, cnt_expiries, cnt_hits, cnt_mb_fail;
-/* When this thread's current wait passed M (0: not yet); its own only. */
-static __thread uint64_t m_at_ns;
 /* Notifies by this thread that fenced (F1): read back by the same thread. */
 static __thread uint64_t fenced_notifies;
 
@@ -158,6 +147,14 @@ void shmq__spsc_counts(struct shmq__spsc_counts *c)
 	c->guard_hits = atomic_load_explicit(&cnt_hits, memory_order_relaxed);
 	c->membarrier_failures = atomic_load_explicit(&cnt_mb_fail,
 						      memory_order_relaxed);
+}
+
+void shmq__spsc_guard_expired(bool hit)
+{
+	/* relaxed, both: counts only; their reader joins us first. */
+	atomic_fetch_add_explicit(&cnt_expiries, 1, memory_order_relaxed);
+	if (hit)
+		atomic_fetch_add_explicit(&cnt_hits, 1, memory_order_relaxed);
 }
 
 uint64_t shmq__spsc_guard_hits(void)
@@ -177,33 +174,13 @@ bool shmq__spsc_registered(void)
 	return atomic_load_explicit(&mb_pid, memory_order_relaxed) == getpid();
 }
 
-/* ready() as shmq__wait() sees it: counts the guard's looks. */
-static bool counted_ready(bool ok)
-{
-	if (m_at_ns && shmq__now_ns(CLOCK_MONOTONIC) - m_at_ns >=
-		       GUARD_SEEN_NS) {
-		m_at_ns = 0;
-		/* relaxed, both: counts only; nothing is published by them,
-		 * and their reader waits for (joins) us first. */
-		atomic_fetch_add_explicit(&cnt_expiries, 1,
-					  memory_order_relaxed);
-		if (ok)
-			atomic_fetch_add_explicit(&cnt_hits, 1,
-						  memory_order_relaxed);
-	}
-	return ok;
-}
-
 /* wait.c: M, before a waiter on an SPSC queue re-checks and sleeps. */
 bool shmq__spsc_membarrier(void)
 {
-	uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
 	bool ok = syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED,
 			  0, 0) == 0;
 
-	/* Without M there is no guard: its sleeps are 1 ms steps. */
-	m_at_ns = ok ? now : 0;
-	/* relaxed: a count only, as in counted_ready(). */
+	/* relaxed: a count only, as in shmq__spsc_guard_expired(). */
 	atomic_fetch_add_explicit(ok ? &cnt_waits : &cnt_mb_fail, 1,
 				  memory_order_relaxed);
 	return ok;
@@ -596,17 +573,6 @@ static bool spsc_can_recv(const shmq *q)
 	return ent_ready(q, q->side[SPSC_RECV].next, &len);
 }
 
-/* The ready() that shmq__wait() gets: the same, counted. */
-static bool spsc_wait_send(const shmq *q)
-{
-	return counted_ready(spsc_can_send(q));
-}
-
-static bool spsc_wait_recv(const shmq *q)
-{
-	return counted_ready(spsc_can_recv(q));
-}
-
 /*
  * The slow path of both sides: the cached position said full (empty);
  * read the other side's position again, and wait while it stays so.
@@ -641,10 +607,7 @@ spsc_wait(shmq *q, int side, int64_t timeout_ns)
 						  memory_order_relaxed);
 			counted = true;
 		}
-		m_at_ns = 0;
-		rc = shmq__wait(q, ev, send ? spsc_wait_send : spsc_wait_recv,
-				spsc_stuck, &dl);
-		m_at_ns = 0;
+		rc = shmq__wait(q, ev, ready, spsc_stuck, &dl);
 	}
 }
 

@@ -209,19 +209,120 @@ static bool spin(const struct shmq *q, ready_fn ready, struct deadline *dl)
 	}
 }
 
+/* When a sleep ends: the caller's deadline, a stall check, a guard. */
+struct sleep {
+	uint64_t wake_ns;       /* absolute; 0: none (wait for a wake-up) */
+	uint64_t guard_ns;      /* SPSC: the first sleep's end, or 0 */
+	bool hot;               /* ready() is not believed: bounded sleeps */
+};
+
 /*
- * Wait until ready() may hold.  Returns 0 when the caller should retry its
+ * Before announcing: how long the sleep may last.  A stall check may
+ * bound it (and may repair a stuck slot now); so does the deadline, and
+ * a ready() that has been contradicted too often.
+ */
+static void sleep_plan(struct shmq *q, stuck_fn stuck, struct deadline *dl,
+		       struct sleep *sl)
+{
+	uint64_t cap_ns = shmq__stall_check(q, stuck);
+
+	if (sl->hot && (!cap_ns || cap_ns > HOT_SLEEP_NS))
+		cap_ns = HOT_SLEEP_NS;
+	if (cap_ns)
+		sl->wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
+	if (deadline_abs(dl) && (!sl->wake_ns || dl->abs_ns < sl->wake_ns))
+		sl->wake_ns = dl->abs_ns;
+}
+
+/*
+ * Announce ourselves (W1, F2), then, on an SPSC queue, supply the
+ * notifier's missing fence (M).  Should M fail, sleep in bounded steps
+ * rather than risk a lost wake-up; should it succeed, the first sleep is
+ * still bounded (SPSC_GUARD_NS).
+ */
+static void announce(struct shmq *q, struct shmq_event *ev, struct sleep *sl)
+{
+	/* W1: seq_cst RMW; announces us before the re-check (see F2). */
+	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
+	/* F2: seq_cst; pairs with F1 in shmq__notify(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (q->flags & SHMQ_SPSC) {
+		uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
+
+		/* M: see the top of spsc.c. */
+		if (!shmq__spsc_membarrier()) {
+			if (!sl->wake_ns || sl->wake_ns > now + HOT_SLEEP_NS)
+				sl->wake_ns = now + HOT_SLEEP_NS;
+		} else if (!sl->wake_ns || sl->wake_ns > now + SPSC_GUARD_NS) {
+			sl->guard_ns = now + SPSC_GUARD_NS;
+		}
+	}
+}
+
+/*
+ * Sleep on @ev while its seq is @v, until a wake-up, a signal or the
+ * planned end.  Returns 0 (retry the claim) or -ETIMEDOUT (the deadline,
+ * not a stall check's bound, has passed).
+ */
+static int sleep_on(struct shmq *q, struct shmq_event *ev, ready_fn ready,
+		    struct deadline *dl, struct sleep *sl, uint32_t v)
+{
+	struct timespec ts, *tsp;
+	uint64_t until;
+	int rc;
+
+	for (;;) {
+		until = sl->guard_ns ? sl->guard_ns : sl->wake_ns;
+		tsp = NULL;
+		if (until) {
+			ts.tv_sec = (time_t)(until / 1000000000ull);
+			ts.tv_nsec = (long)(until % 1000000000ull);
+			tsp = &ts;
+		}
+		/*
+		 * Sleeps only while seq == v.  Returns 0 (woken, maybe
+		 * spuriously), or -1 with EAGAIN (seq moved: a wake-up came
+		 * first), EINTR (a signal) or ETIMEDOUT (the end).  All but
+		 * ETIMEDOUT mean "retry".
+		 */
+		rc = futex_async((int32_t *)&ev->seq, FUTEX_WAIT_BITSET,
+				 (int32_t)v, tsp, NULL,
+				 (int32_t)FUTEX_BITSET_MATCH_ANY);
+		if (!(sl->guard_ns && rc < 0 && errno == ETIMEDOUT))
+			break;
+		/*
+		 * The guard ran out and nobody woke us: look once more, then
+		 * sleep on, still announced.  Any notifier whose load of
+		 * waiters came after W1 reached it sees us; one whose load
+		 * came before had its publish in flight then, and that is
+		 * visible by now.
+		 */
+		sl->guard_ns = 0;
+		/* A3: acquire, as in shmq__wait(). */
+		v = atomic_load_explicit(&ev->seq, memory_order_acquire);
+		if (ready(q)) {
+			shmq__spsc_guard_expired(true);
+			return 0;
+		}
+		shmq__spsc_guard_expired(false);
+	}
+	/* A sleep cut short for a stall check is not the caller's timeout. */
+	return rc < 0 && errno == ETIMEDOUT && deadline_passed(dl) ?
+	       -ETIMEDOUT : 0;
+}
+
+/*
+ * Wait until ready() may hold: spin for the budget, plan the sleep,
+ * announce, re-check, sleep.  Returns 0 when the caller should retry its
  * claim, -ETIMEDOUT once the deadline has passed (the caller still makes
  * one last attempt).
  */
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	       stuck_fn stuck, struct deadline *dl)
 {
-	struct timespec ts, *tsp = NULL;
-	uint64_t cap_ns, wake_ns = 0, guard_ns = 0, until;
-	bool hot = false;
+	struct sleep sl = { 0, 0, false };
 	uint32_t v;
-	int rc;
+	int rc = 0;
 
 	if (deadline_passed(dl))
 		return -ETIMEDOUT;
@@ -231,84 +332,21 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	 * Stop trusting it and sleep in bounded steps instead of spinning.
 	 */
 	if (dl->false_ready > FALSE_READY_MAX) {
-		hot = true;
+		sl.hot = true;
 	} else if (spin(q, ready, dl)) {
 		dl->false_ready++;
 		return 0;
 	}
-	cap_ns = shmq__stall_check(q, stuck);
-	if (hot && (!cap_ns || cap_ns > HOT_SLEEP_NS))
-		cap_ns = HOT_SLEEP_NS;
-	if (cap_ns)
-		wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + cap_ns;
-	if (deadline_abs(dl) && (!wake_ns || dl->abs_ns < wake_ns))
-		wake_ns = dl->abs_ns;
-
-	/* W1: seq_cst RMW; announces us before the re-check (see F2). */
-	atomic_fetch_add_explicit(&ev->waiters, 1, memory_order_seq_cst);
-	/* F2: seq_cst; pairs with F1 in shmq__notify(). */
-	atomic_thread_fence(memory_order_seq_cst);
-	/*
-	 * M: an SPSC queue's notifier may skip F1 (spsc.c); this supplies
-	 * it.  Should it fail, sleep in bounded steps rather than risk a
-	 * lost wake-up.  Should it succeed, the first sleep is still bounded
-	 * (guard, below).
-	 */
-	if (q->flags & SHMQ_SPSC) {
-		uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
-
-		if (!shmq__spsc_membarrier()) {
-			if (!wake_ns || wake_ns > now + HOT_SLEEP_NS)
-				wake_ns = now + HOT_SLEEP_NS;
-		} else if (!wake_ns || wake_ns > now + SPSC_GUARD_NS) {
-			guard_ns = now + SPSC_GUARD_NS;
-		}
-	}
+	sleep_plan(q, stuck, dl, &sl);
+	announce(q, ev, &sl);
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
-	if (!hot && ready(q)) {
-		rc = 0;
-		goto out;
+	if (sl.hot || !ready(q)) {
+		/* relaxed: a statistic. */
+		atomic_fetch_add_explicit(&q->hdr->sleeps, 1,
+					  memory_order_relaxed);
+		rc = sleep_on(q, ev, ready, dl, &sl, v);
 	}
-	/* relaxed: a statistic. */
-	atomic_fetch_add_explicit(&q->hdr->sleeps, 1, memory_order_relaxed);
-again:
-	until = guard_ns ? guard_ns : wake_ns;
-	if (until) {
-		ts.tv_sec = (time_t)(until / 1000000000ull);
-		ts.tv_nsec = (long)(until % 1000000000ull);
-		tsp = &ts;
-	} else {
-		tsp = NULL;
-	}
-	/*
-	 * Sleeps only while seq == v.  Returns 0 (woken, maybe spuriously),
-	 * or -1 with EAGAIN (seq moved: a wake-up came first), EINTR (a
-	 * signal) or ETIMEDOUT (deadline).  All but ETIMEDOUT mean "retry".
-	 */
-	rc = futex_async((int32_t *)&ev->seq, FUTEX_WAIT_BITSET, (int32_t)v,
-			 tsp, NULL, (int32_t)FUTEX_BITSET_MATCH_ANY);
-	if (guard_ns && rc < 0 && errno == ETIMEDOUT) {
-		/*
-		 * The guard ran out and nobody woke us: look once more, then
-		 * sleep on, still announced.  Any notifier whose load of
-		 * waiters came after W1 reached it sees us; one whose load
-		 * came before had its publish in flight then, and that is
-		 * visible by now.
-		 */
-		guard_ns = 0;
-		/* A3: acquire, as above. */
-		v = atomic_load_explicit(&ev->seq, memory_order_acquire);
-		if (ready(q)) {
-			rc = 0;
-			goto out;
-		}
-		goto again;
-	}
-	/* A sleep cut short for a stall check is not the caller's timeout. */
-	rc = rc < 0 && errno == ETIMEDOUT && deadline_passed(dl) ?
-	     -ETIMEDOUT : 0;
-out:
 	/* relaxed: leaving needs no ordering; a late notifier wakes nobody. */
 	atomic_fetch_sub_explicit(&ev->waiters, 1, memory_order_relaxed);
 	return rc;

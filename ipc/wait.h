@@ -25,6 +25,8 @@ typedef bool (*stuck_fn)(const struct shmq *q, uint64_t *at);
 
 /* spsc.c: membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED); false if it failed. */
 bool shmq__spsc_membarrier(void);
+/* spsc.c: an SPSC waiter's guard ran out; @hit: it found its message. */
+void shmq__spsc_guard_expired(bool hit);
 
 void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n);
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
