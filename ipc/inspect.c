@@ -180,7 +180,7 @@ static int peek_one(const unsigned char *slots, uint64_t mask,
 	uint64_t seq, again;
 	uint32_t len;
 
-	/* P1: acquire; pairs with R1 (publish): len and payload visible. */
+	/* I1: acquire; pairs with R1 (publish): len and payload visible. */
 	seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 	if (seq == ((pos + 1) | INSPECT_TOMB))
 		return 0;
@@ -188,7 +188,7 @@ static int peek_one(const unsigned char *slots, uint64_t mask,
 		return -1;
 	if (seq != pos + 1)
 		return 0;               /* consumed (and maybe reused) already */
-	/* relaxed: ordered after P1; untrusted, so clamped. */
+	/* relaxed: ordered after I1; untrusted, so clamped. */
 	len = atomic_load_explicit(&s->len, memory_order_relaxed);
 	if (len > msg_size)
 		len = msg_size;
@@ -199,12 +199,12 @@ static int peek_one(const unsigned char *slots, uint64_t mask,
 	 */
 	memcpy(m->data, s->data, len < m->size ? len : m->size);
 	/*
-	 * P2: acquire fence; orders the copy before the second seq load, so
+	 * I2: acquire fence; orders the copy before the second seq load, so
 	 * a producer's rewrite (after its A1 saw our position freed) shows
 	 * up as a changed seq.  Pairs with R2 (the consumer's free).
 	 */
 	atomic_thread_fence(memory_order_acquire);
-	/* relaxed: ordered after the copy by P2. */
+	/* relaxed: ordered after the copy by I2. */
 	again = atomic_load_explicit(&s->seq, memory_order_relaxed);
 	if (again != seq)
 		return 0;

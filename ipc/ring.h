@@ -47,6 +47,28 @@
  *   R2 (free, release)     ->  A1 (producer's seq load, acquire):
  *       the producer's writes to the slot come after the consumer's reads.
  *
+ * Every ordering label of the library, each defined once (the comment at
+ * the atomic says what it pairs with):
+ *
+ *   label  file          what
+ *   A1     ring.h        producer's load of a slot's seq (acquire)
+ *   A2     ring.h        consumer's load of a slot's seq (acquire)
+ *   C1/C2  ring.h        producer's / consumer's claim CAS (release:
+ *                        publishes the operation record)
+ *   R1     ring.h        publish: store of seq = pos + 1 (release)
+ *   R2     ring.h        free: store of seq = pos + capacity (release)
+ *   R4     ring.h        clearing an operation record (release)
+ *   T1     recover.c     tombstone CAS (release)
+ *   F1     wait.c        notifier's fence before reading waiters (seq_cst)
+ *   W1/F2  wait.c        waiter's announcement and fence (seq_cst)
+ *   A3/R3  wait.c        waiter's load / waker's add of the futex word
+ *   M      wait.c        SPSC waiter's membarrier(), standing in for F1
+ *   SP1    spsc.c        SPSC sender's store of an entry (release)
+ *   SA1    spsc.c        SPSC receiver's load of an entry (acquire)
+ *   SC1    spsc.c        SPSC receiver's store of cons_pos (release)
+ *   SA2    spsc.c        SPSC sender's load of cons_pos (acquire)
+ *   I1/I2  inspect.c     peek's seq load (acquire) and fence
+ *
  * Batches.  One CAS claims k consecutive positions, after checking that the
  * k slots are all in the wanted state.  That check stays true until the CAS:
  * only the claimer of a position may change its slot (or a repairer, and

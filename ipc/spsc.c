@@ -30,11 +30,11 @@
  * queue streams it reads that line once per lap, not per message.
  *
  * Ordering edges:
- *   P1 (sender's store of a position's entry, release) -> A1 (a load of
+ *   SP1 (sender's store of a position's entry, release) -> SA1 (a load of
  *       it, acquire, that finds the position's tag): the reader sees the
- *       payload.  An entry is rewritten only a lap later, after C1 freed
+ *       payload.  An entry is rewritten only a lap later, after SC1 freed
  *       the slot (so a stale tag never matches: capacity < 2^32).
- *   C1 (receiver's store of cons_pos, release) -> A2 (sender's load of
+ *   SC1 (receiver's store of cons_pos, release) -> SA2 (sender's load of
  *       cons_pos, acquire): the receiver's reads of a slot come before the
  *       sender's next-lap writes to it.
  * Those are plain MOVs on x86: no locked instruction on the fast path.
@@ -67,13 +67,13 @@
  * another attachment is free to take.  Within a process, struct
  * spsc_side.thread binds the side to one thread of one handle.
  *
- * A process killed here.  A sender killed before P1: its message was never
- * visible; the next sender writes over it.  Killed after P1 but before
+ * A process killed here.  A sender killed before SP1: its message was never
+ * visible; the next sender writes over it.  Killed after SP1 but before
  * its store of prod_pos: the message is out; the next sender skips the
  * published entries (side_take).  Killed inside a batch, whose entries
  * go out last to first: the next sender takes back the ones published
  * after the first unpublished one (unpublish_ahead).  A receiver killed
- * before C1:
+ * before SC1:
  * the message stays at cons_pos and is delivered again to the next
  * receiver.  There are no other states: no repair, no record.
  *
@@ -219,11 +219,11 @@ static inline unsigned char *spsc_slot(const shmq *q, uint64_t pos)
 
 /*
  * Is position @pos published?  Then *@len is its length, clamped to
- * msg_size (untrusted).  A1: the entry's acquire load.
+ * msg_size (untrusted).  SA1: the entry's acquire load.
  */
 static inline bool ent_ready(const shmq *q, uint64_t pos, uint32_t *len)
 {
-	/* A1: acquire; pairs with P1: the payload is visible. */
+	/* SA1: acquire; pairs with SP1: the payload is visible. */
 	uint64_t e = atomic_load_explicit(&q->ents[pos & q->main.mask],
 					  memory_order_acquire);
 
@@ -291,7 +291,7 @@ static void unpublish_ahead(shmq *q, uint64_t pos)
 		return;                 /* no batch beyond pos (or garbage) */
 	for (x = pos + 1; x < end; x++)
 		if (ent_ready(q, x, &len))
-			/* relaxed: read only after our own P1 for x. */
+			/* relaxed: read only after our own SP1 for x. */
 			atomic_store_explicit(&q->ents[x & q->main.mask],
 					      spsc_ent_word(x - q->capacity, 0),
 					      memory_order_relaxed);
@@ -356,7 +356,7 @@ static void side_resume(shmq *q, int side)
 			      &q->hdr->not_empty.waiters, 0,
 			      memory_order_relaxed);
 	/*
-	 * acquire, both: the previous holder's last position store (P1/C1)
+	 * acquire, both: the previous holder's last position store (SP1/SC1)
 	 * and everything before it are visible; its slot writes or reads
 	 * are over.
 	 */
@@ -368,7 +368,7 @@ static void side_resume(shmq *q, int side)
 		sd->cached = atomic_load_explicit(q->main.cons_pos,
 						  memory_order_acquire);
 		/*
-		 * prod_pos trails the entries: a sender killed between P1
+		 * prod_pos trails the entries: a sender killed between SP1
 		 * and its store of prod_pos published more than it says,
 		 * and the receiver may have taken those messages already.
 		 */
@@ -472,7 +472,7 @@ static void side_give_back(shmq *q, int side)
 	if (!atomic_load_explicit(&sd->thread, memory_order_relaxed))
 		return;
 	/*
-	 * release: our last P1/C1 and slot accesses come before the next
+	 * release: our last SP1/SC1 and slot accesses come before the next
 	 * holder's acquire of the word (side_take).  Fails only if someone
 	 * took the side from us, which happens only to the dead.
 	 */
@@ -528,7 +528,7 @@ int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h)
 
 /* ---- waking -------------------------------------------------------------------- */
 
-/* After publishing (P1) or freeing (C1): wake the other side if it sleeps. */
+/* After publishing (SP1) or freeing (SC1): wake the other side if it sleeps. */
 static inline void spsc_notify(shmq *q, struct shmq_event *ev, unsigned n)
 {
 	if (__builtin_expect(q->fence_free, 1))
@@ -556,10 +556,10 @@ static bool spsc_stuck(const shmq *q, uint64_t *at)
 	return false;
 }
 
-/* Is there room for position q->side[SEND].next?  (A2, acquire.) */
+/* Is there room for position q->side[SEND].next?  (SA2, acquire.) */
 static bool spsc_can_send(const shmq *q)
 {
-	/* A2: acquire; pairs with C1: the receiver is done with the slot. */
+	/* SA2: acquire; pairs with SC1: the receiver is done with the slot. */
 	uint64_t tail = atomic_load_explicit(q->main.cons_pos,
 					     memory_order_acquire);
 
@@ -591,7 +591,7 @@ spsc_wait(shmq *q, int side, int64_t timeout_ns)
 
 	for (;;) {
 		if (send)
-			/* A2: acquire, as in spsc_can_send(). */
+			/* SA2: acquire, as in spsc_can_send(). */
 			sd->cached = atomic_load_explicit(q->main.cons_pos,
 							  memory_order_acquire);
 		if (send ? sd->next - sd->cached < q->capacity : ready(q))
@@ -637,7 +637,7 @@ static inline int recv_ready(shmq *q, struct spsc_side *sd, uint32_t *len,
 }
 
 /*
- * Every position below @head is published (P1, in put_msg or commit):
+ * Every position below @head is published (SP1, in put_msg or commit):
  * say so in prod_pos, a hint for inspection and for the next sender.
  */
 static inline void publish(shmq *q, struct spsc_side *sd, uint64_t head)
@@ -647,20 +647,20 @@ static inline void publish(shmq *q, struct spsc_side *sd, uint64_t head)
 	sd->pos = head;
 }
 
-/* C1: free every position below @tail. */
+/* SC1: free every position below @tail. */
 static inline void free_upto(shmq *q, struct spsc_side *sd, uint64_t tail)
 {
-	/* C1: release; our reads of the slots first.  Pairs with A2. */
+	/* SC1: release; our reads of the slots first.  Pairs with SA2. */
 	atomic_store_explicit(q->main.cons_pos, tail, memory_order_release);
 	sd->pos = tail;
 }
 
 /* ---- copying calls ---------------------------------------------------------- */
 
-/* P1: the entry of @pos, after its payload. */
+/* SP1: the entry of @pos, after its payload. */
 static inline void ent_publish(shmq *q, uint64_t pos, uint32_t len)
 {
-	/* P1: release; the payload first.  Pairs with A1 (ent_ready). */
+	/* SP1: release; the payload first.  Pairs with SA1 (ent_ready). */
 	atomic_store_explicit(&q->ents[pos & q->main.mask],
 			      spsc_ent_word(pos, len), memory_order_release);
 }
@@ -730,7 +730,7 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		return rc;
 	room = q->capacity - (sd->next - sd->cached);
 	if (room < n) {
-		/* A2: acquire; as in spsc_can_send().  More may be free now. */
+		/* SA2: acquire; as in spsc_can_send().  More may be free now. */
 		uint64_t tail = atomic_load_explicit(q->main.cons_pos,
 						     memory_order_acquire);
 
@@ -742,7 +742,7 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	if (n > room)
 		n = (unsigned)room;
 	/*
-	 * relaxed: ordered before the entries by their release (P1).  If we
+	 * relaxed: ordered before the entries by their release (SP1).  If we
 	 * die while publishing, the next sender learns from it which later
 	 * entries we may have published ahead of the first (side_take).
 	 */
@@ -941,14 +941,14 @@ uint64_t shmq__spsc_published_end(const struct ring_hdr *h,
 				  const _Atomic uint64_t *ents,
 				  uint32_t capacity)
 {
-	/* acquire, both: the receiver's C1 and the sender's hint. */
+	/* acquire, both: the receiver's SC1 and the sender's hint. */
 	uint64_t c = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
 	uint64_t p = atomic_load_explicit(&h->prod_pos, memory_order_acquire);
 
 	if ((int64_t)(c - p) > 0 || p - c > capacity)
 		p = c;          /* trails the receiver (or is garbage) */
 	while (p - c < capacity) {
-		/* A1: acquire, as in ent_ready(). */
+		/* SA1: acquire, as in ent_ready(). */
 		uint64_t e = atomic_load_explicit(&ents[p & (capacity - 1)],
 						  memory_order_acquire);
 
@@ -971,11 +971,11 @@ int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 	uint64_t mask = g->capacity - 1, pos, end;
 	unsigned got = 0;
 
-	/* acquire: pairs with C1; where the receiver is. */
+	/* acquire: pairs with SC1; where the receiver is. */
 	pos = atomic_load_explicit(&h->cons_pos, memory_order_acquire);
 	for (end = pos + g->capacity; pos != end && got < n; pos++) {
 		struct shmq_peek_msg *m = &msgs[got];
-		/* A1: acquire; pairs with P1: the payload is visible. */
+		/* SA1: acquire; pairs with SP1: the payload is visible. */
 		uint64_t e = atomic_load_explicit(&ents[pos & mask],
 						  memory_order_acquire), again;
 		uint32_t len = (uint32_t)e;
@@ -991,7 +991,7 @@ int shmq__spsc_peek(shmq_seg *seg, const struct shmq_qinfo *g,
 		/*
 		 * acquire fence: orders the copy before the load of cons_pos;
 		 * a sender rewrites slot pos only after it saw cons_pos > pos
-		 * (A2 after C1), so cons_pos <= pos now means the copy is
+		 * (SA2 after SC1), so cons_pos <= pos now means the copy is
 		 * intact.
 		 */
 		atomic_thread_fence(memory_order_acquire);

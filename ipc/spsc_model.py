@@ -5,7 +5,7 @@ with SIGKILLs at every step, checked exhaustively (breadth-first).
 
     python3 ipc/spsc_model.py CAPACITY MESSAGES KILLS [--no-takeback] [--no-max]
 
-What is modelled (sequentially consistent: the orderings P1/A1 and C1/A2
+What is modelled (sequentially consistent: the orderings SP1/SA1 and SC1/SA2
 of spsc.c make each step below one atomic event; the futex wake-up
 protocol is ipc/wait.pml's business and is left out):
   shared   entries (tag position, the message in it), payload slots,
@@ -18,7 +18,7 @@ protocol is ipc/wait.pml's business and is left out):
            at max(prod_pos, cons_pos), skip published entries one by one,
            take back published entries up to the batch end one by one
            (unpublish_ahead), store prod_pos, then resume from the ledger
-  receiver takes over at cons_pos; reads the entry and payload, then C1
+  receiver takes over at cons_pos; reads the entry and payload, then SC1
            (freeing and recording the message in one step: the receiver's
            ledger is exact here; test_spsc_torture has the real one)
 Checked in every state: no torn message (payload not the entry's), no
@@ -126,7 +126,7 @@ def steps(st, kills):
         _, pos, c, seq = S
         out.append((mk(slots=put(slots, pos, seq),
                        S=("ent1", pos, c, seq)), 0))
-    elif S[0] == "ent1":                        # P1
+    elif S[0] == "ent1":                        # SP1
         _, pos, c, seq = S
         out.append((mk(ents=put(ents, pos, (pos, seq)),
                        S=("prod", pos, c, seq, 1)), 0))
@@ -137,7 +137,7 @@ def steps(st, kills):
                            S=("payn", pos, c, seq, n, i + 1)), 0))
         else:
             out.append((mk(S=("entn", pos, c, seq, n, n - 1)), 0))
-    elif S[0] == "entn":                        # P1, last to first
+    elif S[0] == "entn":                        # SP1, last to first
         _, pos, c, seq, n, i = S
         nxt = ("entn", pos, c, seq, n, i - 1) if i > 0 else \
               ("prod", pos, c, seq, n)
@@ -155,12 +155,12 @@ def steps(st, kills):
         out.append((mk(R=("dead",)), 1))
     if R[0] == "dead":
         out.append((mk(R=("idle", cons)), 0))
-    elif R[0] == "idle":                        # A1, then the payload
+    elif R[0] == "idle":                        # SA1, then the payload
         pos = R[1]
         if ready(ents, pos):
             out.append((mk(R=("read", pos, slots[pos % CAP],
                               ents[pos % CAP][1])), 0))
-    elif R[0] == "read":                        # C1, recorded with it
+    elif R[0] == "read":                        # SC1, recorded with it
         _, pos, val, want = R
         if val != want:
             return None, ("torn-message", pos, val, want)
