@@ -390,21 +390,28 @@ static void side_resume(shmq *q, int side)
 
 #define SIDE_POLL_NS 1000000    /* 1 ms */
 
+/* side_take()'s result: returned in registers, so that the fast path of
+ * its callers need not keep their timeout in memory. */
+struct take {
+	int rc;
+	int64_t left;           /* what is left of the caller's timeout */
+};
+
 /*
  * Take side @side for this handle and thread: the slow path of
  * side_enter(), once per handle and side.  -EBUSY when another thread of
  * this handle, or another live handle, holds it.  The control-plane lock
- * is waited for within *@timeout_ns (NULL: forever; 0: 1 ms), which is
- * reduced by the time that took: -EAGAIN (0) or -ETIMEDOUT when it stayed
- * busy, -EBUSY when someone's read lock blocks it.
+ * is waited for within @t (0: 1 ms), and .left is @t less the time that
+ * took: -EAGAIN (0) or -ETIMEDOUT when it stayed busy, -EBUSY when
+ * someone's read lock blocks it.
  */
-static int __attribute__((noinline)) side_take(shmq *q, int side,
-					       int64_t *timeout_ns)
+static struct take __attribute__((noinline)) side_take(shmq *q, int side,
+						       int64_t t)
 {
 	struct spsc_side *sd = &q->side[side];
 	shmq_seg *seg = q->seg;
 	unsigned long none = 0;
-	int64_t t = timeout_ns ? *timeout_ns : SHMQ_FOREVER;
+	struct take tk = { 0, t };
 	uint64_t t0 = 0, mine;
 	int rc;
 
@@ -414,8 +421,10 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 	 */
 	if (!atomic_compare_exchange_strong_explicit(&sd->thread, &none,
 			thread_id(), memory_order_relaxed,
-			memory_order_relaxed))
-		return -EBUSY;
+			memory_order_relaxed)) {
+		tk.rc = -EBUSY;
+		return tk;
+	}
 	if (t > 0)
 		t0 = shmq__now_ns(CLOCK_MONOTONIC);
 	/*
@@ -432,7 +441,7 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 		/* What is left of the caller's timeout, at least 1 ns. */
 		uint64_t spent = shmq__now_ns(CLOCK_MONOTONIC) - t0;
 
-		*timeout_ns = spent < (uint64_t)t ? t - (int64_t)spent : 1;
+		tk.left = spent < (uint64_t)t ? t - (int64_t)spent : 1;
 	}
 	mine = owner_word(seg, (uint32_t)seg->proc_idx);
 	rc = side_claim(q, side, mine);
@@ -442,26 +451,31 @@ static int __attribute__((noinline)) side_take(shmq *q, int side,
 	}
 	shmq__seg_unlock(seg);
 	if (!rc)
-		return 0;
+		return tk;
 fail:
 	/* relaxed: only we could have set it. */
 	atomic_store_explicit(&sd->thread, 0, memory_order_relaxed);
-	return rc;
+	tk.rc = rc;
+	return tk;
 }
 
 /*
- * The calling thread holds side @side of @q, or takes it now (within
- * *@timeout_ns, see side_take()), or -EBUSY.
+ * The calling thread holds side @side of @q, or takes it now (see
+ * side_take(); the lvalue @t, the call's timeout, is reduced by the time
+ * that took), or -EBUSY.  A macro: @t stays in a register.
  */
-static inline int side_enter(shmq *q, int side, int64_t *timeout_ns)
-{
-	/* relaxed: only this thread stores its own id here (side_take). */
-	if (__builtin_expect(atomic_load_explicit(&q->side[side].thread,
-			memory_order_relaxed) == thread_id(),
-			1))
-		return 0;
-	return side_take(q, side, timeout_ns);
-}
+#define side_enter(hq, hside, ht) __extension__ ({                        \
+	int rc_ = 0;                                                       \
+	/* relaxed: only this thread stores its own id here (side_take). */ \
+	if (__builtin_expect(atomic_load_explicit(&(hq)->side[hside].thread, \
+			memory_order_relaxed) != thread_id(), 0)) {        \
+		struct take tk_ = side_take((hq), (hside), (ht));          \
+									   \
+		rc_ = tk_.rc;                                              \
+		(ht) = tk_.left;                                           \
+	}                                                                  \
+	rc_;                                                               \
+})
 
 static void side_give_back(shmq *q, int side)
 {
@@ -675,7 +689,7 @@ static inline void put_msg(shmq *q, uint64_t pos, const void *msg, size_t len)
 int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
+	int rc = side_enter(q, SPSC_SEND, timeout_ns);
 
 	if (__builtin_expect(rc != 0, 0))
 		return rc;
@@ -693,7 +707,7 @@ int shmq__spsc_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 ssize_t shmq__spsc_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
-	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
+	int rc = side_enter(q, SPSC_RECV, timeout_ns);
 	uint32_t len;
 
 	if (__builtin_expect(rc != 0, 0))
@@ -719,7 +733,7 @@ int shmq__spsc_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 	struct spsc_side *sd = &q->side[SPSC_SEND];
 	uint64_t room;
 	unsigned i;
-	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
+	int rc = side_enter(q, SPSC_SEND, timeout_ns);
 
 	if (rc)
 		return rc;
@@ -772,7 +786,7 @@ int shmq__spsc_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 	struct spsc_side *sd = &q->side[SPSC_RECV];
 	uint32_t len;
 	unsigned i;
-	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
+	int rc = side_enter(q, SPSC_RECV, timeout_ns);
 
 	if (rc)
 		return rc;
@@ -804,7 +818,7 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 		       int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND, &timeout_ns);
+	int rc = side_enter(q, SPSC_SEND, timeout_ns);
 
 	if (rc)
 		return rc;
@@ -834,7 +848,8 @@ int shmq__spsc_reserve(shmq *q, size_t len, struct shmq_msg *m,
 int shmq__spsc_commit(shmq *q, struct shmq_msg *m)
 {
 	struct spsc_side *sd = &q->side[SPSC_SEND];
-	int rc = side_enter(q, SPSC_SEND, NULL);
+	int64_t forever = SHMQ_FOREVER;         /* no timeout to keep */
+	int rc = side_enter(q, SPSC_SEND, forever);
 
 	if (rc)
 		return rc;
@@ -852,7 +867,7 @@ int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
 	uint32_t len;
-	int rc = side_enter(q, SPSC_RECV, &timeout_ns);
+	int rc = side_enter(q, SPSC_RECV, timeout_ns);
 
 	if (rc)
 		return rc;
@@ -870,7 +885,8 @@ int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 int shmq__spsc_release(shmq *q, struct shmq_msg *m)
 {
 	struct spsc_side *sd = &q->side[SPSC_RECV];
-	int rc = side_enter(q, SPSC_RECV, NULL);
+	int64_t forever = SHMQ_FOREVER;         /* no timeout to keep */
+	int rc = side_enter(q, SPSC_RECV, forever);
 
 	if (rc)
 		return rc;
@@ -890,8 +906,9 @@ int shmq__spsc_purge(shmq *q)
 	bool took = atomic_load_explicit(&sd->thread,
 					 memory_order_relaxed) == 0;
 	uint64_t owner, head, lim, n = 0;
+	int64_t forever = SHMQ_FOREVER;         /* no timeout to keep */
 	uint32_t len;
-	int rc = side_enter(q, SPSC_RECV, NULL);
+	int rc = side_enter(q, SPSC_RECV, forever);
 
 	if (rc)
 		return rc;
