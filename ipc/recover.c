@@ -54,7 +54,7 @@
  * consumers: cons_pos is past them).  So each pass over the main ring
  * stores how many it had to leave in hdr.stranded, stat counts them in the
  * depth, and a consumer that finds the lane and the ring empty while it is
- * set runs another pass (queue.c, cons_stranded) before it waits.
+ * set runs another pass (claim.h, cons_stranded) before it waits.
  */
 #include <errno.h>
 #include <stdlib.h>

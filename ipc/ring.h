@@ -164,7 +164,7 @@ struct ring_hdr {
 	/*
 	 * Messages of dead consumers that the last repair pass found and
 	 * could not move (the lane was full): consumers that find the lane
-	 * and the ring empty while this is set run another pass (queue.c).
+	 * and the ring empty while this is set run another pass (claim.h).
 	 */
 	_Atomic uint64_t stranded;
 	uint8_t pad6[RING_LINE - 48];

@@ -1,12 +1,13 @@
 /*
  * ring.pml - Promela model of the ring's claim/publish/consume/free
  * protocol with operation records and crash recovery: ipc/ring.h,
- * ipc/queue.c, ipc/recover.c (design: DESIGN.md "Crash recovery").
+ * ipc/claim.h, ipc/queue.c, ipc/recover.c (design: DESIGN.md "Crash recovery").
  * Checked by `make model` (spin -a; cc pan.c; ./pan).
  *
  * Actors: NP producers sending MSGS messages each, NC consumers, NR
- * repairers (a repair pass runs under the control-plane mutex; the mutex
- * is robust, so a dead holder's mutex passes to the next), and a killer
+ * repairers (a repair pass runs under the control-plane lock, an OFD lock
+ * that the kernel drops when its holder dies, so it passes to the next),
+ * and a killer
  * that kills up to MAXDEATH processes, each at any step (`unless`).
  * A repair pass may run whenever anything changed since the last pass
  * (a superset of what the C does: stalled waiters, shmq_seg_open,
@@ -53,13 +54,13 @@
  *   ring_cons_claim(): A2, rec_set, C2   consumer: claim()
  *     CLAIM_TOMB                         consumer: s == (p+1)|TOMB
  *   shmq_recv(): copy-out, ring_free R2  consumer: deliver at claim; R2
- *   lane first (queue.c claim_cons)      consumer: lane option before main
+ *   lane first (claim.h claim_cons)      consumer: lane option before main
  *   recover.c repair_ring() step 1       repairer: cp = cons; pp = prod
  *     step 2 shmq__proc_live_recs        repairer: snapshot()
  *     step 3 T1 CAS -> tombstone         repairer: atomic { seq == p -> TOMB }
  *     step 4 lane_put() + R2 (repair)    repairer: lane_put(); CAS free
  *   repair_queue(): lane, then main      repairer: repair(lane); repair(main)
- *   shmq__seg_lock() EOWNERDEAD          killer: releases a dead holder's mutex
+ *   control lock (OFD), kernel-dropped   killer: releases a dead holder's lock
  *   OFD liveness lock                    alive[]
  *
  * Build with -DNO_RECORD_BEFORE_CAS (record written after the CAS): spin
@@ -73,7 +74,7 @@
  * run ends (5.5M states, 0 errors); NP=2 ran for over 2 minutes without
  * a result; NC=1 ends in an invalid end state with or without the flag
  * (the only consumer's death strands messages, which the model does not
- * mean to cover).  So the rec_clear() after a failed claim (ipc/queue.c)
+ * mean to cover).  So the rec_clear() after a failed claim (ipc/claim.h)
  * is not checked by spin.
  */
 

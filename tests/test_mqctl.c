@@ -960,8 +960,7 @@ static void test_procs_destroy(void **state)
 	EXPECT(&r, 1, "resource busy; 1 process(es) attached");
 
 	/* Killed: dead, and still listed (observers reclaim nothing). */
-	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	t_kill_reap(pid);
 	close(wfd);
 	run(&r, "-s", s, "--json", "procs", NULL);
 	snprintf(expr, sizeof(expr),
@@ -1043,8 +1042,7 @@ static void test_watch_rates(void **state)
 	}
 	run(&r, "-s", fix->name, "watch", "r", "--interval", "100ms",
 	    "--count", "2", NULL);
-	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	t_kill_reap(pid);
 	EXPECT(&r, 0, NULL);
 	assert_null(strstr(r.out, "in_per_s=0 "));
 	assert_null(strstr(r.out, "out_per_s=0 "));
@@ -1190,8 +1188,7 @@ static void test_recover_after_sigkill(void **state)
 	fix->seg = NULL;
 	/* The child acquires "precious" and is killed holding its slot. */
 	pid = attached_child(s, "rq", &wfd, CHILD_ACQUIRE);
-	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	t_kill_reap(pid);
 	close(wfd);
 	run(&r, "-s", s, "--json", "procs", NULL);
 	EXPECT(&r, 0, NULL);
@@ -1348,8 +1345,7 @@ static void test_spsc(void **state)
 	JSON(r.out, "d['queue']['depth'] == 2");
 
 	/* Killed: its side is free at once, and recover reclaims it. */
-	kill(pid, SIGKILL);
-	t_wait_child(pid);
+	t_kill_reap(pid);
 	close(wfd);
 	run(&r, "-s", s, "--json", "stat", "sp", NULL);
 	JSON(r.out, "d['queue']['receiver_pid'] == 0");
