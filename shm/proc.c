@@ -39,20 +39,7 @@ _Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx)
 
 static int live_lock(int fd, short type, uint32_t pidx, int cmd)
 {
-	struct flock fl = {
-		.l_type = type,
-		.l_whence = SEEK_SET,
-		.l_start = SEG_LIVE_LOCK_BASE + (off_t)pidx,
-		.l_len = 1,
-	};
-	int rc;
-
-	do
-		rc = fcntl(fd, cmd, &fl);
-	while (rc < 0 && errno == EINTR);
-	if (rc < 0)
-		return -errno;
-	return cmd == F_OFD_GETLK ? fl.l_type : 0;
+	return shmq__ofd(fd, cmd, type, SEG_LIVE_LOCK_BASE + (off_t)pidx);
 }
 
 /*

@@ -63,38 +63,18 @@ static void read_boot_id(uint8_t out[16])
  */
 static int ofd_trylock(int fd, off_t byte)
 {
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
+	int rc = shmq__ofd(fd, F_OFD_SETLK, F_WRLCK, byte);
 
-	while (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
-		if (errno == EAGAIN || errno == EACCES) {
-			fl.l_type = F_WRLCK;
-			if (fcntl(fd, F_OFD_GETLK, &fl) == 0 &&
-			    fl.l_type == F_RDLCK)
-				return -EBUSY;
-			return -EAGAIN;
-		}
-		if (errno != EINTR)
-			return -errno;
-		fl.l_type = F_WRLCK;
-	}
-	return 0;
+	if (rc != -EAGAIN && rc != -EACCES)
+		return rc;
+	if (shmq__ofd(fd, F_OFD_GETLK, F_WRLCK, byte) == F_RDLCK)
+		return -EBUSY;
+	return -EAGAIN;
 }
 
 static void ofd_unlock(int fd, off_t byte)
 {
-	struct flock fl = {
-		.l_type = F_UNLCK,
-		.l_whence = SEEK_SET,
-		.l_start = byte,
-		.l_len = 1,
-	};
-
-	fcntl(fd, F_OFD_SETLK, &fl);
+	shmq__ofd(fd, F_OFD_SETLK, F_UNLCK, byte);
 }
 
 /*

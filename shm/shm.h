@@ -122,6 +122,12 @@ static inline uint64_t shmq__ring_bytes(uint32_t capacity, uint32_t slot_size,
 int shmq__name_check(const char *name);
 int shmq__seg_path(const char *name, char *path, size_t len);
 uint64_t shmq__now_ns(clockid_t clk);
+/*
+ * fcntl(@cmd: F_OFD_SETLK or F_OFD_GETLK) on byte @byte of @fd with lock
+ * type @type, retried on EINTR: 0 (GETLK: the type found, F_UNLCK if
+ * none) or -errno (SETLK: -EAGAIN or -EACCES when held).
+ */
+int shmq__ofd(int fd, int cmd, short type, off_t byte);
 
 /* seg.c */
 void shmq__seg_get(shmq_seg *seg);

@@ -3,6 +3,7 @@
  * util.c - error strings, names, paths, clocks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,4 +104,22 @@ uint64_t shmq__now_ns(clockid_t clk)
 
 	clock_gettime(clk, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int shmq__ofd(int fd, int cmd, short type, off_t byte)
+{
+	struct flock fl = {
+		.l_type = type,
+		.l_whence = SEEK_SET,
+		.l_start = byte,
+		.l_len = 1,
+	};
+	int rc;
+
+	do
+		rc = fcntl(fd, cmd, &fl);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return -errno;
+	return cmd == F_OFD_GETLK ? fl.l_type : 0;
 }
