@@ -93,19 +93,22 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	qi->flags = g->flags;
 	if (g->flags & SHMQ_SPSC)
 		qi->lane_depth = 0;     /* no lane */
-	/* What consumers will get: the lane is drained first. */
-	qi->depth += qi->lane_depth;
 	if (!(g->flags & SHMQ_SPSC)) {
 		/*
 		 * relaxed: a display hint.  Messages of a dead consumer still
 		 * in their slots for want of lane room (recover.c): waiting
-		 * too, though cons_pos is past them.
+		 * too, though cons_pos is past them.  They sit in slots that
+		 * no waiting message uses, so the ring holds at most
+		 * capacity of both (untrusted: clamped so).
 		 */
 		uint64_t st = atomic_load_explicit(&h->stranded,
 						   memory_order_relaxed);
 
-		qi->depth += st > g->capacity ? g->capacity : st;
+		qi->depth += st > g->capacity - qi->depth ?
+			     g->capacity - qi->depth : st;
 	}
+	/* What consumers will get: the lane is drained first. */
+	qi->depth += qi->lane_depth;
 	if (g->flags & SHMQ_SPSC) {
 		qi->sender_pid = shmq__spsc_holder(seg, h, SPSC_SEND);
 		qi->receiver_pid = shmq__spsc_holder(seg, h, SPSC_RECV);
