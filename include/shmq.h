@@ -348,7 +348,9 @@ int shmq_seg_unlink(const char *name);
  *
  * Returns the number of slots repaired (>= 0), -EINVAL for a NULL @seg, or
  * an error of the control-plane lock.  A slot that cannot be repaired yet
- * (the redelivery lane is full) is left for a later call.
+ * (the redelivery lane is full) is left for a later pass, which a
+ * consumer that finds the queue otherwise empty runs itself (and stat
+ * counts such messages in the depth).
  * Blocks: on the segment's control-plane lock.  Thread safety: safe.
  */
 int shmq_seg_recover(shmq_seg *seg);
