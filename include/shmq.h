@@ -618,18 +618,21 @@ int shmq_release(shmq *q, struct shmq_msg *m);
  * @out:  on success, the attachment
  *
  * Maps and validates the segment like shmq_seg_open() but takes no
- * process-table entry, repairs nothing and writes nothing, so observing
+ * process-table entry, repairs nothing and by itself writes nothing, so observing
  * changes nothing a peer could see (mqctl's info, list, stat, procs and
- * watch use it).  It accepts a segment of any owner (it sends nothing;
+ * watch use it); only shmq_create() and shmq_unlink() through it write.
+ * It accepts a segment of any owner (it sends nothing;
  * the segment is read as untrusted input; its owner can still shrink the
  * file under the mapping).  An
  * observer may call shmq_seg_info(), shmq_queue_list(), shmq_queue_stat(),
  * shmq_proc_list(), shmq_peek(), shmq_create(), shmq_unlink() and
  * shmq_seg_close(); shmq_open() on it fails with -EPERM.
  *
- * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES,
- * -EPROTO (not a shmq segment, corrupt, or another layout version: see
- * shmq_seg_check()), -ENOMEM.
+ * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES (it
+ * needs read and write permission, as shmq_seg_open() does: the
+ * control-plane lock is a write lock), -ELOOP, -EISDIR, -EBUSY (a read
+ * lock on the control-plane byte), -EPROTO (not a shmq segment, corrupt,
+ * or another layout version: see shmq_seg_check()), -ENOMEM.
  * Blocks: only on the control-plane lock.  Thread safety: safe.
  */
 int shmq_seg_observe(const char *name, shmq_seg **out);

@@ -1,7 +1,7 @@
 /*
  * ring.pml - Promela model of the ring's claim/publish/consume/free
  * protocol with operation records and crash recovery: ipc/ring.h,
- * ipc/claim.h, ipc/queue.c, ipc/recover.c (design: DESIGN.md "Crash recovery").
+ * ipc/claim.h, ipc/queue.c, ipc/recover.c (design: shmq(7), CRASH RECOVERY).
  * Checked by `make model` (spin -a; cc pan.c; ./pan).
  *
  * Actors: NP producers sending MSGS messages each, NC consumers, NR
