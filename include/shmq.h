@@ -618,9 +618,10 @@ int shmq_release(shmq *q, struct shmq_msg *m);
  * @out:  on success, the attachment
  *
  * Maps and validates the segment like shmq_seg_open() but takes no
- * process-table entry, repairs nothing and by itself writes nothing, so observing
- * changes nothing a peer could see (mqctl's info, list, stat, procs and
- * watch use it); only shmq_create() and shmq_unlink() through it write.
+ * process-table entry, repairs nothing and by itself writes nothing, so
+ * observing changes nothing a peer could see (mqctl's info, list, stat,
+ * procs and watch use it); only shmq_create() and shmq_unlink() through
+ * it write.
  * It accepts a segment of any owner (it sends nothing;
  * the segment is read as untrusted input; its owner can still shrink the
  * file under the mapping).  An
