@@ -87,7 +87,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "spsc.h"
@@ -155,12 +154,6 @@ void shmq__spsc_guard_expired(bool hit)
 	atomic_fetch_add_explicit(&cnt_expiries, 1, memory_order_relaxed);
 	if (hit)
 		atomic_fetch_add_explicit(&cnt_hits, 1, memory_order_relaxed);
-}
-
-uint64_t shmq__spsc_guard_hits(void)
-{
-	/* relaxed: a statistic, as above. */
-	return atomic_load_explicit(&cnt_hits, memory_order_relaxed);
 }
 
 uint64_t shmq__spsc_fenced_notifies(void)

@@ -88,7 +88,6 @@ struct shmq__spsc_counts {
 	uint64_t waits, guard_expiries, guard_hits, membarrier_failures;
 };
 void shmq__spsc_counts(struct shmq__spsc_counts *c);
-uint64_t shmq__spsc_guard_hits(void);
 /* The calling thread's notifies that used the fence F1 (not F1'). */
 uint64_t shmq__spsc_fenced_notifies(void);
 /* Did this process register for MEMBARRIER_CMD_GLOBAL_EXPEDITED? */

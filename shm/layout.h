@@ -87,7 +87,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
  *    72     4  creator_uid     at creation        effective uid (display)
  *    76     4  flags           at creation        0
  *    80     8  create_time_ns  at creation        CLOCK_REALTIME (display)
- *    88    16  boot_id         at creation        (display)
+ *    88    16  reserved0                          zero (layout 3: a boot id)
  *   104    24  pad0                               zero
  *   128     4  dir_gen         directory changes  bumped by each (a hint)
  *   132   124  pad1                               zero
@@ -113,7 +113,7 @@ struct seg_hdr {
 	uint32_t creator_uid;
 	uint32_t flags;          /* 0 */
 	uint64_t create_time_ns; /* CLOCK_REALTIME at creation (display) */
-	uint8_t boot_id[16];     /* boot of creation (display) */
+	uint8_t reserved0[16];   /* zero; layout 3 kept a boot id here */
 	uint8_t pad0[128 - 104];
 
 	_Atomic uint32_t dir_gen; /* bumped by every directory change */
@@ -144,7 +144,7 @@ SEG_AT(seg_hdr, heap_size, 64);
 SEG_AT(seg_hdr, creator_uid, 72);
 SEG_AT(seg_hdr, flags, 76);
 SEG_AT(seg_hdr, create_time_ns, 80);
-SEG_AT(seg_hdr, boot_id, 88);
+SEG_AT(seg_hdr, reserved0, 88);
 SEG_AT(seg_hdr, pad0, 104);
 SEG_AT(seg_hdr, dir_gen, 128);
 SEG_AT(seg_hdr, pad1, 132);

@@ -21,37 +21,6 @@
 
 #include "shm.h"
 
-static void read_boot_id(uint8_t out[16])
-{
-	char buf[64];
-	int fd, i, j;
-	ssize_t n;
-
-	memset(out, 0, 16);
-	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	/* "787592b4-4bd9-...": pack the 32 hex digits. */
-	for (i = 0, j = 0; buf[i] && j < 32; i++) {
-		char c = buf[i];
-		int v;
-
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			continue;
-		out[j / 2] |= (uint8_t)(j % 2 ? v : v << 4);
-		j++;
-	}
-}
-
 /* ---- the control-plane lock ------------------------------------------------ */
 
 /*
@@ -78,35 +47,43 @@ static void ofd_unlock(int fd, off_t byte)
 }
 
 /*
- * Wait for the OFD lock until @abs_ns (0: for ever), polling it: sleeping
- * between tries from 10 us up to 1 ms.  The kernel has no timed OFD lock,
- * and its blocking wait (F_OFD_SETLKW) would also wait behind a reader's
- * lock for ever.  The control plane is entered rarely and briefly; a
- * holder that stays is stopped or hostile, and then latency is moot.
+ * The control plane's waits poll, sleeping between tries from 10 us up to
+ * 1 ms: the kernel has no timed OFD lock, and its blocking wait
+ * (F_OFD_SETLKW) would also wait behind a reader's lock for ever.  The
+ * control plane is entered rarely and briefly; a holder that stays is
+ * stopped or hostile, and then latency is moot.  Sleep once before the
+ * next try: 0, or -ETIMEDOUT when @abs_ns (0: none) has passed.
  */
+static int backoff_sleep(uint64_t *backoff, uint64_t abs_ns)
+{
+	uint64_t ns = *backoff, now;
+	struct timespec ts;
+
+	if (abs_ns) {
+		now = shmq__now_ns(CLOCK_MONOTONIC);
+		if (now >= abs_ns)
+			return -ETIMEDOUT;
+		if (ns > abs_ns - now)
+			ns = abs_ns - now;
+	}
+	ts.tv_sec = (time_t)(ns / 1000000000ull);
+	ts.tv_nsec = (long)(ns % 1000000000ull);
+	nanosleep(&ts, NULL);
+	if (*backoff < 1000000)
+		*backoff *= 2;
+	return 0;
+}
+
+/* The OFD lock on @byte, waiting until @abs_ns (0: for ever). */
 static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
 {
-	uint64_t backoff = 10000, now;
-	struct timespec ts;
+	uint64_t backoff = 10000;
 	int rc;
 
-	for (;;) {
-		rc = ofd_trylock(fd, byte);
-		if (rc != -EAGAIN)
-			return rc;
-		if (abs_ns) {
-			now = shmq__now_ns(CLOCK_MONOTONIC);
-			if (now >= abs_ns)
-				return -ETIMEDOUT;
-			if (backoff > abs_ns - now)
-				backoff = abs_ns - now;
-		}
-		ts.tv_sec = (time_t)(backoff / 1000000000ull);
-		ts.tv_nsec = (long)(backoff % 1000000000ull);
-		nanosleep(&ts, NULL);
-		if (backoff < 1000000)
-			backoff *= 2;
-	}
+	while ((rc = ofd_trylock(fd, byte)) == -EAGAIN)
+		if (backoff_sleep(&backoff, abs_ns))
+			return -ETIMEDOUT;
+	return rc;
 }
 
 /*
@@ -116,29 +93,18 @@ static int ofd_lock_until(int fd, off_t byte, uint64_t abs_ns)
  */
 static int ctl_mu_lock(shmq_seg *seg, int64_t timeout_ns, uint64_t abs_ns)
 {
-	uint64_t backoff = 10000, now;
-	struct timespec ts;
+	uint64_t backoff = 10000;
 	int rc;
 
 	if (timeout_ns < 0)
 		return -pthread_mutex_lock(&seg->ctl_mu);
-	for (;;) {
-		rc = pthread_mutex_trylock(&seg->ctl_mu);
-		if (rc != EBUSY)
-			return -rc;
+	while ((rc = pthread_mutex_trylock(&seg->ctl_mu)) == EBUSY) {
 		if (timeout_ns == 0)
 			return -EAGAIN;
-		now = shmq__now_ns(CLOCK_MONOTONIC);
-		if (now >= abs_ns)
+		if (backoff_sleep(&backoff, abs_ns))
 			return -ETIMEDOUT;
-		if (backoff > abs_ns - now)
-			backoff = abs_ns - now;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)backoff;
-		nanosleep(&ts, NULL);
-		if (backoff < 1000000)
-			backoff *= 2;
 	}
+	return -rc;
 }
 
 /*
@@ -657,7 +623,6 @@ static int seg_init(shmq_seg *seg, const struct shmq_seg_attr *a)
 	h->creator_uid = geteuid();
 	h->flags = 0;
 	h->create_time_ns = shmq__now_ns(CLOCK_REALTIME);
-	read_boot_id(h->boot_id);
 	/* relaxed, both: nobody else can see the segment before it is linked. */
 	atomic_store_explicit(&h->dir_gen, 0, memory_order_relaxed);
 	atomic_store_explicit(&h->ctl_busy, 0, memory_order_relaxed);
@@ -748,8 +713,8 @@ int shmq_seg_create(const char *name, const struct shmq_seg_attr *attr,
 	if (rc < 0)
 		goto fail;
 	/*
-	 * The group first (chown may clear set-id bits), then the mode,
-	 * applied exactly whatever the umask; both before the name exists.
+	 * The group first, then the mode, applied exactly whatever the umask;
+	 * both before the name exists.
 	 */
 	if ((a.flags & SHMQ_SEG_GROUP) &&
 	    fchown(seg->fd, (uid_t)-1, (gid_t)a.gid) < 0) {
