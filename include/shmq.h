@@ -52,8 +52,8 @@ extern "C" {
 #endif
 
 #define SHMQ_VERSION_MAJOR 0
-#define SHMQ_VERSION_MINOR 3
-#define SHMQ_VERSION_PATCH 1
+#define SHMQ_VERSION_MINOR 4
+#define SHMQ_VERSION_PATCH 0
 
 /* Block until the operation can complete. */
 #define SHMQ_FOREVER ((int64_t)-1)
@@ -202,6 +202,24 @@ struct shmq_attr {
  * streams.
  */
 #define SHMQ_SPSC 0x1u
+
+/*
+ * shmq_attr.flags (since 0.4): what a send or a publish does at a full
+ * queue.  Default (neither): wait, per the call's timeout.
+ * SHMQ_DROP_NEWEST: refuse the new message at once (shmq_send: -EAGAIN;
+ * shmq_publish: the queue is skipped), counted in shmq_queue_info.dropped.
+ * SHMQ_DROP_OLDEST: discard the oldest message(s) to make room, never wait
+ * (counted likewise); not for SHMQ_SPSC queues (its sender cannot
+ * receive).  Both together: -EINVAL.
+ * SHMQ_AUTODELETE: the queue is unlinked (its bindings with it) when its
+ * last handle closes, or when the last process holding one dies (crash
+ * recovery does it: at the next attach, shmq_seg_recover(), or a publisher
+ * that routes anew).  A queue created with it and never opened stays.
+ * The library's own handles (an exchange's route cache) do not count.
+ */
+#define SHMQ_DROP_NEWEST 0x2u
+#define SHMQ_DROP_OLDEST 0x4u
+#define SHMQ_AUTODELETE  0x8u
 
 /*
  * A zero-copy message: @data points into the queue's slot, @len is its
@@ -603,6 +621,165 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
  */
 int shmq_release(shmq *q, struct shmq_msg *m);
 
+/* ---- exchanges: routing by rules (since 0.4) -------------------------- */
+
+/*
+ * An exchange takes a message with a routing key and puts it into every
+ * queue whose binding matches the key (AMQP 0-9-1 / RabbitMQ semantics).
+ * Exchanges share the segment's directory (and namespace) with queues;
+ * bindings live in the segment, so every process routes alike.
+ */
+typedef struct shmq_exchange shmq_exchange;
+
+#define SHMQ_DIRECT 1   /* the binding key equals the routing key */
+#define SHMQ_FANOUT 2   /* every bound queue; keys ignored */
+#define SHMQ_TOPIC  3   /* dot-separated words; '*' one word, '#' zero or more */
+
+/*
+ * Exchange attributes.
+ * @type:      SHMQ_DIRECT (also 0), SHMQ_FANOUT or SHMQ_TOPIC.
+ * @flags:     0.
+ * @alternate: NULL, or the name of the exchange that gets what nothing
+ *             here matches (it need not exist yet; a chain is followed,
+ *             each exchange at most once).
+ */
+struct shmq_xattr {
+	uint32_t type;
+	uint32_t flags;
+	const char *alternate;
+};
+
+#define SHMQ_KEY_MAX 255
+
+/* What a consumer learns of a message besides its bytes. */
+struct shmq_meta {
+	uint64_t seq;                    /* the queue position it was first
+	                                  * published at: the same on a
+	                                  * redelivery (an idempotency key) */
+	uint32_t flags;                  /* SHMQ_META_REDELIVERED */
+	uint32_t deliveries;             /* 1 the first time, +1 per redelivery */
+	uint32_t key_len;
+	char     key[SHMQ_KEY_MAX + 1];  /* the routing key, NUL-terminated;
+	                                  * "" after shmq_send */
+};
+#define SHMQ_META_REDELIVERED 0x1u
+
+/**
+ * shmq_exchange_create - create a named exchange
+ * @seg:  attachment
+ * @name: 1-63 bytes of [A-Za-z0-9._-], unique among queues and exchanges
+ * @attr: NULL for a direct exchange without an alternate
+ *
+ * Returns 0, or -EEXIST (a queue or exchange of that name), -EINVAL
+ * (unknown type or flags, bad alternate name), -ENAMETOOLONG, -ENOSPC
+ * (directory or heap full), -EPERM (observer), -EBUSY/-EBADF (the
+ * control plane, as shmq_create()).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_exchange_create(shmq_seg *seg, const char *name,
+			 const struct shmq_xattr *attr);
+
+/**
+ * shmq_exchange_unlink - remove an exchange's name and its bindings
+ * @seg:  attachment
+ * @name: exchange name
+ *
+ * Open handles keep its storage until they close; a publish through them
+ * returns -ENOENT.  Returns 0, or -ENOENT (no exchange of that name; a
+ * queue's name too), -EINVAL/-ENAMETOOLONG.
+ */
+int shmq_exchange_unlink(shmq_seg *seg, const char *name);
+
+/**
+ * shmq_exchange_open - open an exchange for publishing
+ * @seg:  attachment (not an observer: -EPERM)
+ * @name: exchange name
+ * @out:  on success, the handle
+ *
+ * The handle keeps a route cache (routing key -> queues), shared by the
+ * threads that publish through it, valid until a binding, queue or
+ * exchange of the segment changes (one load per publish tells).
+ * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG, -ENOMEM, -EPERM.
+ */
+int shmq_exchange_open(shmq_seg *seg, const char *name, shmq_exchange **out);
+
+/* shmq_exchange_close - close a handle (NULL is ignored); not concurrently
+ * with a publish through it. */
+void shmq_exchange_close(shmq_exchange *x);
+
+/**
+ * shmq_bind - route what @exchange gets with a matching key to @queue
+ * @seg:      attachment
+ * @exchange: exchange name
+ * @queue:    queue name (an MPMC queue: SHMQ_SPSC queues cannot be bound)
+ * @key:      binding key, 0-255 bytes (ignored by fanout exchanges; for
+ *            topic exchanges, '*' and '#' words are wildcards)
+ *
+ * Idempotent: the same binding again returns 0.  A publish that starts
+ * after this returns, in any process, routes by it.
+ * Returns 0, or -ENOENT (no such exchange or queue), -EINVAL (NULL or
+ * too long a key, bad names, an SPSC queue), -ENOSPC (the heap is full),
+ * -EPERM (observer).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_bind(shmq_seg *seg, const char *exchange, const char *queue,
+	      const char *key);
+
+/**
+ * shmq_unbind - remove a binding
+ * Returns 0, or -ENOENT (no such binding, exchange or queue), -EINVAL.
+ */
+int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
+		const char *key);
+
+/**
+ * shmq_publish - put a message into every queue whose binding matches @key
+ * @x:          exchange handle
+ * @key:        routing key, 0-255 bytes, NUL-terminated
+ * @msg, @len:  the message (@msg may be NULL when @len is 0)
+ * @timeout_ns: how long to wait for room in full queues of the default
+ *              overflow policy: 0, SHMQ_FOREVER or > 0
+ *
+ * All or nothing: returns how many queues got the message (0 when nothing
+ * matched: then it went to the alternate exchange, if any, else it is
+ * counted as unroutable), or a negative errno and then no queue got it,
+ * so a failed publish may be retried without duplicates.  The key travels
+ * in the slot before the payload: a queue takes a message only if
+ * strlen(@key) + @len <= its msg_size.  Full SHMQ_DROP_NEWEST queues are
+ * skipped, full SHMQ_DROP_OLDEST queues evict; both counted as dropped.
+ * Nothing is held while waiting: a full queue never stops the consumers
+ * of the other matching queues.  Each queue receives one publisher's
+ * messages in the order they were published.
+ *
+ * Returns >= 0, or -EAGAIN (@timeout_ns 0) / -ETIMEDOUT (a matching
+ * default-policy queue stayed full), -EMSGSIZE (does not fit a matching
+ * queue), -ENOENT (the exchange was unlinked), -EINVAL (NULL @x or @key, a
+ * key over 255 bytes, a bad timeout), -E2BIG (more than SHMQ_PUBLISH_MAX
+ * matching default-policy queues), -ENOBUFS (no operation record free).
+ * A publisher killed inside leaves each queue with the whole message or
+ * without it (never torn), possibly in some matching queues and not
+ * others.
+ * Blocks: per @timeout_ns.  Thread safety: safe.
+ */
+int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
+		 size_t len, int64_t timeout_ns);
+
+/* The most default-policy (blocking) queues one publish may match: each
+ * is held (claimed) at once until the message is in all of them. */
+#define SHMQ_PUBLISH_MAX 64
+
+/**
+ * shmq_recv_meta - shmq_recv() that also reports the message's metadata
+ * @meta: NULL, or filled with the routing key ("" after shmq_send()),
+ *        seq, and whether the message is a redelivery (a consumer that
+ *        held it died)
+ *
+ * Returns as shmq_recv().  SHMQ_SPSC queues: the key is always "" and seq
+ * is the position.
+ */
+ssize_t shmq_recv_meta(shmq *q, void *buf, size_t buflen,
+		       struct shmq_meta *meta, int64_t timeout_ns);
+
 /* ---- inspection and administration (since 0.2) ------------------------ */
 
 /*
@@ -712,6 +889,10 @@ struct shmq_queue_info {
 	uint32_t flags;           /* shmq_attr.flags: 0 or SHMQ_SPSC (0.3) */
 	uint32_t sender_pid;      /* SPSC: pid of the process holding the */
 	uint32_t receiver_pid;    /* sending / receiving side, 0 if none */
+	/* since 0.4 (programs built against 0.3 get the 0.3 struct) */
+	uint64_t dropped;         /* messages a full SHMQ_DROP_NEWEST queue
+	                           * refused plus those a full
+	                           * SHMQ_DROP_OLDEST queue evicted */
 };
 
 /**
@@ -829,6 +1010,64 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
  */
 int shmq_purge(shmq *q);
 
+/* One exchange, as shmq_exchange_list() sees it (since 0.4). */
+struct shmq_exchange_info {
+	char name[SHMQ_NAME_MAX + 1];
+	uint32_t state;           /* SHMQ_QUEUE_LIVE or SHMQ_QUEUE_UNLINKED */
+	uint32_t index;           /* directory entry */
+	uint32_t type;            /* SHMQ_DIRECT, SHMQ_FANOUT, SHMQ_TOPIC */
+	uint32_t handles;         /* open handles, over every live attachment */
+	uint32_t bindings;        /* bindings to live queues */
+	uint32_t pad;
+	uint64_t published;       /* shmq_publish calls that succeeded */
+	uint64_t routed;          /* deliveries: queues that got a message */
+	uint64_t unroutable;      /* publishes that no queue took */
+	uint64_t dropped;         /* deliveries skipped or evicted at full
+	                           * SHMQ_DROP_NEWEST/_OLDEST queues */
+	uint64_t create_time_ns;  /* CLOCK_REALTIME at creation */
+	char alternate[SHMQ_NAME_MAX + 1];  /* "" for none */
+};
+
+/**
+ * shmq_exchange_list - describe every exchange of a segment
+ * @seg: attachment (also an observer)
+ * @out: array of @n entries, or NULL when @n is 0
+ * @n:   its size
+ *
+ * Returns how many exchanges there are (may exceed @n), or -EINVAL,
+ * -EPROTO (an entry or binding table is corrupt).
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_exchange_list(shmq_seg *seg, struct shmq_exchange_info *out,
+		       unsigned n);
+
+/* shmq_exchange_stat - one named exchange: 0, -ENOENT, -EINVAL, -EPROTO. */
+int shmq_exchange_stat(shmq_seg *seg, const char *name,
+		       struct shmq_exchange_info *out);
+
+/* One binding (shmq_binding_list()). */
+struct shmq_binding_info {
+	char exchange[SHMQ_NAME_MAX + 1];
+	char queue[SHMQ_NAME_MAX + 1];
+	uint32_t key_len;
+	char key[SHMQ_KEY_MAX + 1];   /* NUL-terminated */
+};
+
+/**
+ * shmq_binding_list - list the bindings of one exchange, or of all
+ * @seg:      attachment (also an observer)
+ * @exchange: exchange name, or NULL for every exchange
+ * @out:      array of @n entries, or NULL when @n is 0
+ * @n:        its size
+ *
+ * Bindings to queues that no longer exist are not listed.
+ * Returns how many bindings there are (may exceed @n), or -ENOENT (no
+ * such exchange), -EINVAL, -EPROTO.
+ * Blocks: only on the control-plane lock.  Thread safety: safe.
+ */
+int shmq_binding_list(shmq_seg *seg, const char *exchange,
+		      struct shmq_binding_info *out, unsigned n);
+
 /* shmq_problem.area */
 enum {
 	SHMQ_AREA_FILE = 1,       /* the file itself: type, size */
@@ -837,6 +1076,7 @@ enum {
 	SHMQ_AREA_HEAP,           /* queue blocks: bounds, overlaps */
 	SHMQ_AREA_PROCS,          /* a process-table entry */
 	SHMQ_AREA_QUEUE,          /* a ring: header, positions, slots */
+	SHMQ_AREA_EXCHANGE,       /* an exchange: header, binding table (0.4) */
 };
 
 /* shmq_problem.severity */
