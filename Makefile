@@ -31,8 +31,8 @@ PKG_CONFIG ?= pkg-config
 
 B := build
 
-URCU_CFLAGS := $(shell $(PKG_CONFIG) --cflags liburcu-cds 2>/dev/null)
-URCU_LIBS   := $(shell $(PKG_CONFIG) --libs liburcu-cds 2>/dev/null || echo -lurcu-cds -lurcu-common)
+URCU_CFLAGS := $(shell $(PKG_CONFIG) --cflags liburcu-cds liburcu-memb 2>/dev/null)
+URCU_LIBS   := $(shell $(PKG_CONFIG) --libs liburcu-cds liburcu-memb 2>/dev/null || echo -lurcu-cds -lurcu-memb -lurcu-common)
 CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 

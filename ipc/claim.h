@@ -368,6 +368,79 @@ static inline void notify_freed(shmq *q, const struct ring *r, unsigned n)
 		shmq__notify(q, &q->hdr->not_full, n);
 }
 
+/* ---- overflow policies (SHMQ_DROP_NEWEST, SHMQ_DROP_OLDEST) ----------------- */
+
+/*
+ * Drop the oldest message (the redelivery lane's first, as consumers would
+ * get it), counted in the queue's dropped.  1: one dropped; 0: nothing
+ * could be taken (empty, or its head is not published yet); -errno.
+ * @rec is free on entry and on return.
+ */
+static int __attribute__((noinline)) evict_one(shmq *q, struct proc_rec *rec)
+{
+	struct ring *r;
+	uint64_t pos;
+	int rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, &r, 0, rec);
+
+	if (rc == -EAGAIN)
+		return 0;
+	if (rc < 0)
+		return rc;
+	ring_free(r, pos);
+	rec_clear(rec);
+	notify_freed(q, r, 1);
+	/* relaxed: a statistic. */
+	atomic_fetch_add_explicit(&q->hdr->dropped, 1, memory_order_relaxed);
+	return 1;
+}
+
+/*
+ * claim_prod() for a queue with an overflow policy.  SHMQ_DROP_NEWEST: never
+ * wait; a full ring is -EAGAIN and @n refused messages are counted.
+ * SHMQ_DROP_OLDEST: evict until the claim succeeds, never waiting, unless
+ * nothing can be evicted (the oldest position is still being written, or
+ * a dead producer's claim awaits repair): then wait as the default policy
+ * does.  *@evicted (may be NULL) counts the messages dropped for room.
+ */
+static int __attribute__((noinline))
+claim_prod_ovf(shmq *q, unsigned n, uint64_t *pos, int64_t timeout_ns,
+	       struct proc_rec *rec, unsigned *evicted)
+{
+	int rc;
+
+	if (evicted)
+		*evicted = 0;
+	if (q->flags & SHMQ_DROP_NEWEST) {
+		rc = claim_prod(q, n, pos, 0, rec);
+		if (rc == -EAGAIN)
+			/* relaxed: a statistic. */
+			atomic_fetch_add_explicit(&q->hdr->dropped, n,
+						  memory_order_relaxed);
+		return rc;
+	}
+	for (;;) {
+		rc = claim_prod(q, n, pos, 0, rec);
+		if (rc != -EAGAIN)
+			return rc;
+		rc = evict_one(q, rec);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return claim_prod(q, n, pos, timeout_ns, rec);
+		if (evicted)
+			(*evicted)++;
+	}
+}
+
+/* claim_prod() by the queue's overflow policy. */
+static inline int claim_prod_policy(shmq *q, unsigned n, uint64_t *pos,
+				    int64_t timeout_ns, struct proc_rec *rec)
+{
+	if (__builtin_expect(q->flags & SHMQ_OVERFLOW, 0))
+		return claim_prod_ovf(q, n, pos, timeout_ns, rec, NULL);
+	return claim_prod(q, n, pos, timeout_ns, rec);
+}
+
 /* ---- the producer's prefetch ------------------------------------------- */
 
 /*

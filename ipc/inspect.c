@@ -11,6 +11,7 @@
  * reused under them (a block is freed only under that lock, dir.c).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,7 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 					       memory_order_relaxed);
 	qi->sleeps = atomic_load_explicit(&h->sleeps, memory_order_relaxed);
 	qi->wakes = atomic_load_explicit(&h->wakes, memory_order_relaxed);
+	qi->dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
 	/* relaxed: recovery's counters (ring.h), for display. */
 	qi->tombstones = atomic_load_explicit(&h->tombstones,
 					      memory_order_relaxed);
@@ -115,7 +117,7 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	}
 }
 
-int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
+static int queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
 {
 	unsigned count = 0;
 	uint32_t i;
@@ -135,6 +137,8 @@ int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
 		rc = shmq__dir_validate_entry(seg, e, &g);
 		if (rc)
 			break;
+		if (g.kind != DIR_KIND_QUEUE)
+			continue;
 		if (count < n)
 			queue_fill(seg, e, &g, &out[count]);
 		count++;
@@ -143,8 +147,8 @@ int shmq_queue_list(shmq_seg *seg, struct shmq_queue_info *out, unsigned n)
 	return rc ? rc : (int)count;
 }
 
-int shmq_queue_stat(shmq_seg *seg, const char *name,
-		    struct shmq_queue_info *out)
+static int queue_stat(shmq_seg *seg, const char *name,
+		      struct shmq_queue_info *out)
 {
 	struct shmq_qinfo g;
 	int idx, rc;
@@ -157,12 +161,72 @@ int shmq_queue_stat(shmq_seg *seg, const char *name,
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	idx = shmq__dir_lookup(seg, name, &g);
+	idx = shmq__dir_lookup(seg, name, DIR_KIND_QUEUE, &g);
 	if (idx >= 0)
 		queue_fill(seg, shmq__dir_entry(seg, (uint32_t)idx), &g, out);
 	shmq__seg_unlock(seg);
 	return idx < 0 ? idx : 0;
 }
+
+/*
+ * 0.4 added dropped at the end of struct shmq_queue_info: programs built
+ * against 0.2/0.3 pass arrays of the shorter struct, so they keep the
+ * symbols of version SHMQ_0.2, which fill only that much.
+ */
+#define QINFO_V02_SIZE offsetof(struct shmq_queue_info, dropped)
+
+int shmq_queue_list_v04(shmq_seg *seg, struct shmq_queue_info *out,
+			unsigned n);
+int shmq_queue_list_v04(shmq_seg *seg, struct shmq_queue_info *out,
+			unsigned n)
+{
+	return queue_list(seg, out, n);
+}
+__asm__(".symver shmq_queue_list_v04,shmq_queue_list@@SHMQ_0.4");
+
+int shmq_queue_stat_v04(shmq_seg *seg, const char *name,
+			struct shmq_queue_info *out);
+int shmq_queue_stat_v04(shmq_seg *seg, const char *name,
+			struct shmq_queue_info *out)
+{
+	return queue_stat(seg, name, out);
+}
+__asm__(".symver shmq_queue_stat_v04,shmq_queue_stat@@SHMQ_0.4");
+
+int shmq_queue_list_v02(shmq_seg *seg, void *out, unsigned n);
+int shmq_queue_list_v02(shmq_seg *seg, void *out, unsigned n)
+{
+	struct shmq_queue_info *tmp = NULL;
+	unsigned i;
+	int rc;
+
+	if (!seg || (!out && n))
+		return -EINVAL;
+	if (n && !(tmp = calloc(n, sizeof(*tmp))))
+		return -ENOMEM;
+	rc = queue_list(seg, tmp, n);
+	for (i = 0; rc > 0 && i < n && i < (unsigned)rc; i++)
+		memcpy((char *)out + (size_t)i * QINFO_V02_SIZE, &tmp[i],
+		       QINFO_V02_SIZE);
+	free(tmp);
+	return rc;
+}
+__asm__(".symver shmq_queue_list_v02,shmq_queue_list@SHMQ_0.2");
+
+int shmq_queue_stat_v02(shmq_seg *seg, const char *name, void *out);
+int shmq_queue_stat_v02(shmq_seg *seg, const char *name, void *out)
+{
+	struct shmq_queue_info tmp;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	rc = queue_stat(seg, name, &tmp);
+	if (rc == 0)
+		memcpy(out, &tmp, QINFO_V02_SIZE);
+	return rc;
+}
+__asm__(".symver shmq_queue_stat_v02,shmq_queue_stat@SHMQ_0.2");
 
 /* ---- peek ------------------------------------------------------------------ */
 
@@ -181,7 +245,7 @@ static int peek_one(const unsigned char *slots, uint64_t mask,
 	const struct slot *s = (const struct slot *)(slots +
 					(pos & mask) * slot_size);
 	uint64_t seq, again;
-	uint32_t len;
+	uint32_t len, klen;
 
 	/* I1: acquire; pairs with R1 (publish): len and payload visible. */
 	seq = atomic_load_explicit(&s->seq, memory_order_acquire);
@@ -192,15 +256,15 @@ static int peek_one(const unsigned char *slots, uint64_t mask,
 	if (seq != pos + 1)
 		return 0;               /* consumed (and maybe reused) already */
 	/* relaxed: ordered after I1; untrusted, so clamped. */
-	len = atomic_load_explicit(&s->len, memory_order_relaxed);
-	if (len > msg_size)
-		len = msg_size;
+	klen = slot_klen(s, msg_size);
+	len = slot_plen(atomic_load_explicit(&s->len, memory_order_relaxed),
+			msg_size, klen);
 	m->len = len;
 	/*
 	 * Plain copy of bytes another process may be rewriting: the result
 	 * is used only if the re-check below shows nobody did.
 	 */
-	memcpy(m->data, s->data, len < m->size ? len : m->size);
+	memcpy(m->data, s->data + klen, len < m->size ? len : m->size);
 	/*
 	 * I2: acquire fence; orders the copy before the second seq load, so
 	 * a producer's rewrite (after its A1 saw our position freed) shows
@@ -232,7 +296,7 @@ int shmq_peek(shmq_seg *seg, const char *name, struct shmq_peek_msg *msgs,
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	idx = shmq__dir_lookup(seg, name, &g);
+	idx = shmq__dir_lookup(seg, name, DIR_KIND_QUEUE, &g);
 	if (idx < 0) {
 		rc = idx;
 		goto out;

@@ -28,7 +28,9 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
 		return rc;
 	if (attr)
 		a = *attr;
-	if (a.flags & ~SHMQ_QUEUE_FLAGS)
+	if ((a.flags & ~SHMQ_QUEUE_FLAGS) ||
+	    (a.flags & SHMQ_OVERFLOW) == SHMQ_OVERFLOW ||
+	    ((a.flags & SHMQ_SPSC) && (a.flags & SHMQ_DROP_OLDEST)))
 		return -EINVAL;
 	if (!a.capacity)
 		a.capacity = SHMQ_DEFAULT_CAPACITY;
@@ -61,37 +63,27 @@ static int64_t env_ns(const char *name, int64_t dflt)
 	return *end || v < 0 ? dflt : v;
 }
 
-int shmq_open(shmq_seg *seg, const char *name, shmq **out)
+/* A handle for validated entry @qi (the caller counted it: open or pin). */
+int shmq__queue_new(shmq_seg *seg, const struct shmq_qinfo *qi, shmq **out)
 {
-	struct shmq_qinfo qi;
 	shmq *q;
-	int rc;
 
-	if (!seg || !out)
-		return -EINVAL;
-	rc = shmq__name_check(name);
-	if (rc)
-		return rc;
 	/* Aligned: an SPSC side's private words have lines of their own. */
 	q = aligned_alloc(RING_LINE, (sizeof(*q) + RING_LINE - 1) &
 			  ~(size_t)(RING_LINE - 1));
 	if (!q)
 		return -ENOMEM;
 	memset(q, 0, sizeof(*q));
-	rc = shmq__dir_open(seg, name, &qi);
-	if (rc) {
-		free(q);
-		return rc;
-	}
 	shmq__seg_get(seg);
 	q->seg = seg;
-	q->idx = qi.idx;
-	q->hdr = (struct ring_hdr *)(seg->base + qi.off);
-	shmq__ring_view(&q->main, &q->lane, seg->base + qi.off, &qi);
-	q->capacity = qi.capacity;
-	q->msg_size = qi.msg_size;
-	if (qi.flags & SHMQ_SPSC)
-		shmq__spsc_view(q, seg->base + qi.off, &qi);
+	q->idx = qi->idx;
+	q->hdr = (struct ring_hdr *)(seg->base + qi->off);
+	shmq__ring_view(&q->main, &q->lane, seg->base + qi->off, qi);
+	q->capacity = qi->capacity;
+	q->msg_size = qi->msg_size;
+	q->flags = qi->flags;
+	if (qi->flags & SHMQ_SPSC)
+		shmq__spsc_view(q, seg->base + qi->off, qi);
 	atomic_init(&q->side[SPSC_SEND].thread, 0);
 	atomic_init(&q->side[SPSC_RECV].thread, 0);
 	atomic_init(&q->spin_ns, env_ns("SHMQ_SPIN_NS", SHMQ_DEFAULT_SPIN_NS));
@@ -105,17 +97,51 @@ int shmq_open(shmq_seg *seg, const char *name, shmq **out)
 	return 0;
 }
 
-void shmq_close(shmq *q)
+/* Free a handle made by shmq__queue_new(); the caller uncounts it. */
+void shmq__queue_free(shmq *q)
 {
-	if (!q)
-		return;
 	if (q->flags & SHMQ_SPSC)
 		shmq__spsc_close(q);
-	shmq__dir_close(q->seg, q->idx);
 	shmq__seg_put(q->seg);
 	/* relaxed: as above. */
 	free(atomic_load_explicit(&q->zc, memory_order_relaxed));
 	free(q);
+}
+
+int shmq_open(shmq_seg *seg, const char *name, shmq **out)
+{
+	struct shmq_qinfo qi;
+	int rc;
+
+	if (!seg || !out)
+		return -EINVAL;
+	rc = shmq__name_check(name);
+	if (rc)
+		return rc;
+	rc = shmq__dir_open(seg, name, DIR_KIND_QUEUE, &qi);
+	if (rc)
+		return rc;
+	rc = shmq__queue_new(seg, &qi, out);
+	if (rc)
+		shmq__dir_close(seg, qi.idx);
+	return rc;
+}
+
+void shmq_close(shmq *q)
+{
+	shmq_seg *seg;
+	uint32_t idx;
+
+	if (!q)
+		return;
+	seg = q->seg;
+	idx = q->idx;
+	/* Our handle's bytes go first; the segment lives on through seg's
+	 * reference until shmq__queue_free() drops it. */
+	shmq__seg_get(seg);
+	shmq__queue_free(q);
+	shmq__dir_close(seg, idx);
+	shmq__seg_put(seg);
 }
 
 int shmq_unlink(shmq_seg *seg, const char *name)
@@ -125,7 +151,7 @@ int shmq_unlink(shmq_seg *seg, const char *name)
 	if (!seg)
 		return -EINVAL;
 	rc = shmq__name_check(name);
-	return rc ? rc : shmq__dir_unlink(seg, name);
+	return rc ? rc : shmq__dir_unlink(seg, name, DIR_KIND_QUEUE);
 }
 
 int shmq_set_spin(shmq *q, int64_t spin_ns)
@@ -201,7 +227,7 @@ send_general(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	rc = op_begin(q, &op);
 	if (rc)
 		return rc;
-	rc = claim_prod(q, 1, &pos, timeout_ns, op.rec);
+	rc = claim_prod_policy(q, 1, &pos, timeout_ns, op.rec);
 	if (rc > 0) {
 		struct slot *s = ring_slot(&q->main, pos);
 
@@ -213,6 +239,16 @@ send_general(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	op_end(q, &op);
 	if (rc == 0)
 		shmq__notify(q, &q->hdr->not_empty, 1);
+	return rc;
+}
+
+/* An SPSC SHMQ_DROP_NEWEST send's result: count @n refused at -EAGAIN. */
+static int __attribute__((noinline)) spsc_refused(shmq *q, int rc, unsigned n)
+{
+	if (rc == -EAGAIN)
+		/* relaxed: a statistic. */
+		atomic_fetch_add_explicit(&q->hdr->dropped, n,
+					  memory_order_relaxed);
 	return rc;
 }
 
@@ -237,7 +273,9 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 		return -EMSGSIZE;
 	role(q, PROC_ROLE_PROD);
 	if (q->flags & SHMQ_SPSC)
-		return shmq__spsc_send(q, msg, len, timeout_ns);
+		return (q->flags & SHMQ_DROP_NEWEST) ?
+		       spsc_refused(q, shmq__spsc_send(q, msg, len, 0), 1) :
+		       shmq__spsc_send(q, msg, len, timeout_ns);
 	if (op_begin(q, &op))
 		return send_general(q, msg, len, timeout_ns);
 	/* relaxed: a guess at the next position; the CAS confirms it. */
@@ -262,7 +300,7 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 		op_end(q, &op);         /* lost the race: start again */
 	} else {
 		op_drop(q, &op);
-		if (timeout_ns == 0 &&
+		if (timeout_ns == 0 && !(q->flags & SHMQ_OVERFLOW) &&
 		    (int64_t)((seq & ~SEQ_TOMB) - pos) < 0) {
 			poll_stall(q, prod_stuck);      /* full */
 			return -EAGAIN;
@@ -271,13 +309,61 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
 	return send_general(q, msg, len, timeout_ns);
 }
 
+/*
+ * What shmq_recv_meta() reports of claimed message @pos of ring @r, whose
+ * key takes @klen bytes at the start of its data.
+ */
+static void __attribute__((noinline))
+meta_fill(shmq *q, const struct ring *r, uint64_t pos, uint32_t klen,
+	  struct shmq_meta *meta)
+{
+	const struct slot *s = ring_slot(r, pos);
+
+	if (klen > SHMQ_KEY_MAX)
+		klen = SHMQ_KEY_MAX;
+	memcpy(meta->key, s->data, klen);
+	meta->key[klen] = 0;
+	meta->key_len = klen;
+	if (r == &q->lane) {
+		/* Written before the lane slot's R1, read after our A2. */
+		uint32_t i = (uint32_t)(pos & (SHMQ_LANE_CAP - 1));
+		uint32_t d = q->hdr->lane_deliveries[i];
+
+		meta->seq = q->hdr->lane_seq[i];
+		meta->flags = SHMQ_META_REDELIVERED;
+		meta->deliveries = d < 2 ? 2 : d;
+	} else {
+		meta->seq = pos;
+		meta->flags = 0;
+		meta->deliveries = 1;
+	}
+}
+
+/* SPSC queues carry no key: seq is the position, never a redelivery. */
 static ssize_t __attribute__((noinline))
-recv_general(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
+spsc_recv_meta(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
+	       int64_t timeout_ns)
+{
+	ssize_t n = shmq__spsc_recv(q, buf, buflen, timeout_ns);
+
+	if (n >= 0) {
+		meta->seq = q->side[SPSC_RECV].next - 1;
+		meta->flags = 0;
+		meta->deliveries = 1;
+		meta->key_len = 0;
+		meta->key[0] = 0;
+	}
+	return n;
+}
+
+static ssize_t __attribute__((noinline))
+recv_general(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
+	     int64_t timeout_ns)
 {
 	struct ring *r;
 	struct op op;
 	uint64_t pos;
-	uint32_t len;
+	uint32_t len, klen;
 	int rc;
 
 	rc = op_begin(q, &op);
@@ -288,31 +374,36 @@ recv_general(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 		op_end(q, &op);
 		return rc;
 	}
-	len = ring_len(r, pos, buflen);
+	len = ring_len(r, pos, buflen, &klen);
 	if (len)        /* buf may be NULL when buflen is 0 */
-		memcpy(buf, ring_slot(r, pos)->data, len);
+		memcpy(buf, ring_slot(r, pos)->data + klen, len);
+	if (meta)
+		meta_fill(q, r, pos, klen, meta);
 	ring_free(r, pos);
 	op_end(q, &op);
 	notify_freed(q, r, 1);
 	return len;
 }
 
-ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
+static inline __attribute__((always_inline)) ssize_t
+recv_one(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
+	 int64_t timeout_ns)
 {
 	struct ring *r;
 	struct slot *s;
 	struct op op;
 	uint64_t pos, seq;
-	uint32_t len;
+	uint32_t len, klen;
 
 	if (!q || (!buf && buflen) || timeout_check(timeout_ns))
 		return -EINVAL;
 	r = &q->main;
 	role(q, PROC_ROLE_CONS);
 	if (q->flags & SHMQ_SPSC)
-		return shmq__spsc_recv(q, buf, buflen, timeout_ns);
+		return meta ? spsc_recv_meta(q, buf, buflen, meta, timeout_ns) :
+		       shmq__spsc_recv(q, buf, buflen, timeout_ns);
 	if (__builtin_expect(lane_pending(q), 0) || op_begin(q, &op))
-		return recv_general(q, buf, buflen, timeout_ns);
+		return recv_general(q, buf, buflen, meta, timeout_ns);
 	/* relaxed: a guess at the next position; the CAS confirms it. */
 	pos = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
 	s = ring_slot(r, pos);
@@ -321,9 +412,10 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 	ring_prefetch_tail(r, s);
 	if (__builtin_expect(seq == pos + 1, 1)) {
 		/* relaxed: ordered after A2; untrusted, so clamped. */
-		len = atomic_load_explicit(&s->len, memory_order_relaxed);
-		if (len > r->msg_size)
-			len = r->msg_size;
+		klen = slot_klen(s, r->msg_size);
+		len = slot_plen(atomic_load_explicit(&s->len,
+						     memory_order_relaxed),
+				r->msg_size, klen);
 		if (__builtin_expect(len <= buflen, 1)) {
 			rec_set(op.rec, r, pos, REC_CONS, 1);
 			/* C2: seq_cst, as in ring_cons_claim(). */
@@ -335,7 +427,9 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 				shmq__pass_on(q, &q->hdr->not_empty,
 					      ring_can_recv);
 				if (len)        /* buf may be NULL if buflen 0 */
-					memcpy(buf, s->data, len);
+					memcpy(buf, s->data + klen, len);
+				if (meta)
+					meta_fill(q, r, pos, klen, meta);
 				slot_free(r, s, pos);
 				op_end(q, &op);
 				shmq__notify(q, &q->hdr->not_full, 1);
@@ -353,7 +447,18 @@ ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
 			return -EAGAIN;
 		}
 	}
-	return recv_general(q, buf, buflen, timeout_ns);
+	return recv_general(q, buf, buflen, meta, timeout_ns);
+}
+
+ssize_t shmq_recv(shmq *q, void *buf, size_t buflen, int64_t timeout_ns)
+{
+	return recv_one(q, buf, buflen, NULL, timeout_ns);
+}
+
+ssize_t shmq_recv_meta(shmq *q, void *buf, size_t buflen,
+		       struct shmq_meta *meta, int64_t timeout_ns)
+{
+	return recv_one(q, buf, buflen, meta, timeout_ns);
 }
 
 /*
@@ -451,11 +556,14 @@ int shmq_send_batch(shmq *q, const struct iovec *msgs, unsigned n,
 		fit = q->capacity;
 	role(q, PROC_ROLE_PROD);
 	if (q->flags & SHMQ_SPSC)
-		return shmq__spsc_send_batch(q, msgs, fit, timeout_ns);
+		return (q->flags & SHMQ_DROP_NEWEST) ?
+		       spsc_refused(q, shmq__spsc_send_batch(q, msgs, fit, 0),
+				    fit) :
+		       shmq__spsc_send_batch(q, msgs, fit, timeout_ns);
 	k = op_begin(q, &op);
 	if (k)
 		return k;
-	k = claim_prod(q, fit, &pos, timeout_ns, op.rec);
+	k = claim_prod_policy(q, fit, &pos, timeout_ns, op.rec);
 	if (k < 0) {
 		op_end(q, &op);
 		return k;
@@ -505,11 +613,12 @@ int shmq_recv_batch(shmq *q, struct iovec *bufs, unsigned n,
 		return k;
 	}
 	for (i = 0; i < (unsigned)k; i++) {
-		uint32_t len = ring_len(r, pos + i, bufs[i].iov_len);
+		uint32_t klen, len = ring_len(r, pos + i, bufs[i].iov_len,
+					      &klen);
 
 		if (len)
-			memcpy(bufs[i].iov_base, ring_slot(r, pos + i)->data,
-			       len);
+			memcpy(bufs[i].iov_base,
+			       ring_slot(r, pos + i)->data + klen, len);
 		bufs[i].iov_len = len;
 	}
 	for (i = 0; i < (unsigned)k; i++)

@@ -97,8 +97,16 @@ static bool named(const struct pass *ps, const struct ring *r, uint64_t pos)
  * in one step.  Killed after the claim: pos is still held, and a later pass
  * moves it to another slot (lp then becomes a tombstone).
  */
-static int lane_restamp(struct pass *ps, struct ring *lane, uint64_t pos,
-			uint64_t lp)
+/* Lane entry @i's message has been delivered once more (under the lock). */
+static void lane_meta_bump(shmq *q, uint32_t i)
+{
+	uint32_t d = q->hdr->lane_deliveries[i];
+
+	q->hdr->lane_deliveries[i] = d < 2 ? 2 : d == UINT32_MAX ? d : d + 1;
+}
+
+static int lane_restamp(struct pass *ps, shmq *q, struct ring *lane,
+			uint64_t pos, uint64_t lp)
 {
 	struct proc_rec *rec = &ps->seg->recs[ps->rec];
 	struct slot *s = ring_slot(lane, pos);
@@ -111,6 +119,8 @@ static int lane_restamp(struct pass *ps, struct ring *lane, uint64_t pos,
 		rec_clear(rec);
 		return -ENOSPC;
 	}
+	/* Same slot, same entry: the identity stays, one more delivery. */
+	lane_meta_bump(q, (uint32_t)(lp & (SHMQ_LANE_CAP - 1)));
 	/*
 	 * R1 (lane): release, as a publish; the payload and len are the ones
 	 * pos carried.  A CAS: the slot must still be held for pos.
@@ -135,7 +145,7 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 	struct proc_rec *rec;
 	struct slot *dst;
 	uint64_t lp;
-	uint32_t len;
+	uint32_t len, klen, di;
 
 	if (ps->rec < 0)
 		return -ENOBUFS;
@@ -144,7 +154,7 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 	lp = atomic_load_explicit(lane->prod_pos, memory_order_relaxed);
 	dst = ring_slot(lane, lp);
 	if (r == lane && dst == src)
-		return lane_restamp(ps, lane, pos, lp);
+		return lane_restamp(ps, q, lane, pos, lp);
 	/* A1 (lane): acquire; pairs with a lane consumer's free (R2). */
 	if (atomic_load_explicit(&dst->seq, memory_order_acquire) != lp)
 		return -ENOSPC;
@@ -156,11 +166,23 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 		return -ENOSPC; /* a corrupt lane: leave it */
 	}
 	/* relaxed: ordered by the caller's acquire of seq; untrusted. */
-	len = atomic_load_explicit(&src->len, memory_order_relaxed);
-	if (len > r->msg_size)
-		len = r->msg_size;
-	memcpy(dst->data, src->data, len);
-	ring_publish(lane, lp, len);    /* R1 */
+	klen = slot_klen(src, r->msg_size);
+	len = slot_plen(atomic_load_explicit(&src->len, memory_order_relaxed),
+			r->msg_size, klen);
+	memcpy(dst->data, src->data, klen + len);
+	/* The message's identity: ordered before R1 like its bytes. */
+	di = (uint32_t)(lp & (SHMQ_LANE_CAP - 1));
+	if (r == lane) {
+		uint32_t si = (uint32_t)(pos & (SHMQ_LANE_CAP - 1));
+
+		q->hdr->lane_seq[di] = q->hdr->lane_seq[si];
+		q->hdr->lane_deliveries[di] = q->hdr->lane_deliveries[si];
+		lane_meta_bump(q, di);
+	} else {
+		q->hdr->lane_seq[di] = pos;
+		q->hdr->lane_deliveries[di] = 2;
+	}
+	slot_publish_key(dst, lp, len, klen);   /* R1 */
 	rec_clear(rec);                 /* R4 */
 	return 0;
 }

@@ -149,7 +149,9 @@ struct ring_hdr {
 	_Atomic uint64_t empty_waits; /* blocking receives that found it empty */
 	_Atomic uint64_t sleeps;      /* futex waits entered */
 	_Atomic uint64_t wakes;       /* futex wake calls issued */
-	uint8_t pad5[RING_LINE - 32];
+	_Atomic uint64_t dropped;     /* refused (SHMQ_DROP_NEWEST) or
+				       * evicted (SHMQ_DROP_OLDEST) at full */
+	uint8_t pad5[RING_LINE - 40];
 
 	/*
 	 * The redelivery lane and recovery counters: written only by crash
@@ -175,7 +177,18 @@ struct ring_hdr {
 	 * back (under the control-plane lock, or by the holder's release).
 	 */
 	_Atomic uint64_t spsc_owner[2];
-	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE - 16];
+	/*
+	 * The lane's messages' identities (MPMC): for lane position p, the
+	 * main-ring position the message was first published at and how
+	 * many times it has been delivered, in entry p % SHMQ_LANE_CAP.
+	 * Written by the lane's producer (recovery, under the lock) before
+	 * it publishes the lane slot (R1), read by the consumer that claimed
+	 * it (after A2): ordered like the slot's bytes.
+	 */
+	uint64_t lane_seq[SHMQ_LANE_CAP];
+	uint32_t lane_deliveries[SHMQ_LANE_CAP];
+	uint8_t reserved[SHMQ_RING_HDR_SIZE - 7 * RING_LINE - 16 -
+			 12 * SHMQ_LANE_CAP];
 };
 
 _Static_assert(sizeof(struct ring_hdr) == SHMQ_RING_HDR_SIZE, "ring header");
@@ -184,12 +197,36 @@ _Static_assert(offsetof(struct ring_hdr, cons_pos) -
 _Static_assert(offsetof(struct ring_hdr, lane_prod_pos) == 6 * RING_LINE,
 	       "lane line");
 
+/*
+ * A slot.  data holds the routing key (key bytes, SLOT_KEYLEN(flags) of
+ * them: 0 after shmq_send) and then the payload (len bytes): key + payload
+ * <= msg_size.  Both fields are written before R1 and read after A2, and
+ * are untrusted: readers clamp the key to msg_size and the payload to
+ * what is left after it (slot_klen, slot_plen).
+ */
 struct slot {
 	_Atomic uint64_t seq;
-	_Atomic uint32_t len;       /* relaxed; ordered by R1/A2 */
-	uint32_t flags;
+	_Atomic uint32_t len;       /* payload bytes; relaxed, ordered by R1/A2 */
+	uint32_t flags;             /* SLOT_KEYLEN: the key's length */
 	unsigned char data[];
 };
+
+#define SLOT_KEYLEN(f) ((f) & 0xffu)
+
+/* The key length of a claimed slot, clamped to @msg_size. */
+static inline uint32_t slot_klen(const struct slot *s, uint32_t msg_size)
+{
+	uint32_t k = SLOT_KEYLEN(s->flags);
+
+	return k > msg_size ? msg_size : k;
+}
+
+/* Clamp a payload length read from a slot whose key takes @klen bytes. */
+static inline uint32_t slot_plen(uint32_t len, uint32_t msg_size,
+				 uint32_t klen)
+{
+	return len > msg_size - klen ? msg_size - klen : len;
+}
 
 _Static_assert(sizeof(struct slot) == SHMQ_SLOT_HDR_SIZE, "slot header");
 
@@ -398,6 +435,7 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 /* Make position @pos's message, in slot @s, visible to consumers. */
 static inline void slot_publish(struct slot *s, uint64_t pos, uint32_t len)
 {
+	s->flags = 0;   /* no key; plain: ordered before R1 like the bytes */
 	/* relaxed: ordered before R1 by program order and R1's release. */
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	/* R1: release; publishes len and payload.  Pairs with A2. */
@@ -407,6 +445,17 @@ static inline void slot_publish(struct slot *s, uint64_t pos, uint32_t len)
 static inline void ring_publish(struct ring *r, uint64_t pos, uint32_t len)
 {
 	slot_publish(ring_slot(r, pos), pos, len);
+}
+
+/* slot_publish() of a message whose key takes the first @klen data bytes. */
+static inline void slot_publish_key(struct slot *s, uint64_t pos,
+				    uint32_t len, uint32_t klen)
+{
+	s->flags = klen;        /* plain: ordered before R1 like the bytes */
+	/* relaxed: ordered before R1 by program order and R1's release. */
+	atomic_store_explicit(&s->len, len, memory_order_relaxed);
+	/* R1: release; publishes key, len and payload.  Pairs with A2. */
+	atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
 }
 
 /* ---- consumer side -------------------------------------------------------- */
@@ -452,10 +501,9 @@ static inline unsigned ring_cons_claim(struct ring *r, unsigned n,
 				break;
 			}
 			/* relaxed: ordered after A2; untrusted, so clamped. */
-			len = atomic_load_explicit(&s->len,
-						   memory_order_relaxed);
-			if (len > r->msg_size)
-				len = r->msg_size;
+			len = slot_plen(atomic_load_explicit(&s->len,
+						memory_order_relaxed),
+					r->msg_size, slot_klen(s, r->msg_size));
 			if (len > lim) {
 				if (k == 0)
 					*why = CLAIM_TOO_LONG;
@@ -493,15 +541,20 @@ static inline unsigned ring_cons_claim(struct ring *r, unsigned n,
 	}
 }
 
-/* Length of claimed message @pos, clamped to msg_size and @lim. */
-static inline uint32_t ring_len(const struct ring *r, uint64_t pos, size_t lim)
+/*
+ * Length of claimed message @pos, clamped to msg_size (after its key) and
+ * @lim; *@klen: its key's length (the payload starts there in data).
+ */
+static inline uint32_t ring_len(const struct ring *r, uint64_t pos, size_t lim,
+				uint32_t *klen)
 {
+	const struct slot *s = ring_slot(r, pos);
+	uint32_t k = slot_klen(s, r->msg_size);
 	/* relaxed: read after our claim; ordered by A2 in ring_cons_claim. */
-	uint32_t len = atomic_load_explicit(&ring_slot(r, pos)->len,
-					    memory_order_relaxed);
+	uint32_t len = slot_plen(atomic_load_explicit(&s->len,
+				 memory_order_relaxed), r->msg_size, k);
 
-	if (len > r->msg_size)
-		len = r->msg_size;
+	*klen = k;
 	return len > lim ? (uint32_t)lim : len;
 }
 
@@ -574,6 +627,11 @@ static inline bool ring_can_send(const struct shmq *q)
  * yet); -errno.
  */
 int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t *last_lane);
+
+/* queue.c: a handle for a validated entry that the caller counted (an
+ * open or a pin), and its release (the caller uncounts it). */
+int shmq__queue_new(shmq_seg *seg, const struct shmq_qinfo *qi, shmq **out);
+void shmq__queue_free(shmq *q);
 
 /* recover.c: repair queue @q's stuck positions now (takes the control-plane lock). */
 int shmq__recover_queue(shmq *q);

@@ -196,7 +196,7 @@ void shmq__spsc_init(void *block, const struct shmq_qinfo *qi)
 void shmq__spsc_view(shmq *q, unsigned char *block,
 		     const struct shmq_qinfo *qi)
 {
-	q->flags = SHMQ_SPSC;
+	q->flags = qi->flags;
 	q->ents = (_Atomic uint64_t *)(block + SHMQ_RING_HDR_SIZE);
 	q->main.slots = block + SHMQ_RING_HDR_SIZE +
 			shmq__spsc_ents_bytes(qi->capacity);

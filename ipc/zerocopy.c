@@ -154,7 +154,9 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 		return -EMSGSIZE;
 	if (q->flags & SHMQ_SPSC) {
 		role(q, PROC_ROLE_PROD);
-		return shmq__spsc_reserve(q, len, m, timeout_ns);
+		/* SHMQ_DROP_NEWEST: never wait (no count: nothing was sent). */
+		return shmq__spsc_reserve(q, len, m,
+				(q->flags & SHMQ_DROP_NEWEST) ? 0 : timeout_ns);
 	}
 	t = zc_table(q);
 	if (!t)
@@ -164,7 +166,7 @@ int shmq_reserve(shmq *q, size_t len, struct shmq_msg *m, int64_t timeout_ns)
 	i = zc_rec_get(q);
 	if (i < 0)
 		return i;
-	rc = claim_prod(q, 1, &pos, timeout_ns, &q->seg->recs[i]);
+	rc = claim_prod_policy(q, 1, &pos, timeout_ns, &q->seg->recs[i]);
 	if (rc < 0) {
 		rec_clear(&q->seg->recs[i]);
 		zc_rec_put(q->seg, i);
@@ -213,7 +215,7 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	_Atomic uint64_t *t;
 	struct ring *r;
 	uint64_t pos;
-	uint32_t len;
+	uint32_t len, klen;
 	int rc, i;
 
 	if (!q || !m || timeout_check(timeout_ns))
@@ -236,12 +238,12 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 		zc_rec_put(q->seg, i);
 		return rc;
 	}
-	len = ring_len(r, pos, SIZE_MAX);
+	len = ring_len(r, pos, SIZE_MAX, &klen);
 	/* relaxed: read back by release via this handle; see zc_take(). */
 	atomic_store_explicit(zc_entry(q, t, r, pos),
 			      zc_word(r, pos, ZC_ACQ, len, i),
 			      memory_order_relaxed);
-	m->data = ring_slot(r, pos)->data;
+	m->data = ring_slot(r, pos)->data + klen;
 	m->len = len;
 	m->token = r == &q->lane ? pos | TOKEN_LANE : pos;
 	return 0;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * alloc.c - the block allocator for ring memory.
+ * alloc.c - the block allocator for rings and exchanges.
  *
  * The allocator keeps no state of its own: a block is in use exactly when a
  * non-FREE directory entry names it (off, size).  Allocation sorts those
@@ -8,7 +8,8 @@
  * With at most SHMQ_MAX_QUEUES blocks this costs microseconds on the
  * control plane, and it cannot be left inconsistent by a crash: there is no
  * free list to corrupt, and a queue's block is reserved by the same store
- * that makes the queue LIVE.  Under the control-plane lock.
+ * that makes the queue LIVE (an exchange's binding table by the store of
+ * its entry's aux word).  Under the control-plane lock.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -26,10 +27,23 @@ static int extent_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+static void add_extent(const shmq_seg *seg, struct extent *ex, uint32_t *n,
+		       uint64_t off, uint64_t size)
+{
+	/* Clamp to the heap: never trust an entry to stay sane. */
+	if (off < seg->heap_off || off > seg->heap_off + seg->heap_size)
+		return;
+	if (size > seg->heap_off + seg->heap_size - off)
+		size = seg->heap_off + seg->heap_size - off;
+	ex[*n].off = off;
+	ex[*n].size = size;
+	(*n)++;
+}
+
 /* The used extents, sorted by offset.  Entries were validated on open. */
 static struct extent *used_extents(const shmq_seg *seg, uint32_t *n)
 {
-	struct extent *ex = malloc(sizeof(*ex) * (seg->max_queues + 1));
+	struct extent *ex = malloc(sizeof(*ex) * (2 * seg->max_queues + 1));
 	uint32_t i;
 
 	*n = 0;
@@ -37,18 +51,15 @@ static struct extent *used_extents(const shmq_seg *seg, uint32_t *n)
 		return NULL;
 	for (i = 0; i < seg->max_queues; i++) {
 		const struct dir_entry *e = shmq__dir_entry(seg, i);
-		uint64_t off = e->off, size = e->size;
+		uint64_t aux = e->aux;
 
 		if (e->state == DIR_FREE)
 			continue;
-		/* Clamp to the heap: never trust an entry to stay sane. */
-		if (off < seg->heap_off || off > seg->heap_off + seg->heap_size)
-			continue;
-		if (size > seg->heap_off + seg->heap_size - off)
-			size = seg->heap_off + seg->heap_size - off;
-		ex[*n].off = off;
-		ex[*n].size = size;
-		(*n)++;
+		add_extent(seg, ex, n, e->off, e->size);
+		/* An exchange's binding table is its second block. */
+		if (e->kind == DIR_KIND_EXCHANGE && aux)
+			add_extent(seg, ex, n, DIR_AUX_OFF(aux),
+				   DIR_AUX_SIZE(aux));
 	}
 	qsort(ex, *n, sizeof(*ex), extent_cmp);
 	return ex;

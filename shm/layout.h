@@ -11,10 +11,11 @@
  *   hdr.dir_off         struct dir_entry[max_queues]: the named queues
  *   hdr.proc_off        max_procs process entries of hdr.proc_stride bytes:
  *                       struct proc_entry (identity, then the records of
- *                       operations in flight), then uint16_t opens[max_queues]
- *                       and _Atomic uint8_t roles[max_queues]
+ *                       operations in flight), then uint16_t opens[max_queues],
+ *                       uint16_t pins[max_queues] and _Atomic uint8_t
+ *                       roles[max_queues]
  *   hdr.heap_off        the heap, up to the end of the file: one block per
- *                       live directory entry, at dir_entry.off, 4096-aligned
+ *                       live queue, two per exchange (dir_entry), 4096-aligned
  *
  * Write rules.  Every field of the header except dir_gen and ctl_busy is
  * written once, before the segment gets its name, and never again.
@@ -61,7 +62,7 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
-#define SEG_VERSION      4u                     /* 4: OFD control lock */
+#define SEG_VERSION      5u                     /* 5: exchanges, keys */
 #define SEG_HDR_SIZE     4096u
 #define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
 #define SEG_MIN_SIZE     (64u * 1024)
@@ -89,7 +90,8 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
  *    80     8  create_time_ns  at creation        CLOCK_REALTIME (display)
  *    88    16  reserved0                          zero (layout 3: a boot id)
  *   104    24  pad0                               zero
- *   128     4  dir_gen         directory changes  bumped by each (a hint)
+ *   128     4  dir_gen         directory changes  bumped by each, and by each
+ *                                                  binding change (route caches)
  *   132   124  pad1                               zero
  *   256     4  ctl_busy        control plane      1 while a holder is in it
  *   260  3836  pad2                               zero
@@ -116,7 +118,8 @@ struct seg_hdr {
 	uint8_t reserved0[16];   /* zero; layout 3 kept a boot id here */
 	uint8_t pad0[128 - 104];
 
-	_Atomic uint32_t dir_gen; /* bumped by every directory change */
+	_Atomic uint32_t dir_gen; /* bumped by every directory or binding
+				   * change, under the lock (seq_cst) */
 	uint8_t pad1[128 - 4];
 
 	/*
@@ -155,23 +158,46 @@ _Static_assert(SEG_CTL_LOCK >= SEG_LIVE_LOCK_BASE + 1024,
 	       "the control lock byte is no process entry's");
 
 enum { DIR_FREE = 0, DIR_LIVE = 1, DIR_UNLINKED = 2 };
-enum { DIR_KIND_QUEUE = 1 };
+enum { DIR_KIND_QUEUE = 1, DIR_KIND_EXCHANGE = 2 };
 
-/* One named object.  128 bytes. */
+/*
+ * One named object.  128 bytes.  A queue (kind DIR_KIND_QUEUE) owns one
+ * block, its ring (ipc/ring.h).  An exchange (DIR_KIND_EXCHANGE) owns two:
+ * its header (off, size: identity and counters, never moved, see
+ * ipc/exchange.h) and its binding table, described by the single word aux
+ * so that a table that grows or is compacted into a new block is switched
+ * by one store (a holder killed before it leaves the old table in force).
+ * gen counts the creations in this entry: (index, gen) names one queue
+ * for ever, which is how a binding names its queue.
+ */
 struct dir_entry {
 	char name[64];           /* NUL-terminated, [A-Za-z0-9._-]{1,63} */
 	uint32_t state;          /* DIR_FREE, DIR_LIVE, DIR_UNLINKED */
-	uint32_t kind;           /* DIR_KIND_QUEUE */
+	uint32_t kind;           /* DIR_KIND_QUEUE, DIR_KIND_EXCHANGE */
 	uint64_t off;            /* block offset from segment start */
 	uint64_t size;           /* block bytes, multiple of SEG_ALIGN */
-	uint32_t capacity;       /* messages, power of two */
-	uint32_t msg_size;       /* largest payload */
-	uint32_t slot_size;      /* bytes per slot, multiple of 64 */
-	uint32_t flags;          /* queue attribute flags */
+	union {
+		struct {                 /* a queue */
+			uint32_t capacity;       /* messages, power of two */
+			uint32_t msg_size;       /* largest payload */
+		};
+		uint64_t aux;            /* an exchange: DIR_AUX(off, size) */
+	};
+	uint32_t slot_size;      /* queue: bytes per slot, multiple of 64;
+				  * exchange: its type (SHMQ_DIRECT...) */
+	uint32_t flags;          /* queue attribute flags; exchange: 0 */
 	uint64_t create_time_ns; /* CLOCK_REALTIME (display) */
-	uint32_t gen;            /* creations in this entry (display) */
-	uint32_t pad[3];
+	uint32_t gen;            /* creations in this entry */
+	uint32_t opened;         /* 1 once a user handle opened it (the
+				  * SHMQ_AUTODELETE rule) */
+	uint32_t pad[2];
 };
+
+/* An exchange's binding-table block: offset and size in SEG_ALIGN units. */
+#define DIR_AUX(off, size)  (((uint64_t)(off) / SEG_ALIGN) << 24 | \
+			     (uint64_t)(size) / SEG_ALIGN)
+#define DIR_AUX_OFF(aux)    (((aux) >> 24) * SEG_ALIGN)
+#define DIR_AUX_SIZE(aux)   (((aux) & 0xffffffull) * SEG_ALIGN)
 
 SEG_AT(dir_entry, name, 0);
 SEG_AT(dir_entry, state, 64);
@@ -179,12 +205,14 @@ SEG_AT(dir_entry, kind, 68);
 SEG_AT(dir_entry, off, 72);
 SEG_AT(dir_entry, size, 80);
 SEG_AT(dir_entry, capacity, 88);
+SEG_AT(dir_entry, aux, 88);
 SEG_AT(dir_entry, msg_size, 92);
 SEG_AT(dir_entry, slot_size, 96);
 SEG_AT(dir_entry, flags, 100);
 SEG_AT(dir_entry, create_time_ns, 104);
 SEG_AT(dir_entry, gen, 112);
-SEG_AT(dir_entry, pad, 116);
+SEG_AT(dir_entry, opened, 116);
+SEG_AT(dir_entry, pad, 120);
 _Static_assert(sizeof(struct dir_entry) == 128, "dir entry size");
 
 enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
@@ -248,16 +276,18 @@ _Static_assert(sizeof(struct proc_entry) == 1024, "proc entry size");
 
 /*
  * Bytes of a process entry for a segment with max_queues directory entries:
- * struct proc_entry, uint16_t opens[max_queues], then uint8_t
- * roles[max_queues] (PROC_ROLE_* bits: this attachment has sent to / received
- * from the queue through a handle still open; display only).
+ * struct proc_entry, uint16_t opens[max_queues] (the user's handles),
+ * uint16_t pins[max_queues] (the library's own handles: an exchange's route
+ * cache; they keep a block but do not keep a SHMQ_AUTODELETE queue), then
+ * uint8_t roles[max_queues] (PROC_ROLE_* bits: this attachment has sent to
+ * / received from the queue through a handle still open; display only).
  */
 #define PROC_ROLE_PROD 1u
 #define PROC_ROLE_CONS 2u
 
 static inline uint32_t proc_stride_for(uint32_t max_queues)
 {
-	uint32_t b = (uint32_t)sizeof(struct proc_entry) + 3 * max_queues;
+	uint32_t b = (uint32_t)sizeof(struct proc_entry) + 5 * max_queues;
 
 	return (b + 127) & ~127u;
 }

@@ -31,10 +31,15 @@ uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx)
 			    sizeof(struct proc_entry));
 }
 
+uint16_t *shmq__proc_pins(const shmq_seg *seg, uint32_t pidx)
+{
+	return shmq__proc_opens(seg, pidx) + seg->max_queues;
+}
+
 _Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx)
 {
 	return (_Atomic uint8_t *)(shmq__proc_opens(seg, pidx) +
-				   seg->max_queues);
+				   2 * (size_t)seg->max_queues);
 }
 
 static int live_lock(int fd, short type, uint32_t pidx, int cmd)
@@ -118,8 +123,8 @@ static void proc_clear(shmq_seg *seg, uint32_t pidx)
 
 	int i;
 
-	/* opens[] and roles[]: the owner is gone, or is us, detaching. */
-	memset(shmq__proc_opens(seg, pidx), 0, 3 * (size_t)seg->max_queues);
+	/* opens[], pins[] and roles[]: the owner is gone, or is us, detaching. */
+	memset(shmq__proc_opens(seg, pidx), 0, 5 * (size_t)seg->max_queues);
 	/* relaxed: the owner is dead (or is us, detaching); the lock orders. */
 	for (i = 0; i < PROC_RECS; i++) {
 		atomic_store_explicit(&pe->rec[i].meta, 0, memory_order_relaxed);
@@ -150,7 +155,7 @@ int shmq__proc_attach(shmq_seg *seg)
 			proc_clear(seg, i);
 			shmq__dir_sweep(seg);
 		}
-		memset(shmq__proc_opens(seg, i), 0, 3 * (size_t)seg->max_queues);
+		memset(shmq__proc_opens(seg, i), 0, 5 * (size_t)seg->max_queues);
 		fill_identity(pe);
 		pe->state = PROC_ATTACHED;
 		seg->proc_idx = (int)i;

@@ -71,15 +71,24 @@ struct shmq_seg {
 	char path[SHMQ_PATH_MAX];
 };
 
-/* What ipc/ needs to know of one queue: a copy, validated. */
+/*
+ * What ipc/ needs to know of one directory entry: a copy, validated.  For
+ * an exchange, capacity/msg_size are 0, slot_size is its type, and aux_off,
+ * aux_size its binding table (0, 0: none yet).
+ */
 struct shmq_qinfo {
 	uint32_t idx;           /* directory index */
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t slot_size;
 	uint32_t flags;
+	uint32_t kind;          /* DIR_KIND_QUEUE, DIR_KIND_EXCHANGE */
+	uint32_t gen;           /* creations in this entry */
+	uint32_t state;         /* DIR_LIVE, DIR_UNLINKED */
 	uint64_t off;           /* block offset */
 	uint64_t size;          /* block bytes */
+	uint64_t aux_off;       /* exchange: binding table block */
+	uint64_t aux_size;
 };
 
 /*
@@ -93,7 +102,9 @@ struct shmq_qinfo {
 #define SHMQ_RING_HDR_SIZE 1024u
 #define SHMQ_SLOT_HDR_SIZE 16u
 #define SHMQ_LANE_CAP      8u
-#define SHMQ_QUEUE_FLAGS   SHMQ_SPSC       /* every flag a queue may have */
+#define SHMQ_QUEUE_FLAGS   (SHMQ_SPSC | SHMQ_DROP_NEWEST | SHMQ_DROP_OLDEST | \
+			    SHMQ_AUTODELETE)    /* every flag a queue may have */
+#define SHMQ_OVERFLOW      (SHMQ_DROP_NEWEST | SHMQ_DROP_OLDEST)
 
 static inline uint32_t shmq__slot_size(uint32_t msg_size, uint32_t flags)
 {
@@ -130,6 +141,8 @@ uint64_t shmq__now_ns(clockid_t clk);
 int shmq__ofd(int fd, int cmd, short type, off_t byte);
 
 /* seg.c */
+/* 1 in a child of fork() of a process that had attached (seg.c, atfork). */
+extern _Atomic int shmq__fork_child;
 void shmq__seg_get(shmq_seg *seg);
 void shmq__seg_put(shmq_seg *seg);
 /*
@@ -162,33 +175,61 @@ struct dir_entry *shmq__dir_entry(const shmq_seg *seg, uint32_t idx);
 int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 			     struct shmq_qinfo *out);
 int shmq__dir_validate(const shmq_seg *seg);
+/* A LIVE entry of any kind named @name: its index, or -ENOENT. */
 int shmq__dir_find(const shmq_seg *seg, const char *name);
-/* Find a LIVE entry by name and validate a copy: its index, or -errno. */
-int shmq__dir_lookup(const shmq_seg *seg, const char *name,
+/*
+ * Find a LIVE entry of @kind by name and validate a copy: its index, or
+ * -errno (-ENOENT also when the name is another kind's).
+ */
+int shmq__dir_lookup(const shmq_seg *seg, const char *name, uint32_t kind,
 		     struct shmq_qinfo *out);
+/*
+ * Free every unlinked entry that no live attachment has open or pinned,
+ * and unlink every SHMQ_AUTODELETE queue that was opened and has no user
+ * handle left.
+ */
 void shmq__dir_sweep(shmq_seg *seg);
 uint32_t shmq__dir_opens(const shmq_seg *seg, uint32_t idx);
+uint32_t shmq__dir_pins(const shmq_seg *seg, uint32_t idx);
+/* The directory or the bindings changed: bump dir_gen (seq_cst). */
+void shmq__dir_changed(shmq_seg *seg);
 
 /*
- * Create a queue entry.  @init is called on the zero-filled block before the
- * entry becomes visible; the entry goes LIVE only after it returns.
+ * Create an entry of kind qi->kind.  @init is called on the zero-filled
+ * block before the entry becomes visible; the entry goes LIVE only after
+ * it returns.  Queues: the block is the ring; exchanges: qi->size bytes.
  */
 typedef void (*shmq_block_init_fn)(void *block, const struct shmq_qinfo *qi);
 int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
 		     shmq_block_init_fn init);
-/* Look up @name, count an open handle for this attachment. */
-int shmq__dir_open(shmq_seg *seg, const char *name, struct shmq_qinfo *out);
+/* Look up @name of @kind, count an open handle for this attachment. */
+int shmq__dir_open(shmq_seg *seg, const char *name, uint32_t kind,
+		   struct shmq_qinfo *out);
 /* Drop an open handle; frees the block if unlinked and unused. */
 void shmq__dir_close(shmq_seg *seg, uint32_t idx);
-int shmq__dir_unlink(shmq_seg *seg, const char *name);
+/*
+ * Under the lock: count a library handle (a pin) to entry @idx, which the
+ * caller validated; 0 or -EMFILE.  _unpin takes the lock itself.
+ */
+int shmq__dir_pin_locked(shmq_seg *seg, uint32_t idx);
+void shmq__dir_unpin(shmq_seg *seg, uint32_t idx);
+/* Unlink the LIVE entry @name of @kind. */
+int shmq__dir_unlink(shmq_seg *seg, const char *name, uint32_t kind);
+/* Under the lock, after ipc/ has filled the new block: switch exchange
+ * @idx's binding table to it (one store), freeing the old one. */
+void shmq__dir_set_aux(shmq_seg *seg, uint32_t idx, uint64_t off,
+		       uint64_t size);
 
 /* alloc.c: under the lock; blocks are implied by the directory. */
 int shmq__alloc(const shmq_seg *seg, uint64_t size, uint64_t *off);
+/* The largest binding table, in bytes (DIR_AUX's 24-bit size field). */
+#define SHMQ_AUX_MAX ((uint64_t)0xffffff * SEG_ALIGN)
 int shmq__alloc_check(const shmq_seg *seg);
 void shmq__alloc_usage(const shmq_seg *seg, uint64_t *used, uint64_t *largest_free);
 
 /* proc.c */
 uint16_t *shmq__proc_opens(const shmq_seg *seg, uint32_t pidx);
+uint16_t *shmq__proc_pins(const shmq_seg *seg, uint32_t pidx);
 _Atomic uint8_t *shmq__proc_roles(const shmq_seg *seg, uint32_t pidx);
 /* Count live attachments whose roles[idx] has @bit (under the lock). */
 uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit);

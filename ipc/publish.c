@@ -1,0 +1,759 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * publish.c - exchange handles, their route caches, and shmq_publish().
+ *
+ * Routing.  Which queues get a message published with key K depends on
+ * the bindings, which live in the segment and change under the control-
+ * plane lock (exchange.c); walking them for every message would cost a
+ * lock and a scan.  So each handle keeps a route cache: an rculfhash
+ * (liburcu, memb flavor) from K to a route, the array of queue handles K
+ * reached when the route was built, tagged with the segment's dir_gen at
+ * that time.  Every directory or binding change, in any process, bumps
+ * dir_gen (seq_cst, before the change's call returns).  A publish loads
+ * dir_gen first and uses a cached route only if its tag is equal: so a
+ * publish that starts after a bind/unbind returned routes by it, and a
+ * cached publish costs one load of a rarely written line, one hash probe
+ * and a reference count, whatever the number of bindings.
+ *
+ * A miss (or a stale route) rebuilds the route under the lock: reap dead
+ * attachments (a dead subscriber's SHMQ_AUTODELETE queue goes now), walk
+ * the exchange's bindings (then its alternate's, each exchange once, when
+ * nothing matched), and open a library handle (a pin, not an open: it
+ * does not keep an auto-delete queue) to each queue.  Stale routes of the
+ * handle are dropped in the same pass, so that pins of queues that are
+ * gone do not linger.
+ *
+ * Reclamation.  Readers find a route under rcu_read_lock() and take a
+ * reference before leaving the read-side section; they may then block in
+ * the publish (a full queue) without holding up anyone.  A rebuild
+ * replaces or deletes stale routes in the table, waits for a grace period
+ * (synchronize_rcu: every reader that could have found them has taken its
+ * reference or gone), and drops the table's reference; the last reference
+ * frees the route and unpins its queues.  In a child of fork(), liburcu's
+ * registry may name parent threads that were inside a read-side section
+ * when the parent forked and will never leave it (liburcu requires
+ * registrations to be released before fork, which a library cannot
+ * impose); there synchronize_rcu() could wait for ever, so the child
+ * retires stale routes to a list freed when the handle closes (when no
+ * publish runs through it) instead.
+ *
+ * All or nothing.  A publish first makes sure every matching queue of the
+ * default (blocking) overflow policy has room (nothing claimed: a full
+ * queue is waited for holding nothing), then claims one slot in each, in
+ * route order, each claim named by its own operation record (ring.h) so
+ * that crash recovery knows a live claim from a dead one.  A claim that
+ * fails (room taken since the check) makes the publish abandon the claims
+ * it holds: each becomes a tombstone, which consumers skip, and the
+ * publish waits for room again.  Only when it holds a slot in every
+ * blocking queue does it write and publish them; then it serves the
+ * SHMQ_DROP_NEWEST / _OLDEST queues one at a time (never waiting).  So an
+ * error return means no queue got the message, and a publisher killed
+ * midway leaves each queue with the whole message (published) or without
+ * it (a claim that recovery turns into a tombstone), never torn.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <urcu/urcu-memb.h>
+#include <urcu/rculfhash.h>
+
+#include "claim.h"
+#include "exchange.h"
+
+/* A library handle to one queue (a pin), shared by the routes naming it. */
+struct xq {
+	shmq *q;
+	uint32_t idx, gen;
+	long routes;            /* routes naming it; under x->mu */
+	struct xq *next;
+};
+
+struct route {
+	struct cds_lfht_node node;
+	/* The table's reference (until removed) + publishers using it. */
+	_Atomic long refs;
+	struct route *retired;  /* fork child: the handle's retired list */
+	uint32_t gen;           /* dir_gen it was built at */
+	uint32_t n;             /* queues */
+	uint32_t nblock;        /* of which default policy: the first ones */
+	uint32_t min_msg;       /* smallest msg_size among them */
+	uint32_t klen;
+	char key[SHMQ_KEY_MAX + 1];
+	struct xq *qs[];
+};
+
+struct shmq_exchange {
+	shmq_seg *seg;
+	struct xchg_hdr *hdr;   /* counters (its block stays: we count an open) */
+	uint32_t idx, gen;
+	struct cds_lfht *ht;
+	pthread_mutex_t mu;     /* rebuilds; xqs; retired */
+	struct xq *xqs;
+	struct route *retired;
+};
+
+/* ---- RCU reader registration -------------------------------------------- */
+
+/*
+ * memb-flavor readers must be registered threads.  A thread registers at
+ * its first publish and unregisters when it exits (a key destructor).
+ */
+static pthread_key_t rcu_key;
+static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool rcu_registered;
+
+static void rcu_thread_exit(void *arg)
+{
+	(void)arg;
+	urcu_memb_unregister_thread();
+}
+
+static void rcu_key_init(void)
+{
+	pthread_key_create(&rcu_key, rcu_thread_exit);
+}
+
+static void __attribute__((noinline)) rcu_register_slow(void)
+{
+	pthread_once(&rcu_once, rcu_key_init);
+	urcu_memb_register_thread();
+	pthread_setspecific(rcu_key, (void *)1);
+	rcu_registered = true;
+}
+
+static inline void rcu_register(void)
+{
+	if (__builtin_expect(!rcu_registered, 0))
+		rcu_register_slow();
+}
+
+/* ---- hashing ----------------------------------------------------------------- */
+
+static unsigned long key_hash(const char *key, uint32_t klen)
+{
+	uint64_t h = 0xcbf29ce484222325ull;     /* FNV-1a, 64 bits */
+	uint32_t i;
+
+	for (i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
+	return (unsigned long)(h ^ (h >> 29));
+}
+
+struct key_ref {
+	const char *key;
+	uint32_t klen;
+};
+
+static int route_match(struct cds_lfht_node *node, const void *arg)
+{
+	const struct route *r = caa_container_of(node, struct route, node);
+	const struct key_ref *k = arg;
+
+	return r->klen == k->klen && memcmp(r->key, k->key, k->klen) == 0;
+}
+
+/* ---- open, close -------------------------------------------------------------- */
+
+int shmq_exchange_open(shmq_seg *seg, const char *name, shmq_exchange **out)
+{
+	struct shmq_qinfo xi;
+	shmq_exchange *x;
+	int rc;
+
+	if (!seg || !out)
+		return -EINVAL;
+	rc = shmq__name_check(name);
+	if (rc)
+		return rc;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	/*
+	 * No CDS_LFHT_AUTO_RESIZE: that would start a worker thread behind
+	 * the caller's back.  1024 buckets: a chain stays short up to some
+	 * thousands of distinct keys per handle.
+	 */
+	x->ht = cds_lfht_new_flavor(1024, 1024, 0, 0, &urcu_memb_flavor, NULL);
+	if (!x->ht) {
+		free(x);
+		return -ENOMEM;
+	}
+	rc = shmq__dir_open(seg, name, DIR_KIND_EXCHANGE, &xi);
+	if (rc) {
+		cds_lfht_destroy(x->ht, NULL);
+		free(x);
+		return rc;
+	}
+	if (((struct xchg_hdr *)(seg->base + xi.off))->magic != XCHG_MAGIC) {
+		shmq__dir_close(seg, xi.idx);
+		cds_lfht_destroy(x->ht, NULL);
+		free(x);
+		return -EPROTO;
+	}
+	shmq__seg_get(seg);
+	x->seg = seg;
+	x->hdr = (struct xchg_hdr *)(seg->base + xi.off);
+	x->idx = xi.idx;
+	x->gen = xi.gen;
+	pthread_mutex_init(&x->mu, NULL);
+	*out = x;
+	return 0;
+}
+
+/* Under x->mu: a route no longer references its queues. */
+static void route_free_locked(shmq_exchange *x, struct route *r)
+{
+	uint32_t i;
+
+	for (i = 0; i < r->n; i++) {
+		struct xq *xq = r->qs[i], **pp;
+
+		if (--xq->routes)
+			continue;
+		for (pp = &x->xqs; *pp && *pp != xq; pp = &(*pp)->next)
+			;
+		if (*pp)
+			*pp = xq->next;
+		shmq__queue_free(xq->q);
+		shmq__dir_unpin(x->seg, xq->idx);
+		free(xq);
+	}
+	free(r);
+}
+
+static void route_put(shmq_exchange *x, struct route *r)
+{
+	/*
+	 * acq_rel: the usual reference count; the last dropper sees every
+	 * other holder's use of the route before freeing it.
+	 */
+	if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_lock(&x->mu);
+	route_free_locked(x, r);
+	pthread_mutex_unlock(&x->mu);
+}
+
+void shmq_exchange_close(shmq_exchange *x)
+{
+	struct cds_lfht_iter it;
+	struct route *r, *next;
+
+	if (!x)
+		return;
+	/* No publish runs through @x now (the contract): no grace period. */
+	pthread_mutex_lock(&x->mu);
+	rcu_register();
+	urcu_memb_read_lock();
+	cds_lfht_for_each_entry(x->ht, &it, r, node) {
+		cds_lfht_del(x->ht, &r->node);
+		route_free_locked(x, r);
+	}
+	urcu_memb_read_unlock();
+	for (r = x->retired; r; r = next) {
+		next = r->retired;
+		route_free_locked(x, r);
+	}
+	pthread_mutex_unlock(&x->mu);
+	cds_lfht_destroy(x->ht, NULL);
+	shmq__dir_close(x->seg, x->idx);
+	shmq__seg_put(x->seg);
+	pthread_mutex_destroy(&x->mu);
+	free(x);
+}
+
+/* ---- building a route (a cache miss) ------------------------------------------ */
+
+/* Under x->mu: the library handle to queue @qi, made if need be. */
+static struct xq *xq_get(shmq_exchange *x, const struct shmq_qinfo *qi)
+{
+	struct xq *xq;
+
+	for (xq = x->xqs; xq; xq = xq->next)
+		if (xq->idx == qi->idx && xq->gen == qi->gen)
+			return xq;
+	xq = calloc(1, sizeof(*xq));
+	if (!xq)
+		return NULL;
+	if (shmq__dir_pin_locked(x->seg, qi->idx)) {
+		free(xq);
+		return NULL;
+	}
+	if (shmq__queue_new(x->seg, qi, &xq->q)) {
+		shmq__proc_pins(x->seg, (uint32_t)x->seg->proc_idx)[qi->idx]--;
+		free(xq);
+		return NULL;
+	}
+	xq->idx = qi->idx;
+	xq->gen = qi->gen;
+	xq->next = x->xqs;
+	x->xqs = xq;
+	return xq;
+}
+
+struct match_set {
+	uint8_t *seen;          /* max_queues bytes: 1 queue, 2 exchange */
+	struct shmq_qinfo *qs;
+	uint32_t n;
+};
+
+/* Under the lock: the queues of exchange @xi whose bindings match. */
+static int match_exchange(shmq_seg *seg, const struct shmq_qinfo *xi,
+			  const char *key, uint32_t klen, struct match_set *m)
+{
+	uint32_t type = xi->slot_size, k;
+	struct xbind *b;
+	struct xwalk w;
+
+	xwalk_begin(seg, xi, &w);
+	while ((b = xwalk_next(&w, &k))) {
+		struct shmq_qinfo qi;
+
+		if (b->dead || !xbind_queue(seg, b, &qi) ||
+		    (m->seen[qi.idx] & 1) ||
+		    !xbind_match(type, b->key, k, key, klen))
+			continue;
+		m->seen[qi.idx] |= 1;
+		m->qs[m->n++] = qi;
+	}
+	return w.err;
+}
+
+/*
+ * Build the route of @key (x->mu held): returns it with two references
+ * (the table's and the caller's), or NULL with *@err set.
+ */
+static struct route *route_build(shmq_exchange *x, const char *key,
+				 uint32_t klen, int *err)
+{
+	shmq_seg *seg = x->seg;
+	struct match_set m = { 0 };
+	struct shmq_qinfo xi;
+	struct route *r = NULL;
+	uint32_t i, gen, nb = 0, nd;
+	int rc;
+
+	m.seen = calloc(seg->max_queues, 1);
+	m.qs = calloc(seg->max_queues, sizeof(*m.qs));
+	if (!m.seen || !m.qs) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		goto out_free;
+	/* Dead attachments go first: their auto-delete queues with them. */
+	shmq__proc_reap(seg);
+	shmq__dir_sweep(seg);
+	/* Stable under the lock: every change is made under it. */
+	/* relaxed: we hold the lock, which ordered every change before it. */
+	gen = atomic_load_explicit(&shmq__hdr(seg)->dir_gen,
+				   memory_order_relaxed);
+	if (shmq__dir_validate_entry(seg, shmq__dir_entry(seg, x->idx), &xi) ||
+	    xi.kind != DIR_KIND_EXCHANGE || xi.state != DIR_LIVE ||
+	    xi.gen != x->gen) {
+		rc = -ENOENT;   /* unlinked since we opened it */
+		goto out_unlock;
+	}
+	for (;;) {
+		const struct xchg_hdr *h;
+		char alt[SHMQ_NAME_MAX + 1];
+		int ai;
+
+		m.seen[xi.idx] |= 2;
+		rc = match_exchange(seg, &xi, key, klen, &m);
+		if (rc || m.n)
+			break;
+		/* Nothing matched: the alternate exchange, if any (once). */
+		h = (const struct xchg_hdr *)(seg->base + xi.off);
+		memcpy(alt, h->alternate, sizeof(alt));
+		alt[sizeof(alt) - 1] = 0;
+		if (!alt[0] || shmq__name_check(alt))
+			break;
+		ai = shmq__dir_lookup(seg, alt, DIR_KIND_EXCHANGE, &xi);
+		if (ai < 0 || (m.seen[ai] & 2))
+			break;
+	}
+	if (rc)
+		goto out_unlock;
+	r = calloc(1, sizeof(*r) + m.n * sizeof(r->qs[0]));
+	if (!r) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	r->gen = gen;
+	r->klen = klen;
+	memcpy(r->key, key, klen);
+	r->min_msg = UINT32_MAX;
+	/* Default-policy queues first: they are claimed together. */
+	for (i = 0; i < m.n; i++)
+		if (!(m.qs[i].flags & SHMQ_OVERFLOW))
+			nb++;
+	r->nblock = nb;
+	nd = nb;
+	nb = 0;
+	for (i = 0; i < m.n; i++) {
+		struct xq *xq = xq_get(x, &m.qs[i]);
+
+		if (!xq) {
+			rc = -ENOMEM;
+			break;
+		}
+		xq->routes++;
+		if (m.qs[i].flags & SHMQ_OVERFLOW)
+			r->qs[nd++] = xq;
+		else
+			r->qs[nb++] = xq;
+		r->n++;
+		if (m.qs[i].msg_size < r->min_msg)
+			r->min_msg = m.qs[i].msg_size;
+	}
+	if (rc) {
+		shmq__seg_unlock(seg);
+		/* Unreference what was taken (the holes are NULL). */
+		for (i = 0, nb = 0; i < m.n; i++)
+			if (r->qs[i])
+				r->qs[nb++] = r->qs[i];
+		r->n = nb;
+		route_free_locked(x, r);
+		r = NULL;
+		goto out_free;
+	}
+	atomic_init(&r->refs, 2);
+out_unlock:
+	shmq__seg_unlock(seg);
+out_free:
+	free(m.seen);
+	free(m.qs);
+	*err = rc;
+	return r;
+}
+
+/*
+ * A miss: build the route of @key, put it in the table in place of a
+ * stale one, and retire every route of an older generation.  Returns the
+ * route with the caller's reference, or NULL with *@err.
+ */
+static struct route * __attribute__((noinline))
+route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
+	      unsigned long hash, int *err)
+{
+	struct route *r, *old, *dead = NULL;
+	struct cds_lfht_node *on;
+	struct cds_lfht_iter it;
+	struct key_ref k = { key, klen };
+	bool forked;
+
+	pthread_mutex_lock(&x->mu);
+	r = route_build(x, key, klen, err);
+	if (!r) {
+		pthread_mutex_unlock(&x->mu);
+		return NULL;
+	}
+	urcu_memb_read_lock();
+	on = cds_lfht_add_replace(x->ht, hash, route_match, &k, &r->node);
+	if (on) {
+		old = caa_container_of(on, struct route, node);
+		old->retired = dead;
+		dead = old;
+	}
+	cds_lfht_for_each_entry(x->ht, &it, old, node) {
+		if (old->gen != r->gen && cds_lfht_del(x->ht, &old->node) == 0) {
+			old->retired = dead;
+			dead = old;
+		}
+	}
+	urcu_memb_read_unlock();
+	/* relaxed: written by the atfork child handler before any thread. */
+	forked = atomic_load_explicit(&shmq__fork_child, memory_order_relaxed);
+	if (dead && !forked)
+		urcu_memb_synchronize_rcu();
+	while (dead) {
+		old = dead;
+		dead = old->retired;
+		if (forked) {
+			old->retired = x->retired;
+			x->retired = old;
+			continue;
+		}
+		/* The table's reference; publishers may still hold theirs. */
+		/* acq_rel: as in route_put(). */
+		if (atomic_fetch_sub_explicit(&old->refs, 1,
+					      memory_order_acq_rel) == 1)
+			route_free_locked(x, old);
+	}
+	pthread_mutex_unlock(&x->mu);
+	return r;
+}
+
+/* The route of @key, with a reference for the caller. */
+static inline struct route *route_get(shmq_exchange *x, const char *key,
+				      uint32_t klen, bool fresh, int *err)
+{
+	struct key_ref k = { key, klen };
+	unsigned long hash = key_hash(key, klen);
+	struct cds_lfht_iter it;
+	struct cds_lfht_node *n;
+	struct route *r = NULL;
+	/*
+	 * acquire: pairs with the seq_cst bump of a change (dir.c); a route
+	 * tagged with this value was built after every change before it.
+	 */
+	uint32_t gen = atomic_load_explicit(&shmq__hdr(x->seg)->dir_gen,
+					    memory_order_acquire);
+
+	rcu_register();
+	if (__builtin_expect(!fresh, 1)) {
+		urcu_memb_read_lock();
+		cds_lfht_lookup(x->ht, hash, route_match, &k, &it);
+		n = cds_lfht_iter_get_node(&it);
+		if (n) {
+			r = caa_container_of(n, struct route, node);
+			if (r->gen == gen)
+				/*
+				 * relaxed: inside the read-side section, so
+				 * before the grace period a remover waits for;
+				 * the remover's decrement (acq_rel) comes after.
+				 */
+				atomic_fetch_add_explicit(&r->refs, 1,
+							  memory_order_relaxed);
+			else
+				r = NULL;
+		}
+		urcu_memb_read_unlock();
+		if (r)
+			return r;
+	}
+	return route_rebuild(x, key, klen, hash, err);
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+/* A claimed slot given up: a tombstone, skipped by consumers. */
+static void abandon(shmq *q, uint64_t pos, int rec)
+{
+	struct slot *s = ring_slot(&q->main, pos);
+
+	/*
+	 * T2: release, as the tombstone of a repair (T1); pairs with A2 of
+	 * the consumer that claims and frees it.
+	 */
+	atomic_store_explicit(&s->seq, (pos + 1) | SEQ_TOMB,
+			      memory_order_release);
+	rec_clear(&q->seg->recs[rec]);
+	shmq__rec_put(q->seg, rec);
+	shmq__notify(q, &q->hdr->not_empty, 1);
+}
+
+static void write_msg(struct slot *s, uint64_t pos, const char *key,
+		      uint32_t klen, const void *msg, size_t len)
+{
+	if (klen)
+		memcpy(s->data, key, klen);
+	if (len)
+		memcpy(s->data + klen, msg, len);
+	slot_publish_key(s, pos, (uint32_t)len, klen);   /* R1 */
+}
+
+#define PUB_RETRY INT_MIN /* the route may be stale: get it again */
+
+struct held {
+	uint64_t pos;
+	int rec;
+};
+
+/*
+ * Wait for room in full default-policy queue @q, holding nothing.  0: try
+ * again; PUB_RETRY: an auto-delete queue stayed full past the stall
+ * threshold (its holder may be dead: rebuild, which reaps); -errno.
+ */
+static int wait_room(shmq *q, struct deadline *dl, bool *counted)
+{
+	int64_t stall;
+	int rc;
+
+	if (dl->timeout_ns == 0)
+		return -EAGAIN;
+	if (!*counted) {
+		/* relaxed: a statistic. */
+		atomic_fetch_add_explicit(&q->hdr->full_waits, 1,
+					  memory_order_relaxed);
+		*counted = true;
+	}
+	if (q->flags & SHMQ_AUTODELETE) {
+		/* relaxed: a tuning knob. */
+		stall = atomic_load_explicit(&q->stall_ns,
+					     memory_order_relaxed);
+		if (stall > 0) {
+			struct deadline sd = { stall, 0, 0 };
+			uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
+
+			if (dl->timeout_ns != SHMQ_FOREVER) {
+				if (!dl->abs_ns)
+					dl->abs_ns = now +
+						     (uint64_t)dl->timeout_ns;
+				if (dl->abs_ns - now < (uint64_t)stall)
+					return shmq__wait(q, &q->hdr->not_full,
+							  ring_can_send,
+							  prod_stuck, dl);
+			}
+			rc = shmq__wait(q, &q->hdr->not_full, ring_can_send,
+					prod_stuck, &sd);
+			return rc == -ETIMEDOUT ? PUB_RETRY : rc;
+		}
+	}
+	rc = shmq__wait(q, &q->hdr->not_full, ring_can_send, prod_stuck, dl);
+	return rc;
+}
+
+static int route_publish(shmq_exchange *x, struct route *r, const char *key,
+			 uint32_t klen, const void *msg, size_t len,
+			 struct deadline *dl, bool *counted)
+{
+	shmq_seg *seg = x->seg;
+	struct held held[SHMQ_PUBLISH_MAX];
+	uint32_t i, j, got = 0, dropped = 0;
+	bool last = false;
+	int rc, brec = -1;
+
+	if (r->n == 0) {
+		/* relaxed, both: statistics. */
+		atomic_fetch_add_explicit(&x->hdr->published, 1,
+					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&x->hdr->unroutable, 1,
+					  memory_order_relaxed);
+		return 0;
+	}
+	if (r->nblock > SHMQ_PUBLISH_MAX)
+		return -E2BIG;
+	if (klen + len > r->min_msg)
+		return -EMSGSIZE;
+	for (;;) {
+		shmq *full = NULL;
+
+		/* Room everywhere?  Claim nothing until it looks so. */
+		for (i = 0; i < r->nblock && !full; i++)
+			if (!ring_can_send(r->qs[i]->q))
+				full = r->qs[i]->q;
+		for (i = 0; i < r->nblock && !full; i++) {
+			shmq *q = r->qs[i]->q;
+			int rec = shmq__rec_get(seg);
+
+			if (rec < 0) {
+				for (j = 0; j < i; j++)
+					abandon(r->qs[j]->q, held[j].pos,
+						held[j].rec);
+				return -ENOBUFS;
+			}
+			role(q, PROC_ROLE_PROD);
+			if (!ring_prod_claim(&q->main, 1, &held[i].pos,
+					     &seg->recs[rec])) {
+				rec_clear(&seg->recs[rec]);
+				shmq__rec_put(seg, rec);
+				for (j = 0; j < i; j++)
+					abandon(r->qs[j]->q, held[j].pos,
+						held[j].rec);
+				full = q;
+				break;
+			}
+			held[i].rec = rec;
+			shmq__pass_on(q, &q->hdr->not_full, ring_can_send);
+		}
+		if (!full)
+			break;
+		if (last)
+			return -ETIMEDOUT;
+		rc = wait_room(full, dl, counted);
+		if (rc == -ETIMEDOUT)
+			last = true;    /* one more try, as claim_prod_slow */
+		else if (rc)
+			return rc;
+		/* relaxed: a hint; a stale route is rebuilt by the caller. */
+		if (atomic_load_explicit(&shmq__hdr(seg)->dir_gen,
+					 memory_order_relaxed) != r->gen)
+			return PUB_RETRY;
+	}
+	/* Every blocking queue holds a slot for us: the message goes out. */
+	if (r->n > r->nblock)
+		brec = shmq__rec_get(seg);
+	for (i = 0; i < r->nblock; i++) {
+		shmq *q = r->qs[i]->q;
+
+		write_msg(ring_slot(&q->main, held[i].pos), held[i].pos, key,
+			  klen, msg, len);
+		rec_clear(&seg->recs[held[i].rec]);     /* R4 */
+		shmq__rec_put(seg, held[i].rec);
+	}
+	got = r->nblock;
+	for (i = 0; i < r->nblock; i++)
+		shmq__notify(r->qs[i]->q, &r->qs[i]->q->hdr->not_empty, 1);
+	/* The overflow-policy queues, one at a time, never waiting. */
+	for (i = r->nblock; i < r->n; i++) {
+		shmq *q = r->qs[i]->q;
+		unsigned ev = 0;
+		uint64_t pos;
+
+		if (brec < 0) {
+			dropped++;      /* no record: as if full */
+			continue;
+		}
+		role(q, PROC_ROLE_PROD);
+		rc = claim_prod_ovf(q, 1, &pos, 0, &seg->recs[brec], &ev);
+		dropped += ev;
+		if (rc < 0) {
+			rec_clear(&seg->recs[brec]);
+			if (!(q->flags & SHMQ_DROP_NEWEST))
+				/* relaxed: a statistic (DROP_NEWEST counted
+				 * its own refusal). */
+				atomic_fetch_add_explicit(&q->hdr->dropped, 1,
+						memory_order_relaxed);
+			dropped++;
+			continue;
+		}
+		write_msg(ring_slot(&q->main, pos), pos, key, klen, msg, len);
+		rec_clear(&seg->recs[brec]);            /* R4 */
+		shmq__notify(q, &q->hdr->not_empty, 1);
+		got++;
+	}
+	if (brec >= 0)
+		shmq__rec_put(seg, brec);
+	/* relaxed, all: statistics. */
+	atomic_fetch_add_explicit(&x->hdr->published, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&x->hdr->routed, got, memory_order_relaxed);
+	if (dropped)
+		atomic_fetch_add_explicit(&x->hdr->dropped, dropped,
+					  memory_order_relaxed);
+	return (int)got;
+}
+
+int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
+		 size_t len, int64_t timeout_ns)
+{
+	struct deadline dl = { timeout_ns, 0, 0 };
+	bool counted = false, fresh = false;
+	size_t klen;
+	int rc;
+
+	if (!x || !key || (!msg && len) || timeout_check(timeout_ns))
+		return -EINVAL;
+	klen = strnlen(key, SHMQ_KEY_MAX + 1);
+	if (klen > SHMQ_KEY_MAX)
+		return -EINVAL;
+	if (len > SHMQ_MAX_MSG_SIZE)
+		return -EMSGSIZE;
+	for (;;) {
+		struct route *r = route_get(x, key, (uint32_t)klen, fresh, &rc);
+
+		if (!r)
+			return rc;
+		rc = route_publish(x, r, key, (uint32_t)klen, msg, len, &dl,
+				   &counted);
+		route_put(x, r);
+		if (rc != PUB_RETRY)
+			return rc;
+		fresh = true;
+	}
+}
