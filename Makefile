@@ -123,15 +123,22 @@ $(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
 	ln -sf libshmq.so.$(VERSION) $(B)/libshmq.so
 
 # The comparison's optional mechanisms, built in when their Debian packages
-# are installed (make bench-deps): ZeroMQ and iceoryx's C binding.
+# are installed (make bench-deps): ZeroMQ, iceoryx's C binding, and the
+# RabbitMQ and NATS clients (their servers are found at run time).
 ZMQ_OK  := $(shell $(PKG_CONFIG) --exists libzmq 2>/dev/null && echo 1)
 IOX_INC := $(firstword $(wildcard /usr/include/iceoryx/*/iceoryx_binding_c/api.h))
+RMQ_OK  := $(shell $(PKG_CONFIG) --exists librabbitmq 2>/dev/null && echo 1)
+NATS_OK := $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo 1)
 BENCH_CFLAGS := $(if $(ZMQ_OK),-DBENCH_HAVE_ZMQ=1) \
-	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC)))
+	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC))) \
+	$(if $(RMQ_OK),-DBENCH_HAVE_RABBITMQ=1 $(shell $(PKG_CONFIG) --cflags librabbitmq)) \
+	$(if $(NATS_OK),-DBENCH_HAVE_NATS=1 $(shell $(PKG_CONFIG) --cflags libnats))
 BENCH_LIBS := $(if $(ZMQ_OK),$(shell $(PKG_CONFIG) --libs libzmq)) \
-	$(if $(IOX_INC),-liceoryx_binding_c)
+	$(if $(IOX_INC),-liceoryx_binding_c) \
+	$(if $(RMQ_OK),$(shell $(PKG_CONFIG) --libs librabbitmq)) \
+	$(if $(NATS_OK),$(shell $(PKG_CONFIG) --libs libnats))
 
-$(B)/bench/%: bench/%.c bench/common.h $(B)/libshmq.a
+$(B)/bench/%: bench/%.c bench/common.h bench/mech.h bench/broker.h $(B)/libshmq.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHMQ_CFLAGS) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< \
 		$(B)/libshmq.a $(SHMQ_LIBS) $(BENCH_LIBS) -lm
@@ -471,7 +478,8 @@ bench-quick: $(BENCHES:%=$(B)/bench/%)
 check-bench: $(BENCHES:%=$(B)/bench/%)
 	sh bench/run.sh --smoke --bin $(B)/bench
 
-# ZeroMQ, iceoryx (+ iox-roudi) and gnuplot for the comparison (as root).
+# ZeroMQ, iceoryx (+ iox-roudi), RabbitMQ, NATS and gnuplot for the
+# comparison (as root).
 bench-deps:
 	@sh tools/bench-deps.sh
 

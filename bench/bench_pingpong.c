@@ -29,6 +29,11 @@
  *   zeromq            a ZMQ_PAIR socket over ipc:// (libzmq)
  *   iceoryx           iceoryx publisher/subscriber per direction, through
  *                     its C binding; the receiver sleeps in a WaitSet
+ *   rabbitmq          RabbitMQ on 127.0.0.1 (librabbitmq-c): published to a
+ *                     topic exchange, consumed no-ack from the queue bound
+ *                     by the direction's key (broker.h)
+ *   nats              NATS core pub/sub on 127.0.0.1 (libnats): a subject
+ *                     per direction, a synchronous subscription each
  *
  * Every case is compared with its baseline (raw-spin or raw-futex) and with
  * shmq (shmq-poll for polling cases, shmq-block for the others; an SPSC
@@ -286,7 +291,8 @@ static int pp_efd_pong(void *p)
 /*
  * ---- the message-passing mechanisms --------------------------------------
  *
- * Pipes, Unix sockets, POSIX mq, ZeroMQ and iceoryx are mech.h endpoints:
+ * Pipes, Unix sockets, POSIX mq, ZeroMQ, iceoryx and the brokers are
+ * mech.h endpoints:
  * one ping and one pong serve them all.  Ping sends on channel 0 (down)
  * and receives on 1 (up); pong the other way round.
  */
@@ -406,6 +412,50 @@ static int pp_iox_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 	.teardown = bench_nop_teardown
 #else
 #define PP_IOX_OPS .state_size = 0
+#endif
+
+/* The brokers' two channels: routing keys or subjects. */
+static const char *const pp_dirs[2] BENCH_UNUSED = { "down", "up" };
+
+#if BENCH_HAVE_RABBITMQ
+static int pp_rmq_setup(struct pp_env *env,
+			const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	return bench_rmq_setup(p, env->size, ++env->serial, 2, pp_dirs);
+}
+
+static int pp_rmq_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	return bench_rmq_attach(p, PP_TX(side), PP_RX(side));
+}
+#define PP_RMQ_OPS							\
+	.state_size = sizeof(struct bench_rmq), .setup = pp_rmq_setup,	\
+	.attach = pp_rmq_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_rmq_detach,		\
+	.teardown = bench_nop_teardown
+#else
+#define PP_RMQ_OPS .state_size = 0
+#endif
+
+#if BENCH_HAVE_NATS
+static int pp_nats_setup(struct pp_env *env,
+			 const struct pp_mech *m BENCH_UNUSED, void *p)
+{
+	return bench_nats_setup(p, env->size, ++env->serial, 2, pp_dirs);
+}
+
+/* Publishes go to the socket at once (SendAsap): one message in flight. */
+static int pp_nats_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
+{
+	return bench_nats_attach(p, PP_TX(side), PP_RX(side), 1);
+}
+#define PP_NATS_OPS							\
+	.state_size = sizeof(struct bench_nats), .setup = pp_nats_setup, \
+	.attach = pp_nats_attach, .ping = pp_xfer_ping,			\
+	.pong = pp_xfer_pong, .detach = bench_nats_detach,		\
+	.teardown = bench_nats_teardown
+#else
+#define PP_NATS_OPS .state_size = 0
 #endif
 
 /* ---- shmq ---------------------------------------------------------------- */
@@ -537,7 +587,8 @@ static void pp_shmq_teardown(void *p)
 
 enum {
 	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_SPOLL, C_SBLOCK, C_SSPIN0,
-	C_PIPE, C_USTREAM, C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_NR
+	C_PIPE, C_USTREAM, C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_RMQ, C_NATS,
+	C_NR
 };
 
 #define PP_SPIN_OPS							\
@@ -636,6 +687,14 @@ static const struct pp_mech pp_mechs[C_NR] = {
 		    .unavailable = bench_iox_unavailable,
 		    .desc = "iceoryx C binding, pub/sub + WaitSet (iox-roudi)",
 		    PP_IOX_OPS },
+	[C_RMQ] = { .name = "rabbitmq", .base = C_FUTEX, .shmq = C_BLOCK,
+		    .unavailable = bench_rmq_unavailable,
+		    .desc = "RabbitMQ on localhost: topic exchange, no-ack "
+			    "consumers", PP_RMQ_OPS },
+	[C_NATS] = { .name = "nats", .base = C_FUTEX, .shmq = C_BLOCK,
+		     .unavailable = bench_nats_unavailable,
+		     .desc = "NATS core pub/sub on localhost, sync "
+			     "subscriptions", PP_NATS_OPS },
 };
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -779,8 +838,9 @@ static const char pp_help[] =
 	"default MPMC queues and on SHMQ_SPSC queues) against\n"
 	"raw shared-memory spin and futex ping-pongs (the limits), pipes,\n"
 	"Unix sockets (stream, seqpacket), eventfd + shared memory, POSIX\n"
-	"message queues, ZeroMQ ipc:// and iceoryx (when built in), measured\n"
-	"in the same run in interleaved rounds.  Every message is checked.\n"
+	"message queues, ZeroMQ ipc://, iceoryx, RabbitMQ and NATS (when\n"
+	"built in), measured in the same run in interleaved rounds.  Every\n"
+	"message is checked.\n"
 	"Prints a table per size, GOAL lines for the two latency goals at\n"
 	"64 bytes, and one SUMMARY line per case and size.\n"
 	"\n"
@@ -792,9 +852,13 @@ static const char pp_help[] =
 	"\n"
 	"CSV (--out): latency.csv, one row per case and size.\n"
 	"iceoryx: an iox-roudi is started for the run (and stopped) unless\n"
-	"one runs already.  Cases: raw-spin shmq-poll shmq-block raw-futex\n"
+	"one runs already.  RabbitMQ and NATS: a private rabbitmq-server and\n"
+	"nats-server are started on 127.0.0.1 for the run and stopped\n"
+	"(--smoke skips RabbitMQ, which takes seconds to start).\n"
+	"Cases: raw-spin shmq-poll shmq-block raw-futex\n"
 	"shmq-block-spin0 shmq-spsc-poll shmq-spsc-block shmq-spsc-spin0\n"
-	"pipe unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx.\n"
+	"pipe unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx\n"
+	"rabbitmq nats.\n"
 	"A case brings its baselines along (x base, x shmq columns); the\n"
 	"shmq-spsc cases' x shmq is their MPMC twin (spin0: shmq-block-spin0).\n";
 
@@ -1082,6 +1146,10 @@ int main(int argc, char **argv)
 	if (BENCH_HAVE_ICEORYX && !r.res[C_IOX].skipped)
 		roudi = bench_roudi_begin(&o, "iox-roudi.log", log,
 					  sizeof(log));
+	if (BENCH_HAVE_RABBITMQ && !r.res[C_RMQ].skipped)
+		bench_broker_begin(&o, &bench_rmq_broker, "rabbitmq.log", 1);
+	if (BENCH_HAVE_NATS && !r.res[C_NATS].skipped)
+		bench_broker_begin(&o, &bench_nats_broker, "nats-server.log", 0);
 
 	printf("bench_pingpong: round trip of one message between two "
 	       "processes (scratch names: bench.%d)\n", (int)getpid());
@@ -1105,6 +1173,8 @@ int main(int argc, char **argv)
 	if (roudi > 0)
 		printf("iox-roudi started for this run (pid %d, log %s)\n",
 		       (int)roudi, log);
+	bench_broker_say(&bench_rmq_broker);
+	bench_broker_say(&bench_nats_broker);
 	fflush(stdout);
 
 	csv = bench_csv_open(&o, "latency",
@@ -1127,6 +1197,8 @@ int main(int argc, char **argv)
 		fclose(csv);
 
 	bench_roudi_end(&o, roudi, log);
+	bench_broker_end(&o, &bench_nats_broker);
+	bench_broker_end(&o, &bench_rmq_broker);
 	bench_seg_end("bench_pingpong", seg_name, r.env.seg);
 	for (c = 0; c < C_NR; c++) {
 		free(r.res[c].h);

@@ -27,6 +27,10 @@
  *   iceoryx         iceoryx publisher/subscriber, the producer blocks when
  *                   the subscriber's queue is full, the consumer sleeps in
  *                   a WaitSet
+ *   rabbitmq        RabbitMQ on 127.0.0.1: a topic exchange, a no-ack
+ *                   consumer; credits bound what is in flight (below)
+ *   nats            NATS core pub/sub on 127.0.0.1, the client's buffered
+ *                   publish, a synchronous subscription; credits
  *
  * Only the shmq cases run with more than one producer or consumer (--pc);
  * the others are single-producer single-consumer by nature.
@@ -497,8 +501,8 @@ static void tp_efd_teardown(void *p)
  *
  * Pipes, Unix sockets, POSIX mq, ZeroMQ and iceoryx are mech.h endpoints:
  * one send serves them all, one receive all but iceoryx's (which checks
- * the message in place, in the shared chunk).  The producer sends on
- * channel 0, the consumer receives from it.
+ * the message in place, in the shared chunk); the brokers add credits.
+ * The producer sends on channel 0, the consumer receives from it.
  */
 #define TP_TX(side) ((side) == TP_PRODUCER ? 0 : -1)
 #define TP_RX(side) ((side) == TP_PRODUCER ? -1 : 0)
@@ -629,12 +633,146 @@ static int tp_iox_recv(void *p, unsigned n BENCH_UNUSED, struct tp_cons *c)
 #define TP_IOX_OPS .state_size = 0
 #endif
 
+/*
+ * ---- the brokers: RabbitMQ and NATS, with credits ------------------------
+ *
+ * Neither broker holds back a producer that runs ahead of its consumer:
+ * core NATS drops a slow consumer's messages (the client's pending limit,
+ * the server's per-connection buffer), and a RabbitMQ queue grows in the
+ * broker's memory.  So the stream gets what the rings have, a bound: the
+ * consumer returns a credit on a second channel (the count of messages
+ * it has taken, one 8-byte message every window / 4), and the producer
+ * keeps at most a window unacknowledged, the rings' capacity (1024
+ * messages, fewer above 4 KiB).  The credits travel through the broker
+ * too.  The producer reads them only when its window is full, and since
+ * each is cumulative at most about five wait unread.
+ */
+#if BENCH_HAVE_RABBITMQ || BENCH_HAVE_NATS
+struct tp_broker {
+	union {			/* first: the endpoint ops take the state */
+		struct bench_msg m;
+#if BENCH_HAVE_RABBITMQ
+		struct bench_rmq rmq;
+#endif
+#if BENCH_HAVE_NATS
+		struct bench_nats nats;
+#endif
+	} ep;
+	uint64_t sent, acked;	/* producer: messages sent, credited */
+	uint64_t got, returned;	/* consumer: messages taken, credited */
+	unsigned window;
+};
+
+/* The broker endpoints' channels: 0 the messages, 1 the credits. */
+static const char *const tp_dirs[2] = { "data", "credit" };
+#define TP_BTX(side) ((side) == TP_PRODUCER ? 0 : 1)
+#define TP_BRX(side) ((side) == TP_PRODUCER ? 1 : 0)
+
+static int tp_broker_send(void *p, uint64_t stamp, unsigned n)
+{
+	struct tp_broker *b = p;
+	uint64_t credit;
+	ssize_t len;
+
+	while (b->sent - b->acked >= b->window) {
+		len = b->ep.m.xfer->recv_buf(p, &credit, sizeof(credit));
+		if (len < 0)
+			return (int)len;
+		if (len != sizeof(credit) || credit > b->sent) {
+			fprintf(stderr, "bad credit: %zd bytes, %" PRIu64
+				" of %" PRIu64 " sent\n", len, credit,
+				b->sent);
+			return BENCH_EBADMSG;
+		}
+		if (credit > b->acked)
+			b->acked = credit;
+	}
+	b->sent++;
+	return tp_xfer_send(p, stamp, n);
+}
+
+static int tp_broker_recv(void *p, unsigned n, struct tp_cons *c)
+{
+	struct tp_broker *b = p;
+	int rc = tp_xfer_recv(p, n, c);
+
+	if (rc <= 0)
+		return rc;
+	b->got++;
+	/* Not after the end marker: the producer may be gone. */
+	if (!c->stop && b->got - b->returned >= (b->window + 3) / 4) {
+		b->returned = b->got;
+		rc = b->ep.m.xfer->send_buf(p, &b->got, sizeof(b->got));
+		if (rc)
+			return rc;
+	}
+	return 1;
+}
+#endif
+
+#if BENCH_HAVE_RABBITMQ
+static int tp_rmq_setup(struct tp_env *env,
+			const struct tp_mech *m BENCH_UNUSED, void *p)
+{
+	struct tp_broker *b = p;
+
+	b->window = env->capacity;
+	return bench_rmq_setup(&b->ep.rmq, env->size, ++env->serial, 2,
+			       tp_dirs);
+}
+
+static int tp_rmq_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
+{
+	struct tp_broker *b = p;
+
+	return bench_rmq_attach(&b->ep.rmq, TP_BTX(side), TP_BRX(side));
+}
+#define TP_RMQ_OPS							\
+	.state_size = sizeof(struct tp_broker), .setup = tp_rmq_setup,	\
+	.attach = tp_rmq_attach, .send = tp_broker_send,		\
+	.recv = tp_broker_recv, .detach = bench_rmq_detach,		\
+	.teardown = bench_nop_teardown
+#else
+#define TP_RMQ_OPS .state_size = 0
+#endif
+
+#if BENCH_HAVE_NATS
+static int tp_nats_setup(struct tp_env *env,
+			 const struct tp_mech *m BENCH_UNUSED, void *p)
+{
+	struct tp_broker *b = p;
+
+	b->window = env->capacity;
+	return bench_nats_setup(&b->ep.nats, env->size, ++env->serial, 2,
+				tp_dirs);
+}
+
+/*
+ * The producer's publishes are buffered, the client's way to stream (its
+ * flusher thread writes them); the consumer's credits go out at once.
+ */
+static int tp_nats_attach(struct tp_env *env BENCH_UNUSED, void *p, int side)
+{
+	struct tp_broker *b = p;
+
+	return bench_nats_attach(&b->ep.nats, TP_BTX(side), TP_BRX(side),
+				 side == TP_CONSUMER);
+}
+#define TP_NATS_OPS							\
+	.state_size = sizeof(struct tp_broker), .setup = tp_nats_setup,	\
+	.attach = tp_nats_attach, .send = tp_broker_send,		\
+	.recv = tp_broker_recv, .detach = bench_nats_detach,		\
+	.teardown = bench_nats_teardown
+#else
+#define TP_NATS_OPS .state_size = 0
+#endif
+
 /* ---- the mechanisms ------------------------------------------------------ */
 
 enum {
 	M_SPSC, M_SHMQ, M_BATCH, M_ZC, M_SSPSC, M_SSPSC_BATCH, M_SSPSC_ZC,
 	M_PIPE, M_USTREAM, M_USEQ, M_EFD,
-	M_MQ, M_ZMQ, M_IOX, M_NR
+	M_MQ, M_ZMQ, M_IOX, M_RMQ, M_NATS, M_NR
 };
 
 #define TP_SHMQ1_OPS							\
@@ -704,6 +842,13 @@ static const struct tp_mech tp_mechs[M_NR] = {
 	[M_IOX] = { .name = "iceoryx",
 		    .desc = "iceoryx pub/sub, blocking producer, WaitSet",
 		    .unavailable = bench_iox_unavailable, TP_IOX_OPS },
+	[M_RMQ] = { .name = "rabbitmq",
+		    .desc = "RabbitMQ on localhost: topic exchange, no-ack "
+			    "consumer, credits",
+		    .unavailable = bench_rmq_unavailable, TP_RMQ_OPS },
+	[M_NATS] = { .name = "nats",
+		     .desc = "NATS core pub/sub on localhost, credits",
+		     .unavailable = bench_nats_unavailable, TP_NATS_OPS },
 };
 
 /* ---- the driver ---------------------------------------------------------- */
@@ -975,7 +1120,8 @@ static const char tp_help[] =
 	"processes: shmq (copy, batches, zero-copy) against a single-producer\n"
 	"single-consumer ring written for this one case (the limit), pipes,\n"
 	"Unix sockets, eventfd + shared memory, POSIX message queues, ZeroMQ\n"
-	"ipc:// and iceoryx (when built in), interleaved in the same run.\n"
+	"ipc://, iceoryx, RabbitMQ and NATS on localhost (when built in),\n"
+	"interleaved in the same run.\n"
 	"Every message is checked (length, content, per-producer order, none\n"
 	"lost, none twice); a failed check exits non-zero.  Prints a table\n"
 	"per size and P x C, GOAL lines for the throughput goals at 64\n"
@@ -992,7 +1138,10 @@ static const char tp_help[] =
 	"\n"
 	"CSV (--out): throughput.csv, one row per case, size and P x C.\n"
 	"Cases (--only): spsc shmq shmq-batch (or shmq-batchN) shmq-zc pipe\n"
-	"unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx.\n";
+	"unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx rabbitmq\n"
+	"nats.  RabbitMQ and NATS: a private rabbitmq-server and nats-server\n"
+	"are started on 127.0.0.1 for the run and stopped (--smoke skips\n"
+	"RabbitMQ, which takes seconds to start).\n";
 
 static struct tp_case *tp_find(struct tp_run *r, int mech, unsigned batch)
 {
@@ -1286,6 +1435,11 @@ int main(int argc, char **argv)
 	if (BENCH_HAVE_ICEORYX && bench_selected(&o, "iceoryx"))
 		roudi = bench_roudi_begin(&o, "iox-roudi-tp.log", log,
 					  sizeof(log));
+	if (BENCH_HAVE_RABBITMQ && bench_selected(&o, "rabbitmq"))
+		bench_broker_begin(&o, &bench_rmq_broker, "rabbitmq-tp.log", 1);
+	if (BENCH_HAVE_NATS && bench_selected(&o, "nats"))
+		bench_broker_begin(&o, &bench_nats_broker, "nats-server-tp.log",
+				   0);
 
 	printf("bench_throughput: producer processes -> consumer processes, "
 	       "every message checked (scratch names: bench.%d)\n",
@@ -1295,7 +1449,8 @@ int main(int argc, char **argv)
 	       r.ncpu < 2 ? " (unpinned)" : "", r.rounds,
 	       o.spin_ns < 0 ? "library default" : "--spin");
 	printf("rings of 1024 slots, fewer above 4 KiB (4 MiB at most; shmq, "
-	       "spsc, eventfd); posix-mq of %d\n", TP_MQ_MAXMSG);
+	       "spsc, eventfd; the brokers' credit windows); posix-mq of "
+	       "%d\n", TP_MQ_MAXMSG);
 	for (c = 0; c < M_NR; c++)
 		if (bench_selected(&o, tp_mechs[c].name) || c == M_SHMQ)
 			printf("  %-15s %s\n", tp_mechs[c].name,
@@ -1303,6 +1458,8 @@ int main(int argc, char **argv)
 	if (roudi > 0)
 		printf("iox-roudi started for this run (pid %d, log %s)\n",
 		       (int)roudi, log);
+	bench_broker_say(&bench_rmq_broker);
+	bench_broker_say(&bench_nats_broker);
 	fflush(stdout);
 
 	r.csv = bench_csv_open(&o, "throughput",
@@ -1324,6 +1481,8 @@ int main(int argc, char **argv)
 		fclose(r.csv);
 
 	bench_roudi_end(&o, roudi, log);
+	bench_broker_end(&o, &bench_nats_broker);
+	bench_broker_end(&o, &bench_rmq_broker);
 	bench_seg_end("bench_throughput", seg_name, r.env.seg);
 	free(r.cases);
 	bench_shared_free(r.ctl, sizeof(*r.ctl));

@@ -671,6 +671,8 @@ static inline void bench_cpus_str(char *buf, size_t len, int a, int b)
 /* ---- processes, signals and cleanup -------------------------------------- */
 
 #define BENCH_MAX_CHILDREN 8
+/* Broker processes a run may start (broker.h): RabbitMQ, its epmd, NATS. */
+#define BENCH_MAX_BROKERS 4
 
 /*
  * What the signal handlers need: the children to kill, the segment's file
@@ -684,6 +686,9 @@ static struct bench_sig {
 	volatile pid_t roudi;		/* the iox-roudi we started, or 0 */
 	char roudi_user_shm[128];	/* its payload segment */
 	char zmq_path[96];		/* a ZeroMQ ipc:// socket file, or "" */
+	/* the brokers we started, each leading its own process group */
+	volatile pid_t broker[BENCH_MAX_BROKERS];
+	char broker_dir[BENCH_MAX_BROKERS][96];	/* its scratch dir, or "" */
 	volatile sig_atomic_t in_child;
 } bench_sig;
 
@@ -727,9 +732,59 @@ static inline void bench_roudi_stop(pid_t pid)
 		unlink(bench_sig.roudi_user_shm);
 }
 
+/* rm -rf @dir, by fork() + execve(): a directory walk is not signal-safe. */
+static inline void bench_rmtree(const char *dir)
+{
+	pid_t pid;
+	int st;
+
+	if (!dir || !dir[0])
+		return;
+	pid = fork();
+	if (pid == 0) {
+		execl("/bin/rm", "rm", "-rf", "--", dir, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+}
+
+/*
+ * Stops process group @pgid, which we started (its leader is our child):
+ * SIGTERM to the group, then SIGKILL once @grace_ms have passed without
+ * the leader exiting and the group emptying; reaps the leader.  Then
+ * removes @dir (NULL or "": none).  Async-signal-safe.
+ */
+static inline void bench_group_stop(pid_t pgid, unsigned grace_ms,
+				    const char *dir)
+{
+	struct timespec ts = { 0, 10000000 };
+	unsigned i;
+	int st, reaped = 0;
+
+	if (pgid <= 0)
+		return;
+	kill(-pgid, SIGTERM);
+	for (i = 0; i < grace_ms / 10; i++) {
+		/* 0: still running; pgid or -1 (ECHILD): gone. */
+		if (!reaped && waitpid(pgid, &st, WNOHANG) != 0)
+			reaped = 1;
+		if (reaped && kill(-pgid, 0) < 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (i == grace_ms / 10) {
+		kill(-pgid, SIGKILL);
+		if (!reaped)
+			waitpid(pgid, &st, 0);
+	}
+	bench_rmtree(dir);
+}
+
 /*
  * Kills every recorded child and removes the segment (and the ZeroMQ
- * socket file of the case running).  Async-signal-safe:
+ * socket file of the case running); stops the iox-roudi and the brokers
+ * we started.  Async-signal-safe:
  * the segment is removed with unlink(2) on its documented path
  * (/dev/shm/shmq.NAME, see shmq.h) rather than shmq_seg_unlink(), which
  * is not promised to be safe in a signal handler.
@@ -752,6 +807,15 @@ static inline void bench_kill_all(void)
 	if (bench_sig.zmq_path[0])
 		unlink(bench_sig.zmq_path);
 	bench_roudi_stop(bench_sig.roudi);
+	/* Newest first: a broker before the epmd it registered with. */
+	for (i = BENCH_MAX_BROKERS; i-- > 0;) {
+		pid_t pid = bench_sig.broker[i];
+
+		if (pid > 0) {
+			bench_sig.broker[i] = 0;
+			bench_group_stop(pid, 5000, bench_sig.broker_dir[i]);
+		}
+	}
 }
 
 static inline void bench_fatal_signal(int sig)
@@ -860,6 +924,8 @@ static inline pid_t bench_fork(void)
 		bench_sig.shm_path[0] = '\0';
 		bench_sig.zmq_path[0] = '\0';
 		bench_sig.roudi = 0;
+		for (j = 0; j < BENCH_MAX_BROKERS; j++)
+			bench_sig.broker[j] = 0;
 		bench_sig.in_child = 1;
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
@@ -1080,15 +1146,23 @@ static inline void bench_die(shmq_seg *seg, const char *name)
 /* ---- optional mechanisms ------------------------------------------------- */
 
 /*
- * BENCH_HAVE_ZMQ and BENCH_HAVE_ICEORYX are set by the Makefile when the
- * Debian packages (libzmq3-dev; libiceoryx-binding-c-dev + iceoryx) are
- * installed: `make bench-deps`.  Without them their rows say so.
+ * BENCH_HAVE_ZMQ, BENCH_HAVE_ICEORYX, BENCH_HAVE_RABBITMQ and
+ * BENCH_HAVE_NATS are set by the Makefile when the Debian packages
+ * (libzmq3-dev; libiceoryx-binding-c-dev + iceoryx; librabbitmq-dev;
+ * libnats-dev) are installed: `make bench-deps`.  Without them their rows
+ * say so.
  */
 #ifndef BENCH_HAVE_ZMQ
 #define BENCH_HAVE_ZMQ 0
 #endif
 #ifndef BENCH_HAVE_ICEORYX
 #define BENCH_HAVE_ICEORYX 0
+#endif
+#ifndef BENCH_HAVE_RABBITMQ
+#define BENCH_HAVE_RABBITMQ 0
+#endif
+#ifndef BENCH_HAVE_NATS
+#define BENCH_HAVE_NATS 0
 #endif
 
 /*

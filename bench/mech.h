@@ -10,10 +10,11 @@
  *   - message buffers, their stride, scratch names (after our pid);
  *   - the baselines' shared memory and eventfd doorbells;
  *   - message endpoints: one process's end of a pipe, a Unix socket, a
- *     POSIX message queue, a ZeroMQ socket or iceoryx, with its setup
- *     (parent, before fork()), attach (child), send, receive, detach
- *     (child, after its last message) and teardown (parent, after every
- *     child is gone);
+ *     POSIX message queue, a ZeroMQ socket, iceoryx, a RabbitMQ or NATS
+ *     client (broker.h, which also starts and stops the brokers), with
+ *     its setup (parent, before fork()), attach (child), send, receive,
+ *     detach (child, after its last message) and teardown (parent, after
+ *     every child is gone);
  *   - starting and stopping the iox-roudi of a run;
  *   - shmq: a child's queue handle with the case's spin budget.
  *
@@ -104,6 +105,13 @@ static inline int bench_efd_write(int fd, uint64_t v)
 struct bench_xfer {
 	int (*send)(void *ep);		/* buf, size bytes: 0 or -errno */
 	ssize_t (*recv)(void *ep);	/* into buf: its length or -errno */
+	/*
+	 * The same with any buffer (NULL: not offered): a broker endpoint
+	 * also carries bench_throughput's credits.  recv_buf returns the
+	 * message's length, and copies at most @len bytes of it.
+	 */
+	int (*send_buf)(void *ep, const void *buf, size_t len);
+	ssize_t (*recv_buf)(void *ep, void *buf, size_t len);
 };
 
 struct bench_msg {
@@ -729,6 +737,8 @@ static inline void bench_iox_detach(void *ep, int side)
 	bench_msg_detach(&s->m, side);
 }
 #endif /* BENCH_HAVE_ICEORYX */
+
+#include "broker.h"
 
 /* ---- shmq ---------------------------------------------------------------- */
 
