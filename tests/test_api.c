@@ -107,7 +107,7 @@ static void test_create_bad_attr(void **state)
 	struct shmq_attr a;
 	shmq *q;
 
-	a = (struct shmq_attr){ .capacity = 4, .msg_size = 8, .flags = 0x2 };
+	a = (struct shmq_attr){ .capacity = 4, .msg_size = 8, .flags = 0x10 };
 	t_assert_err(shmq_create(fix->seg, "q", &a), -EINVAL);
 	a.flags = 0x80000000u;
 	t_assert_err(shmq_create(fix->seg, "q", &a), -EINVAL);

@@ -438,7 +438,7 @@ static void test_seg_attr_limits_ok(void **state)
 	t_assert_err(shmq_seg_create(fix->name, &a, &fix->seg), 0);
 	a.max_queues = SHMQ_MAX_QUEUES;
 	a.max_procs = SHMQ_MAX_PROCS;
-	a.size = 16 << 20;
+	a.size = 32 << 20;   /* 22 MiB of process tables (layout 5) */
 	t_assert_err(shmq_seg_create(name2, &a, &s2), 0);
 	shmq_seg_close(s2);
 }
