@@ -532,21 +532,6 @@ static inline struct route *route_get(shmq_exchange *x, const char *key,
 
 /* ---- publishing ------------------------------------------------------------- */
 
-/* A claimed slot given up: a tombstone, skipped by consumers. */
-static void abandon(shmq *q, uint64_t pos, int rec)
-{
-	struct slot *s = ring_slot(&q->main, pos);
-
-	/*
-	 * T2: release, as the tombstone of a repair (T1); pairs with A2 of
-	 * the consumer that claims and frees it.
-	 */
-	atomic_store_explicit(&s->seq, (pos + 1) | SEQ_TOMB,
-			      memory_order_release);
-	rec_clear(&q->seg->recs[rec]);
-	shmq__rec_put(q->seg, rec);
-	shmq__notify(q, &q->hdr->not_empty, 1);
-}
 
 static void write_msg(struct slot *s, uint64_t pos, const char *key,
 		      uint32_t klen, const void *msg, size_t len)
@@ -560,10 +545,55 @@ static void write_msg(struct slot *s, uint64_t pos, const char *key,
 
 #define PUB_RETRY INT_MIN /* the route may be stale: get it again */
 
+/*
+ * A claimed slot of a blocking queue.  The first uses this thread's cached
+ * operation record (op_begin, as shmq_send does: no read-modify-write),
+ * the others records from the attachment's bitmap.
+ */
 struct held {
 	uint64_t pos;
-	int rec;
+	struct proc_rec *rec;
+	int idx;                /* bitmap record, or -1: the op's */
 };
+
+static inline int held_rec(shmq *q, uint32_t i, struct op *op,
+			   struct held *h)
+{
+	if (i == 0) {
+		int rc = op_begin(q, op);
+
+		h->rec = op->rec;
+		h->idx = op->idx;
+		return rc;
+	}
+	h->idx = shmq__rec_get(q->seg);
+	if (h->idx < 0)
+		return h->idx;
+	h->rec = &q->seg->recs[h->idx];
+	return 0;
+}
+
+static inline void held_put(shmq_seg *seg, struct held *h)
+{
+	rec_clear(h->rec);              /* R4 */
+	if (h->idx >= 0)
+		shmq__rec_put(seg, h->idx);
+}
+
+/* A claimed slot given up: a tombstone, skipped by consumers. */
+static void abandon(shmq *q, struct held *h)
+{
+	struct slot *s = ring_slot(&q->main, h->pos);
+
+	/*
+	 * T2: release, as the tombstone of a repair (T1); pairs with A2 of
+	 * the consumer that claims and frees it.
+	 */
+	atomic_store_explicit(&s->seq, (h->pos + 1) | SEQ_TOMB,
+			      memory_order_release);
+	held_put(q->seg, h);
+	shmq__notify(q, &q->hdr->not_empty, 1);
+}
 
 /*
  * Wait for room in full default-policy queue @q, holding nothing.  0: try
@@ -615,6 +645,7 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 {
 	shmq_seg *seg = x->seg;
 	struct held held[SHMQ_PUBLISH_MAX];
+	struct op op;
 	uint32_t i, j, got = 0, dropped = 0;
 	bool last = false;
 	int rc, brec = -1;
@@ -640,26 +671,21 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 				full = r->qs[i]->q;
 		for (i = 0; i < r->nblock && !full; i++) {
 			shmq *q = r->qs[i]->q;
-			int rec = shmq__rec_get(seg);
 
-			if (rec < 0) {
+			if (held_rec(q, i, &op, &held[i])) {
 				for (j = 0; j < i; j++)
-					abandon(r->qs[j]->q, held[j].pos,
-						held[j].rec);
+					abandon(r->qs[j]->q, &held[j]);
 				return -ENOBUFS;
 			}
 			role(q, PROC_ROLE_PROD);
 			if (!ring_prod_claim(&q->main, 1, &held[i].pos,
-					     &seg->recs[rec])) {
-				rec_clear(&seg->recs[rec]);
-				shmq__rec_put(seg, rec);
+					     held[i].rec)) {
+				held_put(seg, &held[i]);
 				for (j = 0; j < i; j++)
-					abandon(r->qs[j]->q, held[j].pos,
-						held[j].rec);
+					abandon(r->qs[j]->q, &held[j]);
 				full = q;
 				break;
 			}
-			held[i].rec = rec;
 			shmq__pass_on(q, &q->hdr->not_full, ring_can_send);
 		}
 		if (!full)
@@ -684,8 +710,7 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 
 		write_msg(ring_slot(&q->main, held[i].pos), held[i].pos, key,
 			  klen, msg, len);
-		rec_clear(&seg->recs[held[i].rec]);     /* R4 */
-		shmq__rec_put(seg, held[i].rec);
+		held_put(seg, &held[i]);
 	}
 	got = r->nblock;
 	for (i = 0; i < r->nblock; i++)
