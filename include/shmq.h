@@ -823,7 +823,7 @@ struct shmq_seg_info {
 	uint32_t gid;             /* group of the file, now */
 	uint32_t creator_uid;     /* uid of the creating process */
 	uint32_t max_queues;      /* directory entries */
-	uint32_t queues;          /* named queues */
+	uint32_t queues;          /* named queues (not exchanges) */
 	uint32_t unlinked;        /* unlinked queues still open somewhere */
 	uint32_t max_procs;       /* process-table entries */
 	uint32_t procs;           /* attachments whose process is alive */
@@ -831,7 +831,7 @@ struct shmq_seg_info {
 	uint32_t self;            /* 1 when the caller holds one of @procs */
 	uint64_t size;            /* bytes: the file's size */
 	uint64_t heap_size;       /* bytes that queues may use */
-	uint64_t heap_used;       /* bytes in queue blocks */
+	uint64_t heap_used;       /* bytes in queue and exchange blocks */
 	uint64_t heap_free;       /* heap_size - heap_used */
 	uint64_t heap_largest;    /* largest free extent: the biggest new queue */
 	uint64_t create_time_ns;  /* CLOCK_REALTIME at creation */

@@ -54,6 +54,10 @@ int shmq_seg_info(shmq_seg *seg, struct shmq_seg_info *info)
 	for (i = 0; i < seg->max_queues; i++) {
 		uint32_t state = shmq__dir_entry(seg, i)->state;
 
+		/* Exchanges: shmq_exchange_list(). */
+		if (state != DIR_FREE &&
+		    shmq__dir_entry(seg, i)->kind != DIR_KIND_QUEUE)
+			continue;
 		if (state == DIR_LIVE)
 			info->queues++;
 		else if (state == DIR_UNLINKED)
