@@ -422,7 +422,13 @@ static struct route *route_build(shmq_exchange *x, const char *key,
 		r = NULL;
 		goto out_free;
 	}
-	atomic_init(&r->refs, 2);
+	/*
+	 * release: publishes the route's fields and its queues' handles to
+	 * the publisher whose reference (acquire) reads it.  liburcu's
+	 * rcu_assign_pointer orders them too, but ThreadSanitizer cannot
+	 * see into liburcu; this pair it sees.
+	 */
+	atomic_store_explicit(&r->refs, 2, memory_order_release);
 out_unlock:
 	shmq__seg_unlock(seg);
 out_free:
@@ -514,12 +520,14 @@ static inline struct route *route_get(shmq_exchange *x, const char *key,
 			r = caa_container_of(n, struct route, node);
 			if (r->gen == gen)
 				/*
-				 * relaxed: inside the read-side section, so
-				 * before the grace period a remover waits for;
-				 * the remover's decrement (acq_rel) comes after.
+				 * acquire: pairs with the builder's release
+				 * store of refs (route_build).  Inside the
+				 * read-side section, so before the grace
+				 * period a remover waits for, whose decrement
+				 * (acq_rel) therefore comes after.
 				 */
 				atomic_fetch_add_explicit(&r->refs, 1,
-							  memory_order_relaxed);
+							  memory_order_acquire);
 			else
 				r = NULL;
 		}
