@@ -75,6 +75,7 @@ struct route {
 	struct cds_lfht_node node;
 	/* The table's reference (until removed) + publishers using it. */
 	_Atomic long refs;
+	_Atomic int ready;      /* 1 once built (see route_match) */
 	struct route *retired;  /* fork child: the handle's retired list */
 	uint32_t gen;           /* dir_gen it was built at */
 	uint32_t n;             /* queues */
@@ -149,10 +150,18 @@ struct key_ref {
 
 static int route_match(struct cds_lfht_node *node, const void *arg)
 {
-	const struct route *r = caa_container_of(node, struct route, node);
+	struct route *r = caa_container_of(node, struct route, node);
 	const struct key_ref *k = arg;
 
-	return r->klen == k->klen && memcmp(r->key, k->key, k->klen) == 0;
+	/*
+	 * acquire: pairs with the builder's release store of ready
+	 * (route_build): the route's fields and its queues' handles are
+	 * visible.  liburcu's rcu_assign_pointer orders them too, but
+	 * ThreadSanitizer cannot see into liburcu; this pair it sees.  Every
+	 * publisher reads a route first here.
+	 */
+	return atomic_load_explicit(&r->ready, memory_order_acquire) &&
+	       r->klen == k->klen && memcmp(r->key, k->key, k->klen) == 0;
 }
 
 /* ---- open, close -------------------------------------------------------------- */
@@ -422,13 +431,10 @@ static struct route *route_build(shmq_exchange *x, const char *key,
 		r = NULL;
 		goto out_free;
 	}
-	/*
-	 * release: publishes the route's fields and its queues' handles to
-	 * the publisher whose reference (acquire) reads it.  liburcu's
-	 * rcu_assign_pointer orders them too, but ThreadSanitizer cannot
-	 * see into liburcu; this pair it sees.
-	 */
-	atomic_store_explicit(&r->refs, 2, memory_order_release);
+	/* relaxed: published with the route by the store of ready below. */
+	atomic_store_explicit(&r->refs, 2, memory_order_relaxed);
+	/* release: pairs with route_match()'s acquire. */
+	atomic_store_explicit(&r->ready, 1, memory_order_release);
 out_unlock:
 	shmq__seg_unlock(seg);
 out_free:
@@ -520,14 +526,14 @@ static inline struct route *route_get(shmq_exchange *x, const char *key,
 			r = caa_container_of(n, struct route, node);
 			if (r->gen == gen)
 				/*
-				 * acquire: pairs with the builder's release
-				 * store of refs (route_build).  Inside the
-				 * read-side section, so before the grace
-				 * period a remover waits for, whose decrement
-				 * (acq_rel) therefore comes after.
+				 * relaxed: the route was acquired by
+				 * route_match().  Inside the read-side
+				 * section, so before the grace period a
+				 * remover waits for, whose decrement (acq_rel)
+				 * therefore comes after.
 				 */
 				atomic_fetch_add_explicit(&r->refs, 1,
-							  memory_order_acquire);
+							  memory_order_relaxed);
 			else
 				r = NULL;
 		}
