@@ -91,6 +91,13 @@ struct shmq_exchange {
 	struct xchg_hdr *hdr;   /* counters (its block stays: we count an open) */
 	uint32_t idx, gen;
 	struct cds_lfht *ht;
+	/*
+	 * The route built last, checked before the hash table: a publisher
+	 * that uses one key (the common case) pays a key comparison instead
+	 * of a hash and a lookup.  Written by rebuilds (x->mu); read under
+	 * rcu_read_lock(), like the table.
+	 */
+	_Atomic(struct route *) last;
 	pthread_mutex_t mu;     /* rebuilds; xqs; retired */
 	struct xq *xqs;
 	struct route *retired;
@@ -104,7 +111,9 @@ struct shmq_exchange {
  */
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
-static _Thread_local bool rcu_registered;
+/* initial-exec: no __tls_get_addr call on each publish from libshmq.so. */
+static _Thread_local bool rcu_registered
+	__attribute__((tls_model("initial-exec")));
 
 static void rcu_thread_exit(void *arg)
 {
@@ -478,6 +487,13 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 			dead = old;
 		}
 	}
+	/*
+	 * release: publishes the route to readers of last (route_find),
+	 * before the grace period below: a reader that still finds a
+	 * retired route there found it before this store, inside a read-side
+	 * section that the grace period waits for.
+	 */
+	atomic_store_explicit(&x->last, r, memory_order_release);
 	urcu_memb_read_unlock();
 	/* relaxed: written by the atfork child handler before any thread. */
 	forked = atomic_load_explicit(&shmq__fork_child, memory_order_relaxed);
@@ -501,47 +517,40 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	return r;
 }
 
-/* The route of @key, with a reference for the caller. */
-static inline struct route *route_get(shmq_exchange *x, const char *key,
-				      uint32_t klen, bool fresh, int *err)
+/*
+ * Inside rcu_read_lock(): the cached route of @key, valid at dir_gen @gen,
+ * or NULL.  The caller may use it until rcu_read_unlock() (then it takes a
+ * reference first: route_hold()).
+ */
+static inline struct route *route_find(shmq_exchange *x, const char *key,
+				       uint32_t klen, uint32_t gen)
 {
 	struct key_ref k = { key, klen };
-	unsigned long hash = key_hash(key, klen);
 	struct cds_lfht_iter it;
 	struct cds_lfht_node *n;
-	struct route *r = NULL;
-	/*
-	 * acquire: pairs with the seq_cst bump of a change (dir.c); a route
-	 * tagged with this value was built after every change before it.
-	 */
-	uint32_t gen = atomic_load_explicit(&shmq__hdr(x->seg)->dir_gen,
-					    memory_order_acquire);
+	/* acquire: pairs with route_rebuild()'s release store of last. */
+	struct route *r = atomic_load_explicit(&x->last, memory_order_acquire);
 
-	rcu_register();
-	if (__builtin_expect(!fresh, 1)) {
-		urcu_memb_read_lock();
-		cds_lfht_lookup(x->ht, hash, route_match, &k, &it);
-		n = cds_lfht_iter_get_node(&it);
-		if (n) {
-			r = caa_container_of(n, struct route, node);
-			if (r->gen == gen)
-				/*
-				 * relaxed: the route was acquired by
-				 * route_match().  Inside the read-side
-				 * section, so before the grace period a
-				 * remover waits for, whose decrement (acq_rel)
-				 * therefore comes after.
-				 */
-				atomic_fetch_add_explicit(&r->refs, 1,
-							  memory_order_relaxed);
-			else
-				r = NULL;
-		}
-		urcu_memb_read_unlock();
-		if (r)
-			return r;
-	}
-	return route_rebuild(x, key, klen, hash, err);
+	if (__builtin_expect(r && r->gen == gen && r->klen == klen &&
+			     memcmp(r->key, key, klen) == 0, 1))
+		return r;
+	cds_lfht_lookup(x->ht, key_hash(key, klen), route_match, &k, &it);
+	n = cds_lfht_iter_get_node(&it);
+	if (!n)
+		return NULL;
+	r = caa_container_of(n, struct route, node);
+	return r->gen == gen ? r : NULL;
+}
+
+/* Inside rcu_read_lock(): keep @r beyond the read-side section. */
+static inline void route_hold(struct route *r)
+{
+	/*
+	 * relaxed: the route was acquired by route_find().  Inside the
+	 * read-side section, so before the grace period a remover waits for,
+	 * whose decrement (acq_rel) therefore comes after.
+	 */
+	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
 }
 
 /* ---- publishing ------------------------------------------------------------- */
@@ -653,9 +662,40 @@ static int wait_room(shmq *q, struct deadline *dl, bool *counted)
 	return rc;
 }
 
+/*
+ * How a publish holds its route: inside a read-side section (a route found
+ * in the cache, while nothing blocks), or by a reference (a route just
+ * built, or once the publish must wait).
+ */
+struct pub {
+	bool in_rcu;
+	bool held;
+	bool counted;           /* full_waits counted */
+};
+
+/* Before blocking: exchange the read-side section for a reference. */
+static void pub_leave_rcu(struct route *r, struct pub *p)
+{
+	if (p->in_rcu) {
+		route_hold(r);
+		urcu_memb_read_unlock();
+		p->in_rcu = false;
+		p->held = true;
+	}
+}
+
+static void pub_end(shmq_exchange *x, struct route *r, struct pub *p)
+{
+	if (p->in_rcu)
+		urcu_memb_read_unlock();
+	if (p->held)
+		route_put(x, r);
+	p->in_rcu = p->held = false;
+}
+
 static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 			 uint32_t klen, const void *msg, size_t len,
-			 struct deadline *dl, bool *counted)
+			 struct deadline *dl, struct pub *p)
 {
 	shmq_seg *seg = x->seg;
 	struct held held[SHMQ_PUBLISH_MAX];
@@ -706,7 +746,10 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 			break;
 		if (last)
 			return -ETIMEDOUT;
-		rc = wait_room(full, dl, counted);
+		if (dl->timeout_ns == 0)
+			return -EAGAIN;
+		pub_leave_rcu(r, p);
+		rc = wait_room(full, dl, &p->counted);
 		if (rc == -ETIMEDOUT)
 			last = true;    /* one more try, as claim_prod_slow */
 		else if (rc)
@@ -772,7 +815,10 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 		 size_t len, int64_t timeout_ns)
 {
 	struct deadline dl = { timeout_ns, 0, 0 };
-	bool counted = false, fresh = false;
+	struct pub p = { false, false, false };
+	bool fresh = false;
+	struct route *r;
+	uint32_t gen;
 	size_t klen;
 	int rc;
 
@@ -783,14 +829,34 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 		return -EINVAL;
 	if (len > SHMQ_MAX_MSG_SIZE)
 		return -EMSGSIZE;
+	rcu_register();
 	for (;;) {
-		struct route *r = route_get(x, key, (uint32_t)klen, fresh, &rc);
-
-		if (!r)
-			return rc;
+		/*
+		 * acquire: pairs with the seq_cst bump of a change (dir.c); a
+		 * route tagged with this value was built after every change
+		 * before it.
+		 */
+		gen = atomic_load_explicit(&shmq__hdr(x->seg)->dir_gen,
+					   memory_order_acquire);
+		r = NULL;
+		if (__builtin_expect(!fresh, 1)) {
+			urcu_memb_read_lock();
+			r = route_find(x, key, (uint32_t)klen, gen);
+			if (r)
+				p.in_rcu = true;
+			else
+				urcu_memb_read_unlock();
+		}
+		if (!r) {
+			r = route_rebuild(x, key, (uint32_t)klen,
+					  key_hash(key, (uint32_t)klen), &rc);
+			if (!r)
+				return rc;
+			p.held = true;
+		}
 		rc = route_publish(x, r, key, (uint32_t)klen, msg, len, &dl,
-				   &counted);
-		route_put(x, r);
+				   &p);
+		pub_end(x, r, &p);
 		if (rc != PUB_RETRY)
 			return rc;
 		fresh = true;
