@@ -94,7 +94,49 @@ struct shmq_exchange {
 	pthread_mutex_t mu;     /* rebuilds; xqs; retired */
 	struct xq *xqs;
 	struct route *retired;
+	_Atomic unsigned long tsan_gp; /* ThreadSanitizer builds only */
 };
+
+/*
+ * ThreadSanitizer does not see liburcu's grace periods (liburcu is not
+ * instrumented, and its readers publish their state with plain stores
+ * and fences), so a route freed after synchronize_rcu() looks to it as if
+ * freed under a reader that looked at it in route_match().  For TSan
+ * builds only, an edge it does see: each reader makes a release RMW on
+ * the handle's tsan_gp before it leaves its read-side section, and a
+ * reclaimer acquires tsan_gp after synchronize_rcu().  That returned only
+ * after every reader that could see the retired routes left its section,
+ * so their RMWs precede our load in tsan_gp's modification order: being
+ * RMWs, they continue one release sequence, and the acquire synchronizes
+ * with each.  Other builds pay nothing.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SHMQ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMQ_TSAN 1
+#endif
+#endif
+
+static inline void tsan_reader_leaves(shmq_exchange *x)
+{
+#ifdef SHMQ_TSAN
+	/* release: see above; pairs with tsan_grace_period_over(). */
+	atomic_fetch_add_explicit(&x->tsan_gp, 1, memory_order_release);
+#else
+	(void)x;
+#endif
+}
+
+static inline void tsan_grace_period_over(shmq_exchange *x)
+{
+#ifdef SHMQ_TSAN
+	/* acquire: pairs with every tsan_reader_leaves() before it. */
+	(void)atomic_load_explicit(&x->tsan_gp, memory_order_acquire);
+#else
+	(void)x;
+#endif
+}
 
 /* ---- RCU reader registration -------------------------------------------- */
 
@@ -481,8 +523,10 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	urcu_memb_read_unlock();
 	/* relaxed: written by the atfork child handler before any thread. */
 	forked = atomic_load_explicit(&shmq__fork_child, memory_order_relaxed);
-	if (dead && !forked)
+	if (dead && !forked) {
 		urcu_memb_synchronize_rcu();
+		tsan_grace_period_over(x);
+	}
 	while (dead) {
 		old = dead;
 		dead = old->retired;
@@ -537,6 +581,7 @@ static inline struct route *route_get(shmq_exchange *x, const char *key,
 			else
 				r = NULL;
 		}
+		tsan_reader_leaves(x);
 		urcu_memb_read_unlock();
 		if (r)
 			return r;
