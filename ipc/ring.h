@@ -207,7 +207,8 @@ _Static_assert(offsetof(struct ring_hdr, lane_prod_pos) == 6 * RING_LINE,
 struct slot {
 	_Atomic uint64_t seq;
 	_Atomic uint32_t len;       /* payload bytes; relaxed, ordered by R1/A2 */
-	uint32_t flags;             /* SLOT_KEYLEN: the key's length */
+	_Atomic uint32_t flags;     /* SLOT_KEYLEN: the key's length; relaxed,
+				     * ordered by R1/A2 as len */
 	unsigned char data[];
 };
 
@@ -216,7 +217,15 @@ struct slot {
 /* The key length of a claimed slot, clamped to @msg_size. */
 static inline uint32_t slot_klen(const struct slot *s, uint32_t msg_size)
 {
-	uint32_t k = SLOT_KEYLEN(s->flags);
+	/*
+	 * relaxed: ordered after A2 as len is.  Atomic because a consumer
+	 * reads it before its claim CAS, which fails if another consumer (or
+	 * an evicting producer) took the slot meanwhile and a producer of
+	 * the next lap is writing it: a value then discarded, but a race for
+	 * a plain field.
+	 */
+	uint32_t k = SLOT_KEYLEN(atomic_load_explicit(&s->flags,
+						      memory_order_relaxed));
 
 	return k > msg_size ? msg_size : k;
 }
@@ -435,7 +444,8 @@ static inline unsigned ring_prod_claim(struct ring *r, unsigned n,
 /* Make position @pos's message, in slot @s, visible to consumers. */
 static inline void slot_publish(struct slot *s, uint64_t pos, uint32_t len)
 {
-	s->flags = 0;   /* no key; plain: ordered before R1 like the bytes */
+	/* relaxed: no key; ordered before R1 like the bytes. */
+	atomic_store_explicit(&s->flags, 0, memory_order_relaxed);
 	/* relaxed: ordered before R1 by program order and R1's release. */
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	/* R1: release; publishes len and payload.  Pairs with A2. */
@@ -451,7 +461,8 @@ static inline void ring_publish(struct ring *r, uint64_t pos, uint32_t len)
 static inline void slot_publish_key(struct slot *s, uint64_t pos,
 				    uint32_t len, uint32_t klen)
 {
-	s->flags = klen;        /* plain: ordered before R1 like the bytes */
+	/* relaxed: ordered before R1 like the bytes. */
+	atomic_store_explicit(&s->flags, klen, memory_order_relaxed);
 	/* relaxed: ordered before R1 by program order and R1's release. */
 	atomic_store_explicit(&s->len, len, memory_order_relaxed);
 	/* R1: release; publishes key, len and payload.  Pairs with A2. */
