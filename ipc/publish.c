@@ -288,8 +288,14 @@ static void route_put(shmq_exchange *x, struct route *r)
 	pthread_mutex_unlock(&x->mu);
 }
 
+/*
+ * The tables are walked node by node: cds_lfht_for_each_entry() computes
+ * container_of(NULL) when it ends, which UBSan (clang, pointer-overflow)
+ * reports as an offset applied to a null pointer.
+ */
 void shmq_exchange_close(shmq_exchange *x)
 {
+	struct cds_lfht_node *n;
 	struct cds_lfht_iter it;
 	struct route *r, *next;
 
@@ -299,7 +305,9 @@ void shmq_exchange_close(shmq_exchange *x)
 	pthread_mutex_lock(&x->mu);
 	rcu_register();
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(x->ht, &it, r, node) {
+	for (cds_lfht_first(x->ht, &it); (n = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(x->ht, &it)) {
+		r = caa_container_of(n, struct route, node);
 		cds_lfht_del(x->ht, &r->node);
 		route_free_locked(x, r);
 	}
@@ -496,7 +504,7 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	      unsigned long hash, int *err)
 {
 	struct route *r, *old, *dead = NULL;
-	struct cds_lfht_node *on;
+	struct cds_lfht_node *on, *n;
 	struct cds_lfht_iter it;
 	struct key_ref k = { key, klen };
 	bool forked;
@@ -514,7 +522,9 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 		old->retired = dead;
 		dead = old;
 	}
-	cds_lfht_for_each_entry(x->ht, &it, old, node) {
+	for (cds_lfht_first(x->ht, &it); (n = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(x->ht, &it)) {
+		old = caa_container_of(n, struct route, node);
 		if (old->gen != r->gen && cds_lfht_del(x->ht, &old->node) == 0) {
 			old->retired = dead;
 			dead = old;
