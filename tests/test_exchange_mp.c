@@ -977,7 +977,8 @@ static void test_killed_while_binding(void **state)
 
 /* ---- 7. killed while publishing between queues --------------------------- */
 
-#define KP_ROUNDS	60
+/* Fewer under sanitizers (TSan: about 5x slower per round). */
+#define KP_ROUNDS	(T_SANITIZED ? 60 : 200)
 #define KP_QUEUES	3
 #define KP_CAP		4096
 
@@ -1070,7 +1071,7 @@ static void test_killed_while_publishing(void **state)
 			kp_child(fix->name, sh, r);
 		while (atomic_load(&sh->published) < 1 + r % 64)
 			sched_yield();
-		usleep(t_rand(&rng) % 1500);
+		usleep(t_rand(&rng) % 1000);
 		t_kill_reap(pid);
 		k = atomic_load(&sh->published);
 		assert_true(shmq_seg_recover(fix->seg) >= 0);
