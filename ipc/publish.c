@@ -101,7 +101,49 @@ struct shmq_exchange {
 	pthread_mutex_t mu;     /* rebuilds; xqs; retired */
 	struct xq *xqs;
 	struct route *retired;
+	_Atomic unsigned long tsan_gp; /* ThreadSanitizer builds only */
 };
+
+/*
+ * ThreadSanitizer does not see liburcu's grace periods (liburcu is not
+ * instrumented, and its readers publish their state with plain stores
+ * and fences), so a route freed after synchronize_rcu() looks to it as if
+ * freed under a reader that looked at it in route_match().  For TSan
+ * builds only, an edge it does see: each reader makes a release RMW on
+ * the handle's tsan_gp before it leaves its read-side section, and a
+ * reclaimer acquires tsan_gp after synchronize_rcu().  That returned only
+ * after every reader that could see the retired routes left its section,
+ * so their RMWs precede our load in tsan_gp's modification order: being
+ * RMWs, they continue one release sequence, and the acquire synchronizes
+ * with each.  Other builds pay nothing.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SHMQ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHMQ_TSAN 1
+#endif
+#endif
+
+static inline void tsan_reader_leaves(shmq_exchange *x)
+{
+#ifdef SHMQ_TSAN
+	/* release: see above; pairs with tsan_grace_period_over(). */
+	atomic_fetch_add_explicit(&x->tsan_gp, 1, memory_order_release);
+#else
+	(void)x;
+#endif
+}
+
+static inline void tsan_grace_period_over(shmq_exchange *x)
+{
+#ifdef SHMQ_TSAN
+	/* acquire: pairs with every tsan_reader_leaves() before it. */
+	(void)atomic_load_explicit(&x->tsan_gp, memory_order_acquire);
+#else
+	(void)x;
+#endif
+}
 
 /* ---- RCU reader registration -------------------------------------------- */
 
@@ -255,8 +297,14 @@ static void route_put(shmq_exchange *x, struct route *r)
 	pthread_mutex_unlock(&x->mu);
 }
 
+/*
+ * The tables are walked node by node: cds_lfht_for_each_entry() computes
+ * container_of(NULL) when it ends, which UBSan (clang, pointer-overflow)
+ * reports as an offset applied to a null pointer.
+ */
 void shmq_exchange_close(shmq_exchange *x)
 {
+	struct cds_lfht_node *n;
 	struct cds_lfht_iter it;
 	struct route *r, *next;
 
@@ -266,7 +314,9 @@ void shmq_exchange_close(shmq_exchange *x)
 	pthread_mutex_lock(&x->mu);
 	rcu_register();
 	urcu_memb_read_lock();
-	cds_lfht_for_each_entry(x->ht, &it, r, node) {
+	for (cds_lfht_first(x->ht, &it); (n = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(x->ht, &it)) {
+		r = caa_container_of(n, struct route, node);
 		cds_lfht_del(x->ht, &r->node);
 		route_free_locked(x, r);
 	}
@@ -463,7 +513,7 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	      unsigned long hash, int *err)
 {
 	struct route *r, *old, *dead = NULL;
-	struct cds_lfht_node *on;
+	struct cds_lfht_node *on, *n;
 	struct cds_lfht_iter it;
 	struct key_ref k = { key, klen };
 	bool forked;
@@ -481,7 +531,9 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 		old->retired = dead;
 		dead = old;
 	}
-	cds_lfht_for_each_entry(x->ht, &it, old, node) {
+	for (cds_lfht_first(x->ht, &it); (n = cds_lfht_iter_get_node(&it));
+	     cds_lfht_next(x->ht, &it)) {
+		old = caa_container_of(n, struct route, node);
 		if (old->gen != r->gen && cds_lfht_del(x->ht, &old->node) == 0) {
 			old->retired = dead;
 			dead = old;
@@ -497,8 +549,10 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	urcu_memb_read_unlock();
 	/* relaxed: written by the atfork child handler before any thread. */
 	forked = atomic_load_explicit(&shmq__fork_child, memory_order_relaxed);
-	if (dead && !forked)
+	if (dead && !forked) {
 		urcu_memb_synchronize_rcu();
+		tsan_grace_period_over(x);
+	}
 	while (dead) {
 		old = dead;
 		dead = old->retired;
@@ -673,12 +727,19 @@ struct pub {
 	bool counted;           /* full_waits counted */
 };
 
+/* A publisher leaves its read-side section. */
+static inline void reader_unlock(shmq_exchange *x)
+{
+	tsan_reader_leaves(x);
+	urcu_memb_read_unlock();
+}
+
 /* Before blocking: exchange the read-side section for a reference. */
-static void pub_leave_rcu(struct route *r, struct pub *p)
+static void pub_leave_rcu(shmq_exchange *x, struct route *r, struct pub *p)
 {
 	if (p->in_rcu) {
 		route_hold(r);
-		urcu_memb_read_unlock();
+		reader_unlock(x);
 		p->in_rcu = false;
 		p->held = true;
 	}
@@ -687,7 +748,7 @@ static void pub_leave_rcu(struct route *r, struct pub *p)
 static void pub_end(shmq_exchange *x, struct route *r, struct pub *p)
 {
 	if (p->in_rcu)
-		urcu_memb_read_unlock();
+		reader_unlock(x);
 	if (p->held)
 		route_put(x, r);
 	p->in_rcu = p->held = false;
@@ -748,7 +809,7 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 			return -ETIMEDOUT;
 		if (dl->timeout_ns == 0)
 			return -EAGAIN;
-		pub_leave_rcu(r, p);
+		pub_leave_rcu(x, r, p);
 		rc = wait_room(full, dl, &p->counted);
 		if (rc == -ETIMEDOUT)
 			last = true;    /* one more try, as claim_prod_slow */
@@ -845,7 +906,7 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 			if (r)
 				p.in_rcu = true;
 			else
-				urcu_memb_read_unlock();
+				reader_unlock(x);
 		}
 		if (!r) {
 			r = route_rebuild(x, key, (uint32_t)klen,

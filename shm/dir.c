@@ -71,7 +71,8 @@ uint32_t shmq__dir_roles(const shmq_seg *seg, uint32_t idx, unsigned bit)
 
 /*
  * Check one entry and copy its geometry.  Copy first: each field is read
- * once, and only the copy is checked and returned.
+ * once, and only the copy is checked and returned.  A FREE entry is valid:
+ * 0, with @out zeroed but for idx and state (DIR_FREE).
  */
 int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 			     struct shmq_qinfo *out)
@@ -81,8 +82,20 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 	struct dir_entry c;
 
 	memcpy(&c, e, sizeof(c));
-	if (c.state == DIR_FREE)
+	if (c.state == DIR_FREE) {
+		/*
+		 * Nothing to check, but @out must still say FREE (kind 0,
+		 * capacity 0): a caller that judges the copy (a binding's
+		 * queue, LIVE and of its gen?) would otherwise judge what
+		 * @out held before, another entry's.
+		 */
+		if (out) {
+			memset(out, 0, sizeof(*out));
+			out->idx = (uint32_t)(e - shmq__dir_entry(seg, 0));
+			out->state = DIR_FREE;
+		}
 		return 0;
+	}
 	if (c.state != DIR_LIVE && c.state != DIR_UNLINKED)
 		return -EPROTO;
 	if (memchr(c.name, 0, sizeof(c.name)) == NULL ||

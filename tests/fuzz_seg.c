@@ -21,6 +21,17 @@
  * harness also checks every zero-copy pointer it is handed, and every
  * length against the buffer and the queue's msg_size).  The template's
  * third queue, "s", is an SPSC queue (SHMQ_SPSC) holding two messages.
+ * The fourth entry is a topic exchange, "x", with alternate "x" (itself:
+ * a chain must end) and a binding table of four records, one of them
+ * unbound (dead): "a" with "a.#" and "", "b.q-1" with "*.b".  Every
+ * input also lists, binds, unbinds and publishes through each exchange
+ * the directory names (hostile headers, tables, aux words and records
+ * included), checks what the listings return (NUL-terminated, lengths
+ * within bounds) and that a publish reaches at most the queues there are,
+ * then unlinks "x" so that "new" finds a free entry.
+ *
+ * SHMQ_FUZZ_SEG_TEMPLATE=FILE makes the harness write the template there
+ * at start-up: to find the offsets a hand-written seed patches.
  *
  * Every byte is fuzzed, the control-plane line (ctl_busy: a garbled word
  * makes the next holder sweep) and the process table's liveness-related
@@ -59,6 +70,7 @@ static void build_template(void)
 	struct shmq_attr qa2 = { .capacity = 2, .msg_size = 0 };
 	struct shmq_attr qa3 = { .capacity = 4, .msg_size = 16,
 				 .flags = SHMQ_SPSC };
+	struct shmq_xattr xa = { SHMQ_TOPIC, 0, "x" };
 	shmq_seg *seg;
 	shmq *q;
 	int fd, rc, i;
@@ -81,6 +93,13 @@ static void build_template(void)
 	shmq_send(q, "spsc message", 12, 0);
 	shmq_send(q, "spsc", 4, 0);
 	shmq_close(q);
+	if ((rc = shmq_exchange_create(seg, "x", &xa)) ||
+	    (rc = shmq_bind(seg, "x", "a", "a.#")) ||
+	    (rc = shmq_bind(seg, "x", "b.q-1", "*.b")) ||
+	    (rc = shmq_bind(seg, "x", "a", "gone")) ||
+	    (rc = shmq_bind(seg, "x", "a", "")) ||
+	    (rc = shmq_unbind(seg, "x", "a", "gone")))
+		die("exchange x", rc);
 	shmq_seg_close(seg);
 
 	tmpl = malloc(SEG_BYTES);
@@ -92,6 +111,15 @@ static void build_template(void)
 		exit(2);
 	}
 	close(fd);
+	if (getenv("SHMQ_FUZZ_SEG_TEMPLATE")) {
+		FILE *f = fopen(getenv("SHMQ_FUZZ_SEG_TEMPLATE"), "w");
+
+		if (!f || fwrite(tmpl, 1, SEG_BYTES, f) != SEG_BYTES ||
+		    fclose(f)) {
+			fprintf(stderr, "fuzz_seg: cannot write the template\n");
+			exit(2);
+		}
+	}
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -167,6 +195,104 @@ static void exercise(shmq_seg *seg, shmq *q)
 	shmq_recv(q, buf, sizeof(buf), 1000);
 }
 
+/*
+ * The harness's own check: a string the library returned is terminated at
+ * @len, within @size.  (A key from a hostile table may hold a NUL before
+ * that: key_len counts it; only the end must be there.)
+ */
+static void check_str(const char *str, size_t size, size_t len)
+{
+	if (len >= size || str[len] != 0) {
+		fprintf(stderr, "fuzz_seg: a listed string of %zu bytes is "
+			"not terminated at %zu\n", size, len);
+		abort();
+	}
+}
+
+static void check_bindings(const struct shmq_binding_info *b, int n,
+			   unsigned max)
+{
+	int i;
+
+	for (i = 0; i < n && i < (int)max; i++) {
+		check_str(b[i].exchange, sizeof(b[i].exchange),
+			  strnlen(b[i].exchange, sizeof(b[i].exchange)));
+		check_str(b[i].queue, sizeof(b[i].queue),
+			  strnlen(b[i].queue, sizeof(b[i].queue)));
+		if (b[i].key_len > SHMQ_KEY_MAX)
+			abort();
+		check_str(b[i].key, sizeof(b[i].key), b[i].key_len);
+	}
+}
+
+/* Publish a few keys through @x; none may reach more queues than exist. */
+static void publish_some(shmq_exchange *x)
+{
+	static const char *const keys[] = { "a", "a.b", "", "x.b", "zz" };
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		rc = shmq_publish(x, keys[i], "published", 9, 0);
+		if (rc > 4) {
+			fprintf(stderr, "fuzz_seg: a publish reached %d "
+				"queues of 4 entries\n", rc);
+			abort();
+		}
+	}
+	/* A tiny positive timeout: the wait path for room, if full. */
+	shmq_publish(x, "a.b", "w", 1, 1000);
+}
+
+/* Everything an exchange named @name offers, on a hostile segment. */
+static void exercise_exchange(shmq_seg *seg, const char *name)
+{
+	struct shmq_binding_info *b = calloc(16, sizeof(*b));
+	struct shmq_exchange_info xi;
+	shmq_exchange *x;
+	int n;
+
+	if (!b)
+		abort();
+	if (shmq_exchange_stat(seg, name, &xi) == 0) {
+		check_str(xi.name, sizeof(xi.name),
+			  strnlen(xi.name, sizeof(xi.name)));
+		check_str(xi.alternate, sizeof(xi.alternate),
+			  strnlen(xi.alternate, sizeof(xi.alternate)));
+	}
+	n = shmq_binding_list(seg, name, b, 16);
+	check_bindings(b, n, 16);
+	if (shmq_exchange_open(seg, name, &x) == 0) {
+		publish_some(x);
+		/* A change: the cached routes are rebuilt from the table. */
+		shmq_bind(seg, name, "a", "a.*");
+		shmq_bind(seg, name, "b.q-1", "#");
+		shmq_bind(seg, name, "s", "s");         /* SPSC: refused */
+		shmq_unbind(seg, name, "a", "a.#");
+		publish_some(x);
+		shmq_exchange_close(x);
+	}
+	n = shmq_binding_list(seg, NULL, b, 16);
+	check_bindings(b, n, 16);
+	free(b);
+}
+
+/* Receive with metadata from @q: the key must be within bounds. */
+static void recv_keys(shmq *q)
+{
+	unsigned char buf[64];
+	struct shmq_meta m;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		if (shmq_recv_meta(q, buf, sizeof(buf), &m, 0) < 0)
+			return;
+		if (m.key_len > SHMQ_KEY_MAX)
+			abort();
+		check_str(m.key, sizeof(m.key), m.key_len);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char names[8][64];
@@ -209,14 +335,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(names[nn++], e->name, sizeof(e->name));
 	}
 	strcpy(names[nn < 8 ? nn++ : 7], "a");
+	strcpy(names[nn < 8 ? nn++ : 7], "x");
+	shmq_exchange_list(seg, (struct shmq_exchange_info[4]){ 0 }, 4);
+	for (i = 0; i < (uint32_t)nn; i++)
+		exercise_exchange(seg, names[i]);
 	for (i = 0; i < (uint32_t)nn; i++) {
 		shmq *q;
 
 		if (shmq_open(seg, names[i], &q) == 0) {
+			/* exercise() first: it reads the template's messages
+			 * as the crashers in tests/crashers/ expect. */
 			exercise(seg, q);
+			recv_keys(q);
 			shmq_close(q);
 		}
 	}
+	/* Frees the fourth entry (and its table) for "new". */
+	shmq_exchange_unlink(seg, "x");
 	if (shmq_create(seg, "new", &(struct shmq_attr){ 4, 8, 0 }) == 0) {
 		shmq *q;
 

@@ -2,7 +2,8 @@
 /*
  * test_torture.c - producers and consumers in separate processes, SIGKILLed
  * at random moments for many rounds (inside send, batch send, reserve and
- * commit, recv, acquire and release), each replaced by a fresh process;
+ * commit, publish through an exchange, recv, acquire and release), each
+ * replaced by a fresh process;
  * then a final producer whose messages must all get through.  Every
  * killed child must have died of our SIGKILL: one that exited on its own
  * (a torn message, an error, a wedge, a sanitizer report) is a failure,
@@ -48,6 +49,12 @@
  *     (or of an id never spawned) counts as "outside the ledger", a
  *     failure.
  *
+ * Every fourth producer publishes through a direct exchange ("torture.x",
+ * the queue bound with the empty key, so the message fills the slot as a
+ * send's does) instead of sending: a publisher killed inside
+ * shmq_publish() must leave the queue with the whole message or without
+ * it, as a killed send does, and its committed messages count alike.
+ *
  * Repairs happen only through the library: blocked calls stalled behind a
  * stuck slot (stall threshold 2 ms) and the shmq_seg_open() of each
  * replacement process.  SHMQ_TORTURE_S sets the duration (default 20 s).
@@ -70,6 +77,7 @@
 #include "helpers.h"
 
 #define QNAME		"torture"
+#define XNAME		"torture.x"
 #define MSG_SIZE	64
 #define CAPACITY	16
 #define NPROD		2
@@ -136,7 +144,7 @@ struct torture {
 	unsigned own_exits;		/* children that died not of a kill */
 };
 
-enum { SEND_COPY, SEND_BATCH, SEND_ZC };
+enum { SEND_COPY, SEND_BATCH, SEND_ZC, SEND_PUB, SEND_KINDS };
 enum { RECV_COPY, RECV_ZC };
 
 static shmq *child_open(const char *segname, shmq_seg **seg)
@@ -158,10 +166,13 @@ static void producer(struct torture *t, uint32_t id, int how, uint32_t limit)
 	struct shmq_msg zm;
 	shmq_seg *seg;
 	shmq *q = child_open(t->seg, &seg);
+	shmq_exchange *x = NULL;
 	uint32_t s = 0, rng = id * 2654435761u + 1, k_id = id % W_IDS;
 	uint64_t give_up = t_now_ns() + 30000 * (uint64_t)T_MS;
 	int rc, i, k;
 
+	if (how == SEND_PUB && shmq_exchange_open(seg, XNAME, &x))
+		_exit(10);
 	while (s < limit && !atomic_load(&lg->stop)) {
 		if (t_now_ns() > give_up)
 			_exit(15);      /* 30 s without getting through: wedged */
@@ -186,6 +197,12 @@ static void producer(struct torture *t, uint32_t id, int how, uint32_t limit)
 					sched_yield();  /* hold it a while */
 				rc = shmq_commit(q, &zm) ? -EBADMSG : 1;
 			}
+			break;
+		case SEND_PUB:
+			/* 1: the one queue bound; 0 would be a lost route. */
+			rc = shmq_publish(x, "", m[0], t_msg_fill(m[0],
+					  MSG_SIZE, id, s), 100 * T_MS);
+			rc = rc == 0 ? -ENOENT : rc;
 			break;
 		default:
 			rc = shmq_send(q, m[0], t_msg_fill(m[0], MSG_SIZE, id,
@@ -405,7 +422,7 @@ static void close_oldest(struct torture *t)
 static pid_t spawn_producer(struct torture *t, int slot, uint32_t limit)
 {
 	uint32_t id = t->next_prod, k = id % W_IDS;
-	int how = (int)(id % 3);
+	int how = (int)(id % SEND_KINDS);
 	pid_t pid;
 
 	assert_true(id < MAX_IDS);
@@ -491,8 +508,10 @@ static const char *exit_reason(int code)
 	switch (code) {
 	case 0:  return "finished (told to stop, or out of sequence numbers)";
 	case 1:  return "a sanitizer report";
-	case 10: return "could not open the segment or the queue";
-	case 11: return "an unexpected send error";
+	case 10: return "could not open the segment, the queue or the "
+			"exchange";
+	case 11: return "an unexpected send or publish error (or a publish "
+			"that reached no queue)";
 	case 12: return "a torn or foreign message";
 	case 13: return "an unexpected release error";
 	case 14: return "an unexpected receive error";
@@ -618,6 +637,8 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	t->seg = fix->name;
 	t->rng = (uint32_t)getpid();
 	t_assert_err(shmq_create(fix->seg, QNAME, &attr), 0);
+	t_assert_err(shmq_exchange_create(fix->seg, XNAME, NULL), 0);
+	t_assert_err(shmq_bind(fix->seg, XNAME, QNAME, ""), 0);
 
 	for (i = 0; i < NPROD; i++)
 		spawn_producer(t, i, MAX_SEQ);
