@@ -673,13 +673,20 @@ static void abandon(shmq *q, struct held *h)
 }
 
 /*
- * Wait for room in full default-policy queue @q, holding nothing.  0: try
- * again; PUB_RETRY: an auto-delete queue stayed full past the stall
- * threshold (its holder may be dead: rebuild, which reaps); -errno.
+ * Wait for room in full default-policy queue @q, holding nothing, in slices
+ * of the queue's stall threshold (SHMQ_DEFAULT_STALL_NS, 5 ms, when it is
+ * 0): the route may change while we wait (the queue unbound or unlinked,
+ * and then nobody may ever make room), so after each slice the caller
+ * looks at dir_gen again.  0: try again; PUB_RETRY: a slice of an
+ * SHMQ_AUTODELETE queue ended full (its holder may be dead: rebuild the
+ * route, which reaps); -ETIMEDOUT at the caller's deadline; -EAGAIN for
+ * a timeout of 0.
  */
 static int wait_room(shmq *q, struct deadline *dl, bool *counted)
 {
-	int64_t stall;
+	/* relaxed: a tuning knob. */
+	int64_t slice = atomic_load_explicit(&q->stall_ns, memory_order_relaxed);
+	struct deadline sd;
 	int rc;
 
 	if (dl->timeout_ns == 0)
@@ -690,29 +697,21 @@ static int wait_room(shmq *q, struct deadline *dl, bool *counted)
 					  memory_order_relaxed);
 		*counted = true;
 	}
-	if (q->flags & SHMQ_AUTODELETE) {
-		/* relaxed: a tuning knob. */
-		stall = atomic_load_explicit(&q->stall_ns,
-					     memory_order_relaxed);
-		if (stall > 0) {
-			struct deadline sd = { stall, 0, 0 };
-			uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
+	if (slice <= 0)
+		slice = SHMQ_DEFAULT_STALL_NS;
+	if (dl->timeout_ns != SHMQ_FOREVER) {
+		uint64_t now = shmq__now_ns(CLOCK_MONOTONIC);
 
-			if (dl->timeout_ns != SHMQ_FOREVER) {
-				if (!dl->abs_ns)
-					dl->abs_ns = now +
-						     (uint64_t)dl->timeout_ns;
-				if (dl->abs_ns - now < (uint64_t)stall)
-					return shmq__wait(q, &q->hdr->not_full,
-							  ring_can_send,
-							  prod_stuck, dl);
-			}
-			rc = shmq__wait(q, &q->hdr->not_full, ring_can_send,
-					prod_stuck, &sd);
-			return rc == -ETIMEDOUT ? PUB_RETRY : rc;
-		}
+		if (!dl->abs_ns)
+			dl->abs_ns = now + (uint64_t)dl->timeout_ns;
+		if (dl->abs_ns <= now || dl->abs_ns - now <= (uint64_t)slice)
+			return shmq__wait(q, &q->hdr->not_full, ring_can_send,
+					  prod_stuck, dl);
 	}
-	rc = shmq__wait(q, &q->hdr->not_full, ring_can_send, prod_stuck, dl);
+	sd = (struct deadline){ slice, 0, 0 };
+	rc = shmq__wait(q, &q->hdr->not_full, ring_can_send, prod_stuck, &sd);
+	if (rc == -ETIMEDOUT)
+		return (q->flags & SHMQ_AUTODELETE) ? PUB_RETRY : 0;
 	return rc;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,6 +454,65 @@ static void test_overflow_flags(void **state)
 	shmq_close(s);
 }
 
+struct unbinder {
+	shmq_seg *seg;
+	int unlink;             /* unlink the queue instead of unbinding */
+};
+
+static void *unbind_later(void *arg)
+{
+	struct unbinder *u = arg;
+
+	t_sleep_ms(50);
+	if (u->unlink)
+		t_assert_err(shmq_unlink(u->seg, "a"), 0);
+	else
+		t_assert_err(shmq_unbind(u->seg, "f", "a", ""), 0);
+	return NULL;
+}
+
+/*
+ * A publish blocked for ever on a full queue that is then unbound (or
+ * unlinked) must route again and return: nobody may ever make room there.
+ * Fails (the watchdog, or the bound) if the wait never looks at the
+ * route again.
+ */
+static void test_publish_unblocked_by_unbind(void **state)
+{
+	struct t_fix *fix = *state;
+	struct unbinder u = { fix->seg, 0 };
+	shmq_exchange *x;
+	pthread_t th;
+	shmq *b;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		u.unlink = round;
+		mkx(fix->seg, "f", SHMQ_FANOUT, NULL);
+		mkq(fix->seg, "a", 2, 64, 0);
+		mkq(fix->seg, "b", 8, 64, 0);
+		t_assert_err(shmq_bind(fix->seg, "f", "a", ""), 0);
+		t_assert_err(shmq_bind(fix->seg, "f", "b", ""), 0);
+		t_assert_err(shmq_exchange_open(fix->seg, "f", &x), 0);
+		t_assert_err(pub(x, "k", "1"), 2);
+		t_assert_err(pub(x, "k", "2"), 2);
+		assert_int_equal(pthread_create(&th, NULL, unbind_later, &u), 0);
+		/* Returns once a is out of the route: b alone gets it. */
+		t_assert_err(shmq_publish(x, "k", "3", 1, SHMQ_FOREVER), 1);
+		pthread_join(th, NULL);
+		t_assert_err(shmq_open(fix->seg, "b", &b), 0);
+		recv_key(b, "1", "k");
+		recv_key(b, "2", "k");
+		recv_key(b, "3", "k");
+		shmq_close(b);
+		shmq_exchange_close(x);
+		t_assert_err(shmq_exchange_unlink(fix->seg, "f"), 0);
+		if (!round)
+			t_assert_err(shmq_unlink(fix->seg, "a"), 0);
+		t_assert_err(shmq_unlink(fix->seg, "b"), 0);
+	}
+}
+
 /* ---- metadata ------------------------------------------------------------------ */
 
 static void test_recv_meta(void **state)
@@ -706,6 +766,7 @@ int main(void)
 		T(test_drop_newest),
 		T(test_drop_oldest),
 		T(test_overflow_flags),
+		T(test_publish_unblocked_by_unbind),
 		T(test_recv_meta),
 		T(test_unlink_removes_bindings),
 		T(test_autodelete),
