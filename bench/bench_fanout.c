@@ -55,6 +55,7 @@ struct fo_case {
 	double rate[FO_MAX_ROUNDS];	/* publishes (sends) per second */
 	double cpu[FO_MAX_ROUNDS];	/* producer CPU ns per publish */
 	double waits[FO_MAX_ROUNDS];	/* full waits per 1000 publishes */
+	double sleeps[FO_MAX_ROUNDS];	/* futex sleeps per 1000 publishes */
 	double solo[FO_MAX_ROUNDS];	/* solo ns per publish */
 };
 
@@ -166,8 +167,11 @@ static void fo_teardown(struct fo_run *r, unsigned n)
 		shmq_exchange_unlink(r->seg, x);
 }
 
-/* Full waits the producer counted on the case's queues. */
-static uint64_t fo_full_waits(struct fo_run *r, unsigned n)
+/*
+ * Full waits the producer counted on the case's queues, and the futex
+ * sleeps of anyone on them (@sleeps): each costs its waker a FUTEX_WAKE.
+ */
+static uint64_t fo_full_waits(struct fo_run *r, unsigned n, uint64_t *sleeps)
 {
 	char x[SHMQ_NAME_MAX + 1], q[SHMQ_NAME_MAX + 1];
 	struct shmq_queue_info qi;
@@ -176,8 +180,10 @@ static uint64_t fo_full_waits(struct fo_run *r, unsigned n)
 
 	for (i = 0; i < (n ? n : 1); i++) {
 		fo_names(r->serial, i, x, q);
-		if (!shmq_queue_stat(r->seg, q, &qi))
+		if (!shmq_queue_stat(r->seg, q, &qi)) {
 			w += qi.full_waits;
+			*sleeps += qi.sleeps;
+		}
 	}
 	return w;
 }
@@ -359,12 +365,13 @@ static void fo_stream(struct fo_run *r, struct fo_case *c, unsigned round)
 	if (bad)
 		fo_die(r);
 	{
-		uint64_t pubs = r->sh->published - 64;
+		uint64_t pubs = r->sh->published - 64, sl = 0;
 
 		c->rate[round] = (double)pubs * 1e9 / (double)r->sh->wall_ns;
 		c->cpu[round] = (double)r->sh->cpu_ns / (double)pubs;
-		c->waits[round] = (double)fo_full_waits(r, c->n) * 1000.0 /
-				  (double)pubs;
+		c->waits[round] = (double)fo_full_waits(r, c->n, &sl) *
+				  1000.0 / (double)pubs;
+		c->sleeps[round] = (double)sl * 1000.0 / (double)pubs;
 	}
 	fo_teardown(r, c->n);
 }
@@ -517,9 +524,10 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 	printf("\nstreaming: 64-byte messages, producer on CPU %d, every "
 	       "consumer on CPU %d (median of %u runs of %u ms)\n", r->cpu_a,
 	       r->cpu_b, n, r->duration_ms);
-	printf("%-11s %6s %9s %9s %9s %11s %9s %9s %8s %8s %9s\n", "case",
-	       "queues", "msgs/s", "min", "max", "deliver/s", "wall ns",
-	       "cpu ns", "cpu/q", "x send", "waits/1k");
+	printf("%-11s %6s %9s %9s %9s %11s %9s %9s %8s %8s %9s %9s\n",
+	       "case", "queues", "msgs/s", "min", "max", "deliver/s",
+	       "wall ns", "cpu ns", "cpu/q", "x send", "waits/1k",
+	       "sleeps/1k");
 	for (i = 0; i < r->ncases; i++) {
 		const struct fo_case *c = &r->cases[i];
 		unsigned nq = c->n ? c->n : 1;
@@ -529,18 +537,19 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 		snprintf(name, sizeof(name), c->n ? "fanout-%u" : "send",
 			 c->n);
 		printf("%-11s %6u %9s %9s %9s %11s %9.1f %9.1f %8.1f %8.2f "
-		       "%9.1f\n", name, nq, bench_fmt_rate(b1, sizeof(b1), rate),
+		       "%9.1f %9.1f\n", name, nq, bench_fmt_rate(b1, sizeof(b1), rate),
 		       bench_fmt_rate(b2, sizeof(b2), fo_min(c->rate, n)),
 		       bench_fmt_rate(b3, sizeof(b3), fo_max(c->rate, n)),
 		       bench_fmt_rate(b4, sizeof(b4), rate * nq), wall[i],
 		       cpu[i], cpu[i] / nq, cpu[i] / nq / send_cpu,
-		       fo_med(c->waits, n));
+		       fo_med(c->waits, n), fo_med(c->sleeps, n));
 	}
 	printf("(wall ns: wall time per publish (send), which includes any "
 	       "time the producer was not running; cpu ns: the producer's "
 	       "CPU time per publish, waits included; cpu/q = cpu ns / "
 	       "queues; x send = cpu/q / send's cpu ns; waits/1k: full-queue "
-	       "waits per 1000 publishes)\n");
+	       "waits per 1000 publishes; sleeps/1k: futex sleeps on the "
+	       "queues per 1000 publishes, each woken by a FUTEX_WAKE)\n");
 	printf("cost per extra queue (slope over N): producer CPU %.1f ns "
 	       "(wall %.1f ns)\n", fo_slope(r, cpu), fo_slope(r, wall));
 
@@ -590,10 +599,12 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 		printf("SUMMARY fanout %s cpus=%s queues=%u msgs_per_s=%.0f "
 		       "deliveries_per_s=%.0f ns_per_msg=%.1f cpu_ns=%.1f "
 		       "cpu_ns_per_queue=%.1f ratio_send=%.3f waits_per_1k=%.1f "
+		       "sleeps_per_1k=%.1f "
 		       "solo_ns=%.1f solo_ns_per_queue=%.1f "
 		       "solo_ratio_send=%.3f\n", name, cpus, nq, rate, rate * nq, wall[i],
 		       cpu[i], cpu[i] / nq, cpu[i] / nq / send_cpu,
-		       fo_med(c->waits, n), solo[i], solo[i] / nq,
+		       fo_med(c->waits, n), fo_med(c->sleeps, n), solo[i],
+		       solo[i] / nq,
 		       solo[i] / nq / send_solo);
 		if (csv)
 			fprintf(csv, "%s,%u,%.0f,%.0f,%.1f,%.1f,%.1f,%.4f,%.1f,"
