@@ -20,6 +20,11 @@
  *   shmq-spsc-block   SHMQ_SPSC queues (one per direction: each has one
  *   shmq-spsc-spin0   sender and one receiver); spin0's every receive
  *                     sleeps, so it prices membarrier() against raw-futex
+ *   shmq-direct-poll  shmq-poll and shmq-block where ping publishes each
+ *   shmq-direct-block message through a direct exchange with one binding
+ *                     (shmq_publish), compared with their shmq twin
+ *   shmq-topic10k-poll   the same through a topic exchange that holds
+ *   shmq-topic10k-block  10,000 bindings, the key matching one
  *   pipe              two pipes, write then read
  *   unix-stream       two AF_UNIX SOCK_STREAM socketpairs
  *   unix-seqpacket    two AF_UNIX SOCK_SEQPACKET socketpairs
@@ -59,6 +64,7 @@ struct pp_env {
 	size_t size;		/* message bytes */
 	int64_t spin_ns;	/* --spin, or BENCH_NO_SPIN */
 	unsigned serial;	/* makes names unique per setup */
+	int xready[4];		/* by exchange type: created (pp_x_prepare) */
 };
 
 enum { PP_PING = 0, PP_PONG = 1 };
@@ -73,6 +79,7 @@ struct pp_mech {
 	int64_t timeout_ns;	/* shmq cases: 0 (poll) or SHMQ_FOREVER */
 	int64_t spin_ns;	/* shmq cases: BENCH_NO_SPIN or a budget */
 	uint32_t qflags;	/* shmq cases: shmq_attr.flags of the queues */
+	uint32_t xtype;		/* exchange cases: SHMQ_DIRECT or SHMQ_TOPIC */
 	int sock_type;		/* fd cases: 0 (pipe) or a SOCK_ type */
 	/* NULL: runs; else why it cannot (not built, limits) */
 	const char *(*unavailable)(size_t size);
@@ -471,7 +478,98 @@ struct pp_shmq {
 	shmq *tx, *rx;
 	uint64_t seq;
 	char *buf;
+	/* exchange cases: ping publishes down through this exchange */
+	const char *xname;	/* NULL: ping sends with shmq_send() */
+	const char *key;	/* the routing key */
+	shmq_exchange *x;
 };
+
+/*
+ * ---- shmq exchanges -------------------------------------------------------
+ *
+ * The shmq-direct-* and shmq-topic10k-* cases are the shmq cases with one
+ * change: ping puts its message into the down queue with shmq_publish()
+ * through an exchange instead of shmq_send() (pong, and the way back, are
+ * the same).  The exchanges live for the whole run (the topic exchange's
+ * bindings take a while to make); each round binds its new down queue, and
+ * its teardown unlinks the queue, which removes that binding.  A publish
+ * finds its route in the handle's cache after the first one (warm-up):
+ * nothing changes the segment's directory during a round.
+ *
+ *   direct      one binding, key PP_XD_KEY -> the down queue
+ *   topic10k    PP_XT_OTHER bindings that never match the key (a sink
+ *               queue; literal, '*' and '#' patterns), plus one that does:
+ *               PP_XT_BIND -> the down queue, published with PP_XT_KEY
+ *
+ * The queues of these cases have room for the key, which travels in the
+ * slot before the payload: msg_size = size + key length (the same slot
+ * size as the shmq cases' up to 4 KiB: a slot is the 16-byte header plus
+ * msg_size, rounded up to 64 bytes; at 8 and 64 bytes both fit one slot
+ * of 64 or 128 bytes).
+ */
+#define PP_XD_NAME "ppx.direct"
+#define PP_XD_KEY "pp.down"
+#define PP_XT_NAME "ppx.topic"
+#define PP_XT_SINK "ppx.sink"
+#define PP_XT_BIND "ping.*.down"
+#define PP_XT_KEY "ping.x.down"
+#define PP_XT_OTHER 9999u
+
+static const char *pp_xname(uint32_t type)
+{
+	return type == SHMQ_TOPIC ? PP_XT_NAME : PP_XD_NAME;
+}
+
+static const char *pp_xkey(uint32_t type)
+{
+	return type == SHMQ_TOPIC ? PP_XT_KEY : PP_XD_KEY;
+}
+
+/*
+ * The @i-th of the topic exchange's non-matching binding keys: a third
+ * literal, a third with '*', a third with '#'.
+ */
+static void pp_xt_other(char *buf, size_t len, unsigned i)
+{
+	switch (i % 3) {
+	case 0:
+		snprintf(buf, len, "svc%u.info", i);
+		break;
+	case 1:
+		snprintf(buf, len, "svc%u.*.error", i);
+		break;
+	default:
+		snprintf(buf, len, "log.svc%u.#", i);
+		break;
+	}
+}
+
+/* Creates the exchange of @type for the run, once (parent). */
+static int pp_x_prepare(struct pp_env *env, uint32_t type)
+{
+	struct shmq_xattr xa = { .type = type };
+	struct shmq_attr qa = { .capacity = 2, .msg_size = 64 };
+	char key[64];
+	unsigned i;
+	int rc;
+
+	if (env->xready[type])
+		return 0;
+	rc = shmq_exchange_create(env->seg, pp_xname(type), &xa);
+	if (rc)
+		return rc;
+	if (type == SHMQ_TOPIC) {
+		rc = shmq_create(env->seg, PP_XT_SINK, &qa);
+		for (i = 0; !rc && i < PP_XT_OTHER; i++) {
+			pp_xt_other(key, sizeof(key), i);
+			rc = shmq_bind(env->seg, PP_XT_NAME, PP_XT_SINK, key);
+		}
+		if (rc)
+			return rc;
+	}
+	env->xready[type] = 1;
+	return 0;
+}
 
 static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 {
@@ -481,6 +579,14 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 	struct pp_shmq *s = p;
 	int rc;
 
+	if (m->xtype) {
+		rc = pp_x_prepare(env, m->xtype);
+		if (rc)
+			return rc;
+		s->xname = pp_xname(m->xtype);
+		s->key = pp_xkey(m->xtype);
+		attr.msg_size += (uint32_t)strlen(s->key);
+	}
 	s->seg = env->seg;
 	s->size = env->size;
 	s->timeout_ns = m->timeout_ns;
@@ -493,8 +599,18 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 	if (rc)
 		return rc;
 	rc = shmq_create(env->seg, s->qup, &attr);
-	if (rc)
+	if (rc) {
 		shmq_unlink(env->seg, s->qdown);
+		return rc;
+	}
+	if (s->xname) {
+		rc = shmq_bind(env->seg, s->xname, s->qdown, m->xtype ==
+			       SHMQ_TOPIC ? PP_XT_BIND : s->key);
+		if (rc) {
+			shmq_unlink(env->seg, s->qdown);
+			shmq_unlink(env->seg, s->qup);
+		}
+	}
 	return rc;
 }
 
@@ -505,7 +621,9 @@ static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 
 	/* A child never touches the parent's attachment: it opens its own. */
 	rc = shmq_seg_open(env->seg_name, &s->own_seg);
-	if (!rc)
+	if (!rc && s->xname && side == PP_PING)
+		rc = shmq_exchange_open(s->own_seg, s->xname, &s->x);
+	else if (!rc)
 		rc = bench_shmq_open(s->own_seg, side == PP_PING ? s->qdown :
 				     s->qup, s->spin_ns, &s->tx);
 	if (!rc)
@@ -522,6 +640,15 @@ static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 static int pp_shmq_send(struct pp_shmq *s)
 {
 	int rc;
+
+	if (s->x) {
+		/* The spin budget is the receiver's: publish has none. */
+		while ((rc = shmq_publish(s->x, s->key, s->buf, s->size,
+					  s->timeout_ns)) == -EAGAIN &&
+		       !s->timeout_ns)
+			bench_relax();
+		return rc == 1 ? 0 : rc < 0 ? rc : BENCH_EBADMSG;
+	}
 
 	while ((rc = shmq_send(s->tx, s->buf, s->size, s->timeout_ns)) ==
 	       -EAGAIN && !s->timeout_ns)
@@ -568,7 +695,9 @@ static void pp_shmq_detach(void *p, int side BENCH_UNUSED)
 
 	shmq_close(s->tx);
 	shmq_close(s->rx);
+	shmq_exchange_close(s->x);
 	s->tx = s->rx = NULL;
+	s->x = NULL;
 	shmq_seg_close(s->own_seg);
 	s->own_seg = NULL;
 	free(s->buf);
@@ -587,6 +716,7 @@ static void pp_shmq_teardown(void *p)
 
 enum {
 	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_SPOLL, C_SBLOCK, C_SSPIN0,
+	C_XDPOLL, C_XDBLOCK, C_XTPOLL, C_XTBLOCK,
 	C_PIPE, C_USTREAM, C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_RMQ, C_NATS,
 	C_NR
 };
@@ -663,6 +793,30 @@ static const struct pp_mech pp_mechs[C_NR] = {
 		       .desc = "shmq-block-spin0 on SHMQ_SPSC queues: "
 			       "membarrier() per sleep",
 		       PP_SSPSC_OPS },
+	[C_XDPOLL] = { .name = "shmq-direct-poll", .base = C_POLL,
+		       .shmq = C_POLL, .goal = 1.10, .polls = 1,
+		       .timeout_ns = 0, .spin_ns = BENCH_NO_SPIN,
+		       .xtype = SHMQ_DIRECT,
+		       .desc = "shmq-poll, ping publishes through a direct "
+			       "exchange (1 binding)", PP_SHMQ_OPS },
+	[C_XDBLOCK] = { .name = "shmq-direct-block", .base = C_BLOCK,
+			.shmq = C_BLOCK, .goal = 1.10,
+			.timeout_ns = SHMQ_FOREVER, .spin_ns = BENCH_NO_SPIN,
+			.xtype = SHMQ_DIRECT,
+			.desc = "shmq-block, ping publishes through a direct "
+				"exchange (1 binding)", PP_SHMQ_OPS },
+	[C_XTPOLL] = { .name = "shmq-topic10k-poll", .base = C_POLL,
+		       .shmq = C_POLL, .goal = 1.15, .polls = 1,
+		       .timeout_ns = 0, .spin_ns = BENCH_NO_SPIN,
+		       .xtype = SHMQ_TOPIC,
+		       .desc = "shmq-poll, ping publishes through a topic "
+			       "exchange of 10,000 bindings", PP_SHMQ_OPS },
+	[C_XTBLOCK] = { .name = "shmq-topic10k-block", .base = C_BLOCK,
+			.shmq = C_BLOCK, .goal = 1.15,
+			.timeout_ns = SHMQ_FOREVER, .spin_ns = BENCH_NO_SPIN,
+			.xtype = SHMQ_TOPIC,
+			.desc = "shmq-block, ping publishes through a topic "
+				"exchange of 10,000 bindings", PP_SHMQ_OPS },
 	[C_PIPE] = { .name = "pipe", .base = C_FUTEX, .shmq = C_BLOCK,
 		     .desc = "two pipes, write + read", PP_FD_OPS },
 	[C_USTREAM] = { .name = "unix-stream", .base = C_FUTEX,
@@ -857,10 +1011,15 @@ static const char pp_help[] =
 	"(--smoke skips RabbitMQ, which takes seconds to start).\n"
 	"Cases: raw-spin shmq-poll shmq-block raw-futex\n"
 	"shmq-block-spin0 shmq-spsc-poll shmq-spsc-block shmq-spsc-spin0\n"
-	"pipe unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx\n"
+	"shmq-direct-poll shmq-direct-block shmq-topic10k-poll\n"
+	"shmq-topic10k-block pipe unix-stream unix-seqpacket eventfd\n"
+	"posix-mq zeromq iceoryx "
 	"rabbitmq nats.\n"
 	"A case brings its baselines along (x base, x shmq columns); the\n"
-	"shmq-spsc cases' x shmq is their MPMC twin (spin0: shmq-block-spin0).\n";
+	"shmq-spsc cases' x shmq is their MPMC twin (spin0: shmq-block-spin0);\n"
+	"the exchange cases' base is their shmq_send() twin (shmq-poll or\n"
+	"shmq-block), and their goal (1.10x direct, 1.15x topic) is against\n"
+	"it.\n";
 
 static double pp_mean(const struct hist *h)
 {
@@ -887,7 +1046,7 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 	int c;
 
 	printf("\n%zu-byte messages: round trip in ns\n", r->env.size);
-	printf("%-17s %8s %8s %8s %8s %8s %9s %7s %-10s %6s %-16s %s\n",
+	printf("%-19s %8s %8s %8s %8s %8s %9s %7s %-10s %6s %-16s %s\n",
 	       "case", "median", "mean", "p90", "p99", "p99.9", "max",
 	       "x base", "base", "x shmq", "vs", "goal");
 	for (c = 0; c < C_NR; c++) {
@@ -899,10 +1058,10 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 		char goal[32] = "", b1[16] = "-", b2[16] = "-";
 
 		if (res->skipped == PP_NEEDS_2CPU)
-			printf("%-17s skipped: busy-polls, needs two CPUs\n",
+			printf("%-19s skipped: busy-polls, needs two CPUs\n",
 			       m->name);
 		if (res->skipped == PP_UNAVAILABLE)
-			printf("%-17s %s\n", m->name, res->why);
+			printf("%-19s %s\n", m->name, res->why);
 		if (res->skipped)
 			continue;
 		if (rb > 0)
@@ -912,7 +1071,7 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 		if (m->goal > 0 && rb > 0)
 			snprintf(goal, sizeof(goal), "<= %.2f %s", m->goal,
 				 rb <= m->goal ? "ok" : "MISSED");
-		printf("%-17s %8" PRIu64 " %8.0f %8" PRIu64 " %8" PRIu64 " %8"
+		printf("%-19s %8" PRIu64 " %8.0f %8" PRIu64 " %8" PRIu64 " %8"
 		       PRIu64 " %9" PRIu64 " %7s %-10s %6s %-16s %s\n", m->name,
 		       hist_pct(h, 50), pp_mean(h), hist_pct(h, 90),
 		       hist_pct(h, 99), hist_pct(h, 99.9), h->max, b1,
@@ -928,7 +1087,7 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
 
 			if (r->res[c].skipped)
 				continue;
-			printf("  %-17s", pp_mechs[c].name);
+			printf("  %-19s", pp_mechs[c].name);
 			for (i = 0; i < r->rounds; i++)
 				printf(" %7.0f", r->res[c].round_med[i]);
 			printf("\n");
@@ -982,6 +1141,35 @@ static void pp_report(struct pp_run *r, const char *cpus, FILE *csv)
  * raw-spin; shmq-block >= 10x lower than pipes, Unix sockets and POSIX mq,
  * and lower than ZeroMQ and iceoryx.
  */
+/*
+ * The exchange goals: a round trip whose outbound message is published
+ * through a direct exchange (one binding) within 1.10x of the same round
+ * trip with shmq_send(); through a topic exchange of 10,000 bindings,
+ * 1.15x.  Polling and blocking flavours, each against its shmq twin.
+ */
+static void pp_xgoal(struct pp_run *r, const char *what, int poll, int block)
+{
+	double goal = pp_mechs[poll].goal, qp = pp_ratio(r, poll, C_POLL);
+	double qb = pp_ratio(r, block, C_BLOCK);
+
+	if (qp <= 0 && qb <= 0)
+		return;
+	printf("GOAL %s %s: %s", what, (qp <= 0 || qp <= goal) &&
+	       (qb <= 0 || qb <= goal) ? "PASS" : "SHORT", pp_mechs[poll].name);
+	if (qp > 0)
+		printf(" median %.0f ns = %.2fx shmq-poll %.0f ns",
+		       pp_med(r, poll), qp, pp_med(r, C_POLL));
+	else
+		printf(" n/a");
+	printf("; %s", pp_mechs[block].name);
+	if (qb > 0)
+		printf(" median %.0f ns = %.2fx shmq-block %.0f ns",
+		       pp_med(r, block), qb, pp_med(r, C_BLOCK));
+	else
+		printf(" n/a");
+	printf(" (goal <= %.2fx; %zu B)\n", goal, r->env.size);
+}
+
 static void pp_goals(struct pp_run *r)
 {
 	static const int tenx[] = { C_PIPE, C_USTREAM, C_USEQ, C_MQ };
@@ -991,6 +1179,9 @@ static void pp_goals(struct pp_run *r)
 	unsigned i;
 	char detail[512] = "";
 	size_t len = 0;
+
+	pp_xgoal(r, "exchange-direct", C_XDPOLL, C_XDBLOCK);
+	pp_xgoal(r, "exchange-topic10k", C_XTPOLL, C_XTBLOCK);
 
 	if (pp_med(r, C_POLL) > 0 && pp_med(r, C_SPIN) > 0) {
 		double q = pp_ratio(r, C_POLL, C_SPIN);
@@ -1168,7 +1359,7 @@ int main(int argc, char **argv)
 		       "shmq-spsc-block only\n", o.spin_ns);
 	for (c = 0; c < C_NR; c++)
 		if (r.res[c].skipped != PP_UNSELECTED)
-			printf("  %-17s %s\n", pp_mechs[c].name,
+			printf("  %-19s %s\n", pp_mechs[c].name,
 			       pp_mechs[c].desc);
 	if (roudi > 0)
 		printf("iox-roudi started for this run (pid %d, log %s)\n",

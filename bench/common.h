@@ -670,7 +670,7 @@ static inline void bench_cpus_str(char *buf, size_t len, int a, int b)
 
 /* ---- processes, signals and cleanup -------------------------------------- */
 
-#define BENCH_MAX_CHILDREN 8
+#define BENCH_MAX_CHILDREN 24	/* bench_fanout: 16 consumers + 1 */
 /* Broker processes a run may start (broker.h): RabbitMQ, its epmd, NATS. */
 #define BENCH_MAX_BROKERS 4
 

@@ -5,6 +5,10 @@
 #   DIR/throughput-size.png  1:1 messages/s against message size
 #   DIR/throughput-pc.png    shmq messages/s against producers x consumers
 #   DIR/throughput-batch.png shmq messages/s against batch size
+#   DIR/route.png            publish cost, route cache miss and hit,
+#                            against the number of bindings
+#   DIR/fanout.png           ns per publish against fanout width, with
+#                            N x shmq_send for reference
 set -eu
 d=$1
 t=$(mktemp -d)
@@ -105,4 +109,60 @@ plot '$t/pc-shmq.dat' using 2:xtic(1) title 'shmq', \
      '$t/pc-shmq-batch32.dat' using 2 title 'shmq-batch32', \
      '$t/pc-shmq-zc.dat' using 2 title 'shmq-zc'
 EOF
-echo "plots: $d/latency.png $d/latency-size.png $d/throughput-size.png $d/throughput-batch.png $d/throughput-pc.png"
+plots="$d/latency.png $d/latency-size.png $d/throughput-size.png $d/throughput-batch.png $d/throughput-pc.png"
+
+# route.csv: type,bindings,samples,miss_median_ns,miss_p99_ns,...,
+# hit_median_ns,hit_p99_ns,build_s,heap_bytes
+if [ -f "$d/route.csv" ]; then
+	rplots=
+	for ty in topic direct; do
+		awk -F, -v t="$ty" '$1 == t { print $2, $4, $5, $8 }' \
+			"$d/route.csv" > "$t/route-$ty.dat"
+		[ -s "$t/route-$ty.dat" ] || continue
+		f="$t/route-$ty.dat"
+		rplots="$rplots${rplots:+, }'$f' using 1:2 with linespoints title '$ty miss median', '$f' using 1:3 with linespoints dashtype 2 title '$ty miss p99', '$f' using 1:4 with linespoints title '$ty hit median'"
+	done
+	if [ -n "$rplots" ]; then
+		gnuplot <<EOF
+set terminal pngcairo size 1000,560 font 'sans,10'
+set grid ytics
+set key outside right top
+set output '$d/route.png'
+set title "shmq_publish(), 64 B: route cache miss (first publish after a binding change) and hit\n$machine" noenhanced
+set logscale xy 10
+set xlabel 'bindings on the exchange'
+set ylabel 'one publish call (ns, log scale)'
+plot $rplots
+EOF
+		plots="$plots $d/route.png"
+	fi
+fi
+
+# fanout.csv: case,queues,msgs_per_s,deliveries_per_s,ns_per_msg,cpu_ns,
+# cpu_ns_per_queue,ratio_send,waits_per_1k,solo_ns,solo_ns_per_queue,...
+if [ -f "$d/fanout.csv" ] && grep -q '^fanout,' "$d/fanout.csv"; then
+	awk -F, '$1 == "fanout" { print $2, $6, $10 }' "$d/fanout.csv" \
+		> "$t/fanout.dat"
+	scpu=$(awk -F, '$1 == "send" { print $6; exit }' "$d/fanout.csv")
+	ssolo=$(awk -F, '$1 == "send" { print $10; exit }' "$d/fanout.csv")
+	gnuplot <<EOF
+set terminal pngcairo size 1000,560 font 'sans,10'
+set grid ytics
+set key outside right top
+set output '$d/fanout.png'
+set title "Fanout, 64 B: the producer's cost per publish against the number of queues\n$machine" noenhanced
+set xlabel 'queues (each drained by its own process)'
+set termoption noenhanced
+set ylabel 'ns per publish (log scale)'
+set logscale x 2
+set logscale y 10
+set xrange [0.8:20]
+plot '$t/fanout.dat' using 1:2 with linespoints title 'streaming: producer CPU', \
+     ${scpu:-0} * x with lines dashtype 2 title 'N x shmq_send (streaming CPU)', \
+     '$t/fanout.dat' using 1:3 with linespoints title 'solo: one process', \
+     ${ssolo:-0} * x with lines dashtype 2 title 'N x shmq_send (solo)', \
+     1.5 * ${ssolo:-0} * x with lines dashtype 3 title 'goal: 1.5 x N x shmq_send (solo)'
+EOF
+	plots="$plots $d/fanout.png"
+fi
+echo "plots: $plots"

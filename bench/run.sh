@@ -11,8 +11,13 @@
 #   3. bench_throughput  shmq batch sizes 1-256 (64 B)
 #   4. bench_throughput  shmq with P producers x C consumers (64 B), from
 #                        1x1 up to nproc x nproc and oversubscribed
+#   5. bench_route       publish through an exchange: route cache miss
+#                        against hit, at 10 to 100,000 bindings
+#   6. bench_fanout      fanout to 1-16 queues, each drained by its own
+#                        process, against a plain shmq_send() loop
 # then writes the CSV files, draws the PNG plots with gnuplot (when
-# installed), and repeats the GOAL lines of the four goals.
+# installed), and repeats the GOAL lines (the latency, throughput and
+# exchange goals).
 # --smoke: a tiny workload that proves every case runs and cleans up
 # (no figure means anything; no timing is checked); it also checks that
 # nothing was left in /dev/shm, /tmp or the POSIX mq filesystem, and that
@@ -112,6 +117,8 @@ run throughput-batch "$bin/bench_throughput" $flag --out "$out" --tag batch \
 	--sizes 64 --only shmq,shmq-batch --batches "$batches"
 run throughput-pc "$bin/bench_throughput" $flag --out "$out" --tag pc \
 	--sizes 64 --only shmq,shmq-batch,shmq-zc --batches 32 --pc "$pcs"
+run route "$bin/bench_route" $flag --out "$out"
+run fanout "$bin/bench_fanout" $flag --out "$out"
 
 if [ "$mode" = smoke ]; then
 	left=$(leftovers)
@@ -122,7 +129,7 @@ if [ "$mode" = smoke ]; then
 		exit 1
 	fi
 	echo "bench smoke: every case ran and cleaned up (a tiny workload: no figure is judged)"
-	echo "4 passed, 0 failed"
+	echo "6 passed, 0 failed"
 	exit 0
 fi
 
@@ -133,7 +140,7 @@ elif [ "$plots" = 1 ]; then
 fi
 
 echo
-echo "== the issue's four goals (64-byte messages, same run) =="
-cat "$out"/pingpong.txt "$out"/throughput-size.txt | grep '^GOAL' \
+echo "== the goals (64-byte messages; each against its baseline in the same run) =="
+cat "$out"/pingpong.txt "$out"/throughput-size.txt "$out"/fanout.txt | grep '^GOAL' \
 	| tee "$out/goals.txt"
 echo "results: $out ($(($(date +%s) - start)) s)"
