@@ -643,22 +643,36 @@ static inline int held_rec(shmq *q, uint32_t i, struct op *op,
 		h->idx = op->idx;
 		return rc;
 	}
-	h->idx = shmq__rec_get(q->seg);
+	h->idx = op->idx < 0 && q->seg->pub_nstash > 0 ?
+		 q->seg->pub_stash[--q->seg->pub_nstash] :
+		 shmq__rec_get(q->seg);
 	if (h->idx < 0)
 		return h->idx;
 	h->rec = &q->seg->recs[h->idx];
 	return 0;
 }
 
-static inline void held_put(shmq_seg *seg, struct held *h)
+/*
+ * The thread that owns the attachment's cached record (op->idx < 0 after
+ * op_begin) keeps up to SHMQ_PUB_STASH clean records aside for the other
+ * claims of its publishes, so that a fanout costs no bitmap read-modify-
+ * write per queue; they stay handed out (shmq__rec_get) while it lives.
+ * Other threads take and give back bitmap records.
+ */
+static inline void held_put(shmq_seg *seg, const struct op *op,
+			    struct held *h)
 {
 	rec_clear(h->rec);              /* R4 */
-	if (h->idx >= 0)
+	if (h->idx < 0)
+		return;
+	if (op->idx < 0 && seg->pub_nstash < SHMQ_PUB_STASH)
+		seg->pub_stash[seg->pub_nstash++] = h->idx;
+	else
 		shmq__rec_put(seg, h->idx);
 }
 
 /* A claimed slot given up: a tombstone, skipped by consumers. */
-static void abandon(shmq *q, struct held *h)
+static void abandon(shmq *q, const struct op *op, struct held *h)
 {
 	struct slot *s = ring_slot(&q->main, h->pos);
 
@@ -668,7 +682,7 @@ static void abandon(shmq *q, struct held *h)
 	 */
 	atomic_store_explicit(&s->seq, (h->pos + 1) | SEQ_TOMB,
 			      memory_order_release);
-	held_put(q->seg, h);
+	held_put(q->seg, op, h);
 	shmq__notify(q, &q->hdr->not_empty, 1);
 }
 
@@ -788,15 +802,15 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 
 			if (held_rec(q, i, &op, &held[i])) {
 				for (j = 0; j < i; j++)
-					abandon(r->qs[j]->q, &held[j]);
+					abandon(r->qs[j]->q, &op, &held[j]);
 				return -ENOBUFS;
 			}
 			role(q, PROC_ROLE_PROD);
 			if (!ring_prod_claim(&q->main, 1, &held[i].pos,
 					     held[i].rec)) {
-				held_put(seg, &held[i]);
+				held_put(seg, &op, &held[i]);
 				for (j = 0; j < i; j++)
-					abandon(r->qs[j]->q, &held[j]);
+					abandon(r->qs[j]->q, &op, &held[j]);
 				full = q;
 				break;
 			}
@@ -827,11 +841,17 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 
 		write_msg(ring_slot(&q->main, held[i].pos), held[i].pos, key,
 			  klen, msg, len);
-		held_put(seg, &held[i]);
+		held_put(seg, &op, &held[i]);
 	}
 	got = r->nblock;
+	/*
+	 * F1 once for all of them: orders every publish (R1) above before
+	 * each queue's load of waiters below, as shmq__notify() does for one.
+	 */
+	atomic_thread_fence(memory_order_seq_cst);
 	for (i = 0; i < r->nblock; i++)
-		shmq__notify(r->qs[i]->q, &r->qs[i]->q->hdr->not_empty, 1);
+		shmq__notify_fenced(r->qs[i]->q, &r->qs[i]->q->hdr->not_empty,
+				    1);
 	/* The overflow-policy queues, one at a time, never waiting. */
 	for (i = r->nblock; i < r->n; i++) {
 		shmq *q = r->qs[i]->q;

@@ -59,6 +59,19 @@ static inline void shmq__notify(struct shmq *q, struct shmq_event *ev,
 }
 
 /*
+ * shmq__notify() after the caller's own F1 (a publish that wrote to several
+ * queues fences once): wake up to n sleepers, if any.
+ */
+static inline void shmq__notify_fenced(struct shmq *q, struct shmq_event *ev,
+				       unsigned n)
+{
+	/* relaxed: ordered by the caller's F1, as in shmq__notify(). */
+	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
+						  memory_order_relaxed) != 0, 0))
+		shmq__wake(q, ev, n);
+}
+
+/*
  * After a successful claim: if others sleep on @ev and ready() says there
  * is more for them, wake one (see "Passing a wake-up on", wait.c).  The
  * fast path is one load of a line that is only written when someone waits.

@@ -23,8 +23,10 @@
  * A process's attachment.  Geometry is copied from the validated header at
  * attach time and never re-read from shared memory.
  */
-/* Spare records the owner thread keeps for its zero-copy calls. */
+/* Spare records the owner thread keeps for its zero-copy calls, and for
+ * the second and later claims of a publish (ipc/publish.c). */
 #define SHMQ_ZC_STASH 4
+#define SHMQ_PUB_STASH 8
 
 struct shmq_seg {
 	_Atomic long refs;      /* 1 for the user + 1 per open queue handle */
@@ -68,6 +70,8 @@ struct shmq_seg {
 	 */
 	int zc_stash[SHMQ_ZC_STASH];
 	int zc_nstash;
+	int pub_stash[SHMQ_PUB_STASH];
+	int pub_nstash;
 	char path[SHMQ_PATH_MAX];
 };
 
