@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ring.h"
@@ -159,6 +160,57 @@ static inline bool xbind_queue(const shmq_seg *seg, const struct xbind *b,
 	    qi->gen != b->qgen || qi->capacity == 0 || (qi->flags & SHMQ_SPSC))
 		return false;
 	return true;
+}
+
+/*
+ * What one walk has learnt of the directory's queues (under the lock):
+ * st[idx] 0 unknown, 1 a LIVE MPMC queue of creation gen[idx], 2 not.  A
+ * table of 100,000 bindings to a few queues validates each entry once.
+ */
+struct qmemo {
+	uint8_t *st;            /* max_queues bytes, zeroed before a walk */
+	uint32_t *gen;          /* max_queues */
+};
+
+static inline int qmemo_init(const shmq_seg *seg, struct qmemo *m)
+{
+	m->st = calloc(seg->max_queues, 1);
+	m->gen = malloc(seg->max_queues * sizeof(*m->gen));
+	if (m->st && m->gen)
+		return 0;
+	free(m->st);
+	free(m->gen);
+	m->st = NULL;
+	m->gen = NULL;
+	return -ENOMEM;
+}
+
+static inline void qmemo_free(struct qmemo *m)
+{
+	free(m->st);
+	free(m->gen);
+}
+
+/* xbind_queue() with the memo; *@idx: the queue's index when true. */
+static inline bool xbind_queue_memo(const shmq_seg *seg, struct qmemo *m,
+				    const struct xbind *b, uint32_t *idx)
+{
+	uint32_t i = b->qidx;
+
+	if (i >= seg->max_queues)
+		return false;
+	if (!m->st[i]) {
+		struct shmq_qinfo qi;
+		bool ok = !shmq__dir_validate_entry(seg,
+				shmq__dir_entry(seg, i), &qi) &&
+			  qi.kind == DIR_KIND_QUEUE && qi.state == DIR_LIVE &&
+			  qi.capacity != 0 && !(qi.flags & SHMQ_SPSC);
+
+		m->st[i] = ok ? 1 : 2;
+		m->gen[i] = qi.gen;
+	}
+	*idx = i;
+	return m->st[i] == 1 && m->gen[i] == b->qgen;
 }
 
 /* Does a binding of type @type with key @bk match routing key @rk? */

@@ -86,6 +86,18 @@ struct route {
 	struct xq *qs[];
 };
 
+/*
+ * A route build's scratch, the handle's (allocated at open, used under
+ * x->mu): seen[] max_queues bytes (1 a queue taken, 2 an exchange
+ * walked), the queue memo, qs[] max_queues copies, the first n the route.
+ */
+struct match_set {
+	uint8_t *seen;
+	struct qmemo memo;
+	struct shmq_qinfo *qs;
+	uint32_t n;
+};
+
 struct shmq_exchange {
 	shmq_seg *seg;
 	struct xchg_hdr *hdr;   /* counters (its block stays: we count an open) */
@@ -98,9 +110,10 @@ struct shmq_exchange {
 	 * rcu_read_lock(), like the table.
 	 */
 	_Atomic(struct route *) last;
-	pthread_mutex_t mu;     /* rebuilds; xqs; retired */
+	pthread_mutex_t mu;     /* rebuilds; xqs; retired; scratch */
 	struct xq *xqs;
 	struct route *retired;
+	struct match_set scratch;
 	_Atomic unsigned long tsan_gp; /* ThreadSanitizer builds only */
 };
 
@@ -217,6 +230,13 @@ static int route_match(struct cds_lfht_node *node, const void *arg)
 
 /* ---- open, close -------------------------------------------------------------- */
 
+static void scratch_free(shmq_exchange *x)
+{
+	free(x->scratch.seen);
+	free(x->scratch.qs);
+	qmemo_free(&x->scratch.memo);
+}
+
 int shmq_exchange_open(shmq_seg *seg, const char *name, shmq_exchange **out)
 {
 	struct shmq_qinfo xi;
@@ -241,14 +261,22 @@ int shmq_exchange_open(shmq_seg *seg, const char *name, shmq_exchange **out)
 		free(x);
 		return -ENOMEM;
 	}
-	rc = shmq__dir_open(seg, name, DIR_KIND_EXCHANGE, &xi);
+	x->scratch.seen = calloc(seg->max_queues, 1);
+	x->scratch.qs = malloc(seg->max_queues * sizeof(*x->scratch.qs));
+	rc = qmemo_init(seg, &x->scratch.memo);
+	if (!rc && (!x->scratch.seen || !x->scratch.qs))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = shmq__dir_open(seg, name, DIR_KIND_EXCHANGE, &xi);
 	if (rc) {
+		scratch_free(x);
 		cds_lfht_destroy(x->ht, NULL);
 		free(x);
 		return rc;
 	}
 	if (((struct xchg_hdr *)(seg->base + xi.off))->magic != XCHG_MAGIC) {
 		shmq__dir_close(seg, xi.idx);
+		scratch_free(x);
 		cds_lfht_destroy(x->ht, NULL);
 		free(x);
 		return -EPROTO;
@@ -330,6 +358,7 @@ void shmq_exchange_close(shmq_exchange *x)
 	shmq__dir_close(x->seg, x->idx);
 	shmq__seg_put(x->seg);
 	pthread_mutex_destroy(&x->mu);
+	scratch_free(x);
 	free(x);
 }
 
@@ -362,11 +391,6 @@ static struct xq *xq_get(shmq_exchange *x, const struct shmq_qinfo *qi)
 	return xq;
 }
 
-struct match_set {
-	uint8_t *seen;          /* max_queues bytes: 1 queue, 2 exchange */
-	struct shmq_qinfo *qs;
-	uint32_t n;
-};
 
 /* Under the lock: the queues of exchange @xi whose bindings match. */
 static int match_exchange(shmq_seg *seg, const struct shmq_qinfo *xi,
@@ -378,14 +402,18 @@ static int match_exchange(shmq_seg *seg, const struct shmq_qinfo *xi,
 
 	xwalk_begin(seg, xi, &w);
 	while ((b = xwalk_next(&w, &k))) {
-		struct shmq_qinfo qi;
+		uint32_t qidx;
 
-		if (b->dead || !xbind_queue(seg, b, &qi) ||
-		    (m->seen[qi.idx] & 1) ||
+		if (b->dead || !xbind_queue_memo(seg, &m->memo, b, &qidx) ||
+		    (m->seen[qidx] & 1) ||
 		    !xbind_match(type, b->key, k, key, klen))
 			continue;
-		m->seen[qi.idx] |= 1;
-		m->qs[m->n++] = qi;
+		/* The memo said LIVE under the lock: this copy agrees. */
+		if (shmq__dir_validate_entry(seg, shmq__dir_entry(seg, qidx),
+					     &m->qs[m->n]))
+			continue;
+		m->seen[qidx] |= 1;
+		m->n++;
 	}
 	return w.err;
 }
@@ -398,18 +426,15 @@ static struct route *route_build(shmq_exchange *x, const char *key,
 				 uint32_t klen, int *err)
 {
 	shmq_seg *seg = x->seg;
-	struct match_set m = { 0 };
+	struct match_set m = x->scratch;
 	struct shmq_qinfo xi;
 	struct route *r = NULL;
 	uint32_t i, gen, nb = 0, nd;
 	int rc;
 
-	m.seen = calloc(seg->max_queues, 1);
-	m.qs = calloc(seg->max_queues, sizeof(*m.qs));
-	if (!m.seen || !m.qs) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
+	memset(m.seen, 0, seg->max_queues);
+	memset(m.memo.st, 0, seg->max_queues);
+	m.n = 0;
 	rc = shmq__seg_lock(seg);
 	if (rc)
 		goto out_free;
@@ -497,8 +522,6 @@ static struct route *route_build(shmq_exchange *x, const char *key,
 out_unlock:
 	shmq__seg_unlock(seg);
 out_free:
-	free(m.seen);
-	free(m.qs);
 	*err = rc;
 	return r;
 }
