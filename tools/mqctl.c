@@ -88,6 +88,15 @@ static const struct opt opts_send[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
+static const struct opt opts_publish[] = {
+	{ "file", 1, OPT_FILE, "FILE",
+	  "publish the bytes of FILE as one message" },
+	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
+	  "wait this long for room in full queues of the block policy, per "
+	  "message (default 0: never wait; 'forever')" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
 static const struct opt opts_recv[] = {
 	{ NULL, 1, OPT_N, "N", "receive up to N messages (default 1)" },
 	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
@@ -216,7 +225,7 @@ const struct cmd mqctl_cmds[] = {
 	  "matching queue of the block policy is full, unless\n--timeout; "
 	  "a message that fails reached no queue.  The key travels with the"
 	  "\nmessage: a queue takes it only if both fit its msg_size.",
-	  opts_send, 2, -1 },
+	  opts_publish, 2, -1 },
 	{ "procs", cmd_procs, "", "processes attached, alive or dead", NULL,
 	  opts_none, 0, 0 },
 	{ "recover", cmd_recover, "",
@@ -275,12 +284,12 @@ static void print_main_help(FILE *f)
 		"  -V, --version          print the version\n"
 		"\ncommands:\n");
 	for (c = mqctl_cmds; c->name; c++)
-		fprintf(f, "  %-15s %-20s %s\n", c->name, c->operands,
+		fprintf(f, "  %-15s %-25s %s\n", c->name, c->operands,
 			c->summary);
 	fprintf(f, "\nNames (segments, queues, exchanges) are 1-63 bytes of "
-		"[A-Za-z0-9._-], not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
-		"ns/us/ms/s.  Exit status: 0 success,\n1 failure, 2 usage "
-		"error.  See mqctl(1).\n");
+		"[A-Za-z0-9._-], not '.'\nor '..'; keys are 0-255 bytes.  "
+		"Sizes take K/M/G/T suffixes; durations\nns/us/ms/s.  Exit "
+		"status: 0 success, 1 failure, 2 usage error.  See mqctl(1).\n");
 }
 
 static void print_cmd_help(const struct cmd *cmd)

@@ -98,7 +98,7 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	}
 	printf("segment:    %s (%s)\n", c->seg, path);
 	printf("layout:     version %u\n", in.version);
-	printf("size:       %s; queues use %s, %s free (largest block %s)\n",
+	printf("size:       %s; %s in use, %s free (largest block %s)\n",
 	       fmt_bytes(in.size, b1, sizeof(b1)),
 	       fmt_bytes(in.heap_used, b2, sizeof(b2)),
 	       fmt_bytes(in.heap_free, b3, sizeof(b3)),
