@@ -1573,6 +1573,12 @@ static void test_json_everywhere(void **state)
 	EXPECT(&r, 1, NULL);
 	JSON(r.err, "d['error'] == 'ENOSPC' and 'directory is full' in "
 	     "d['message']");
+	/* Exchanges take directory entries too. */
+	run(&r, "--json", "-s", s, "exchange", "create", "ex", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'ENOSPC' and d['exchange'] == 'ex' and "
+	     "\"exchange 'ex': no space: the queue directory is full: 2 of 2\" "
+	     "in d['message']");
 	run(&r, "--json", "-s", s, "delete", "j", NULL);
 	EXPECT(&r, 0, NULL);
 	JSON(r.out, "d['deleted'] is True and d['queue'] == 'j'");
@@ -1952,7 +1958,8 @@ static void test_exchange_create_delete(void **state)
 	       "name)");
 	/* A queue's command does not delete an exchange either. */
 	run(&r, "-s", s, "delete", "fan", NULL);
-	EXPECT(&r, 1, "queue 'fan': no such segment or queue");
+	EXPECT(&r, 1, "queue 'fan': no such segment or queue; 'fan' is an "
+	       "exchange ('mqctl exchange delete')");
 	t_assert_err(shmq_bind(fix->seg, "fan", "q", ""), 0);
 	run(&r, "--json", "-s", s, "exchange", "delete", "fan", NULL);
 	EXPECT(&r, 0, NULL);

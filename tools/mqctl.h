@@ -163,6 +163,14 @@ const char *key_text(const char *key, size_t n, char *buf, size_t len);
 int no_exchange(const struct ctx *c, shmq_seg *seg, const char *name);
 /* A Prometheus label value on stdout: backslash, quote, newline escaped. */
 void prom_label(const char *s);
+/* Live and unlinked (still open) exchanges; 0, 0 when they cannot be read. */
+void count_exchanges(shmq_seg *seg, uint32_t *live, uint32_t *unlinked);
+/*
+ * -ENOSPC from creating queue or exchange @name (@what): the directory is
+ * full, or the heap -> EXIT_FAIL, saying which.
+ */
+int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
+		   const char *name);
 /* All exchanges, in a malloc'd array (*n of them); 0 or the exit status. */
 int get_exchanges(const struct ctx *c, shmq_seg *seg,
 		  struct shmq_exchange_info **out, int *n);

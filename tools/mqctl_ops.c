@@ -321,26 +321,31 @@ static int on_create(struct ctx *c, int code, const char *arg, void *data)
 	return 0;
 }
 
-/* -ENOSPC from shmq_create(): the directory is full, or the heap. */
-static int create_nospace(const struct ctx *c, shmq_seg *seg,
-			  const char *name)
+int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
+		   const char *name)
 {
+	uint32_t xlive, xgone, used;
 	struct shmq_seg_info in;
 	char b1[32], b2[32];
+	int q = strcmp(what, "queue") == 0;
 
 	if (shmq_seg_info(seg, &in))
-		return fail(c, name, -ENOSPC, NULL);
-	if (in.queues + in.unlinked >= in.max_queues)
-		return fail_own(c, name, -ENOSPC, "queue '%s': no space: the "
-				"queue directory is full: %u of %u entries "
-				"(%u unlinked, still open)", name,
-				in.queues + in.unlinked, in.max_queues,
-				in.unlinked);
-	return fail_own(c, name, -ENOSPC, "queue '%s': no space: not enough "
-		    "free segment memory for its ring: the largest free block "
-		    "is %s (%s free in all)", name,
-		    fmt_bytes(in.heap_largest, b1, sizeof(b1)),
-		    fmt_bytes(in.heap_free, b2, sizeof(b2)));
+		return fail(c, q ? name : NULL, -ENOSPC, NULL);
+	/* Queues and exchanges share the directory's entries. */
+	count_exchanges(seg, &xlive, &xgone);
+	used = in.queues + in.unlinked + xlive + xgone;
+	if (used >= in.max_queues)
+		return fail_own(c, q ? name : NULL, -ENOSPC, "%s '%s': no "
+				"space: the queue directory is full: %u of %u "
+				"entries (%u unlinked, still open; %u for "
+				"exchanges)", what, name, used, in.max_queues,
+				in.unlinked + xgone, xlive + xgone);
+	return fail_own(c, q ? name : NULL, -ENOSPC, "%s '%s': no space: not "
+			"enough free segment memory for its %s: the largest "
+			"free block is %s (%s free in all)", what, name,
+			q ? "ring" : "blocks",
+			fmt_bytes(in.heap_largest, b1, sizeof(b1)),
+			fmt_bytes(in.heap_free, b2, sizeof(b2)));
 }
 
 int cmd_create(struct ctx *c, int argc, char **argv)
@@ -361,7 +366,7 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 		return EXIT_FAIL;
 	rc = shmq_create(seg, c->argv[0], &a);
 	if (rc == -ENOSPC) {
-		rc = create_nospace(c, seg, c->argv[0]);
+		rc = create_nospace(c, seg, "queue", c->argv[0]);
 		shmq_seg_close(seg);
 		return rc;
 	}
@@ -391,6 +396,7 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 
 int cmd_delete(struct ctx *c, int argc, char **argv)
 {
+	struct shmq_exchange_info x;
 	struct shmq_queue_info q;
 	shmq_seg *seg;
 	int rc;
@@ -403,6 +409,12 @@ int cmd_delete(struct ctx *c, int argc, char **argv)
 	rc = shmq_queue_stat(seg, c->argv[0], &q);
 	if (!rc)
 		rc = shmq_unlink(seg, c->argv[0]);
+	/* Queues and exchanges share names; delete takes queues only. */
+	if (rc == -ENOENT && shmq_exchange_stat(seg, c->argv[0], &x) == 0) {
+		shmq_seg_close(seg);
+		return fail(c, c->argv[0], rc, "'%s' is an exchange ('mqctl "
+			    "exchange delete')", c->argv[0]);
+	}
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);

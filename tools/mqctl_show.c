@@ -32,37 +32,22 @@ static const char *state_name(uint32_t state)
 int cmd_info(struct ctx *c, int argc, char **argv)
 {
 	char path[4200], b1[32], b2[32], b3[32], b4[32], t[64], u[64], g[64];
-	struct shmq_exchange_info *x = NULL;
 	uint32_t xlive = 0, xgone = 0;
 	struct shmq_seg_info in;
 	shmq_seg *seg;
-	int rc = parse_opts(c, find_cmd("info"), argc, argv, NULL, NULL), nx, i;
+	int rc = parse_opts(c, find_cmd("info"), argc, argv, NULL, NULL);
 
 	if (rc)
 		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_seg_info(seg, &in);
-	/*
-	 * The library counts directory entries of both kinds as queues:
-	 * take the exchanges out (a corrupt table says so in 'check').
-	 */
-	if (!rc && get_exchanges(c, seg, &x, &nx) == 0) {
-		for (i = 0; i < nx; i++) {
-			if (x[i].state == SHMQ_QUEUE_LIVE)
-				xlive++;
-			else
-				xgone++;
-		}
-		free(x);
-	}
+	/* Exchanges, which shmq_seg_info() leaves out of its queues. */
+	if (!rc)
+		count_exchanges(seg, &xlive, &xgone);
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, NULL, rc, NULL);
-	if (xlive <= in.queues && xgone <= in.unlinked) {
-		in.queues -= xlive;
-		in.unlinked -= xgone;
-	}
 	seg_path(c->seg, path, sizeof(path));
 	if (c->json) {
 		printf("{\"segment\":");

@@ -86,6 +86,28 @@ static int no_queue(const struct ctx *c, shmq_seg *seg, const char *name)
 			" (an exchange has that name)" : "");
 }
 
+void count_exchanges(shmq_seg *seg, uint32_t *live, uint32_t *unlinked)
+{
+	struct shmq_exchange_info *x;
+	int n, i;
+
+	*live = *unlinked = 0;
+	n = shmq_exchange_list(seg, NULL, 0);
+	if (n <= 0)
+		return;
+	x = calloc((size_t)n, sizeof(*x));
+	if (!x)
+		return;
+	n = shmq_exchange_list(seg, x, (unsigned)n);
+	for (i = 0; i < n; i++) {
+		if (x[i].state == SHMQ_QUEUE_LIVE)
+			(*live)++;
+		else
+			(*unlinked)++;
+	}
+	free(x);
+}
+
 int get_exchanges(const struct ctx *c, shmq_seg *seg,
 		  struct shmq_exchange_info **out, int *n)
 {
@@ -156,6 +178,11 @@ int cmd_exchange_create(struct ctx *c, int argc, char **argv)
 	if (seg_attach(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_exchange_create(seg, name, &a);
+	if (rc == -ENOSPC) {
+		rc = create_nospace(c, seg, "exchange", name);
+		shmq_seg_close(seg);
+		return rc;
+	}
 	if (rc == -EEXIST) {
 		rc = fail(c, NULL, rc, "%s of that name exists",
 			  is_queue(seg, name) ? "a queue" : "an exchange");
