@@ -2,7 +2,8 @@
 /*
  * inspect.c - what mqctl sees of a segment: identity and usage, the
  * process table, and the checker of a segment's tables (shmq_seg_check()
- * without the rings, which ipc/inspect.c checks).
+ * without the rings, which ipc/inspect.c checks, and without the contents
+ * of exchanges' blocks, which ipc/xcheck.c checks).
  *
  * Info and process lists run under the control-plane lock, on an
  * attachment or an observer (shmq_seg_observe()).  The checker takes no
@@ -275,9 +276,11 @@ static int check_header(struct shmq_check_ctx *c, const struct seg_hdr *h,
 	return c->errors == before ? 0 : 1;
 }
 
+/* A block the directory names: a ring, an exchange header or its table. */
 struct extent {
 	uint64_t off, size;
 	uint32_t idx;
+	const char *what;       /* "ring", "exchange header", "binding table" */
 };
 
 static int extent_cmp(const void *a, const void *b)
@@ -287,16 +290,99 @@ static int extent_cmp(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
+/* Is [off, off + size) an aligned, non-empty block inside the heap? */
+static int block_ok(const struct geom *g, uint64_t off, uint64_t size)
+{
+	uint64_t end = off + size;
+
+	return !(off % SEG_ALIGN) && !(size % SEG_ALIGN) && size &&
+	       end > off && off >= g->heap_off && end <= g->heap_end;
+}
+
+/* The queue part of check_dir_entry(): geometry and flags. */
+static void check_queue_entry(struct shmq_check_ctx *c, const struct geom *g,
+			      uint32_t i, const struct dir_entry *e,
+			      const char *name, int before)
+{
+	if (e->capacity < 2 || e->capacity > SHMQ_MAX_CAPACITY ||
+	    (e->capacity & (e->capacity - 1)))
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: capacity %u is not a power of two in 2..%u", i,
+		    e->capacity, SHMQ_MAX_CAPACITY);
+	if (e->flags & ~SHMQ_QUEUE_FLAGS)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: unknown queue flags 0x%x", i, e->flags);
+	else if ((e->flags & SHMQ_OVERFLOW) == SHMQ_OVERFLOW)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: flags 0x%x name both overflow policies "
+		    "(drop-newest and drop-oldest)", i, e->flags);
+	else if ((e->flags & SHMQ_SPSC) && (e->flags & SHMQ_DROP_OLDEST))
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: an SPSC queue with the drop-oldest policy "
+		    "(its sender cannot receive)", i);
+	if (e->msg_size > SHMQ_MAX_MSG_SIZE ||
+	    e->slot_size != shmq__slot_size(e->msg_size, e->flags))
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: msg_size %u / slot_size %u inconsistent", i,
+		    e->msg_size, e->slot_size);
+	if (!block_ok(g, e->off, e->size))
+		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
+		    "entry %u: block [%llu, +%llu) is misaligned or outside "
+		    "the heap [%llu, %llu)", i, (unsigned long long)e->off,
+		    (unsigned long long)e->size,
+		    (unsigned long long)g->heap_off,
+		    (unsigned long long)g->heap_end);
+	else if (c->errors == before &&
+		 shmq__ring_bytes(e->capacity, e->slot_size,
+				  e->flags) > e->size)
+		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
+		    "entry %u: block of %llu bytes is too small for its ring",
+		    i, (unsigned long long)e->size);
+}
+
 /*
- * Check one directory entry (a private copy).  Returns 1 when its block
- * may be handed to the ring check, 0 for a free or broken entry.
+ * The exchange part of check_dir_entry(): its type (kept in slot_size),
+ * flags, header block and binding-table block (aux; 0 before the first
+ * binding).  The blocks' contents are ipc/xcheck.c's.
+ */
+static void check_exchange_entry(struct shmq_check_ctx *c,
+				 const struct geom *g, uint32_t i,
+				 const struct dir_entry *e, const char *name)
+{
+	uint64_t aoff = DIR_AUX_OFF(e->aux), asize = DIR_AUX_SIZE(e->aux);
+
+	if (e->slot_size < SHMQ_DIRECT || e->slot_size > SHMQ_TOPIC)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: unknown exchange type %u", i, e->slot_size);
+	if (e->flags)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: unknown exchange flags 0x%x", i, e->flags);
+	if (!block_ok(g, e->off, e->size))
+		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
+		    "entry %u: exchange header block [%llu, +%llu) is "
+		    "misaligned or outside the heap [%llu, %llu)", i,
+		    (unsigned long long)e->off, (unsigned long long)e->size,
+		    (unsigned long long)g->heap_off,
+		    (unsigned long long)g->heap_end);
+	if (e->aux && !block_ok(g, aoff, asize))
+		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
+		    "entry %u: binding table block [%llu, +%llu) is empty or "
+		    "outside the heap [%llu, %llu)", i,
+		    (unsigned long long)aoff, (unsigned long long)asize,
+		    (unsigned long long)g->heap_off,
+		    (unsigned long long)g->heap_end);
+}
+
+/*
+ * Check one directory entry (a private copy).  Returns 1 when its blocks
+ * may be handed to the ring or exchange check (@qi filled), 0 for a free
+ * or broken entry.
  */
 static int check_dir_entry(struct shmq_check_ctx *c, const struct geom *g,
 			   uint32_t i, const struct dir_entry *e,
 			   struct shmq_qinfo *qi)
 {
 	const char *name = NULL;
-	uint64_t end = e->off + e->size;
 	int before = c->errors;
 
 	if (e->state == DIR_FREE)
@@ -312,45 +398,33 @@ static int check_dir_entry(struct shmq_check_ctx *c, const struct geom *g,
 		    "entry %u: name is not 1-63 bytes of [A-Za-z0-9._-]", i);
 	else
 		name = e->name;
-	if (e->kind != DIR_KIND_QUEUE)
+	if (e->kind == DIR_KIND_QUEUE) {
+		check_queue_entry(c, g, i, e, name, before);
+	} else if (e->kind == DIR_KIND_EXCHANGE) {
+		check_exchange_entry(c, g, i, e, name);
+	} else {
 		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
 		    "entry %u: unknown kind %u", i, e->kind);
-	if (e->capacity < 2 || e->capacity > SHMQ_MAX_CAPACITY ||
-	    (e->capacity & (e->capacity - 1)))
-		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
-		    "entry %u: capacity %u is not a power of two in 2..%u", i,
-		    e->capacity, SHMQ_MAX_CAPACITY);
-	if (e->flags & ~SHMQ_QUEUE_FLAGS)
-		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
-		    "entry %u: unknown queue flags 0x%x", i, e->flags);
-	if (e->msg_size > SHMQ_MAX_MSG_SIZE ||
-	    e->slot_size != shmq__slot_size(e->msg_size, e->flags))
-		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
-		    "entry %u: msg_size %u / slot_size %u inconsistent", i,
-		    e->msg_size, e->slot_size);
-	if (e->off % SEG_ALIGN || e->size % SEG_ALIGN || end < e->off ||
-	    e->off < g->heap_off || end > g->heap_end)
-		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
-		    "entry %u: block [%llu, +%llu) is misaligned or outside "
-		    "the heap [%llu, %llu)", i, (unsigned long long)e->off,
-		    (unsigned long long)e->size,
-		    (unsigned long long)g->heap_off,
-		    (unsigned long long)g->heap_end);
-	else if (c->errors == before &&
-		 shmq__ring_bytes(e->capacity, e->slot_size,
-				  e->flags) > e->size)
-		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
-		    "entry %u: block of %llu bytes is too small for its ring",
-		    i, (unsigned long long)e->size);
+		return 0;
+	}
 	if (c->errors != before)
 		return 0;
+	memset(qi, 0, sizeof(*qi));
 	qi->idx = i;
-	qi->capacity = e->capacity;
-	qi->msg_size = e->msg_size;
+	qi->kind = e->kind;
+	qi->state = e->state;
+	qi->gen = e->gen;
 	qi->slot_size = e->slot_size;
 	qi->flags = e->flags;
 	qi->off = e->off;
 	qi->size = e->size;
+	if (e->kind == DIR_KIND_QUEUE) {
+		qi->capacity = e->capacity;
+		qi->msg_size = e->msg_size;
+	} else if (e->aux) {
+		qi->aux_off = DIR_AUX_OFF(e->aux);
+		qi->aux_size = DIR_AUX_SIZE(e->aux);
+	}
 	return 1;
 }
 
@@ -409,11 +483,12 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 	char path[SHMQ_PATH_MAX];
 	struct dir_entry *dir = NULL;
 	struct extent *ex = NULL;
+	struct shmq_qinfo *ok = NULL;
 	const unsigned char *base = MAP_FAILED;
 	struct seg_hdr h;
 	struct geom g;
 	struct stat st;
-	uint32_t i, n = 0;
+	uint32_t i, n = 0, nok = 0;
 	int fd, rc;
 
 	rc = shmq__seg_path(name, path, sizeof(path));
@@ -455,18 +530,20 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 	if (g.dir_ok) {
 		/* One private copy: every later look reads the same bytes. */
 		dir = malloc(sizeof(*dir) * g.max_queues);
-		ex = malloc(sizeof(*ex) * g.max_queues);
-		if (!dir || !ex) {
+		/* Up to two blocks per entry: an exchange has two. */
+		ex = malloc(sizeof(*ex) * 2 * g.max_queues);
+		ok = malloc(sizeof(*ok) * g.max_queues);
+		if (!dir || !ex || !ok) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		memcpy(dir, base + g.dir_off, sizeof(*dir) * g.max_queues);
 	}
 	for (i = 0; dir && i < g.max_queues; i++) {
-		struct shmq_qinfo qi;
+		struct shmq_qinfo *qi = &ok[nok];
 		uint32_t j;
 
-		if (!check_dir_entry(c, &g, i, &dir[i], &qi))
+		if (!check_dir_entry(c, &g, i, &dir[i], qi))
 			continue;
 		for (j = 0; j < i; j++)
 			if (dir[i].state == DIR_LIVE &&
@@ -476,10 +553,13 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 				ERR(c, SHMQ_AREA_DIRECTORY, (int)i,
 				    dir[i].name, "entries %u and %u have the "
 				    "same name", j, i);
-		ex[n].off = qi.off;
-		ex[n].size = qi.size;
-		ex[n].idx = i;
-		n++;
+		ex[n++] = (struct extent){ qi->off, qi->size, i,
+			qi->kind == DIR_KIND_QUEUE ? "ring" :
+			"exchange header" };
+		if (qi->aux_size)
+			ex[n++] = (struct extent){ qi->aux_off, qi->aux_size,
+						   i, "binding table" };
+		nok++;
 	}
 	if (n > 1) {
 		qsort(ex, n, sizeof(*ex), extent_cmp);
@@ -488,24 +568,24 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 				ERR(c, SHMQ_AREA_HEAP, (int)ex[i].idx,
 				    dir[ex[i].idx].name,
 				    "blocks of entries %u (%s) and %u (%s) "
-				    "overlap", ex[i - 1].idx,
+				    "overlap: %s and %s", ex[i - 1].idx,
 				    dir[ex[i - 1].idx].name, ex[i].idx,
-				    dir[ex[i].idx].name);
+				    dir[ex[i].idx].name, ex[i - 1].what,
+				    ex[i].what);
 	}
 	if (g.proc_ok)
 		check_procs(c, base, &g, dir, fd);
-	/* Rings last, each only if its own entry was sane. */
+	/* Rings and exchanges last, each only if its own entry was sane. */
 	c->max_procs = g.max_procs < SHMQ_MAX_PROCS ? g.max_procs :
 			 SHMQ_MAX_PROCS;
-	for (i = 0; i < n && ring_check; i++) {
-		const struct dir_entry *e = &dir[ex[i].idx];
-		struct shmq_qinfo qi = {
-			.idx = ex[i].idx, .capacity = e->capacity,
-			.msg_size = e->msg_size, .slot_size = e->slot_size,
-			.flags = e->flags, .off = e->off, .size = e->size,
-		};
+	for (i = 0; i < nok; i++) {
+		const char *qname = dir[ok[i].idx].name;
 
-		ring_check(c, base + qi.off, &qi, e->name);
+		if (ok[i].kind == DIR_KIND_EXCHANGE)
+			shmq__xchg_check(c, base, &ok[i], qname, dir,
+					 g.max_queues);
+		else if (ring_check)
+			ring_check(c, base + ok[i].off, &ok[i], qname);
 	}
 	rc = 0;
 out:
@@ -513,6 +593,7 @@ out:
 		munmap((void *)base, (size_t)g.size);
 	free(dir);
 	free(ex);
+	free(ok);
 	close(fd);
 	return rc;
 }

@@ -49,6 +49,21 @@ static const struct opt opts_create[] = {
 	  "largest message, K/M suffixes (default 256)" },
 	{ "spsc", 0, OPT_SPSC, NULL,
 	  "single-producer single-consumer queue (SHMQ_SPSC)" },
+	{ "overflow", 1, OPT_OVERFLOW, "POLICY",
+	  "at a full queue: block (default: wait, per the sender's "
+	  "timeout), drop-newest (refuse the new message) or drop-oldest "
+	  "(evict the oldest); counted as dropped" },
+	{ "auto-delete", 0, OPT_AUTODELETE, NULL,
+	  "unlink the queue, bindings too, when its last handle closes or "
+	  "its last holder dies (SHMQ_AUTODELETE)" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
+static const struct opt opts_xcreate[] = {
+	{ "type", 1, OPT_TYPE, "TYPE",
+	  "direct (default), fanout or topic" },
+	{ "alternate", 1, OPT_ALTERNATE, "EXCHANGE",
+	  "where what matches no binding goes (need not exist yet)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -73,6 +88,15 @@ static const struct opt opts_send[] = {
 	{ NULL, 0, 0, NULL, NULL },
 };
 
+static const struct opt opts_publish[] = {
+	{ "file", 1, OPT_FILE, "FILE",
+	  "publish the bytes of FILE as one message" },
+	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
+	  "wait this long for room in full queues of the block policy, per "
+	  "message (default 0: never wait; 'forever')" },
+	{ NULL, 0, 0, NULL, NULL },
+};
+
 static const struct opt opts_recv[] = {
 	{ NULL, 1, OPT_N, "N", "receive up to N messages (default 1)" },
 	{ "timeout", 1, OPT_TIMEOUT, "DURATION",
@@ -81,6 +105,9 @@ static const struct opt opts_recv[] = {
 	{ "hex", 0, OPT_HEX, NULL, "print each message as hex, one per line" },
 	{ "raw", 0, OPT_RAW, NULL,
 	  "write the bytes exactly, with no separator" },
+	{ "keys", 0, OPT_KEYS, NULL,
+	  "show each message's routing key (JSON: also seq and "
+	  "redelivery)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -131,26 +158,74 @@ const struct cmd mqctl_cmds[] = {
 	{ "list", cmd_list, "", "one row per queue", NULL, opts_prom, 0, 0 },
 	{ "stat", cmd_stat, "QUEUE", "everything known about one queue", NULL,
 	  opts_prom, 1, 1 },
-	{ "watch", cmd_watch, "[QUEUE...]",
+	{ "watch", cmd_watch, "[NAME...]",
 	  "a refreshing view of depth and rates",
-	  "On a terminal the screen is redrawn; otherwise one plain line per "
-	  "queue per\nrefresh.  With --json, one JSON document per refresh, "
-	  "one per line.", opts_watch, 0, -1 },
+	  "Each NAME is a queue or an exchange; with none, every queue and "
+	  "exchange.  On a\nterminal the screen is redrawn; otherwise one "
+	  "plain line per queue or exchange\nper refresh.  With --json, one "
+	  "JSON document per refresh, one per line.", opts_watch, 0, -1 },
 	{ "send", cmd_send, "QUEUE [MESSAGE...]", "send messages",
 	  "Each MESSAGE is one message; with none, each line of standard "
 	  "input is one\n(without its newline).  Fails at once on a full "
 	  "queue unless --timeout.", opts_send, 1, -1 },
 	{ "recv", cmd_recv, "QUEUE", "receive (consume) messages",
 	  "Prints each message followed by a newline, unless --hex or --raw."
-	  "\nWith --json, one document; each message's bytes are \"data\" "
-	  "(a string) when\nthey are valid UTF-8, else \"data_base64\".  "
-	  "Fails at once on an empty queue\nunless --timeout; exit status 1 "
-	  "when none was received.", opts_recv, 1, 1 },
+	  "\nWith --keys, each line is the message's routing key (escaped; "
+	  "\"\" for the\nempty key), a tab, then the message.  "
+	  "With --json, one document; each\nmessage's bytes are \"data\" "
+	  "(a string) when they are valid UTF-8, else\n\"data_base64\" "
+	  "(the key likewise: \"key\" or \"key_base64\").  Fails at once "
+	  "on an\nempty queue unless --timeout; exit status 1 when none was "
+	  "received.", opts_recv, 1, 1 },
 	{ "peek", cmd_peek, "QUEUE", "look at messages without consuming them",
 	  "A snapshot: copied without taking them; by the time it is "
 	  "printed the queue\nmay have moved on.  With --json, each "
 	  "message's bytes are \"data\" (a string)\nwhen they are valid "
 	  "UTF-8, else \"data_base64\".", opts_peek, 1, 1 },
+	{ "exchange create", cmd_exchange_create, "NAME",
+	  "create an exchange",
+	  "An exchange routes each message published to it into every queue "
+	  "whose binding\nmatches the message's routing key (AMQP 0-9-1 "
+	  "rules).  direct: the binding key\nequals the routing key; "
+	  "fanout: every bound queue, keys ignored; topic: keys\nare "
+	  "dot-separated words, and a binding word '*' matches one word, "
+	  "'#' zero\nor more.  What matches nothing goes to the --alternate "
+	  "exchange, else it is\ncounted as unroutable.  Queues and "
+	  "exchanges share one namespace.", opts_xcreate, 1, 1 },
+	{ "exchange delete", cmd_exchange_delete, "NAME",
+	  "unlink an exchange and its bindings",
+	  "The name goes at once; publishing through handles still open "
+	  "fails.", opts_none, 1, 1 },
+	{ "exchanges", cmd_exchanges, "", "one row per exchange",
+	  "BINDINGS counts bindings to queues that exist; PUBLISHED the "
+	  "publishes that\nsucceeded, ROUTED the deliveries (queues "
+	  "reached), UNROUTABLE the publishes no\nqueue took, DROPPED the "
+	  "deliveries skipped or evicted at full drop-newest\nor "
+	  "drop-oldest queues.", opts_prom, 0, 0 },
+	{ "bindings", cmd_bindings, "[EXCHANGE]",
+	  "the bindings of one exchange, or of all",
+	  "Bindings to queues that no longer exist are not shown (they are "
+	  "ignored).  The\nempty key is shown as \"\"; other keys are "
+	  "escaped as recv --keys shows them.", opts_none, 0, 1 },
+	{ "bind", cmd_bind, "EXCHANGE QUEUE [KEY]",
+	  "route matching messages to a queue",
+	  "KEY defaults to \"\", the empty key; keys are 0-255 bytes.  "
+	  "Binding again is no\nerror.  SPSC queues cannot be bound.  A "
+	  "publish that starts after this returns,\nin any process, routes "
+	  "by it.", opts_none, 2, 3 },
+	{ "unbind", cmd_unbind, "EXCHANGE QUEUE [KEY]", "remove a binding",
+	  "KEY defaults to \"\"; it must be the key of an existing "
+	  "binding.", opts_none, 2, 3 },
+	{ "publish", cmd_publish, "EXCHANGE KEY [MESSAGE...]",
+	  "publish messages through an exchange",
+	  "Each MESSAGE is one message; with none, each line of standard "
+	  "input is one\n(without its newline).  Prints, per message, how "
+	  "many queues it reached (0:\nnothing matched it, and no alternate "
+	  "exchange took it: counted as unroutable).\nFails at once when a "
+	  "matching queue of the block policy is full, unless\n--timeout; "
+	  "a message that fails reached no queue.  The key travels with the"
+	  "\nmessage: a queue takes it only if both fit its msg_size.",
+	  opts_publish, 2, -1 },
 	{ "procs", cmd_procs, "", "processes attached, alive or dead", NULL,
 	  opts_none, 0, 0 },
 	{ "recover", cmd_recover, "",
@@ -209,12 +284,12 @@ static void print_main_help(FILE *f)
 		"  -V, --version          print the version\n"
 		"\ncommands:\n");
 	for (c = mqctl_cmds; c->name; c++)
-		fprintf(f, "  %-8s %-20s %s\n", c->name, c->operands,
+		fprintf(f, "  %-15s %-25s %s\n", c->name, c->operands,
 			c->summary);
-	fprintf(f, "\nNames (segments, queues) are 1-63 bytes of "
-		"[A-Za-z0-9._-], not '.' or '..'.\nSizes take K/M/G/T suffixes; durations "
-		"ns/us/ms/s.  Exit status: 0 success,\n1 failure, 2 usage "
-		"error.  See mqctl(1).\n");
+	fprintf(f, "\nNames (segments, queues, exchanges) are 1-63 bytes of "
+		"[A-Za-z0-9._-], not '.'\nor '..'; keys are 0-255 bytes.  "
+		"Sizes take K/M/G/T suffixes; durations\nns/us/ms/s.  Exit "
+		"status: 0 success, 1 failure, 2 usage error.  See mqctl(1).\n");
 }
 
 static void print_cmd_help(const struct cmd *cmd)
@@ -256,24 +331,42 @@ static int dot_name(const char *s)
 /*
  * '.' and '..' pass the library's name rule ([A-Za-z0-9._-]) but name a
  * directory, not an object: refuse them here, for the segment (unless it
- * is a path) and for each QUEUE operand, before anything is opened.
+ * is a path) and for each QUEUE, EXCHANGE or NAME operand, before anything
+ * is opened.  The operands' words say what each operand is.
  */
 static int check_names(const struct ctx *c, const struct cmd *cmd)
 {
-	int i, n = 0;
+	const char *w = cmd->operands;
+	int i = 0, all = 0;
 
 	if (cmd->fn != cmd_segments && !strchr(c->seg, '/') && dot_name(c->seg))
 		return fail(c, NULL, -EINVAL, "'.' and '..' are not segment "
 			    "names (a file in the current directory is "
 			    "'./NAME')");
-	if (strncmp(cmd->operands, "QUEUE", 5) == 0)
-		n = 1;
-	else if (strncmp(cmd->operands, "[QUEUE...]", 10) == 0)
-		n = c->argc;
-	for (i = 0; i < n && i < c->argc; i++)
+	for (; *w && i < c->argc; i++) {
+		size_t len;
+		int q, x;
+
+		w += strspn(w, " [");
+		len = strcspn(w, " ].");
+		q = len == 5 && strncmp(w, "QUEUE", 5) == 0;
+		x = (len == 8 && strncmp(w, "EXCHANGE", 8) == 0) ||
+		    (len == 4 && strncmp(w, "NAME", 4) == 0);
+		/* "[QUEUE...]", "[NAME...]": every remaining operand. */
+		all = (q || x) && strncmp(w + len, "...", 3) == 0;
+		if (all)
+			break;
+		if ((q || x) && dot_name(c->argv[i]))
+			return fail(c, q ? c->argv[i] : NULL, -EINVAL,
+				    "'.' and '..' are not %s names",
+				    q ? "queue" : "exchange");
+		w += len;
+		w += strspn(w, ".]");
+	}
+	for (; all && i < c->argc; i++)
 		if (dot_name(c->argv[i]))
 			return fail(c, c->argv[i], -EINVAL, "'.' and '..' are "
-				    "not queue names");
+				    "not queue or exchange names");
 	return 0;
 }
 
@@ -350,6 +443,23 @@ const char *queue_type(uint32_t flags)
 	return flags & SHMQ_SPSC ? "spsc" : "mpmc";
 }
 
+const char *queue_overflow(uint32_t flags)
+{
+	if (flags & SHMQ_DROP_NEWEST)
+		return "drop-newest";
+	return flags & SHMQ_DROP_OLDEST ? "drop-oldest" : "block";
+}
+
+const char *exchange_type(uint32_t type)
+{
+	switch (type) {
+	case SHMQ_DIRECT: return "direct";
+	case SHMQ_FANOUT: return "fanout";
+	case SHMQ_TOPIC: return "topic";
+	}
+	return "?";
+}
+
 /* ---- errors --------------------------------------------------------------------- */
 
 enum { WHY_LIB, WHY_SYS, WHY_OWN };
@@ -384,6 +494,10 @@ static void json_error(const struct ctx *c, const char *name,
 	if (with_seg) {
 		fputs(",\"segment\":", stderr);
 		json_str(stderr, c->seg);
+		if (c->exchange) {
+			fputs(",\"exchange\":", stderr);
+			json_str(stderr, c->exchange);
+		}
 		fputs(",\"queue\":", stderr);
 		if (queue)
 			json_str(stderr, queue);
@@ -416,6 +530,8 @@ static int vreport(const struct ctx *c, const char *queue, int err, int why,
 		return EXIT_FAIL;
 	}
 	fprintf(stderr, "mqctl: %s: segment '%s'", c->cmd, c->seg);
+	if (c->exchange && why != WHY_OWN)
+		fprintf(stderr, ": exchange '%s'", c->exchange);
 	if (queue && why != WHY_OWN)
 		fprintf(stderr, ": queue '%s'", queue);
 	fprintf(stderr, ": %s\n", msg);
@@ -909,6 +1025,43 @@ void print_hex(FILE *f, const void *p, size_t n)
 
 /* ---- main ------------------------------------------------------------------------- */
 
+/*
+ * The command named at argv[optind]: one word, or two for "exchange
+ * create" and "exchange delete" (then optind moves to the second, which
+ * becomes the command's argv[0]).  0, PARSED_HELP ("exchange --help"
+ * printed both), or the exit status of a usage error.
+ */
+static int lookup_cmd(struct ctx *c, int argc, char **argv,
+		      const struct cmd **out)
+{
+	char full[64];
+	const char *sub;
+
+	if (strcmp(argv[optind], "exchange") != 0) {
+		*out = find_cmd(argv[optind]);
+		if (!*out)
+			return usage(c, "unknown command '%s'", argv[optind]);
+		return 0;
+	}
+	sub = optind + 1 < argc ? argv[optind + 1] : NULL;
+	if (sub && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+		print_cmd_help(find_cmd("exchange create"));
+		printf("\n");
+		print_cmd_help(find_cmd("exchange delete"));
+		return PARSED_HELP;
+	}
+	if (!sub)
+		return usage(c, "exchange: missing subcommand: create or "
+			     "delete");
+	snprintf(full, sizeof(full), "exchange %.40s", sub);
+	*out = find_cmd(full);
+	if (!*out)
+		return usage(c, "unknown exchange subcommand '%s': create or "
+			     "delete", sub);
+	optind++;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -966,16 +1119,16 @@ int main(int argc, char **argv)
 			print_main_help(stdout);
 			return 0;
 		}
-		cmd = find_cmd(argv[optind + 1]);
-		if (!cmd)
-			return usage(&c, "unknown command '%s'",
-				     argv[optind + 1]);
+		optind++;
+		rc = lookup_cmd(&c, argc, argv, &cmd);
+		if (rc)
+			return rc == PARSED_HELP ? 0 : rc;
 		print_cmd_help(cmd);
 		return 0;
 	}
-	cmd = find_cmd(argv[optind]);
-	if (!cmd)
-		return usage(&c, "unknown command '%s'", argv[optind]);
+	rc = lookup_cmd(&c, argc, argv, &cmd);
+	if (rc)
+		return rc == PARSED_HELP ? 0 : rc;
 	c.cmd = cmd->name;
 	rc = cmd->fn(&c, argc - optind, argv + optind);
 	if (fflush(stdout) != 0 && rc == 0)

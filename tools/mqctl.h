@@ -8,10 +8,12 @@
  *                 check, segments (observers: they change nothing in the
  *                 segment)
  *   mqctl_ops.c   commands that change something: init, destroy, create,
- *                 delete, purge, send, recv, recover
+ *                 delete, purge, send, publish, recv, recover
+ *   mqctl_xchg.c  exchanges and bindings: exchange create, exchange delete,
+ *                 exchanges, bindings, bind, unbind
  *
  * Exit status: 0 success, 1 the operation failed (one line on stderr that
- * names the segment and queue, with shmq_strerror()'s reason, or
+ * names the segment, exchange and queue, with shmq_strerror()'s reason, or
  * strerror()'s for a file mqctl itself opened), 2 usage.  With --json,
  * every command prints JSON on stdout, and every error is one JSON object
  * on stderr instead of the line.
@@ -31,6 +33,8 @@
 struct ctx {
 	const char *seg;        /* segment name or path, resolved default */
 	const char *cmd;        /* command name, for messages */
+	const char *exchange;   /* the exchange the command is about, if any:
+				 * named in its error lines */
 	int json;
 	int trust;              /* --trust: attach whatever the owner */
 	int argc;               /* operands left after the options */
@@ -46,6 +50,7 @@ enum {
 	OPT_SIZE = 256, OPT_MODE, OPT_GROUP, OPT_MAX_QUEUES, OPT_MAX_PROCS,
 	OPT_FORCE, OPT_CAPACITY, OPT_MSG_SIZE, OPT_PROMETHEUS, OPT_INTERVAL,
 	OPT_COUNT, OPT_FILE, OPT_TIMEOUT, OPT_HEX, OPT_RAW, OPT_SPSC,
+	OPT_TYPE, OPT_ALTERNATE, OPT_OVERFLOW, OPT_AUTODELETE, OPT_KEYS,
 	OPT_SEGMENT = 's', OPT_N = 'n', OPT_HELP = 'h', OPT_JSON = 512,
 	OPT_TRUST,
 };
@@ -83,10 +88,13 @@ int parse_opts(struct ctx *c, const struct cmd *cmd, int argc, char **argv,
 /*
  * Report a failure -> EXIT_FAIL.  One line on stderr, or with --json one
  * object {"error":"ENOENT","message":...,"command":...,"segment":...,
- * "queue":...} (plus c->jextra):
- *   fail():     "mqctl: CMD: segment 'S'[: queue 'Q']: reason[; extra]",
+ * "queue":...} (plus "exchange":... when c->exchange is set, plus
+ * c->jextra):
+ *   fail():     "mqctl: CMD: segment 'S'[: exchange 'X'][: queue 'Q']:
+ *               reason[; extra]",
  *               the reason shmq_strerror(@err), a library error;
- *   fail_sys(): "mqctl: CMD: segment 'S'[: queue 'Q']: extra: reason",
+ *   fail_sys(): "mqctl: CMD: segment 'S'[: exchange 'X'][: queue 'Q']:
+ *               extra: reason",
  *               the reason strerror(-@err), for a file mqctl opened;
  *   fail_own(): "mqctl: CMD: segment 'S': message", the message saying
  *               it all (it names the queue itself); @err names the error.
@@ -136,6 +144,36 @@ void print_hex(FILE *f, const void *p, size_t n);
 
 /* "mpmc" or "spsc", from shmq_queue_info.flags. */
 const char *queue_type(uint32_t flags);
+/* "block", "drop-newest" or "drop-oldest", from shmq_queue_info.flags. */
+const char *queue_overflow(uint32_t flags);
+/* "direct", "fanout", "topic" (or "?"), from shmq_exchange_info.type. */
+const char *exchange_type(uint32_t type);
+/* 1 when @s passes the library's rule for names: 1-63 of [A-Za-z0-9._-]. */
+int name_ok(const char *s);
+/*
+ * A key as mqctl shows it: escaped as print_escaped() does, "" for the
+ * empty key.  @buf needs 4 * SHMQ_KEY_MAX + 3 bytes (KEY_TEXT_MAX).
+ */
+#define KEY_TEXT_MAX (4 * SHMQ_KEY_MAX + 3)
+const char *key_text(const char *key, size_t n, char *buf, size_t len);
+/*
+ * -ENOENT for exchange @name -> EXIT_FAIL: "exchange 'X': no such
+ * exchange", saying so when a queue has that name.
+ */
+int no_exchange(const struct ctx *c, shmq_seg *seg, const char *name);
+/* A Prometheus label value on stdout: backslash, quote, newline escaped. */
+void prom_label(const char *s);
+/* Live and unlinked (still open) exchanges; 0, 0 when they cannot be read. */
+void count_exchanges(shmq_seg *seg, uint32_t *live, uint32_t *unlinked);
+/*
+ * -ENOSPC from creating queue or exchange @name (@what): the directory is
+ * full, or the heap -> EXIT_FAIL, saying which.
+ */
+int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
+		   const char *name);
+/* All exchanges, in a malloc'd array (*n of them); 0 or the exit status. */
+int get_exchanges(const struct ctx *c, shmq_seg *seg,
+		  struct shmq_exchange_info **out, int *n);
 
 /* Open for reading only (observer) or as a full attachment. */
 int seg_observe(const struct ctx *c, shmq_seg **out);
@@ -158,6 +196,13 @@ int cmd_send(struct ctx *c, int argc, char **argv);
 int cmd_recv(struct ctx *c, int argc, char **argv);
 int cmd_recover(struct ctx *c, int argc, char **argv);
 int cmd_segments(struct ctx *c, int argc, char **argv);
+int cmd_publish(struct ctx *c, int argc, char **argv);
+int cmd_exchange_create(struct ctx *c, int argc, char **argv);
+int cmd_exchange_delete(struct ctx *c, int argc, char **argv);
+int cmd_exchanges(struct ctx *c, int argc, char **argv);
+int cmd_bindings(struct ctx *c, int argc, char **argv);
+int cmd_bind(struct ctx *c, int argc, char **argv);
+int cmd_unbind(struct ctx *c, int argc, char **argv);
 
 extern const struct cmd mqctl_cmds[];
 const struct cmd *find_cmd(const char *name);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mqctl_ops.c - the commands that change something: init, destroy,
- * create, delete, purge, send, recv, recover.
+ * create, delete, purge, send, publish, recv, recover.
  *
  * "Nothing mqctl does loses a message that it was not asked to drop":
- * send reports exactly how many messages went in before a failure; recv
+ * send and publish report exactly how many messages went in before a
+ * failure (a publish that fails reached no queue: shmq_publish() is all or
+ * nothing); recv
  * takes only as many as it prints (a message too long for the queue's
  * msg_size cannot exist, so every one fits the buffer); purge counts what
  * it drops and goes through the ordinary receive path.
@@ -107,8 +109,8 @@ static int on_init(struct ctx *c, int code, const char *arg, void *data)
 	return 0;
 }
 
-/* The library's rule for names (include/shmq.h, top). */
-static int name_ok(const char *s)
+/* The library's rule for names (include/shmq.h, top); mqctl.h. */
+int name_ok(const char *s)
 {
 	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
 			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
@@ -304,30 +306,46 @@ static int on_create(struct ctx *c, int code, const char *arg, void *data)
 		a->msg_size = (uint32_t)v;
 	} else if (code == OPT_SPSC) {
 		a->flags |= SHMQ_SPSC;
+	} else if (code == OPT_OVERFLOW) {
+		a->flags &= ~(SHMQ_DROP_NEWEST | SHMQ_DROP_OLDEST);
+		if (strcmp(arg, "drop-newest") == 0)
+			a->flags |= SHMQ_DROP_NEWEST;
+		else if (strcmp(arg, "drop-oldest") == 0)
+			a->flags |= SHMQ_DROP_OLDEST;
+		else if (strcmp(arg, "block") != 0)
+			return usage(c, "--overflow '%s': a policy is block, "
+				     "drop-newest or drop-oldest", arg);
+	} else if (code == OPT_AUTODELETE) {
+		a->flags |= SHMQ_AUTODELETE;
 	}
 	return 0;
 }
 
-/* -ENOSPC from shmq_create(): the directory is full, or the heap. */
-static int create_nospace(const struct ctx *c, shmq_seg *seg,
-			  const char *name)
+int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
+		   const char *name)
 {
+	uint32_t xlive, xgone, used;
 	struct shmq_seg_info in;
 	char b1[32], b2[32];
+	int q = strcmp(what, "queue") == 0;
 
 	if (shmq_seg_info(seg, &in))
-		return fail(c, name, -ENOSPC, NULL);
-	if (in.queues + in.unlinked >= in.max_queues)
-		return fail_own(c, name, -ENOSPC, "queue '%s': no space: the "
-				"queue directory is full: %u of %u entries "
-				"(%u unlinked, still open)", name,
-				in.queues + in.unlinked, in.max_queues,
-				in.unlinked);
-	return fail_own(c, name, -ENOSPC, "queue '%s': no space: not enough "
-		    "free segment memory for its ring: the largest free block "
-		    "is %s (%s free in all)", name,
-		    fmt_bytes(in.heap_largest, b1, sizeof(b1)),
-		    fmt_bytes(in.heap_free, b2, sizeof(b2)));
+		return fail(c, q ? name : NULL, -ENOSPC, NULL);
+	/* Queues and exchanges share the directory's entries. */
+	count_exchanges(seg, &xlive, &xgone);
+	used = in.queues + in.unlinked + xlive + xgone;
+	if (used >= in.max_queues)
+		return fail_own(c, q ? name : NULL, -ENOSPC, "%s '%s': no "
+				"space: the queue directory is full: %u of %u "
+				"entries (%u unlinked, still open; %u for "
+				"exchanges)", what, name, used, in.max_queues,
+				in.unlinked + xgone, xlive + xgone);
+	return fail_own(c, q ? name : NULL, -ENOSPC, "%s '%s': no space: not "
+			"enough free segment memory for its %s: the largest "
+			"free block is %s (%s free in all)", what, name,
+			q ? "ring" : "blocks",
+			fmt_bytes(in.heap_largest, b1, sizeof(b1)),
+			fmt_bytes(in.heap_free, b2, sizeof(b2)));
 }
 
 int cmd_create(struct ctx *c, int argc, char **argv)
@@ -340,11 +358,15 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 	rc = parse_opts(c, find_cmd("create"), argc, argv, on_create, &a);
 	if (rc)
 		return rc == PARSED_HELP ? 0 : rc;
+	/* The sender of an SPSC queue may not receive, so cannot evict. */
+	if ((a.flags & SHMQ_SPSC) && (a.flags & SHMQ_DROP_OLDEST))
+		return usage(c, "--overflow drop-oldest is not for --spsc "
+			     "queues (their sender cannot receive)");
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_create(seg, c->argv[0], &a);
 	if (rc == -ENOSPC) {
-		rc = create_nospace(c, seg, c->argv[0]);
+		rc = create_nospace(c, seg, "queue", c->argv[0]);
 		shmq_seg_close(seg);
 		return rc;
 	}
@@ -359,17 +381,22 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 		printf(",\"queue\":");
 		json_str(stdout, q.name);
 		printf(",\"created\":true,\"capacity\":%u,\"msg_size\":%u,"
-		       "\"type\":\"%s\"}\n", q.capacity, q.msg_size,
-		       queue_type(q.flags));
+		       "\"type\":\"%s\",\"overflow\":\"%s\","
+		       "\"auto_delete\":%s}\n", q.capacity, q.msg_size,
+		       queue_type(q.flags), queue_overflow(q.flags),
+		       q.flags & SHMQ_AUTODELETE ? "true" : "false");
 		return 0;
 	}
-	printf("created queue %s: capacity %u, msg_size %u, type %s\n", q.name,
-	       q.capacity, q.msg_size, queue_type(q.flags));
+	printf("created queue %s: capacity %u, msg_size %u, type %s, "
+	       "overflow %s%s\n", q.name, q.capacity, q.msg_size,
+	       queue_type(q.flags), queue_overflow(q.flags),
+	       q.flags & SHMQ_AUTODELETE ? ", auto-delete" : "");
 	return 0;
 }
 
 int cmd_delete(struct ctx *c, int argc, char **argv)
 {
+	struct shmq_exchange_info x;
 	struct shmq_queue_info q;
 	shmq_seg *seg;
 	int rc;
@@ -382,6 +409,12 @@ int cmd_delete(struct ctx *c, int argc, char **argv)
 	rc = shmq_queue_stat(seg, c->argv[0], &q);
 	if (!rc)
 		rc = shmq_unlink(seg, c->argv[0]);
+	/* Queues and exchanges share names; delete takes queues only. */
+	if (rc == -ENOENT && shmq_exchange_stat(seg, c->argv[0], &x) == 0) {
+		shmq_seg_close(seg);
+		return fail(c, c->argv[0], rc, "'%s' is an exchange ('mqctl "
+			    "exchange delete')", c->argv[0]);
+	}
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
@@ -417,6 +450,23 @@ static int open_queue(const struct ctx *c, const char *name, shmq_seg **seg,
 		return fail(c, name, rc, NULL);
 	}
 	return 0;
+}
+
+/*
+ * An SHMQ_AUTODELETE queue goes when its last handle closes: when mqctl's
+ * was the last, say so (on stderr, after success, not with --json), so
+ * that a queue vanishing after 'mqctl recv' is no surprise.
+ */
+static void autodelete_note(const struct ctx *c, shmq_seg *seg,
+			    const char *name, uint32_t flags)
+{
+	struct shmq_queue_info qi;
+
+	if (!(flags & SHMQ_AUTODELETE) || c->json)
+		return;
+	if (shmq_queue_stat(seg, name, &qi) == -ENOENT)
+		fprintf(stderr, "note: auto-delete queue %s was deleted when "
+			"mqctl closed it (it held the last handle)\n", name);
 }
 
 /*
@@ -543,17 +593,82 @@ static int read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+/*
+ * Where send and publish put one message: its result, >= 0 (publish: the
+ * queues it reached) or -errno.
+ */
+typedef int (*put_fn)(void *arg, const void *p, size_t n);
+
+/*
+ * Feed the messages of send and publish to @put, in order, until one
+ * fails: the operands from c->argv[@first] on, else the bytes of --file
+ * (at most @max) as one message, else each line of standard input
+ * without its newline.  *@done counts the messages @put took.  Returns 0,
+ * @put's error, or --file's (then *@file_err is set and nothing was put).
+ */
+static int feed(const struct ctx *c, const struct send_opts *o, int first,
+		size_t max, put_fn put, void *arg, unsigned long *done,
+		int *file_err)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int i, rc = 0;
+
+	*done = 0;
+	*file_err = 0;
+	if (o->file) {
+		char *buf = NULL;
+		size_t len = 0;
+
+		rc = read_file(o->file, max, &buf, &len);
+		if (rc) {
+			*file_err = 1;
+			return rc;
+		}
+		rc = put(arg, buf, len);
+		free(buf);
+		*done += rc >= 0;
+	} else if (c->argc > first) {
+		for (i = first; i < c->argc && rc >= 0; i++) {
+			rc = put(arg, c->argv[i], strlen(c->argv[i]));
+			*done += rc >= 0;
+		}
+	} else {
+		ssize_t n;
+
+		while (rc >= 0 && (n = getline(&line, &cap, stdin)) >= 0) {
+			if (n > 0 && line[n - 1] == '\n')
+				n--;
+			rc = put(arg, line, (size_t)n);
+			*done += rc >= 0;
+		}
+		free(line);
+	}
+	return rc < 0 ? rc : 0;
+}
+
+struct send_sink {
+	shmq *q;
+	int64_t timeout_ns;
+};
+
+static int send_put(void *arg, const void *p, size_t n)
+{
+	struct send_sink *k = arg;
+
+	return shmq_send(k->q, p, n, k->timeout_ns);
+}
+
 int cmd_send(struct ctx *c, int argc, char **argv)
 {
 	struct send_opts o = { NULL, 0 };
+	struct send_sink k;
 	struct shmq_attr a;
 	const char *name;
 	unsigned long sent = 0;
-	char *line = NULL, why[160];
-	size_t cap = 0;
+	char why[160];
 	shmq_seg *seg;
-	shmq *q;
-	int i, rc = 0;
+	int rc, file_err;
 
 	rc = parse_opts(c, find_cmd("send"), argc, argv, on_send, &o);
 	if (rc)
@@ -562,69 +677,180 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 	snprintf(c->jextra, sizeof(c->jextra), "\"sent\":0");
 	if (o.file && c->argc > 1)
 		return usage(c, "--file and MESSAGE operands exclude each other");
-	if (open_queue(c, name, &seg, &q))
+	if (open_queue(c, name, &seg, &k.q))
 		return EXIT_FAIL;
-	shmq_get_attr(q, &a);
-	if (o.file) {
-		char *buf = NULL;
-		size_t len = 0;
-
-		rc = read_file(o.file, a.msg_size, &buf, &len);
-		if (rc) {
-			shmq_close(q);
-			shmq_seg_close(seg);
-			if (rc == -EMSGSIZE)
-				return fail(c, name, rc, "--file %s is longer "
-					    "than msg_size (%u bytes); nothing "
-					    "sent", o.file, a.msg_size);
-			/* The file's error, not the queue's: strerror. */
-			return fail_sys(c, name, rc, "--file %s", o.file);
-		}
-		rc = shmq_send(q, buf, len, o.timeout_ns);
-		free(buf);
-		sent += !rc;
-	} else if (c->argc > 1) {
-		for (i = 1; i < c->argc && !rc; i++) {
-			rc = shmq_send(q, c->argv[i], strlen(c->argv[i]),
-				       o.timeout_ns);
-			sent += !rc;
-		}
-	} else {
-		ssize_t n;
-
-		while (!rc && (n = getline(&line, &cap, stdin)) >= 0) {
-			if (n > 0 && line[n - 1] == '\n')
-				n--;
-			rc = shmq_send(q, line, (size_t)n, o.timeout_ns);
-			sent += !rc;
-		}
-		free(line);
+	k.timeout_ns = o.timeout_ns;
+	shmq_get_attr(k.q, &a);
+	rc = feed(c, &o, 1, a.msg_size, send_put, &k, &sent, &file_err);
+	shmq_close(k.q);
+	if (file_err) {
+		shmq_seg_close(seg);
+		if (rc == -EMSGSIZE)
+			return fail(c, name, rc, "--file %s is longer than "
+				    "msg_size (%u bytes); nothing sent",
+				    o.file, a.msg_size);
+		/* The file's error, not the queue's: strerror. */
+		return fail_sys(c, name, rc, "--file %s", o.file);
 	}
-	shmq_close(q);
 	snprintf(c->jextra, sizeof(c->jextra), "\"sent\":%lu", sent);
 	if (rc == -EBUSY && *busy_why(seg, name, 0, why, sizeof(why))) {
 		shmq_seg_close(seg);
 		return fail(c, name, rc, "message %lu not sent (%lu sent "
 			    "before it): %s", sent + 1, sent, why);
 	}
-	shmq_seg_close(seg);
 	/* -EAGAIN is one-sided here: a sender waits only for room. */
 	if (rc == -EAGAIN)
-		return fail_own(c, name, rc, "queue '%s' is full: message %lu "
-				"not sent (%lu sent before it); --timeout "
-				"waits for room", name, sent + 1, sent);
-	if (rc)
-		return fail(c, name, rc, "message %lu not sent (%lu sent "
-			    "before it)", sent + 1, sent);
+		rc = fail_own(c, name, rc, "queue '%s' is full: message %lu "
+			      "not sent (%lu sent before it); --timeout "
+			      "waits for room", name, sent + 1, sent);
+	else if (rc)
+		rc = fail(c, name, rc, "message %lu not sent (%lu sent "
+			  "before it)", sent + 1, sent);
+	if (rc) {
+		shmq_seg_close(seg);
+		return rc;
+	}
 	if (c->json) {
 		printf("{\"segment\":");
 		json_str(stdout, c->seg);
 		printf(",\"queue\":");
 		json_str(stdout, name);
 		printf(",\"sent\":%lu}\n", sent);
+		shmq_seg_close(seg);
 		return 0;
 	}
 	fprintf(stderr, "sent %lu message(s) to %s\n", sent, name);
+	autodelete_note(c, seg, name, a.flags);
+	shmq_seg_close(seg);
+	return 0;
+}
+
+/* ---- publish ---------------------------------------------------------------------- */
+
+struct pub_sink {
+	const struct ctx *c;
+	shmq_exchange *x;
+	const char *key;
+	int64_t timeout_ns;
+	unsigned long n;                /* messages published */
+	unsigned long long deliveries;  /* queues reached, summed */
+	int *reached;                   /* per message, for --json */
+	size_t cap;
+};
+
+/* Publish one message; print (text) or keep (JSON) how far it got. */
+static int pub_put(void *arg, const void *p, size_t len)
+{
+	struct pub_sink *k = arg;
+	int rc = shmq_publish(k->x, k->key, p, len, k->timeout_ns);
+
+	if (rc < 0)
+		return rc;
+	k->n++;
+	k->deliveries += (unsigned)rc;
+	if (!k->c->json) {
+		printf("message %lu: %d queue(s)%s\n", k->n, rc, rc ? "" :
+		       " (unroutable: no binding matched and no alternate "
+		       "exchange took it)");
+		/* What is published is said now, whatever comes next. */
+		fflush(stdout);
+		return rc;
+	}
+	if (k->n > k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 64;
+		int *r = realloc(k->reached, cap * sizeof(*r));
+
+		if (!r)
+			return rc;      /* published: only the list is short */
+		k->reached = r;
+		k->cap = cap;
+	}
+	k->reached[k->n - 1] = rc;
+	return rc;
+}
+
+int cmd_publish(struct ctx *c, int argc, char **argv)
+{
+	struct send_opts o = { NULL, 0 };
+	struct pub_sink k = { 0 };
+	unsigned long done, i;
+	const char *xname;
+	size_t klen;
+	shmq_seg *seg;
+	int rc, file_err;
+
+	rc = parse_opts(c, find_cmd("publish"), argc, argv, on_send, &o);
+	if (rc)
+		return rc == PARSED_HELP ? 0 : rc;
+	xname = c->exchange = c->argv[0];
+	k.c = c;
+	k.key = c->argv[1];
+	k.timeout_ns = o.timeout_ns;
+	snprintf(c->jextra, sizeof(c->jextra), "\"published\":0");
+	if (o.file && c->argc > 2)
+		return usage(c, "--file and MESSAGE operands exclude each other");
+	klen = strlen(k.key);
+	if (klen > SHMQ_KEY_MAX)
+		return usage(c, "KEY is %zu bytes; a routing key is 0-%u bytes",
+			     klen, SHMQ_KEY_MAX);
+	if (seg_attach(c, &seg))
+		return EXIT_FAIL;
+	rc = shmq_exchange_open(seg, xname, &k.x);
+	if (rc) {
+		rc = rc == -ENOENT ? no_exchange(c, seg, xname) :
+		     fail(c, NULL, rc, NULL);
+		shmq_seg_close(seg);
+		return rc;
+	}
+	/* The library says whether it fits a matching queue (-EMSGSIZE). */
+	rc = feed(c, &o, 2, SHMQ_MAX_MSG_SIZE, pub_put, &k, &done, &file_err);
+	shmq_exchange_close(k.x);
+	shmq_seg_close(seg);
+	snprintf(c->jextra, sizeof(c->jextra), "\"published\":%lu", k.n);
+	if (file_err && rc == -EMSGSIZE)
+		rc = fail(c, NULL, rc, "--file %s is longer than the largest "
+			  "message (%u bytes); nothing published", o.file,
+			  SHMQ_MAX_MSG_SIZE);
+	else if (file_err)
+		rc = fail_sys(c, NULL, rc, "--file %s", o.file);
+	else if (rc == -EAGAIN)
+		rc = fail_own(c, NULL, rc, "exchange '%s': a matching queue is "
+			      "full: message %lu published to no queue (%lu "
+			      "published before it); --timeout waits for "
+			      "room", xname, k.n + 1, k.n);
+	else if (rc == -EMSGSIZE)
+		rc = fail(c, NULL, rc, "message %lu published to no queue "
+			  "(%lu published before it): with its key (%zu "
+			  "bytes) it does not fit the msg_size of a matching "
+			  "queue", k.n + 1, k.n, klen);
+	else if (rc == -ENOENT)
+		rc = fail(c, NULL, rc, "the exchange was deleted: message %lu "
+			  "not published (%lu published before it)", k.n + 1,
+			  k.n);
+	else if (rc)
+		rc = fail(c, NULL, rc, "message %lu published to no queue "
+			  "(%lu published before it)", k.n + 1, k.n);
+	if (rc) {
+		free(k.reached);
+		return rc;
+	}
+	if (c->json) {
+		printf("{\"segment\":");
+		json_str(stdout, c->seg);
+		printf(",\"exchange\":");
+		json_str(stdout, xname);
+		printf(",\"key\":");
+		json_str(stdout, k.key);
+		printf(",\"published\":%lu,\"deliveries\":%llu,\"queues\":[",
+		       k.n, k.deliveries);
+		for (i = 0; k.reached && i < k.n && i < k.cap; i++)
+			printf("%s%d", i ? "," : "", k.reached[i]);
+		printf("]}\n");
+	} else {
+		fprintf(stderr, "published %lu message(s) through %s: %llu "
+			"deliveries\n", k.n, xname, k.deliveries);
+	}
+	free(k.reached);
 	return 0;
 }
 
@@ -633,7 +859,7 @@ int cmd_send(struct ctx *c, int argc, char **argv)
 struct recv_opts {
 	uint64_t n;
 	int64_t timeout_ns;
-	int hex, raw;
+	int hex, raw, keys;
 };
 
 static int on_recv(struct ctx *c, int code, const char *arg, void *data)
@@ -660,15 +886,46 @@ static int on_recv(struct ctx *c, int code, const char *arg, void *data)
 	case OPT_RAW:
 		o->raw = 1;
 		break;
+	case OPT_KEYS:
+		o->keys = 1;
+		break;
 	}
 	if (o->hex && o->raw)
 		return usage(c, "--hex and --raw exclude each other");
+	/* Raw bytes have no separator to put a key before. */
+	if (o->keys && o->raw)
+		return usage(c, "--keys and --raw exclude each other");
 	return 0;
+}
+
+/* One received message as text: [key TAB] bytes, per --hex / --raw. */
+static void print_msg(const struct recv_opts *o, const struct shmq_meta *m,
+		      const unsigned char *buf, size_t n)
+{
+	if (m) {
+		char k[KEY_TEXT_MAX];
+
+		/* The key escaped ("" when empty), a tab. */
+		fputs(key_text(m->key, m->key_len <= SHMQ_KEY_MAX ?
+			       m->key_len : SHMQ_KEY_MAX, k, sizeof(k)),
+		      stdout);
+		putchar('\t');
+	}
+	if (o->raw) {
+		fwrite(buf, 1, n, stdout);
+	} else if (o->hex) {
+		print_hex(stdout, buf, n);
+		putchar('\n');
+	} else {
+		fwrite(buf, 1, n, stdout);
+		putchar('\n');
+	}
 }
 
 int cmd_recv(struct ctx *c, int argc, char **argv)
 {
-	struct recv_opts o = { 1, 0, 0, 0 };
+	struct recv_opts o = { 1, 0, 0, 0, 0 };
+	struct shmq_meta meta;
 	struct shmq_attr a;
 	const char *name;
 	unsigned char *buf;
@@ -692,7 +949,9 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 		goto out;
 	}
 	while (got < o.n) {
-		n = shmq_recv(q, buf, a.msg_size, o.timeout_ns);
+		n = o.keys ? shmq_recv_meta(q, buf, a.msg_size, &meta,
+					    o.timeout_ns) :
+			     shmq_recv(q, buf, a.msg_size, o.timeout_ns);
 		if (n < 0)
 			break;
 		got++;
@@ -705,16 +964,20 @@ int cmd_recv(struct ctx *c, int argc, char **argv)
 				printf(",\"messages\":[");
 			}
 			printf("%s{\"len\":%zd,", got > 1 ? "," : "", n);
+			if (o.keys) {
+				json_payload(stdout, "key", meta.key,
+					     meta.key_len <= SHMQ_KEY_MAX ?
+					     meta.key_len : SHMQ_KEY_MAX);
+				printf(",\"seq\":%llu,\"redelivered\":%s,"
+				       "\"deliveries\":%u,",
+				       (unsigned long long)meta.seq,
+				       meta.flags & SHMQ_META_REDELIVERED ?
+				       "true" : "false", meta.deliveries);
+			}
 			json_payload(stdout, "data", buf, (size_t)n);
 			putchar('}');
-		} else if (o.raw) {
-			fwrite(buf, 1, (size_t)n, stdout);
-		} else if (o.hex) {
-			print_hex(stdout, buf, (size_t)n);
-			putchar('\n');
 		} else {
-			fwrite(buf, 1, (size_t)n, stdout);
-			putchar('\n');
+			print_msg(&o, o.keys ? &meta : NULL, buf, (size_t)n);
 		}
 		/* What was consumed is printed now, whatever comes next. */
 		fflush(stdout);
@@ -729,6 +992,8 @@ out:
 		shmq_seg_close(seg);
 		return fail(c, name, (int)n, "nothing received: %s", why);
 	}
+	if (got)
+		autodelete_note(c, seg, name, a.flags);
 	shmq_seg_close(seg);
 	/* -EAGAIN is one-sided here: a receiver waits only for messages. */
 	if (got == 0 && n == -EAGAIN)

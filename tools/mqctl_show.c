@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * mqctl_show.c - the read-only commands: info, list, stat, watch, procs,
- * peek, check (segments: mqctl_segments.c).  They attach as observers (shmq_seg_observe()): no
+ * peek, check (segments: mqctl_segments.c; exchanges and bindings:
+ * mqctl_xchg.c).  They attach as observers (shmq_seg_observe()): no
  * process-table entry, no repair, nothing a peer could notice.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@ static const char *state_name(uint32_t state)
 int cmd_info(struct ctx *c, int argc, char **argv)
 {
 	char path[4200], b1[32], b2[32], b3[32], b4[32], t[64], u[64], g[64];
+	uint32_t xlive = 0, xgone = 0;
 	struct shmq_seg_info in;
 	shmq_seg *seg;
 	int rc = parse_opts(c, find_cmd("info"), argc, argv, NULL, NULL);
@@ -40,6 +42,9 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_seg_info(seg, &in);
+	/* Exchanges, which shmq_seg_info() leaves out of its queues. */
+	if (!rc)
+		count_exchanges(seg, &xlive, &xgone);
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, NULL, rc, NULL);
@@ -53,7 +58,8 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 		       "\"heap_used\":%llu,\"heap_free\":%llu,"
 		       "\"heap_largest_free\":%llu,\"mode\":\"%04o\","
 		       "\"uid\":%u,\"gid\":%u,\"creator_uid\":%u,"
-		       "\"queues\":%u,\"unlinked_queues\":%u,\"max_queues\":%u,"
+		       "\"queues\":%u,\"unlinked_queues\":%u,\"exchanges\":%u,"
+		       "\"unlinked_exchanges\":%u,\"max_queues\":%u,"
 		       "\"procs\":%u,\"procs_dead\":%u,\"max_procs\":%u,"
 		       "\"created_ns\":%llu,\"created\":", in.version,
 		       (unsigned long long)in.size,
@@ -61,8 +67,8 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 		       (unsigned long long)in.heap_used,
 		       (unsigned long long)in.heap_free,
 		       (unsigned long long)in.heap_largest, in.mode, in.uid,
-		       in.gid, in.creator_uid, in.queues, in.unlinked,
-		       in.max_queues, in.procs, in.procs_dead, in.max_procs,
+		       in.gid, in.creator_uid, in.queues, in.unlinked, xlive,
+		       xgone, in.max_queues, in.procs, in.procs_dead, in.max_procs,
 		       (unsigned long long)in.create_time_ns);
 		json_str(stdout, fmt_time(in.create_time_ns, t, sizeof(t)));
 		/* The names of the file's owner, group, and creator. */
@@ -77,7 +83,7 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	}
 	printf("segment:    %s (%s)\n", c->seg, path);
 	printf("layout:     version %u\n", in.version);
-	printf("size:       %s; queues use %s, %s free (largest block %s)\n",
+	printf("size:       %s; %s in use, %s free (largest block %s)\n",
 	       fmt_bytes(in.size, b1, sizeof(b1)),
 	       fmt_bytes(in.heap_used, b2, sizeof(b2)),
 	       fmt_bytes(in.heap_free, b3, sizeof(b3)),
@@ -86,9 +92,17 @@ int cmd_info(struct ctx *c, int argc, char **argv)
 	printf("mode:       %04o, owner %s (uid %u), group %s (gid %u)\n",
 	       in.mode, user_name(in.uid, u, sizeof(u)), in.uid,
 	       group_name(in.gid, g, sizeof(g)), in.gid);
+	/* Queues and exchanges share the directory's entries. */
 	printf("queues:     %u of %u", in.queues, in.max_queues);
 	if (in.unlinked)
 		printf(" (+%u unlinked, still open)", in.unlinked);
+	printf("\nexchanges:  %u", xlive);
+	if (xgone)
+		printf(" (+%u unlinked, still open)", xgone);
+	if (xlive + xgone)
+		printf("; with the queues, %u of %u directory entries",
+		       in.queues + in.unlinked + xlive + xgone,
+		       in.max_queues);
 	printf("\nprocesses:  %u attached of %u", in.procs, in.max_procs);
 	if (in.procs_dead)
 		printf(", %u dead not yet reclaimed ('mqctl recover')",
@@ -123,6 +137,10 @@ static void json_queue(const struct shmq_queue_info *q)
 		       q->sender_pid, q->receiver_pid);
 	else
 		printf(",\"sender_pid\":null,\"receiver_pid\":null");
+	printf(",\"overflow\":\"%s\",\"auto_delete\":%s,\"dropped\":%llu",
+	       queue_overflow(q->flags),
+	       q->flags & SHMQ_AUTODELETE ? "true" : "false",
+	       (unsigned long long)q->dropped);
 	printf(",\"state\":\"%s\",\"index\":%u,\"capacity\":%u,"
 	       "\"msg_size\":%u,\"slot_size\":%u,\"depth\":%llu,"
 	       "\"sent\":%llu,\"received\":%llu,\"handles\":%u,"
@@ -148,7 +166,7 @@ static void json_queue(const struct shmq_queue_info *q)
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
-static void prom_label(const char *s)
+void prom_label(const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
@@ -211,10 +229,27 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 		  redelivered, 0),
 		M("shmq_queue_lane_depth", "gauge",
 		  "Messages waiting in the redelivery lane.", lane_depth, 0),
+		M("shmq_queue_dropped_total", "counter",
+		  "Messages a full drop-newest queue refused or a full "
+		  "drop-oldest queue evicted.", dropped, 0),
 #undef M
 	};
 	unsigned i;
 	int k;
+
+	/* The attributes as labels of a constant 1 (the _info idiom). */
+	printf("# HELP shmq_queue_info The queue's type, overflow policy "
+	       "and auto-delete flag.\n# TYPE shmq_queue_info gauge\n");
+	for (k = 0; k < n; k++) {
+		printf("shmq_queue_info{segment=\"");
+		prom_label(segname);
+		printf("\",queue=\"");
+		prom_label(q[k].name);
+		printf("\",state=\"%s\",type=\"%s\",overflow=\"%s\","
+		       "auto_delete=\"%s\"} 1\n", state_name(q[k].state),
+		       queue_type(q[k].flags), queue_overflow(q[k].flags),
+		       q[k].flags & SHMQ_AUTODELETE ? "true" : "false");
+	}
 
 	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		printf("# HELP %s %s\n# TYPE %s %s\n", m[i].name, m[i].help,
@@ -314,9 +349,10 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("%-20s %15s %8s %12s %12s %8s %9s %-4s %15s %s\n",
-		       "QUEUE", "DEPTH/CAP", "MSG_SIZE", "SENT", "RECEIVED",
-		       "PROD/CON", "WAIT_S/R", "TYPE", "SENDER/RECEIVER",
+		printf("%-20s %15s %8s %12s %12s %8s %9s %-4s %15s %-11s "
+		       "%10s %-7s %s\n", "QUEUE", "DEPTH/CAP", "MSG_SIZE",
+		       "SENT", "RECEIVED", "PROD/CON", "WAIT_S/R", "TYPE",
+		       "SENDER/RECEIVER", "OVERFLOW", "DROPPED", "AUTODEL",
 		       "STATE");
 		for (i = 0; i < n; i++) {
 			char dc[48], w[32], pc[32], sr[40];
@@ -330,10 +366,13 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 				 q[i].consumers);
 			spsc_sides(&q[i], sr, sizeof(sr));
 			printf("%-20s %15s %8u %12llu %12llu %8s %9s %-4s "
-			       "%15s %s\n", q[i].name, dc, q[i].msg_size,
-			       (unsigned long long)q[i].sent,
+			       "%15s %-11s %10llu %-7s %s\n", q[i].name, dc,
+			       q[i].msg_size, (unsigned long long)q[i].sent,
 			       (unsigned long long)q[i].received, pc,
 			       w, queue_type(q[i].flags), sr,
+			       queue_overflow(q[i].flags),
+			       (unsigned long long)q[i].dropped,
+			       q[i].flags & SHMQ_AUTODELETE ? "yes" : "no",
 			       state_name(q[i].state));
 		}
 	}
@@ -385,6 +424,21 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 		printf("type:         mpmc (any number of senders and "
 		       "receivers)\n");
 	}
+	if (q.flags & SHMQ_DROP_NEWEST)
+		printf("overflow:     drop-newest (a full queue refuses new "
+		       "messages); %llu dropped\n",
+		       (unsigned long long)q.dropped);
+	else if (q.flags & SHMQ_DROP_OLDEST)
+		printf("overflow:     drop-oldest (a full queue evicts its "
+		       "oldest messages); %llu dropped\n",
+		       (unsigned long long)q.dropped);
+	else
+		printf("overflow:     block (senders wait for room, per their "
+		       "timeout); %llu dropped\n",
+		       (unsigned long long)q.dropped);
+	printf("auto-delete:  %s\n", q.flags & SHMQ_AUTODELETE ?
+	       "yes (unlinked with its bindings when its last handle "
+	       "closes)" : "no");
 	printf("depth:        %llu of %u messages", (unsigned long long)q.depth,
 	       q.capacity);
 	if (q.lane_depth)
@@ -469,11 +523,108 @@ static void sleep_ns(int64_t ns)
 		;
 }
 
+/* The same exchange as @x in @prev (same entry, same creation), or NULL. */
+static const struct shmq_exchange_info *
+same_exchange(const struct shmq_exchange_info *x,
+	      const struct shmq_exchange_info *prev, int nprev)
+{
+	int j;
+
+	for (j = 0; j < nprev; j++)
+		if (prev[j].index == x->index &&
+		    prev[j].create_time_ns == x->create_time_ns)
+			return &prev[j];
+	return NULL;
+}
+
+/* Per-second rates of an exchange's counters since @p (NULL: zeros). */
+struct xrates {
+	double pub, routed, unroutable, dropped;
+};
+
+static struct xrates xrates(const struct shmq_exchange_info *x,
+			    const struct shmq_exchange_info *p, double dt)
+{
+	struct xrates r = { 0, 0, 0, 0 };
+
+	if (!p)
+		return r;
+	r.pub = (double)(x->published - p->published) / dt;
+	r.routed = (double)(x->routed - p->routed) / dt;
+	r.unroutable = (double)(x->unroutable - p->unroutable) / dt;
+	r.dropped = (double)(x->dropped - p->dropped) / dt;
+	return r;
+}
+
+/* One refresh's exchange rows (after the queues'), in the mode given. */
+static void watch_exchanges(const struct ctx *c, int tty, const char *when,
+			    const struct shmq_exchange_info *cur, int ncur,
+			    const struct shmq_exchange_info *prev, int nprev,
+			    double dt)
+{
+	int i, first = 1, header = 0;
+
+	if (c->json)
+		printf("],\"exchanges\":[");
+	for (i = 0; i < ncur; i++) {
+		const struct shmq_exchange_info *x = &cur[i];
+		struct xrates r;
+
+		if (!wanted(c, x->name))
+			continue;
+		r = xrates(x, same_exchange(x, prev, nprev), dt);
+		if (c->json) {
+			printf("%s{\"name\":", first ? "" : ",");
+			json_str(stdout, x->name);
+			printf(",\"type\":\"%s\",\"bindings\":%u,"
+			       "\"published_per_s\":%.0f,"
+			       "\"routed_per_s\":%.0f,"
+			       "\"unroutable_per_s\":%.0f,"
+			       "\"dropped_per_s\":%.0f,\"published\":%llu,"
+			       "\"routed\":%llu,\"unroutable\":%llu,"
+			       "\"dropped\":%llu,\"state\":\"%s\"}",
+			       exchange_type(x->type), x->bindings, r.pub,
+			       r.routed, r.unroutable, r.dropped,
+			       (unsigned long long)x->published,
+			       (unsigned long long)x->routed,
+			       (unsigned long long)x->unroutable,
+			       (unsigned long long)x->dropped,
+			       state_name(x->state));
+			first = 0;
+		} else if (tty) {
+			if (!header++)
+				printf("\n%-20s %-6s %8s %12s %12s %12s "
+				       "%12s %s\n", "EXCHANGE", "TYPE",
+				       "BINDINGS", "PUBLISHED/s", "ROUTED/s",
+				       "UNROUTABLE/s", "DROPPED/s", "STATE");
+			printf("%-20s %-6s %8u %12.0f %12.0f %12.0f %12.0f "
+			       "%s\n", x->name, exchange_type(x->type),
+			       x->bindings, r.pub, r.routed, r.unroutable,
+			       r.dropped, state_name(x->state));
+		} else {
+			printf("%s exchange=%s type=%s bindings=%u "
+			       "published_per_s=%.0f routed_per_s=%.0f "
+			       "unroutable_per_s=%.0f dropped_per_s=%.0f "
+			       "published=%llu routed=%llu unroutable=%llu "
+			       "dropped=%llu state=%s\n", when, x->name,
+			       exchange_type(x->type), x->bindings, r.pub,
+			       r.routed, r.unroutable, r.dropped,
+			       (unsigned long long)x->published,
+			       (unsigned long long)x->routed,
+			       (unsigned long long)x->unroutable,
+			       (unsigned long long)x->dropped,
+			       state_name(x->state));
+		}
+	}
+}
+
 int cmd_watch(struct ctx *c, int argc, char **argv)
 {
 	struct watch_opts w = { 1000000000, 0 };
 	struct shmq_queue_info *prev = NULL, *cur = NULL, tmp;
-	int nprev = 0, ncur = 0, tty, first = 1, i, j, rc;
+	struct shmq_exchange_info *xprev = NULL, *xcur = NULL, xtmp;
+	int nprev = 0, ncur = 0, nxprev = 0, nxcur = 0, tty, first = 1, i, j,
+	    rc;
 	uint64_t tick, t0, t1;
 	shmq_seg *seg;
 
@@ -482,9 +633,12 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 		return rc == PARSED_HELP ? 0 : rc;
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
-	/* Every queue named must exist now. */
+	/* Every name must be a queue or an exchange now. */
 	for (i = 0; i < c->argc; i++) {
 		rc = shmq_queue_stat(seg, c->argv[i], &tmp);
+		if (rc == -ENOENT &&
+		    shmq_exchange_stat(seg, c->argv[i], &xtmp) == 0)
+			rc = 0;
 		if (rc) {
 			shmq_seg_close(seg);
 			return fail(c, c->argv[i], rc, NULL);
@@ -493,6 +647,8 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 	/* JSON is one line per refresh, for a program: never redrawn. */
 	tty = isatty(STDOUT_FILENO) && !c->json;
 	rc = get_queues(c, seg, &prev, &nprev);
+	if (!rc)
+		rc = get_exchanges(c, seg, &xprev, &nxprev);
 	t0 = now_ns(CLOCK_MONOTONIC);
 	for (tick = 0; !rc && (!w.count || tick < w.count); tick++) {
 		char when[64];
@@ -500,6 +656,8 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 
 		sleep_ns(w.interval_ns);
 		rc = get_queues(c, seg, &cur, &ncur);
+		if (!rc)
+			rc = get_exchanges(c, seg, &xcur, &nxcur);
 		if (rc)
 			break;
 		t1 = now_ns(CLOCK_MONOTONIC);
@@ -517,13 +675,13 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 			printf("mqctl watch: segment %s, every %.3gs, %s  "
 			       "(Ctrl-C to stop)\n\n", c->seg,
 			       (double)w.interval_ns / 1e9, when);
-			printf("%-20s %15s %12s %12s %9s %s\n", "QUEUE",
+			printf("%-20s %15s %12s %12s %9s %10s %s\n", "QUEUE",
 			       "DEPTH/CAP", "IN/s", "OUT/s", "WAIT_S/R",
-			       "STATE");
+			       "DROPPED/s", "STATE");
 		}
 		for (i = 0; i < ncur; i++) {
 			const struct shmq_queue_info *q = &cur[i];
-			double in = 0, out = 0;
+			double in = 0, out = 0, drop = 0;
 
 			if (!wanted(c, q->name))
 				continue;
@@ -535,19 +693,24 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 				in = (double)(q->sent - prev[j].sent) / dt;
 				out = (double)(q->received - prev[j].received) /
 				      dt;
+				drop = (double)(q->dropped - prev[j].dropped) /
+				       dt;
 			}
 			if (c->json) {
 				printf("%s{\"name\":", first ? "" : ",");
 				json_str(stdout, q->name);
 				printf(",\"depth\":%llu,\"capacity\":%u,"
 				       "\"in_per_s\":%.0f,\"out_per_s\":%.0f,"
+				       "\"dropped_per_s\":%.0f,"
 				       "\"sent\":%llu,\"received\":%llu,"
+				       "\"dropped\":%llu,"
 				       "\"send_waiters\":%u,"
 				       "\"recv_waiters\":%u,\"state\":\"%s\"}",
 				       (unsigned long long)q->depth,
-				       q->capacity, in, out,
+				       q->capacity, in, out, drop,
 				       (unsigned long long)q->sent,
 				       (unsigned long long)q->received,
+				       (unsigned long long)q->dropped,
 				       q->send_waiters, q->recv_waiters,
 				       state_name(q->state));
 				first = 0;
@@ -559,22 +722,25 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 					 q->capacity);
 				snprintf(ws, sizeof(ws), "%u/%u",
 					 q->send_waiters, q->recv_waiters);
-				printf("%-20s %15s %12.0f %12.0f %9s %s\n",
-				       q->name, dc, in, out, ws,
+				printf("%-20s %15s %12.0f %12.0f %9s %10.0f "
+				       "%s\n", q->name, dc, in, out, ws, drop,
 				       state_name(q->state));
 			} else {
 				printf("%s queue=%s depth=%llu capacity=%u "
 				       "in_per_s=%.0f out_per_s=%.0f sent=%llu "
 				       "received=%llu send_waiters=%u "
-				       "recv_waiters=%u state=%s\n", when,
+				       "recv_waiters=%u dropped_per_s=%.0f "
+				       "dropped=%llu state=%s\n", when,
 				       q->name, (unsigned long long)q->depth,
 				       q->capacity, in, out,
 				       (unsigned long long)q->sent,
 				       (unsigned long long)q->received,
-				       q->send_waiters, q->recv_waiters,
+				       q->send_waiters, q->recv_waiters, drop,
+				       (unsigned long long)q->dropped,
 				       state_name(q->state));
 			}
 		}
+		watch_exchanges(c, tty, when, xcur, nxcur, xprev, nxprev, dt);
 		if (c->json)
 			printf("]}\n");
 		fflush(stdout);
@@ -582,10 +748,16 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 		prev = cur;
 		nprev = ncur;
 		cur = NULL;
+		free(xprev);
+		xprev = xcur;
+		nxprev = nxcur;
+		xcur = NULL;
 		t0 = t1;
 	}
 	free(prev);
 	free(cur);
+	free(xprev);
+	free(xcur);
 	shmq_seg_close(seg);
 	return rc;
 }
@@ -774,6 +946,7 @@ static const char *area_name(int area)
 	case SHMQ_AREA_HEAP: return "heap";
 	case SHMQ_AREA_PROCS: return "procs";
 	case SHMQ_AREA_QUEUE: return "queue";
+	case SHMQ_AREA_EXCHANGE: return "exchange";
 	}
 	return "?";
 }
@@ -786,12 +959,19 @@ static void on_problem(const struct shmq_problem *p, void *arg)
 {
 	struct check_out *o = arg;
 	const char *sev = p->severity == SHMQ_CHECK_ERROR ? "error" : "note";
+	/* An exchange's own findings name it as the exchange. */
+	int x = p->area == SHMQ_AREA_EXCHANGE;
 
 	if (o->json) {
 		printf("%s{\"severity\":\"%s\",\"area\":\"%s\",\"index\":%d,"
 		       "\"queue\":", o->n ? "," : "", sev, area_name(p->area),
 		       p->index);
-		if (p->queue)
+		if (p->queue && !x)
+			json_str(stdout, p->queue);
+		else
+			printf("null");
+		printf(",\"exchange\":");
+		if (p->queue && x)
 			json_str(stdout, p->queue);
 		else
 			printf("null");
@@ -801,7 +981,7 @@ static void on_problem(const struct shmq_problem *p, void *arg)
 	} else {
 		printf("%s: %s", sev, area_name(p->area));
 		if (p->queue)
-			printf(" (queue %s)", p->queue);
+			printf(" (%s %s)", x ? "exchange" : "queue", p->queue);
 		printf(": %s\n", p->what);
 	}
 	o->n++;
