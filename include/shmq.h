@@ -755,7 +755,8 @@ int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
  * default-policy queue stayed full), -EMSGSIZE (does not fit a matching
  * queue), -ENOENT (the exchange was unlinked), -EINVAL (NULL @x or @key, a
  * key over 255 bytes, a bad timeout), -E2BIG (more than SHMQ_PUBLISH_MAX
- * matching default-policy queues), -ENOBUFS (no operation record free).
+ * matching default-policy queues), -ENOBUFS (no operation record free),
+ * -EPROTO (the binding table is corrupt: see shmq_seg_check()).
  * A publisher killed inside leaves each queue with the whole message or
  * without it (never torn), possibly in some matching queues and not
  * others.

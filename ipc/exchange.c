@@ -259,8 +259,9 @@ out:
 
 /* ---- listings ---------------------------------------------------------------- */
 
-static void xinfo_fill(shmq_seg *seg, const struct shmq_qinfo *xi,
-		       struct shmq_exchange_info *o)
+/* Fill @o; -EPROTO when the binding table is corrupt. */
+static int xinfo_fill(shmq_seg *seg, const struct shmq_qinfo *xi,
+		      struct shmq_exchange_info *o)
 {
 	const struct dir_entry *e = shmq__dir_entry(seg, xi->idx);
 	const struct xchg_hdr *h = (const struct xchg_hdr *)(seg->base +
@@ -296,6 +297,7 @@ static void xinfo_fill(shmq_seg *seg, const struct shmq_qinfo *xi,
 		if (!b->dead && xbind_queue(seg, b, &qi))
 			o->bindings++;
 	}
+	return w.err;
 }
 
 /* A validated exchange entry with a sane header block. */
@@ -338,8 +340,8 @@ int shmq_exchange_list(shmq_seg *seg, struct shmq_exchange_info *out,
 			rc = 0;
 			continue;
 		}
-		if (count < n)
-			xinfo_fill(seg, &xi, &out[count]);
+		if (count < n && (rc = xinfo_fill(seg, &xi, &out[count])))
+			break;
 		count++;
 	}
 	shmq__seg_unlock(seg);
@@ -364,7 +366,7 @@ int shmq_exchange_stat(shmq_seg *seg, const char *name,
 	if (idx >= 0) {
 		rc = xentry(seg, (uint32_t)idx, &xi);
 		if (rc == 0)
-			xinfo_fill(seg, &xi, out);
+			rc = xinfo_fill(seg, &xi, out);
 	} else {
 		rc = idx;
 	}

@@ -604,7 +604,8 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg)
 {
 	struct shmq_check_ctx c = { fn, arg, 0, SHMQ_MAX_PROCS };
-	int rc = shmq__seg_check_file(name, &c, ring_check);
+	int rc = shmq__seg_check_file(name, &c, ring_check,
+				      shmq__xchg_check);
 
 	return rc < 0 ? rc : c.errors;
 }

@@ -478,7 +478,8 @@ static void check_procs(struct shmq_check_ctx *c, const unsigned char *base,
 }
 
 int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
-			 shmq_ring_check_fn ring_check)
+			 shmq_ring_check_fn ring_check,
+			 shmq_xchg_check_fn xchg_check)
 {
 	char path[SHMQ_PATH_MAX];
 	struct dir_entry *dir = NULL;
@@ -581,10 +582,11 @@ int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
 	for (i = 0; i < nok; i++) {
 		const char *qname = dir[ok[i].idx].name;
 
-		if (ok[i].kind == DIR_KIND_EXCHANGE)
-			shmq__xchg_check(c, base, &ok[i], qname, dir,
-					 g.max_queues);
-		else if (ring_check)
+		if (ok[i].kind == DIR_KIND_EXCHANGE) {
+			if (xchg_check)
+				xchg_check(c, base, &ok[i], qname, dir,
+					   g.max_queues);
+		} else if (ring_check)
 			ring_check(c, base + ok[i].off, &ok[i], qname);
 	}
 	rc = 0;

@@ -5,12 +5,10 @@
  *
  * shmq_seg_check() is split along the usual line: shm/ checks the file,
  * header, directory, blocks and process table of a read-only mapping;
- * for each queue whose directory entry is sane it calls back into ipc/,
- * which alone knows what a ring looks like, and for each such exchange it
- * calls shmq__xchg_check() (ipc/xcheck.c), which knows the formats of
- * ipc/exchange.h.  That one is a direct call from shm/ into ipc/, against
- * the usual direction: the ring check arrives as a callback from
- * shmq_seg_check() (ipc/inspect.c), which passes no second one.
+ * for each queue and each exchange whose directory entry is sane it calls
+ * back into ipc/, which alone knows what a ring (ipc/inspect.c) and an
+ * exchange's blocks (ipc/xcheck.c, the formats of ipc/exchange.h) look
+ * like: shmq_seg_check() passes both callbacks.
  */
 #ifndef SHMQ_INSPECT_H
 #define SHMQ_INSPECT_H
@@ -39,23 +37,31 @@ typedef void (*shmq_ring_check_fn)(struct shmq_check_ctx *c,
 				   const char *name);
 
 /*
- * Check the blocks of one exchange (ipc/xcheck.c): its header block at
- * @base + @xi->off and, when @xi->aux_size, its binding table at
- * @base + @xi->aux_off, both already checked to lie inside the heap of the
- * read-only mapping @base.  @dir is the checker's private copy of the
- * directory (@max_queues entries), to tell which queues bindings name.
+ * Check the blocks of one exchange (ipc/xcheck.c, shmq__xchg_check): its
+ * header block at @base + @xi->off and, when @xi->aux_size, its binding
+ * table at @base + @xi->aux_off, both already checked to lie inside the
+ * heap of the read-only mapping @base.  @dir is the checker's private copy
+ * of the directory (@max_queues entries), to tell which queues bindings
+ * name.
  */
+typedef void (*shmq_xchg_check_fn)(struct shmq_check_ctx *c,
+				   const unsigned char *base,
+				   const struct shmq_qinfo *xi,
+				   const char *name,
+				   const struct dir_entry *dir,
+				   uint32_t max_queues);
 void shmq__xchg_check(struct shmq_check_ctx *c, const unsigned char *base,
 		      const struct shmq_qinfo *xi, const char *name,
 		      const struct dir_entry *dir, uint32_t max_queues);
 
 /*
- * Open @name read-only, map it, and check everything but the rings, which
- * are handed to @ring_check, and the exchanges' blocks (shmq__xchg_check()).
- * Returns 0 once checked (findings go to @c), or -errno when the file
- * cannot be opened or mapped.
+ * Open @name read-only, map it, and check everything but the rings and the
+ * exchanges' blocks, which are handed to @ring_check and @xchg_check (ipc/
+ * knows their formats; shm/ does not).  Returns 0 once checked (findings
+ * go to @c), or -errno when the file cannot be opened or mapped.
  */
 int shmq__seg_check_file(const char *name, struct shmq_check_ctx *c,
-			 shmq_ring_check_fn ring_check);
+			 shmq_ring_check_fn ring_check,
+			 shmq_xchg_check_fn xchg_check);
 
 #endif /* SHMQ_INSPECT_H */

@@ -15,7 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+
 #include "helpers.h"
+#include "layout.h"		/* test_corrupt_table_eproto only */
 
 static void mkq(shmq_seg *seg, const char *name, uint32_t cap,
 		uint32_t msg_size, uint32_t flags)
@@ -703,6 +707,47 @@ static void test_listings(void **state)
 }
 
 /*
+ * A binding table whose magic is garbage: every listing says -EPROTO
+ * (shmq_exchange_stat once said 0 bindings instead), and routing through
+ * it delivers nothing rather than reading garbage.
+ */
+static void test_corrupt_table_eproto(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_exchange_info xi;
+	struct shmq_binding_info bi;
+	const struct seg_hdr *h;
+	struct dir_entry *e;
+	unsigned char *base;
+	char path[128];
+	uint32_t i;
+	int fd;
+
+	mkx(fix->seg, "x", SHMQ_DIRECT, NULL);
+	mkq(fix->seg, "q", 4, 64, 0);
+	t_assert_err(shmq_bind(fix->seg, "x", "q", "k"), 0);
+	fd = open(t_shm_path(path, sizeof(path), fix->name), O_RDWR);
+	assert_true(fd >= 0);
+	base = mmap(NULL, T_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    0);
+	close(fd);
+	assert_true(base != MAP_FAILED);
+	h = (const struct seg_hdr *)base;
+	e = (struct dir_entry *)(base + h->dir_off);
+	for (i = 0; i < h->max_queues && strcmp(e[i].name, "x"); i++)
+		;
+	assert_true(i < h->max_queues);
+	assert_int_equal(e[i].kind, DIR_KIND_EXCHANGE);
+	assert_true(e[i].aux != 0);
+	memset(base + DIR_AUX_OFF(e[i].aux), 0x5a, 8);    /* the magic */
+	t_assert_err(shmq_exchange_stat(fix->seg, "x", &xi), -EPROTO);
+	t_assert_err(shmq_exchange_list(fix->seg, &xi, 1), -EPROTO);
+	t_assert_err(shmq_binding_list(fix->seg, "x", &bi, 1), -EPROTO);
+	t_assert_err(shmq_bind(fix->seg, "x", "q", "other"), -EPROTO);
+	munmap(base, T_SEG_SIZE);
+}
+
+/*
  * A program built against 0.3 calls shmq_queue_list@SHMQ_0.2 with arrays
  * of the 0.3 struct: the library must write no byte past them.
  */
@@ -772,6 +817,7 @@ int main(void)
 		T(test_autodelete),
 		T(test_many_bindings),
 		T(test_listings),
+		T(test_corrupt_table_eproto),
 		T(test_queue_info_abi_0_3),
 #undef T
 	};
