@@ -1,34 +1,53 @@
 // SPDX-License-Identifier: MIT
 /*
  * bench_fanout - one publisher, a fanout exchange, N queues (1, 2, 4, 8,
- * 16), each drained by its own consumer process; against a plain
- * shmq_send() loop to one queue with one consumer, in the same run.
+ * 16), each drained by its own consumer process; against the same
+ * producer sending each message with shmq_send() to the same N queues,
+ * in the same run.
+ *
+ * Two cases for each width N:
+ *
+ *   fanout-N   one shmq_publish() per message through a fanout exchange
+ *              bound to the N queues.
+ *   sends-N    the baseline: no exchange; one shmq_send() per message to
+ *              each of the N queues in turn (same capacity, consumers and
+ *              checks).  sends-1, one shmq_send() to one queue, is also
+ *              the reference of the "x send1" columns.
+ *
+ * Why sends-N rather than N times sends-1: streaming, each queue's slot
+ * and index lines travel between the producer's CPU and the consumers'
+ * on every message, so the producer's cost per queue grows with N for
+ * plain sends too.  One send to one queue never pays for that traffic;
+ * dividing a publish by N x its cost blamed the exchange for what N
+ * queues cost.
  *
  * Two measurements of each case, in interleaved rounds:
  *
- *   streaming  the producer process (pinned to CPU a) publishes 64-byte
- *              messages for --duration ms, blocking (SHMQ_FOREVER) when a
- *              queue is full; the N consumer processes (all pinned to CPU
- *              b) block in shmq_recv_batch() (SHMQ_FOREVER, up to 32 at a
- *              time) and check every message (sequence at both ends, none
- *              lost, none twice).  Reported: messages published per
- *              second, deliveries per second (N x that), the wall time per
- *              publish, the producer's own CPU time per publish
+ *   streaming  the producer process (pinned to CPU a) puts 64-byte
+ *              messages into the queues for --duration ms, blocking
+ *              (SHMQ_FOREVER) when a queue is full; the N consumer
+ *              processes (all pinned to CPU b) block in shmq_recv_batch()
+ *              (SHMQ_FOREVER, up to 32 at a time) and check every message
+ *              (sequence at both ends, none lost, none twice).  Reported:
+ *              messages per second (a message is one publish, or N
+ *              sends), deliveries per second (N x that), the wall time
+ *              per message, the producer's own CPU time per message
  *              (CLOCK_PROCESS_CPUTIME_ID: includes the time it spins
  *              waiting for room), and how often it found a queue full.
  *              On 2 CPUs the N consumers share one CPU: when their work
- *              (N deliveries per publish) exceeds the producer's, the
+ *              (N deliveries per message) exceeds the producer's, the
  *              producer waits, and the rate is the consumers' (the full-
  *              wait column says so).
- *   solo       one process, no consumer running: publish C messages into
- *              N empty queues of capacity C (timed as one loop), then
- *              drain them (untimed); repeated.  The producer's path
- *              alone, without cross-CPU traffic: the cleanest figure of
- *              what each extra queue adds to a publish.
+ *   solo       one process, no consumer running: put C messages into N
+ *              empty queues of capacity C (timed as one loop), then drain
+ *              them (untimed); repeated.  The producer's path alone,
+ *              without cross-CPU traffic.
  *
- * The cost per extra queue is the least-squares slope of ns per publish
- * over N.  The per-queue ratio (ns per publish / N, over a shmq_send()'s ns
- * per message) is the issue's goal (<= 1.5x).
+ * For each N: fanout-N against sends-N, in streaming CPU ns and solo ns
+ * per message.  Their ratio is also the ratio per queue: the issue's goal
+ * is <= 1.5x, and the GOAL line judges the worst N of each measurement.
+ * The cost per extra queue of each is the least-squares slope of ns per
+ * message over N.
  */
 #include <time.h>
 
@@ -39,7 +58,8 @@
 #define FO_SOLO_CAP 1024	/* solo: messages per timed loop */
 #define FO_BATCH 32		/* consumers' shmq_recv_batch() */
 #define FO_MAX_N 16
-#define FO_MAX_CASES 8
+#define FO_MAX_WIDTHS 7
+#define FO_MAX_CASES (2 * FO_MAX_WIDTHS + 1)
 #define FO_MAX_ROUNDS 32
 
 struct fo_shared {
@@ -51,12 +71,14 @@ struct fo_shared {
 };
 
 struct fo_case {
-	unsigned n;		/* queues; 0: the shmq_send baseline */
-	double rate[FO_MAX_ROUNDS];	/* publishes (sends) per second */
-	double cpu[FO_MAX_ROUNDS];	/* producer CPU ns per publish */
-	double waits[FO_MAX_ROUNDS];	/* full waits per 1000 publishes */
-	double sleeps[FO_MAX_ROUNDS];	/* futex sleeps per 1000 publishes */
-	double solo[FO_MAX_ROUNDS];	/* solo ns per publish */
+	unsigned n;		/* queues */
+	int fan;		/* 1: fanout-N (publish); 0: sends-N */
+	int base;		/* fanout-N: index of sends-N */
+	double rate[FO_MAX_ROUNDS];	/* messages per second */
+	double cpu[FO_MAX_ROUNDS];	/* producer CPU ns per message */
+	double waits[FO_MAX_ROUNDS];	/* full waits per 1000 messages */
+	double sleeps[FO_MAX_ROUNDS];	/* futex sleeps per 1000 msgs */
+	double solo[FO_MAX_ROUNDS];	/* solo ns per message */
 };
 
 struct fo_run {
@@ -70,18 +92,28 @@ struct fo_run {
 	struct fo_case cases[FO_MAX_CASES];
 };
 
+/* Where a message goes: the exchange (fanout-N), or each of the queues. */
+struct fo_out {
+	shmq_exchange *xh;
+	shmq *qs[FO_MAX_N];
+	unsigned n;
+};
+
 static const char fo_help[] =
 	"usage: bench_fanout [options]\n"
 	"\n"
 	"One publisher through a fanout exchange to N queues (default 1, 2,\n"
-	"4, 8, 16), each drained by its own consumer process, against a\n"
-	"plain shmq_send() loop to one queue, in interleaved rounds (64-byte\n"
-	"messages).  Streaming (producer on CPU a, consumers on CPU b, all\n"
-	"blocking) and solo (one process, no consumer running).  Prints the\n"
-	"tables, the cost per extra queue, a GOAL line and SUMMARY lines.\n"
+	"4, 8, 16), each drained by its own consumer process, against the\n"
+	"same producer sending each message with shmq_send() to each of the\n"
+	"N queues (sends-N), in interleaved rounds (64-byte messages).\n"
+	"Streaming (producer on CPU a, consumers on CPU b, all blocking) and\n"
+	"solo (one process, no consumer running).  Prints the tables,\n"
+	"fanout-N against sends-N for each N, the cost per extra queue, a\n"
+	"GOAL line and SUMMARY lines.\n"
 	"\n"
 	"options:\n"
-	"  --queues LIST    fanout widths, at most 16 (default 1,2,4,8,16)\n"
+	"  --queues LIST    fanout widths, at most 7 of 1-16 (default\n"
+	"                   1,2,4,8,16)\n"
 	"  --duration MS    streaming run length (default 500; --quick 200;\n"
 	"                   --smoke 20)\n"
 	"  --rounds N       interleaved rounds (default 5; --quick 3; --smoke 1)\n"
@@ -98,7 +130,7 @@ static int fo_take_queues(int *argc, char **argv, unsigned *v)
 	for (i = 1; i < *argc; i++) {
 		if (strcmp(argv[i], "--queues") || i + 1 >= *argc)
 			continue;
-		for (p = argv[i + 1]; *p && n < FO_MAX_CASES - 1; p = end) {
+		for (p = argv[i + 1]; *p && n < FO_MAX_WIDTHS; p = end) {
 			unsigned long x;
 
 			errno = 0;
@@ -110,6 +142,8 @@ static int fo_take_queues(int *argc, char **argv, unsigned *v)
 			if (*end)
 				end++;
 		}
+		if (*p)
+			return -1;	/* more than FO_MAX_WIDTHS */
 		for (j = i; j + 2 <= *argc; j++)
 			argv[j] = argv[j + 2];
 		*argc -= 2;
@@ -132,38 +166,38 @@ static void fo_names(unsigned serial, unsigned i, char *x, char *q)
 	snprintf(q, SHMQ_NAME_MAX + 1, "fo%u.q%u", serial, i);
 }
 
-/* The queues (and exchange, n > 0) of one case. */
-static int fo_setup(struct fo_run *r, unsigned n, unsigned cap)
+/* The queues of one case, and for fanout-N its exchange bound to each. */
+static int fo_setup(struct fo_run *r, const struct fo_case *c, unsigned cap)
 {
 	struct shmq_xattr xa = { .type = SHMQ_FANOUT };
 	struct shmq_attr qa = { .capacity = cap, .msg_size = FO_MSG };
 	char x[SHMQ_NAME_MAX + 1], q[SHMQ_NAME_MAX + 1];
-	unsigned i, nq = n ? n : 1;
+	unsigned i;
 	int rc = 0;
 
 	r->serial++;
 	fo_names(r->serial, 0, x, q);
-	if (n)
+	if (c->fan)
 		rc = shmq_exchange_create(r->seg, x, &xa);
-	for (i = 0; i < nq && !rc; i++) {
+	for (i = 0; i < c->n && !rc; i++) {
 		fo_names(r->serial, i, x, q);
 		rc = shmq_create(r->seg, q, &qa);
-		if (!rc && n)
+		if (!rc && c->fan)
 			rc = shmq_bind(r->seg, x, q, "");
 	}
 	return rc;
 }
 
-static void fo_teardown(struct fo_run *r, unsigned n)
+static void fo_teardown(struct fo_run *r, const struct fo_case *c)
 {
 	char x[SHMQ_NAME_MAX + 1], q[SHMQ_NAME_MAX + 1];
 	unsigned i;
 
-	for (i = 0; i < (n ? n : 1); i++) {
+	for (i = 0; i < c->n; i++) {
 		fo_names(r->serial, i, x, q);
 		shmq_unlink(r->seg, q);
 	}
-	if (n)
+	if (c->fan)
 		shmq_exchange_unlink(r->seg, x);
 }
 
@@ -171,14 +205,15 @@ static void fo_teardown(struct fo_run *r, unsigned n)
  * Full waits the producer counted on the case's queues, and the futex
  * sleeps of anyone on them (@sleeps): each costs its waker a FUTEX_WAKE.
  */
-static uint64_t fo_full_waits(struct fo_run *r, unsigned n, uint64_t *sleeps)
+static uint64_t fo_full_waits(struct fo_run *r, const struct fo_case *c,
+			      uint64_t *sleeps)
 {
 	char x[SHMQ_NAME_MAX + 1], q[SHMQ_NAME_MAX + 1];
 	struct shmq_queue_info qi;
 	uint64_t w = 0;
 	unsigned i;
 
-	for (i = 0; i < (n ? n : 1); i++) {
+	for (i = 0; i < c->n; i++) {
 		fo_names(r->serial, i, x, q);
 		if (!shmq_queue_stat(r->seg, q, &qi)) {
 			w += qi.full_waits;
@@ -188,9 +223,64 @@ static uint64_t fo_full_waits(struct fo_run *r, unsigned n, uint64_t *sleeps)
 	return w;
 }
 
+/*
+ * The producer's handles for case @c: the exchange for fanout-N, the N
+ * queues for sends-N.
+ */
+static int fo_out_open(shmq_seg *seg, unsigned serial,
+		       const struct fo_case *c, struct fo_out *out)
+{
+	char x[SHMQ_NAME_MAX + 1], qn[SHMQ_NAME_MAX + 1];
+	unsigned i;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->n = c->n;
+	fo_names(serial, 0, x, qn);
+	if (c->fan)
+		return shmq_exchange_open(seg, x, &out->xh);
+	for (i = 0; i < c->n && !rc; i++) {
+		fo_names(serial, i, x, qn);
+		rc = shmq_open(seg, qn, &out->qs[i]);
+	}
+	return rc;
+}
+
+static void fo_out_close(struct fo_out *out)
+{
+	unsigned i;
+
+	shmq_exchange_close(out->xh);
+	for (i = 0; i < out->n; i++)
+		shmq_close(out->qs[i]);
+}
+
+/*
+ * One message to every queue: one publish, or one send to each queue in
+ * turn.  Returns 0 or a negative error (BENCH_EBADMSG when a publish
+ * reached some other number of queues than N).
+ */
+static inline int fo_put(const struct fo_out *out, const void *buf,
+			 size_t len, int64_t timeout_ns)
+{
+	unsigned i;
+	int rc;
+
+	if (out->xh) {
+		rc = shmq_publish(out->xh, "", buf, len, timeout_ns);
+		return rc == (int)out->n ? 0 : rc < 0 ? rc : BENCH_EBADMSG;
+	}
+	for (i = 0; i < out->n; i++) {
+		rc = shmq_send(out->qs[i], buf, len, timeout_ns);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* ---- streaming ----------------------------------------------------------- */
 
-static void fo_consumer(struct fo_run *r, unsigned n, unsigned i)
+static void fo_consumer(struct fo_run *r, unsigned i)
 {
 	char x[SHMQ_NAME_MAX + 1], qn[SHMQ_NAME_MAX + 1];
 	struct iovec iov[FO_BATCH];
@@ -200,7 +290,6 @@ static void fo_consumer(struct fo_run *r, unsigned n, unsigned i)
 	shmq *q;
 	int rc, k, j;
 
-	(void)n;
 	fo_names(r->serial, i, x, qn);
 	rc = bench_pin(r->cpu_b);
 	if (!rc)
@@ -247,36 +336,31 @@ end:
 	_exit(0);
 }
 
-static void fo_producer(struct fo_run *r, unsigned n)
+static void fo_producer(struct fo_run *r, const struct fo_case *c)
 {
-	char x[SHMQ_NAME_MAX + 1], qn[SHMQ_NAME_MAX + 1];
 	uint64_t seq = 0, t0, c0, end, now;
-	shmq_exchange *xh = NULL;
-	shmq *q = NULL;
+	struct fo_out out;
 	shmq_seg *seg;
 	char *buf;
 	int rc, i;
 
-	fo_names(r->serial, 0, x, qn);
+	memset(&out, 0, sizeof(out));
 	rc = bench_pin(r->cpu_a);
 	if (!rc)
 		rc = shmq_seg_open(r->seg_name, &seg);
 	if (!rc)
-		rc = n ? shmq_exchange_open(seg, x, &xh) :
-			 shmq_open(seg, qn, &q);
+		rc = fo_out_open(seg, r->serial, c, &out);
 	buf = bench_buf_alloc(FO_MSG, 1);
 	if (rc || !buf)
 		goto fail;
 	/* acquire: pairs with each consumer's release. */
 	while (atomic_load_explicit(&r->sh->ready, memory_order_acquire) <
-	       (n ? n : 1))
+	       c->n)
 		usleep(1000);
 	/* Warm-up: the route, the lines (not counted). */
 	for (i = 0; i < 64 && !rc; i++) {
 		bench_msg_stamp(buf, FO_MSG, ++seq);
-		rc = n ? shmq_publish(xh, "", buf, FO_MSG, SHMQ_FOREVER) :
-			 shmq_send(q, buf, FO_MSG, SHMQ_FOREVER);
-		rc = rc < 0 ? rc : 0;
+		rc = fo_put(&out, buf, FO_MSG, SHMQ_FOREVER);
 	}
 	t0 = bench_now_ns();
 	c0 = fo_cpu_ns();
@@ -284,14 +368,7 @@ static void fo_producer(struct fo_run *r, unsigned n)
 	do {
 		for (i = 0; i < 256 && !rc; i++) {
 			bench_msg_stamp(buf, FO_MSG, ++seq);
-			if (n) {
-				rc = shmq_publish(xh, "", buf, FO_MSG,
-						  SHMQ_FOREVER);
-				rc = rc == (int)n ? 0 : rc < 0 ? rc :
-				     BENCH_EBADMSG;
-			} else {
-				rc = shmq_send(q, buf, FO_MSG, SHMQ_FOREVER);
-			}
+			rc = fo_put(&out, buf, FO_MSG, SHMQ_FOREVER);
 		}
 		now = bench_now_ns();
 	} while (!rc && now < end);
@@ -301,18 +378,17 @@ static void fo_producer(struct fo_run *r, unsigned n)
 	if (rc)
 		goto fail;
 	/* The end marker: an empty message to every queue. */
-	rc = n ? shmq_publish(xh, "", buf, 0, SHMQ_FOREVER) :
-		 shmq_send(q, buf, 0, SHMQ_FOREVER);
-	if (rc < 0)
+	rc = fo_put(&out, buf, 0, SHMQ_FOREVER);
+	if (rc)
 		goto fail;
 	r->sh->published += 64;		/* what consumers count */
-	shmq_exchange_close(xh);
-	shmq_close(q);
+	fo_out_close(&out);
 	shmq_seg_close(seg);
 	free(buf);
 	_exit(0);
 fail:
-	fprintf(stderr, "fanout: producer (%u queues): %s\n", n,
+	fprintf(stderr, "fanout: producer (%s, %u queues): %s\n",
+		c->fan ? "fanout" : "sends", c->n,
 		bench_strerror(rc ? rc : -ENOMEM));
 	_exit(1);
 }
@@ -325,11 +401,11 @@ static void fo_die(struct fo_run *r)
 static void fo_stream(struct fo_run *r, struct fo_case *c, unsigned round)
 {
 	pid_t pids[FO_MAX_N + 1];
-	unsigned i, nq = c->n ? c->n : 1;
+	unsigned i, nq = c->n;
 	int bad = 0, rc;
 
 	memset(r->sh, 0, sizeof(*r->sh));
-	rc = fo_setup(r, c->n, FO_CAP);
+	rc = fo_setup(r, c, FO_CAP);
 	if (rc) {
 		fprintf(stderr, "fanout: setup: %s\n", bench_strerror(rc));
 		fo_die(r);
@@ -339,7 +415,7 @@ static void fo_stream(struct fo_run *r, struct fo_case *c, unsigned round)
 	for (i = 0; i < nq; i++) {
 		pids[i] = bench_fork();
 		if (pids[i] == 0)
-			fo_consumer(r, c->n, i);
+			fo_consumer(r, i);
 		if (pids[i] < 0) {
 			fprintf(stderr, "fanout: fork: %s\n",
 				bench_strerror((int)pids[i]));
@@ -348,7 +424,7 @@ static void fo_stream(struct fo_run *r, struct fo_case *c, unsigned round)
 	}
 	pids[nq] = bench_fork();
 	if (pids[nq] == 0)
-		fo_producer(r, c->n);
+		fo_producer(r, c);
 	if (pids[nq] < 0)
 		fo_die(r);
 	for (i = 0; i <= nq; i++)
@@ -365,15 +441,15 @@ static void fo_stream(struct fo_run *r, struct fo_case *c, unsigned round)
 	if (bad)
 		fo_die(r);
 	{
-		uint64_t pubs = r->sh->published - 64, sl = 0;
+		uint64_t msgs = r->sh->published - 64, sl = 0;
 
-		c->rate[round] = (double)pubs * 1e9 / (double)r->sh->wall_ns;
-		c->cpu[round] = (double)r->sh->cpu_ns / (double)pubs;
-		c->waits[round] = (double)fo_full_waits(r, c->n, &sl) *
-				  1000.0 / (double)pubs;
-		c->sleeps[round] = (double)sl * 1000.0 / (double)pubs;
+		c->rate[round] = (double)msgs * 1e9 / (double)r->sh->wall_ns;
+		c->cpu[round] = (double)r->sh->cpu_ns / (double)msgs;
+		c->waits[round] = (double)fo_full_waits(r, c, &sl) *
+				  1000.0 / (double)msgs;
+		c->sleeps[round] = (double)sl * 1000.0 / (double)msgs;
 	}
-	fo_teardown(r, c->n);
+	fo_teardown(r, c);
 }
 
 /* ---- solo ------------------------------------------------------------------ */
@@ -383,35 +459,34 @@ static void fo_solo(struct fo_run *r, struct fo_case *c, unsigned round)
 	char x[SHMQ_NAME_MAX + 1], qn[SHMQ_NAME_MAX + 1];
 	shmq *qs[FO_MAX_N];
 	struct iovec iov[FO_BATCH];
-	shmq_exchange *xh = NULL;
-	unsigned i, k, rep, nq = c->n ? c->n : 1;
-	uint64_t seq = 0, t0, best = UINT64_MAX;
+	struct fo_out out;
+	unsigned i, k, rep, nq = c->n;
+	uint64_t seq = 0, t0;
 	double v[64];
 	char *buf;
 	int rc;
 
-	rc = fo_setup(r, c->n, FO_SOLO_CAP);
+	memset(&out, 0, sizeof(out));
+	rc = fo_setup(r, c, FO_SOLO_CAP);
 	buf = bench_buf_alloc(FO_MSG, FO_BATCH);
+	/* The drain's own handles: sends-N's are the producer's. */
 	for (i = 0; i < nq && !rc; i++) {
 		fo_names(r->serial, i, x, qn);
 		rc = shmq_open(r->seg, qn, &qs[i]);
 	}
-	if (!rc && c->n)
-		rc = shmq_exchange_open(r->seg, x, &xh);
+	if (!rc)
+		rc = fo_out_open(r->seg, r->serial, c, &out);
 	if (rc || !buf) {
 		fprintf(stderr, "fanout: solo setup: %s\n",
 			bench_strerror(rc ? rc : -ENOMEM));
 		fo_die(r);
 	}
-	(void)best;
 	/* Rep 0 warms up (route, lines, records); not counted. */
 	for (rep = 0; rep <= r->solo_reps && !rc; rep++) {
 		t0 = bench_now_ns();
 		for (i = 0; i < FO_SOLO_CAP && !rc; i++) {
 			bench_msg_stamp(buf, FO_MSG, ++seq);
-			rc = c->n ? shmq_publish(xh, "", buf, FO_MSG, 0) :
-				    shmq_send(qs[0], buf, FO_MSG, 0);
-			rc = c->n && rc == (int)c->n ? 0 : rc;
+			rc = fo_put(&out, buf, FO_MSG, 0);
 		}
 		if (rep)
 			v[rep - 1] = (double)(bench_now_ns() - t0) /
@@ -443,16 +518,16 @@ static void fo_solo(struct fo_run *r, struct fo_case *c, unsigned round)
 		}
 	}
 	if (rc) {
-		fprintf(stderr, "fanout: solo (%u queues): %s\n", c->n,
-			bench_strerror(rc));
+		fprintf(stderr, "fanout: solo (%s, %u queues): %s\n",
+			c->fan ? "fanout" : "sends", c->n, bench_strerror(rc));
 		fo_die(r);
 	}
 	c->solo[round] = bench_median(v, r->solo_reps);
-	shmq_exchange_close(xh);
+	fo_out_close(&out);
 	for (i = 0; i < nq; i++)
 		shmq_close(qs[i]);
 	free(buf);
-	fo_teardown(r, c->n);
+	fo_teardown(r, c);
 }
 
 /* ---- report ---------------------------------------------------------------- */
@@ -487,15 +562,17 @@ static double fo_max(const double *v, unsigned n)
 	return m;
 }
 
-/* Least-squares slope of @y over the fanout cases' N. */
-static double fo_slope(const struct fo_run *r, const double *y)
+/* Least-squares slope of @y over N, for the fanout (@fan) or sends cases. */
+static double fo_slope(const struct fo_run *r, const double *y, int fan)
 {
 	double sx = 0, sy = 0, sxx = 0, sxy = 0, k = 0;
 	unsigned i;
 
-	for (i = 1; i < r->ncases; i++) {
+	for (i = 0; i < r->ncases; i++) {
 		double xv = r->cases[i].n;
 
+		if (r->cases[i].fan != fan)
+			continue;
 		sx += xv;
 		sy += y[i];
 		sxx += xv * xv;
@@ -507,123 +584,181 @@ static double fo_slope(const struct fo_run *r, const double *y)
 	return (k * sxy - sx * sy) / (k * sxx - sx * sx);
 }
 
+static const char *fo_name(const struct fo_case *c, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%u", c->fan ? "fanout" : "sends", c->n);
+	return buf;
+}
+
+/* "%8.2f" of a fanout case's ratio to its sends-N, "-" for a sends case. */
+static const char *fo_xsends(const struct fo_case *c, double v, char *buf,
+			     size_t len)
+{
+	if (c->fan)
+		snprintf(buf, len, "%8.2f", v);
+	else
+		snprintf(buf, len, "%8s", "-");
+	return buf;
+}
+
 static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 {
 	double wall[FO_MAX_CASES], cpu[FO_MAX_CASES], solo[FO_MAX_CASES];
+	double xs_cpu[FO_MAX_CASES], xs_solo[FO_MAX_CASES];
 	double worst = 0, worst_solo = 0, send_solo, send_cpu;
+	double sl_fcpu, sl_scpu, sl_fwall, sl_swall, sl_fsolo, sl_ssolo;
 	unsigned i, n = r->rounds, wn = 0, wsn = 0;
-	char b1[16], b2[16], b3[16], b4[16];
+	char b1[16], b2[16], b3[16], b4[16], b5[16], name[16];
 
 	for (i = 0; i < r->ncases; i++) {
 		wall[i] = 1e9 / fo_med(r->cases[i].rate, n);
 		cpu[i] = fo_med(r->cases[i].cpu, n);
 		solo[i] = fo_med(r->cases[i].solo, n);
 	}
-	send_cpu = cpu[0];
+	/* fanout-N over sends-N: per message, hence also per queue. */
+	for (i = 0; i < r->ncases; i++) {
+		const struct fo_case *c = &r->cases[i];
+
+		xs_cpu[i] = c->fan ? cpu[i] / cpu[c->base] : 1;
+		xs_solo[i] = c->fan ? solo[i] / solo[c->base] : 1;
+		if (c->fan && xs_cpu[i] > worst) {
+			worst = xs_cpu[i];
+			wn = c->n;
+		}
+		if (c->fan && xs_solo[i] > worst_solo) {
+			worst_solo = xs_solo[i];
+			wsn = c->n;
+		}
+	}
+	send_cpu = cpu[0];	/* sends-1: one shmq_send() to one queue */
 	send_solo = solo[0];
+	sl_fcpu = fo_slope(r, cpu, 1);
+	sl_scpu = fo_slope(r, cpu, 0);
+	sl_fwall = fo_slope(r, wall, 1);
+	sl_swall = fo_slope(r, wall, 0);
+	sl_fsolo = fo_slope(r, solo, 1);
+	sl_ssolo = fo_slope(r, solo, 0);
+
 	printf("\nstreaming: 64-byte messages, producer on CPU %d, every "
 	       "consumer on CPU %d (median of %u runs of %u ms)\n", r->cpu_a,
 	       r->cpu_b, n, r->duration_ms);
-	printf("%-11s %6s %9s %9s %9s %11s %9s %9s %8s %8s %9s %9s\n",
+	printf("%-11s %6s %9s %9s %9s %11s %9s %9s %8s %8s %8s %9s %9s\n",
 	       "case", "queues", "msgs/s", "min", "max", "deliver/s",
-	       "wall ns", "cpu ns", "cpu/q", "x send", "waits/1k",
-	       "sleeps/1k");
+	       "wall ns", "cpu ns", "cpu/q", "x sends", "x send1",
+	       "waits/1k", "sleeps/1k");
 	for (i = 0; i < r->ncases; i++) {
 		const struct fo_case *c = &r->cases[i];
-		unsigned nq = c->n ? c->n : 1;
 		double rate = fo_med(c->rate, n);
-		char name[16];
 
-		snprintf(name, sizeof(name), c->n ? "fanout-%u" : "send",
-			 c->n);
-		printf("%-11s %6u %9s %9s %9s %11s %9.1f %9.1f %8.1f %8.2f "
-		       "%9.1f %9.1f\n", name, nq, bench_fmt_rate(b1, sizeof(b1), rate),
+		printf("%-11s %6u %9s %9s %9s %11s %9.1f %9.1f %8.1f %s %8.2f "
+		       "%9.1f %9.1f\n", fo_name(c, name, sizeof(name)), c->n,
+		       bench_fmt_rate(b1, sizeof(b1), rate),
 		       bench_fmt_rate(b2, sizeof(b2), fo_min(c->rate, n)),
 		       bench_fmt_rate(b3, sizeof(b3), fo_max(c->rate, n)),
-		       bench_fmt_rate(b4, sizeof(b4), rate * nq), wall[i],
-		       cpu[i], cpu[i] / nq, cpu[i] / nq / send_cpu,
+		       bench_fmt_rate(b4, sizeof(b4), rate * c->n), wall[i],
+		       cpu[i], cpu[i] / c->n,
+		       fo_xsends(c, xs_cpu[i], b5, sizeof(b5)),
+		       cpu[i] / c->n / send_cpu,
 		       fo_med(c->waits, n), fo_med(c->sleeps, n));
 	}
-	printf("(wall ns: wall time per publish (send), which includes any "
-	       "time the producer was not running; cpu ns: the producer's "
-	       "CPU time per publish, waits included; cpu/q = cpu ns / "
-	       "queues; x send = cpu/q / send's cpu ns; waits/1k: full-queue "
-	       "waits per 1000 publishes; sleeps/1k: futex sleeps on the "
-	       "queues per 1000 publishes, each woken by a FUTEX_WAKE)\n");
-	printf("cost per extra queue (slope over N): producer CPU %.1f ns "
-	       "(wall %.1f ns)\n", fo_slope(r, cpu), fo_slope(r, wall));
+	printf("(a message: one publish (fanout-N) or one shmq_send() to each "
+	       "of the N queues (sends-N); wall ns: wall time per message, "
+	       "which includes any time the producer was not running; cpu "
+	       "ns: the producer's CPU time per message, waits included; "
+	       "cpu/q = cpu ns / queues; x sends = fanout-N's cpu ns / "
+	       "sends-N's; x send1 = cpu/q / sends-1's cpu ns; waits/1k: "
+	       "full-queue waits per 1000 messages; sleeps/1k: futex sleeps "
+	       "on the queues per 1000 messages, each woken by a "
+	       "FUTEX_WAKE)\n");
+	printf("cost per extra queue (slope over N): fanout %.1f ns producer "
+	       "CPU (wall %.1f ns); sends %.1f ns producer CPU (wall %.1f "
+	       "ns)\n", sl_fcpu, sl_fwall, sl_scpu, sl_swall);
 
 	printf("\nsolo: one process, no consumer running; %u messages into "
 	       "empty queues, median of %u loops x %u runs\n", FO_SOLO_CAP,
 	       r->solo_reps, n);
-	printf("%-11s %6s %9s %9s %9s %8s %8s\n", "case", "queues", "ns/msg",
-	       "min", "max", "ns/queue", "x send");
+	printf("%-11s %6s %9s %9s %9s %8s %8s %8s\n", "case", "queues",
+	       "ns/msg", "min", "max", "ns/queue", "x sends", "x send1");
 	for (i = 0; i < r->ncases; i++) {
 		const struct fo_case *c = &r->cases[i];
-		unsigned nq = c->n ? c->n : 1;
-		char name[16];
 
-		snprintf(name, sizeof(name), c->n ? "fanout-%u" : "send",
-			 c->n);
-		printf("%-11s %6u %9.1f %9.1f %9.1f %8.1f %8.2f\n", name, nq,
-		       solo[i], fo_min(c->solo, n), fo_max(c->solo, n),
-		       solo[i] / nq, solo[i] / nq / send_solo);
-		if (i && solo[i] / nq / send_solo > worst_solo) {
-			worst_solo = solo[i] / nq / send_solo;
-			wsn = nq;
-		}
-		if (i && cpu[i] / nq / send_cpu > worst) {
-			worst = cpu[i] / nq / send_cpu;
-			wn = nq;
-		}
+		printf("%-11s %6u %9.1f %9.1f %9.1f %8.1f %s %8.2f\n",
+		       fo_name(c, name, sizeof(name)), c->n, solo[i],
+		       fo_min(c->solo, n), fo_max(c->solo, n), solo[i] / c->n,
+		       fo_xsends(c, xs_solo[i], b5, sizeof(b5)),
+		       solo[i] / c->n / send_solo);
 	}
-	printf("cost per extra queue (slope over N): %.1f ns\n",
-	       fo_slope(r, solo));
-	if (r->ncases > 1)
-		printf("GOAL fanout-per-queue %s: worst per-queue cost %.2fx "
-		       "shmq_send solo (%u queues), %.2fx streaming CPU (%u "
-		       "queues); per extra queue %.1f ns solo, %.1f ns "
-		       "streaming CPU (goal <= 1.50x; 64 B)\n",
-		       worst_solo <= 1.5 && worst <= 1.5 ? "PASS" : "SHORT",
-		       worst_solo, wsn, worst, wn, fo_slope(r, solo),
-		       fo_slope(r, cpu));
+	printf("cost per extra queue (slope over N): fanout %.1f ns; sends "
+	       "%.1f ns\n", sl_fsolo, sl_ssolo);
+
+	printf("\nfanout-N against sends-N, ns per message (ratio = fanout / "
+	       "sends, also the ratio per queue; goal <= 1.50x)\n");
+	printf("%-15s %10s %10s %7s %11s %10s %7s\n", "queues",
+	       "cpu fanout", "cpu sends", "ratio", "solo fanout",
+	       "solo sends", "ratio");
 	for (i = 0; i < r->ncases; i++) {
 		const struct fo_case *c = &r->cases[i];
-		unsigned nq = c->n ? c->n : 1;
+
+		if (!c->fan)
+			continue;
+		printf("%-15u %10.1f %10.1f %7.2f %11.1f %10.1f %7.2f\n", c->n,
+		       cpu[i], cpu[c->base], xs_cpu[i], solo[i],
+		       solo[c->base], xs_solo[i]);
+	}
+	printf("%-15s %10.1f %10.1f %7s %11.1f %10.1f %7s\n",
+	       "per extra queue", sl_fcpu, sl_scpu, "", sl_fsolo, sl_ssolo,
+	       "");
+	printf("GOAL fanout-per-queue %s: worst fanout-N / sends-N %.2fx solo "
+	       "(%u queues), %.2fx streaming CPU (%u queues); per extra queue "
+	       "fanout %.1f ns solo, %.1f ns streaming CPU; sends %.1f ns "
+	       "solo, %.1f ns streaming CPU (goal <= 1.50x; 64 B)\n",
+	       worst_solo <= 1.5 && worst <= 1.5 ? "PASS" : "SHORT",
+	       worst_solo, wsn, worst, wn, sl_fsolo, sl_fcpu, sl_ssolo,
+	       sl_scpu);
+	for (i = 0; i < r->ncases; i++) {
+		const struct fo_case *c = &r->cases[i];
 		double rate = fo_med(c->rate, n);
 
-		char name[16];
-
-		snprintf(name, sizeof(name), c->n ? "fanout-%u" : "send",
-			 c->n);
 		printf("SUMMARY fanout %s cpus=%s queues=%u msgs_per_s=%.0f "
 		       "deliveries_per_s=%.0f ns_per_msg=%.1f cpu_ns=%.1f "
-		       "cpu_ns_per_queue=%.1f ratio_send=%.3f waits_per_1k=%.1f "
-		       "sleeps_per_1k=%.1f "
-		       "solo_ns=%.1f solo_ns_per_queue=%.1f "
-		       "solo_ratio_send=%.3f\n", name, cpus, nq, rate, rate * nq, wall[i],
-		       cpu[i], cpu[i] / nq, cpu[i] / nq / send_cpu,
-		       fo_med(c->waits, n), fo_med(c->sleeps, n), solo[i],
-		       solo[i] / nq,
-		       solo[i] / nq / send_solo);
+		       "cpu_ns_per_queue=%.1f ratio_sends=%.3f ratio_send=%.3f "
+		       "waits_per_1k=%.1f sleeps_per_1k=%.1f solo_ns=%.1f "
+		       "solo_ns_per_queue=%.1f solo_ratio_sends=%.3f "
+		       "solo_ratio_send=%.3f\n",
+		       fo_name(c, name, sizeof(name)), cpus, c->n, rate,
+		       rate * c->n, wall[i], cpu[i], cpu[i] / c->n, xs_cpu[i],
+		       cpu[i] / c->n / send_cpu, fo_med(c->waits, n),
+		       fo_med(c->sleeps, n), solo[i], solo[i] / c->n,
+		       xs_solo[i], solo[i] / c->n / send_solo);
 		if (csv)
 			fprintf(csv, "%s,%u,%.0f,%.0f,%.1f,%.1f,%.1f,%.4f,%.1f,"
-				"%.1f,%.1f,%.4f\n", c->n ? "fanout" : "send",
-				nq, rate, rate * nq, wall[i], cpu[i],
-				cpu[i] / nq, cpu[i] / nq / send_cpu,
-				fo_med(c->waits, n), solo[i], solo[i] / nq,
-				solo[i] / nq / send_solo);
+				"%.1f,%.1f,%.4f,%.4f,%.4f,%.1f\n",
+				c->fan ? "fanout" : "sends", c->n, rate,
+				rate * c->n, wall[i], cpu[i], cpu[i] / c->n,
+				cpu[i] / c->n / send_cpu, fo_med(c->waits, n),
+				solo[i], solo[i] / c->n,
+				solo[i] / c->n / send_solo, xs_cpu[i],
+				xs_solo[i], fo_med(c->sleeps, n));
 	}
+	printf("SUMMARY fanout per-extra-queue cpus=%s fanout_cpu_ns=%.1f "
+	       "sends_cpu_ns=%.1f fanout_wall_ns=%.1f sends_wall_ns=%.1f "
+	       "fanout_solo_ns=%.1f sends_solo_ns=%.1f\n", cpus, sl_fcpu,
+	       sl_scpu, sl_fwall, sl_swall, sl_fsolo, sl_ssolo);
 	if (r->o->verbose)
 		for (i = 0; i < r->ncases; i++) {
+			const struct fo_case *c = &r->cases[i];
 			unsigned k;
 
-			printf("  rounds %-3u msgs/s:", r->cases[i].n);
+			printf("  rounds %-10s msgs/s:",
+			       fo_name(c, name, sizeof(name)));
 			for (k = 0; k < n; k++)
-				printf(" %.0f", r->cases[i].rate[k]);
+				printf(" %.0f", c->rate[k]);
+			printf("  cpu ns:");
+			for (k = 0; k < n; k++)
+				printf(" %.1f", c->cpu[k]);
 			printf("  solo ns:");
 			for (k = 0; k < n; k++)
-				printf(" %.1f", r->cases[i].solo[k]);
+				printf(" %.1f", c->solo[k]);
 			printf("\n");
 		}
 	fflush(stdout);
@@ -632,7 +767,7 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 int main(int argc, char **argv)
 {
 	static const unsigned dflt[] = { 1, 2, 4, 8, 16 };
-	unsigned widths[FO_MAX_CASES], nw, i, k, round;
+	unsigned widths[FO_MAX_WIDTHS], nw, i, k, round;
 	struct bench_opts o;
 	struct fo_run r;
 	char seg_name[32], cpus[32];
@@ -659,10 +794,28 @@ int main(int argc, char **argv)
 	r.duration_ms = o.duration_ms ? o.duration_ms : o.smoke ? 20 :
 			o.quick ? 200 : 500;
 	r.solo_reps = o.smoke ? 2 : o.quick ? 10 : 30;
-	r.cases[0].n = 0;
-	for (i = 0; i < nw; i++)
-		r.cases[i + 1].n = widths[i];
-	r.ncases = nw + 1;
+	/*
+	 * sends-1 first (the x send1 reference), then sends-N before each
+	 * fanout-N: the rounds rotate through this order, so each pair runs
+	 * back to back in every round but one's wrap-around.
+	 */
+	r.cases[0].n = 1;
+	r.ncases = 1;
+	for (i = 0; i < nw; i++) {
+		struct fo_case *c;
+
+		for (k = 0; k < r.ncases; k++)
+			if (!r.cases[k].fan && r.cases[k].n == widths[i])
+				break;
+		if (k == r.ncases) {
+			r.cases[k].n = widths[i];
+			r.ncases++;
+		}
+		c = &r.cases[r.ncases++];
+		c->n = widths[i];
+		c->fan = 1;
+		c->base = (int)k;
+	}
 	ncpu = bench_pick_cpus(&o, &r.cpu_a, &r.cpu_b);
 	if (ncpu < 0) {
 		fprintf(stderr, "bench_fanout: bad --cpus\n");
@@ -676,8 +829,8 @@ int main(int argc, char **argv)
 	if (!r.sh)
 		fo_die(&r);
 	printf("bench_fanout: one publisher, a fanout exchange, N queues each "
-	       "drained by its own process (scratch names: bench.%d)\n",
-	       (int)getpid());
+	       "drained by its own process, against shmq_send() to each of "
+	       "the N queues (scratch names: bench.%d)\n", (int)getpid());
 	printf("%u interleaved rounds; producer CPU %d, consumers CPU %d%s\n",
 	       r.rounds, r.cpu_a, r.cpu_b, ncpu < 2 ?
 	       " (one CPU: unpinned)" : "");
@@ -686,18 +839,22 @@ int main(int argc, char **argv)
 	for (round = 0; round < r.rounds; round++)
 		for (k = 0; k < r.ncases; k++) {
 			struct fo_case *c = &r.cases[(k + round) % r.ncases];
+			char name[16];
 
-			bench_progress("fanout: %u queues, round %u/%u", c->n,
+			bench_progress("fanout: %s, round %u/%u",
+				       fo_name(c, name, sizeof(name)),
 				       round + 1, r.rounds);
 			fo_stream(&r, c, round);
 			fo_solo(&r, c, round);
 		}
 	bench_sig.what = NULL;
 	bench_progress_done();
+	/* The first twelve columns as before; the new ones appended. */
 	csv = bench_csv_open(&o, "fanout", "case,queues,msgs_per_s,"
 			     "deliveries_per_s,ns_per_msg,cpu_ns,cpu_ns_per_queue,"
 			     "ratio_send,waits_per_1k,solo_ns,"
-			     "solo_ns_per_queue,solo_ratio_send");
+			     "solo_ns_per_queue,solo_ratio_send,ratio_sends,"
+			     "solo_ratio_sends,sleeps_per_1k");
 	fo_report(&r, cpus, csv);
 	if (csv)
 		fclose(csv);

@@ -7,8 +7,8 @@
 #   DIR/throughput-batch.png shmq messages/s against batch size
 #   DIR/route.png            publish cost, route cache miss and hit,
 #                            against the number of bindings
-#   DIR/fanout.png           ns per publish against fanout width, with
-#                            N x shmq_send for reference
+#   DIR/fanout.png           ns per message against fanout width: one
+#                            publish, and one shmq_send() to each queue
 set -eu
 d=$1
 t=$(mktemp -d)
@@ -139,29 +139,33 @@ EOF
 fi
 
 # fanout.csv: case,queues,msgs_per_s,deliveries_per_s,ns_per_msg,cpu_ns,
-# cpu_ns_per_queue,ratio_send,waits_per_1k,solo_ns,solo_ns_per_queue,...
-if [ -f "$d/fanout.csv" ] && grep -q '^fanout,' "$d/fanout.csv"; then
+# cpu_ns_per_queue,ratio_send,waits_per_1k,solo_ns,solo_ns_per_queue,
+# solo_ratio_send,ratio_sends,solo_ratio_sends,sleeps_per_1k; case is
+# fanout (one publish to N queues) or sends (one shmq_send() to each).
+if [ -f "$d/fanout.csv" ] && grep -q '^fanout,' "$d/fanout.csv" &&
+   grep -q '^sends,' "$d/fanout.csv"; then
 	awk -F, '$1 == "fanout" { print $2, $6, $10 }' "$d/fanout.csv" \
-		> "$t/fanout.dat"
-	scpu=$(awk -F, '$1 == "send" { print $6; exit }' "$d/fanout.csv")
-	ssolo=$(awk -F, '$1 == "send" { print $10; exit }' "$d/fanout.csv")
+		| sort -n > "$t/fanout.dat"
+	awk -F, '$1 == "sends" { print $2, $6, $10 }' "$d/fanout.csv" \
+		| sort -n > "$t/sends.dat"
 	gnuplot <<EOF
 set terminal pngcairo size 1000,560 font 'sans,10'
 set grid ytics
 set key outside right top
 set output '$d/fanout.png'
-set title "Fanout, 64 B: the producer's cost per publish against the number of queues\n$machine" noenhanced
+set title "Fanout, 64 B: the producer's cost per message (one publish, or one shmq_send() to each queue)\n$machine" noenhanced
 set xlabel 'queues (each drained by its own process)'
 set termoption noenhanced
-set ylabel 'ns per publish (log scale)'
+set ylabel 'ns per message (log scale)'
 set logscale x 2
 set logscale y 10
 set xrange [0.8:20]
-plot '$t/fanout.dat' using 1:2 with linespoints title 'streaming: producer CPU', \
-     ${scpu:-0} * x with lines dashtype 2 title 'N x shmq_send (streaming CPU)', \
-     '$t/fanout.dat' using 1:3 with linespoints title 'solo: one process', \
-     ${ssolo:-0} * x with lines dashtype 2 title 'N x shmq_send (solo)', \
-     1.5 * ${ssolo:-0} * x with lines dashtype 3 title 'goal: 1.5 x N x shmq_send (solo)'
+plot '$t/fanout.dat' using 1:2 with linespoints lc 1 title 'publish, streaming: producer CPU', \
+     '$t/sends.dat' using 1:2 with linespoints lc 1 dashtype 2 title 'N x shmq_send, streaming: producer CPU', \
+     '$t/sends.dat' using 1:(1.5 * \$2) with lines lc 1 dashtype 3 title 'goal: 1.5 x N sends (streaming)', \
+     '$t/fanout.dat' using 1:3 with linespoints lc 2 title 'publish, solo: one process', \
+     '$t/sends.dat' using 1:3 with linespoints lc 2 dashtype 2 title 'N x shmq_send, solo', \
+     '$t/sends.dat' using 1:(1.5 * \$3) with lines lc 2 dashtype 3 title 'goal: 1.5 x N sends (solo)'
 EOF
 	plots="$plots $d/fanout.png"
 fi
