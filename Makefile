@@ -8,7 +8,7 @@
 #                   pkg-config, the bench smoke run, the fuzzers, the
 #                   models; then a summary table (tools/check.sh)
 #   make bench      the benchmarks and the comparison (bench/results/)
-#   make bench-quick  the same in under a minute; make bench-deps: its packages
+#   make bench-quick  the same in under two minutes; make bench-deps: its packages
 #   make demo       a producer and a consumer process exchanging messages
 #   make deps       install missing Debian packages (as root); make demo
 #                   and make check do it first (tools/deps.sh)
