@@ -46,8 +46,9 @@ struct shmq_pollset {
 	unsigned n;
 	bool armed;                     /* the thread may signal */
 	bool stop;
-	unsigned busy;                  /* the thread polls a copy of gen */
-	uint64_t gen;                   /* bumped by add/del */
+	bool busy;                      /* the thread polls a copy of the set */
+	uint64_t gen;                   /* bumped by del */
+	uint64_t busy_gen;              /* gen of the thread's copy */
 	_Atomic uint32_t ctl;           /* private futex word, see the top */
 	int efd;
 	pthread_t thread;
@@ -72,7 +73,7 @@ static void *pollset_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&ps->lock);
-		ps->busy = 0;
+		ps->busy = false;
 		pthread_cond_broadcast(&ps->idle);
 		if (ps->stop) {
 			pthread_mutex_unlock(&ps->lock);
@@ -83,6 +84,7 @@ static void *pollset_thread(void *arg)
 		n = ps->armed ? ps->n : 0;
 		memcpy(set, ps->set, n * sizeof(set[0]));
 		ps->busy = n != 0;
+		ps->busy_gen = ps->gen;
 		pthread_mutex_unlock(&ps->lock);
 		if (!n) {
 			/* Disarmed or empty: until the next change. */
@@ -208,9 +210,10 @@ int shmq_pollset_del(shmq_pollset *ps, shmq *q)
 		memmove(&ps->set[i], &ps->set[i + 1],
 			(ps->n - i - 1) * sizeof(ps->set[0]));
 		ps->n--;
+		ps->gen++;
 		ctl_bump(ps);
-		/* The thread's copy may name @q: wait until it lets go. */
-		while (ps->busy)
+		/* A copy older than this may name @q: wait until it goes. */
+		while (ps->busy && ps->busy_gen != ps->gen)
 			pthread_cond_wait(&ps->idle, &ps->lock);
 	}
 	pthread_mutex_unlock(&ps->lock);
