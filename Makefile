@@ -385,6 +385,10 @@ check-fuzz: $(FUZZERS:%=$(B)/fuzz/%) $(PLANT_FUZZERS:%=$(B)/fuzz-plant/%)
 # wedge; "assert": an assertion), so that another failure does not count.
 # A "pass" run must be complete: pan exits 0, no "out of memory", no
 # "Search not completed", no depth bound hit, and "errors: 0".
+# ipc/poll.pml: a poller (shmq_poll) beside a blocked receiver; its controls
+# put the poller on the receivers' futex word (the receiver is stranded:
+# "end") or drop the poller's check that a notifier took its announcement
+# (the poller sleeps beside a message: "assert").
 # WAIT_FLAGS must match the code: -DPASS_ON, a claimer passes a wake-up on
 # (shmq__pass_on).  Without it the model finds the lost wake-up of
 # out-of-order publishes.
@@ -398,7 +402,11 @@ MODELS := \
 	wait:-DNO_F1,-DPASS_ON:end \
 	wait:-DNO_F2,-DPASS_ON:end \
 	ring:-DNP=1,-DMSGS=2:pass \
-	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:assert
+	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:assert \
+	poll::pass \
+	poll:-DNP=1:pass \
+	poll:-DNP=1,-DSHARED_WORD:end \
+	poll:-DNO_EPOCH_CHECK:assert
 
 # ipc/spsc_model.py: the SPSC queue's sender and receiver with SIGKILLs at
 # every step (capacity:messages:kills[:flag]:expected); the negative
