@@ -134,6 +134,8 @@
  *   +4   waiters  low 16 bits: ordinary waiters announced or asleep;
  *                 high 16 bits: pollers' announcements (WAITERS_POLLER
  *                 each).  The notifier's fast path tests the whole word.
+ *                 (65535 threads blocked on one side of one queue would
+ *                 carry into the pollers' half: far beyond any use.)
  *   +8   pollers  epoch << POLLERS_EPOCH_SHIFT | count of the pollers'
  *                 announcements made in this epoch; a notifier that
  *                 wakes the pollers takes them all and starts an epoch

@@ -79,7 +79,7 @@
  *    own withdraws its announcement (count--, waiters -= WAITERS_POLLER)
  *    only if its epoch is still current.  So a poller killed while it
  *    sleeps costs one FUTEX_WAKE, at the next notify, not one per notify
- *    for ever (test_poll_killed_poller).
+ *    for ever (test_poll_killed_poller_*).
  *
  * Why no wake-up of a poller is lost.  As for ordinary waiters, F1/F2: a
  * notifier whose load of waiters misses P1 is seen by the re-check.  If
