@@ -20,15 +20,28 @@
  *     asleep beside a published, unconsumed message.  (The poller may
  *     sleep for ever beside an empty queue: its sleep is an end state.)
  *
- * Variants (make model runs the first two and the two controls):
+ * Variants (make model runs the first three and the three controls):
  *   (none)            NP = 2: the protocol as the C implements it;
  *   -DNP=1            one message: the receiver and the poller compete;
+ *   -DMEMBARRIER      (with -DNP=1) an SHMQ_SPSC queue: the notifier does
+ *                     not fence (F1 is a compiler barrier) and the
+ *                     receiver and the poller call membarrier() after F2
+ *                     (spsc.c; poll.c does so when a set has an SPSC
+ *                     queue);
  *   -DSHARED_WORD     negative control (with -DNP=1): the poller sleeps on
  *                     the receivers' futex word seq and counts in waiters
  *                     like a receiver, and the notifier wakes as many as it
  *                     published.  The wake-up goes to the poller, which
  *                     does not consume; the receiver sleeps beside the
  *                     message: invalid end state;
+ *   -DNO_POLLER_M     negative control (with -DMEMBARRIER, NP = 2): the
+ *                     poller skips membarrier() on an SPSC queue; the
+ *                     sender's unfenced load of waiters misses it, and
+ *                     the poller sleeps beside the second message.  (With
+ *                     NP = 1 the receiver's membarrier() hides it.)  The
+ *                     positive twin, -DMEMBARRIER with NP = 2, verifies
+ *                     (19.8M states, 37 s, 1 GB: run by hand, not by
+ *                     make model, which runs it with NP = 1);
  *   -DNO_EPOCH_CHECK  negative control: the poller does not check after
  *                     A4 whether a notifier took its announcement; it then
  *                     sleeps uncounted, and the next producer, seeing no
@@ -127,6 +140,21 @@ inline ready(r_who, r_out)
 	}
 }
 
+/*
+ * M: membarrier(GLOBAL_EXPEDITED), on an SPSC queue whose notifier does
+ * not fence: every process runs a full barrier (its buffer drains).
+ */
+inline membarrier(m_c)
+{
+#ifdef MEMBARRIER
+	for (m_c : 0 .. NPROC - 1) {
+		drain(m_c)
+	}
+#else
+	skip
+#endif
+}
+
 #define FLUSH(k) :: atomic { k < NPROC && pvar[k] != EMPTY -> drain(k) }
 
 active proctype memory()
@@ -145,7 +173,9 @@ proctype producer(byte me)
 	byte w, c;
 
 	store(me, me, 1, false);          /* R1 */
-	drain(me);                        /* F1 */
+#ifndef MEMBARRIER
+	drain(me);                        /* F1 (MEMBARRIER: a compiler barrier) */
+#endif
 	load(me, WAITERS, w);
 	if
 	:: w % 16 != 0 ->                 /* ordinary waiters (SHARED_WORD: all) */
@@ -181,7 +211,7 @@ proctype producer(byte me)
 /* The ordinary receiver: one message, SHMQ_FOREVER (wait.pml's consumer 0). */
 proctype receiver(byte me)
 {
-	byte p, s, v, e, spurious = 0;
+	byte p, s, v, e, mc, spurious = 0;
 
 retry:
 	atomic {
@@ -197,6 +227,7 @@ retry:
 	}
 	store(me, WAITERS, 1, true);      /* W1 */
 	drain(me);                        /* F2 */
+	membarrier(mc);                   /* M (MEMBARRIER only) */
 	load(me, SEQ, v);                 /* A3 */
 	ready(me, s);
 	if
@@ -225,7 +256,7 @@ done:
 /* The poller: polls for SHMQ_POLLIN, never consumes. */
 proctype poller(byte me)
 {
-	byte s, v, x, e, seen = 0, spurious = 0;
+	byte s, v, x, e, mc, seen = 0, spurious = 0;
 	bool withdrew;
 
 retry:
@@ -245,6 +276,9 @@ retry:
 	atomic { e = pepoch; pcount++ };
 #endif
 	drain(me);                        /* F2 */
+#ifndef NO_POLLER_M
+	membarrier(mc);                   /* M (MEMBARRIER only) */
+#endif
 #ifdef SHARED_WORD
 	load(me, SEQ, v);                 /* A3 */
 #else
