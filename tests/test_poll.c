@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -684,6 +685,29 @@ static void test_pollset_errors(void **state)
 	shmq_close(q);
 }
 
+/* No descriptor left: -EMFILE, and nothing leaks (in a child). */
+static void test_pollset_create_emfile(void **state)
+{
+	pid_t pid = t_fork(30);
+
+	(void)state;
+	if (pid == 0) {
+		struct rlimit rl;
+		shmq_pollset *ps = NULL;
+		int fd = dup(0);
+
+		if (fd < 0)
+			_exit(10);
+		close(fd);
+		/* The lowest free descriptor is the limit: none left. */
+		rl.rlim_cur = rl.rlim_max = (rlim_t)fd;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(11);
+		_exit(shmq_pollset_create(&ps) == -EMFILE && !ps ? 0 : 12);
+	}
+	t_assert_exit0(t_wait_child(pid));
+}
+
 static void test_pollset_fd(void **state)
 {
 	struct t_fix *fix = *state;
@@ -772,6 +796,8 @@ int main(void)
 						t_setup, t_teardown),
 		cmocka_unit_test_setup_teardown(test_pollset_errors, t_setup,
 						t_teardown),
+		cmocka_unit_test_setup_teardown(test_pollset_create_emfile,
+						t_setup_noseg, t_teardown),
 		cmocka_unit_test_setup_teardown(test_pollset_fd, t_setup,
 						t_teardown),
 	};
