@@ -70,6 +70,15 @@ struct waitv {
 /* 1: futex_waitv works; -1: ENOSYS or forced off; 0: not known yet. */
 static _Atomic int waitv_state;
 
+/* Sleeps taken without futex_waitv, this process's (for the tests). */
+static _Atomic uint64_t fallback_sleeps;
+
+uint64_t shmq__poll_fallback_sleeps(void)
+{
+	/* relaxed: a count for tests. */
+	return atomic_load_explicit(&fallback_sleeps, memory_order_relaxed);
+}
+
 void shmq__poll_force_fallback(bool on)
 {
 	/* relaxed: a process-wide switch for tests, read on each sleep. */
@@ -334,6 +343,8 @@ static void sleep_all(struct pwait *w, unsigned nw,
 		/* relaxed: as in waitv_usable(). */
 		atomic_store_explicit(&waitv_state, -1, memory_order_relaxed);
 	}
+	/* relaxed: a count for tests. */
+	atomic_fetch_add_explicit(&fallback_sleeps, 1, memory_order_relaxed);
 	/* The fallback: one word exactly, several in bounded steps. */
 	if (nw == 1 && !x) {
 		wait_one(&w[0].ev->pseq, w[0].v, false, until);

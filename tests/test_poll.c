@@ -15,13 +15,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
 #include "poller.h"
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
 
 #define NQ       8
 #define MSG_MAX  64
@@ -200,12 +209,14 @@ static void woken(shmq_seg *seg, uint32_t flags, bool fallback)
 	struct sender s;
 	pthread_t th;
 	shmq *q[NQ], *tx;
+	uint64_t fb0;
 	int i;
 
 	open_set(seg, q, 4, flags);
 	for (i = 0; i < NQ; i++)
 		t_assert_err(shmq_set_spin(q[i], 0), 0);
 	t_assert_err(shmq_open(seg, "pq5", &tx), 0);
+	fb0 = shmq__poll_fallback_sleeps();
 	shmq__poll_force_fallback(fallback);
 	for (i = 0; i < 3; i++) {
 		s.q = tx;
@@ -221,6 +232,11 @@ static void woken(shmq_seg *seg, uint32_t flags, bool fallback)
 	}
 	shmq__poll_force_fallback(false);
 	assert_true(stat_q(seg, 5).sleeps >= 1);
+	/* Each way really slept its own way. */
+	if (fallback)
+		assert_true(shmq__poll_fallback_sleeps() > fb0);
+	else
+		assert_true(shmq__poll_fallback_sleeps() == fb0);
 	shmq_close(tx);
 	close_set(q);
 }
@@ -257,6 +273,70 @@ static void *recv_later(void *arg)
 	rc = shmq_recv(r->q, &v, sizeof(v), r->timeout_ns);
 	r->got = rc < 0 ? (int)rc : v;
 	return NULL;
+}
+
+/*
+ * A kernel without futex_waitv, for real: in a child, a seccomp filter
+ * makes the system call fail with ENOSYS (as on Linux < 5.16); shmq_poll
+ * must notice and still wake for a message on any of the 8 queues.
+ */
+static void test_poll_enosys(void **state)
+{
+	struct t_fix *fix = *state;
+	pid_t pid = t_fork(30);
+
+	if (pid == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+				 offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_futex_waitv,
+				 0, 1),
+			BPF_STMT(BPF_RET | BPF_K,
+				 SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+		struct shmq_pollq set[NQ];
+		struct sender sd;
+		pthread_t th;
+		shmq_seg *seg;
+		shmq *q[NQ];
+		int i, round;
+
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+			_exit(10);
+		if (syscall(SYS_futex_waitv, NULL, 0, 0, NULL, 0) != -1 ||
+		    errno != ENOSYS)
+			_exit(11);
+		if (shmq_seg_open(fix->name, &seg))
+			_exit(12);
+		open_set(seg, q, 4, 0);
+		for (i = 0; i < NQ; i++)
+			shmq_set_spin(q[i], 0);
+		for (round = 0; round < 3; round++) {
+			if (shmq_open(seg, "pq6", &sd.q))
+				_exit(13);
+			sd.delay_ms = 20;
+			sd.rc = -1;
+			if (pthread_create(&th, NULL, send_later, &sd))
+				_exit(14);
+			fill_set(set, q, SHMQ_POLLIN);
+			if (shmq_poll(set, NQ, 10000 * T_MS) != 1 ||
+			    set[6].revents != SHMQ_POLLIN)
+				_exit(15);
+			pthread_join(th, NULL);
+			shmq_close(sd.q);
+			if (sd.rc || shmq_recv(q[6], &i, sizeof(i), 0) !=
+			    sizeof(i) || i != 42)
+				_exit(16);
+		}
+		close_set(q);
+		shmq_seg_close(seg);
+		/* It slept the fallback's way (not in a busy loop). */
+		_exit(shmq__poll_fallback_sleeps() ? 0 : 17);
+	}
+	t_assert_exit0(t_wait_child(pid));
 }
 
 /* POLLOUT: a full queue; a receiver makes room. */
@@ -778,6 +858,8 @@ int main(void)
 						t_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_woken_fallback,
 						t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_poll_enosys, t_setup,
+						t_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_woken_pollout,
 						t_setup, t_teardown),
 		cmocka_unit_test_setup_teardown(test_poll_unlinked_queue,
