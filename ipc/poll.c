@@ -70,8 +70,14 @@ struct waitv {
 /* 1: futex_waitv works; -1: ENOSYS or forced off; 0: not known yet. */
 static _Atomic int waitv_state;
 
-/* Sleeps taken without futex_waitv, this process's (for the tests). */
-static _Atomic uint64_t fallback_sleeps;
+/* Sleeps taken by polls, and those without futex_waitv (for the tests). */
+static _Atomic uint64_t poll_sleeps, fallback_sleeps;
+
+uint64_t shmq__poll_sleeps(void)
+{
+	/* relaxed: a count for tests. */
+	return atomic_load_explicit(&poll_sleeps, memory_order_relaxed);
+}
 
 uint64_t shmq__poll_fallback_sleeps(void)
 {
@@ -314,6 +320,8 @@ static void sleep_all(struct pwait *w, unsigned nw,
 	uint64_t now;
 	long rc;
 
+	/* relaxed: a count for tests. */
+	atomic_fetch_add_explicit(&poll_sleeps, 1, memory_order_relaxed);
 	if (waitv_usable() && nw + (x != NULL) <= WAITV_MAX) {
 		for (i = 0; i < nw; i++) {
 			/* Shared futexes: the notifiers are other processes. */

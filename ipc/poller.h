@@ -28,7 +28,9 @@ int shmq__poll(struct shmq_pollq *set, unsigned n, int64_t timeout_ns,
 
 /* Tests: sleep as without futex_waitv (on), or find out again (off). */
 void shmq__poll_force_fallback(bool on);
-/* Tests: how many sleeps this process took without futex_waitv. */
+/* Tests: how many sleeps this process's polls took (all; without
+ * futex_waitv). */
+uint64_t shmq__poll_sleeps(void);
 uint64_t shmq__poll_fallback_sleeps(void);
 
 #endif /* SHMQ_POLL_H */

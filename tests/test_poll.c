@@ -550,12 +550,14 @@ static int consume_all(shmq **q, unsigned nprod)
 static void poll_processes(struct t_fix *fix, bool fallback)
 {
 	pid_t pid[MP_PRODUCERS];
+	uint64_t sleeps = 0;
 	shmq *q[NQ];
 	int i, rc;
 
 	open_set(fix->seg, q, 4, 0);
 	for (i = 0; i < NQ; i++)
 		t_assert_err(shmq_set_spin(q[i], 0), 0);
+	sleeps = shmq__poll_sleeps();
 	shmq__poll_force_fallback(fallback);
 	for (i = 0; i < MP_PRODUCERS; i++) {
 		pid[i] = t_fork(60);
@@ -571,6 +573,8 @@ static void poll_processes(struct t_fix *fix, bool fallback)
 		t_expect_empty(q[i]);
 		assert_int_equal(stat_q(fix->seg, i).recv_waiters, 0);
 	}
+	/* The pauses made the poller sleep (else this proves little). */
+	assert_true(shmq__poll_sleeps() > sleeps);
 	close_set(q);
 }
 
