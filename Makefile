@@ -392,6 +392,11 @@ check-fuzz: $(FUZZERS:%=$(B)/fuzz/%) $(PLANT_FUZZERS:%=$(B)/fuzz-plant/%)
 # wedge; "assert": an assertion), so that another failure does not count.
 # A "pass" run must be complete: pan exits 0, no "out of memory", no
 # "Search not completed", no depth bound hit, and "errors: 0".
+# ipc/poll.pml: a poller (shmq_poll) beside a blocked receiver (MPMC, and
+# SPSC's membarrier variant); its controls put the poller on the receivers'
+# futex word (the receiver is stranded: "end"), drop the poller's
+# membarrier() on an SPSC queue or its check that a notifier took its
+# announcement (the poller sleeps beside a message: "assert").
 # WAIT_FLAGS must match the code: -DPASS_ON, a claimer passes a wake-up on
 # (shmq__pass_on).  Without it the model finds the lost wake-up of
 # out-of-order publishes.
@@ -405,7 +410,13 @@ MODELS := \
 	wait:-DNO_F1,-DPASS_ON:end \
 	wait:-DNO_F2,-DPASS_ON:end \
 	ring:-DNP=1,-DMSGS=2:pass \
-	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:assert
+	ring:-DNP=1,-DMSGS=2,-DNO_RECORD_BEFORE_CAS:assert \
+	poll::pass \
+	poll:-DNP=1:pass \
+	poll:-DNP=1,-DMEMBARRIER:pass \
+	poll:-DNP=1,-DSHARED_WORD:end \
+	poll:-DMEMBARRIER,-DNO_POLLER_M:assert \
+	poll:-DNO_EPOCH_CHECK:assert
 
 # ipc/spsc_model.py: the SPSC queue's sender and receiver with SIGKILLs at
 # every step (capacity:messages:kills[:flag]:expected); the negative

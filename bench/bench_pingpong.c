@@ -25,6 +25,15 @@
  *                     (shmq_publish), compared with their shmq twin
  *   shmq-topic10k-poll   the same through a topic exchange that holds
  *   shmq-topic10k-block  10,000 bindings, the key matching one
+ *   shmq-poll8        shmq-block, but the echo (pong) waits in shmq_poll()
+ *                     over 8 queues, the message on one of them, then
+ *                     receives with timeout 0: the price of waiting on
+ *                     many queues (compared with shmq-block)
+ *   shmq-poll8-spin0  the same at spin 0 (compared with raw-futex)
+ *   pollset-fd        the echo waits in epoll_wait() on a poll set's
+ *                     descriptor over the same 8 queues, then
+ *                     shmq_pollset_ready() and a receive: the event-loop
+ *                     integration (compared with eventfd; pipe beside it)
  *   pipe              two pipes, write then read
  *   unix-stream       two AF_UNIX SOCK_STREAM socketpairs
  *   unix-seqpacket    two AF_UNIX SOCK_SEQPACKET socketpairs
@@ -53,6 +62,8 @@
  * bench_throughput also compares (names, channels, sockets, queues) is in
  * mech.h; this file keeps the round trip.
  */
+#include <sys/epoll.h>
+
 #include "mech.h"
 
 #define PP_QCAP 8		/* one message in flight: a small ring */
@@ -80,6 +91,7 @@ struct pp_mech {
 	int64_t spin_ns;	/* shmq cases: BENCH_NO_SPIN or a budget */
 	uint32_t qflags;	/* shmq cases: shmq_attr.flags of the queues */
 	uint32_t xtype;		/* exchange cases: SHMQ_DIRECT or SHMQ_TOPIC */
+	int wait;		/* shmq cases: PP_WAIT_* of the echo */
 	int sock_type;		/* fd cases: 0 (pipe) or a SOCK_ type */
 	/* NULL: runs; else why it cannot (not built, limits) */
 	const char *(*unavailable)(size_t size);
@@ -467,8 +479,18 @@ static int pp_nats_attach(struct pp_env *env BENCH_UNUSED, void *p, int side)
 
 /* ---- shmq ---------------------------------------------------------------- */
 
+#define PP_POLLQ 8		/* queues the poll cases' echo waits on */
+
+enum { PP_WAIT_RECV = 0, PP_WAIT_POLL, PP_WAIT_POLLSET };
+
 struct pp_shmq {
 	shmq_seg *seg;		/* the parent's, where the queues are */
+	int wait;		/* PP_WAIT_*: how pong waits for a message */
+	char qidle[PP_POLLQ - 1][SHMQ_NAME_MAX + 1];	/* the poll cases' */
+	shmq *idle[PP_POLLQ - 1];
+	struct shmq_pollq set[PP_POLLQ];
+	shmq_pollset *ps;
+	int ep;
 	char qdown[SHMQ_NAME_MAX + 1];	/* ping -> pong */
 	char qup[SHMQ_NAME_MAX + 1];	/* pong -> ping */
 	int64_t timeout_ns;
@@ -577,7 +599,7 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 				  .msg_size = (uint32_t)env->size,
 				  .flags = m->qflags };
 	struct pp_shmq *s = p;
-	int rc;
+	int rc, i;
 
 	if (m->xtype) {
 		rc = pp_x_prepare(env, m->xtype);
@@ -603,7 +625,16 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 		shmq_unlink(env->seg, s->qdown);
 		return rc;
 	}
-	if (s->xname) {
+	s->wait = m->wait;
+	for (i = 0; s->wait && i < PP_POLLQ - 1 && !rc; i++) {
+		char tag[8];
+
+		snprintf(tag, sizeof(tag), "idle%d", i);
+		bench_shmq_name(s->qidle[i], sizeof(s->qidle[i]), "pp",
+				env->serial, tag);
+		rc = shmq_create(env->seg, s->qidle[i], &attr);
+	}
+	if (!rc && s->xname) {
 		rc = shmq_bind(env->seg, s->xname, s->qdown, m->xtype ==
 			       SHMQ_TOPIC ? PP_XT_BIND : s->key);
 		if (rc) {
@@ -612,6 +643,36 @@ static int pp_shmq_setup(struct pp_env *env, const struct pp_mech *m, void *p)
 		}
 	}
 	return rc;
+}
+
+/*
+ * The poll cases' pong: its receive queue among PP_POLLQ - 1 idle ones
+ * (in the middle of the set), and the poll set with its epoll descriptor.
+ */
+static int pp_shmq_attach_poll(struct pp_shmq *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int i, k = 0, rc = 0;
+
+	for (i = 0; i < PP_POLLQ - 1 && !rc; i++)
+		rc = bench_shmq_open(s->own_seg, s->qidle[i], s->spin_ns,
+				     &s->idle[i]);
+	for (i = 0; i < PP_POLLQ && !rc; i++) {
+		s->set[i].q = i == PP_POLLQ / 2 ? s->rx : s->idle[k++];
+		s->set[i].events = SHMQ_POLLIN;
+	}
+	if (rc || s->wait != PP_WAIT_POLLSET)
+		return rc;
+	rc = shmq_pollset_create(&s->ps);
+	for (i = 0; i < PP_POLLQ && !rc; i++)
+		rc = shmq_pollset_add(s->ps, s->set[i].q, SHMQ_POLLIN);
+	if (rc)
+		return rc;
+	s->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD,
+				   shmq_pollset_fd(s->ps), &ev) < 0)
+		return -errno;
+	return 0;
 }
 
 static int pp_shmq_attach(struct pp_env *env, void *p, int side)
@@ -634,7 +695,35 @@ static int pp_shmq_attach(struct pp_env *env, void *p, int side)
 		if (!s->buf)
 			rc = -ENOMEM;
 	}
+	s->ep = -1;
+	if (!rc && s->wait && side == PP_PONG)
+		rc = pp_shmq_attach_poll(s);
 	return rc;
+}
+
+/* Pong of the poll cases: wait in shmq_poll, or epoll on the poll set. */
+static ssize_t pp_shmq_poll_recv(struct pp_shmq *s)
+{
+	struct shmq_pollq ready[PP_POLLQ];
+	struct epoll_event ev;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = shmq_recv(s->rx, s->buf, s->size, 0);
+		if (n != -EAGAIN)
+			return n;
+		if (s->wait == PP_WAIT_POLL) {
+			rc = shmq_poll(s->set, PP_POLLQ, SHMQ_FOREVER);
+		} else {
+			rc = epoll_wait(s->ep, &ev, 1, -1);
+			if (rc < 0 && errno != EINTR)
+				return -errno;
+			rc = shmq_pollset_ready(s->ps, ready, PP_POLLQ);
+		}
+		if (rc < 0)
+			return rc;
+	}
 }
 
 static int pp_shmq_send(struct pp_shmq *s)
@@ -660,9 +749,13 @@ static int pp_shmq_recv(struct pp_shmq *s, uint64_t seq)
 {
 	ssize_t n;
 
-	while ((n = shmq_recv(s->rx, s->buf, s->size, s->timeout_ns)) ==
-	       -EAGAIN && !s->timeout_ns)
-		bench_relax();
+	if (s->wait && s->idle[0])
+		n = pp_shmq_poll_recv(s);
+	else
+		while ((n = shmq_recv(s->rx, s->buf, s->size,
+				      s->timeout_ns)) == -EAGAIN &&
+		       !s->timeout_ns)
+			bench_relax();
 	if (n < 0)
 		return (int)n;
 	if ((size_t)n != s->size)
@@ -692,6 +785,17 @@ static int pp_shmq_pong(void *p)
 static void pp_shmq_detach(void *p, int side BENCH_UNUSED)
 {
 	struct pp_shmq *s = p;
+	int i;
+
+	if (s->ep >= 0)
+		close(s->ep);
+	s->ep = -1;
+	shmq_pollset_destroy(s->ps);
+	s->ps = NULL;
+	for (i = 0; i < PP_POLLQ - 1; i++) {
+		shmq_close(s->idle[i]);
+		s->idle[i] = NULL;
+	}
 
 	shmq_close(s->tx);
 	shmq_close(s->rx);
@@ -708,15 +812,19 @@ static void pp_shmq_teardown(void *p)
 {
 	struct pp_shmq *s = p;
 
+	int i;
+
 	shmq_unlink(s->seg, s->qdown);
 	shmq_unlink(s->seg, s->qup);
+	for (i = 0; s->wait && i < PP_POLLQ - 1; i++)
+		shmq_unlink(s->seg, s->qidle[i]);
 }
 
 /* ---- the cases ----------------------------------------------------------- */
 
 enum {
 	C_SPIN, C_POLL, C_BLOCK, C_FUTEX, C_SPIN0, C_SPOLL, C_SBLOCK, C_SSPIN0,
-	C_XDPOLL, C_XDBLOCK, C_XTPOLL, C_XTBLOCK,
+	C_XDPOLL, C_XDBLOCK, C_XTPOLL, C_XTBLOCK, C_POLL8, C_POLL8S0, C_PSETFD,
 	C_PIPE, C_USTREAM, C_USEQ, C_EFD, C_MQ, C_ZMQ, C_IOX, C_RMQ, C_NATS,
 	C_NR
 };
@@ -817,6 +925,22 @@ static const struct pp_mech pp_mechs[C_NR] = {
 			.xtype = SHMQ_TOPIC,
 			.desc = "shmq-block, ping publishes through a topic "
 				"exchange of 10,000 bindings", PP_SHMQ_OPS },
+	[C_POLL8] = { .name = "shmq-poll8", .base = C_BLOCK, .shmq = C_BLOCK,
+		      .goal = 1.25, .timeout_ns = SHMQ_FOREVER,
+		      .spin_ns = BENCH_NO_SPIN, .wait = PP_WAIT_POLL,
+		      .desc = "shmq-block, echo waits in shmq_poll on 8 queues",
+		      PP_SHMQ_OPS },
+	[C_POLL8S0] = { .name = "shmq-poll8-spin0", .base = C_FUTEX,
+			.shmq = C_SPIN0, .goal = 1.25,
+			.timeout_ns = SHMQ_FOREVER, .spin_ns = 0,
+			.wait = PP_WAIT_POLL,
+			.desc = "shmq-poll8 at spin 0",
+			PP_SHMQ_OPS },
+	[C_PSETFD] = { .name = "pollset-fd", .base = C_EFD, .shmq = C_BLOCK,
+		       .timeout_ns = SHMQ_FOREVER, .spin_ns = 0,
+		       .wait = PP_WAIT_POLLSET,
+		       .desc = "echo in epoll_wait on a poll set's fd (8 queues)",
+		       PP_SHMQ_OPS },
 	[C_PIPE] = { .name = "pipe", .base = C_FUTEX, .shmq = C_BLOCK,
 		     .desc = "two pipes, write + read", PP_FD_OPS },
 	[C_USTREAM] = { .name = "unix-stream", .base = C_FUTEX,
@@ -1015,6 +1139,8 @@ static const char pp_help[] =
 	"shmq-topic10k-block pipe unix-stream unix-seqpacket eventfd\n"
 	"posix-mq zeromq iceoryx "
 	"rabbitmq nats.\n"
+	"shmq-poll8 shmq-poll8-spin0 pollset-fd\n"
+	"pipe unix-stream unix-seqpacket eventfd posix-mq zeromq iceoryx.\n"
 	"A case brings its baselines along (x base, x shmq columns); the\n"
 	"shmq-spsc cases' x shmq is their MPMC twin (spin0: shmq-block-spin0);\n"
 	"the exchange cases' base is their shmq_send() twin (shmq-poll or\n"

@@ -781,6 +781,141 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 ssize_t shmq_recv_meta(shmq *q, void *buf, size_t buflen,
 		       struct shmq_meta *meta, int64_t timeout_ns);
 
+/* ---- waiting on many queues (since 0.4) ------------------------------- */
+
+#define SHMQ_POLLIN   0x1u      /* a message can be received */
+#define SHMQ_POLLOUT  0x4u      /* a message can be sent */
+#define SHMQ_POLL_MAX 128       /* entries of one shmq_poll() set */
+
+/* One entry of a shmq_poll() set. */
+struct shmq_pollq {
+	shmq *q;                /* an open handle (MPMC or SHMQ_SPSC) */
+	uint32_t events;        /* SHMQ_POLLIN and/or SHMQ_POLLOUT */
+	uint32_t revents;       /* out: those of @events that are ready */
+};
+
+/**
+ * shmq_poll - wait until one of several queues is ready
+ * @set:        @n entries; each names a handle and the events it wants
+ * @n:          1 to SHMQ_POLL_MAX
+ * @timeout_ns: 0 (look once), SHMQ_FOREVER, or relative nanoseconds
+ *
+ * Sets every entry's @revents to the events of @events that are ready
+ * (a message waits: SHMQ_POLLIN; a slot is free: SHMQ_POLLOUT) and
+ * returns how many entries have some.  Readiness is a hint, as poll(2)
+ * on a socket that several processes read: another consumer may take the
+ * message first, so the following shmq_recv() should not block (use
+ * timeout 0, or a short one) and a poll that reported nothing usable is
+ * simply repeated.  On an SPSC queue readiness is seen through the side
+ * the calling thread holds, if any, else through the queue's header.
+ *
+ * Blocks like shmq_recv(): it polls the set for the largest spin budget
+ * of its handles (shmq_set_spin()), then announces itself on every
+ * queue's event count, re-checks, and sleeps in one futex_waitv(2) on all
+ * of them (Linux 5.16+).  A sender wakes every poller of its queue (as
+ * poll(2) wakes every poller of a file) but never takes a wake-up from a
+ * receiver blocked in shmq_recv(): pollers and ordinary waiters sleep on
+ * different words.  A queue whose next message is held up by a dead
+ * producer's claim is repaired as a blocked shmq_recv() would
+ * (shmq_set_stall()).  Without futex_waitv (ENOSYS, or
+ * $SHMQ_POLL_FALLBACK=1) a poll over several queues sleeps on one of
+ * them in bounded steps (100 us growing to 1 ms), so it may notice the
+ * others up to 1 ms late; so do sets of more than 128 distinct event
+ * counts (SHMQ_POLLIN|SHMQ_POLLOUT on more than 64 queues).
+ *
+ * Returns the number of ready entries (>= 1), or -EAGAIN (timeout 0,
+ * nothing ready), -ETIMEDOUT, -EINVAL (NULL @set, @n 0 or above
+ * SHMQ_POLL_MAX, a NULL handle, @events 0 or with an unknown bit, a
+ * timeout below -1).
+ * A handle closed while in a set is the caller's bug (as for every call):
+ * remove it first.  A queue unlinked while polled stays usable, as for
+ * any open handle.  Thread safety: safe; any number of threads and
+ * processes may poll the same queues.
+ * Ordering: none beyond the calls that follow (the message's bytes are
+ * ordered by the shmq_recv() that takes it).
+ */
+int shmq_poll(struct shmq_pollq *set, unsigned n, int64_t timeout_ns);
+
+/*
+ * A poll set for an event loop: a file descriptor (an eventfd) that
+ * becomes readable when a queue of the set is ready, for epoll, poll(2),
+ * select or libuv (uv_poll_t).  A thread the set owns waits in
+ * shmq_poll() (spin 0) and signals the descriptor; the loop then calls
+ * shmq_pollset_ready(), which says which queues are ready and re-arms
+ * the thread.  Cost: one thread (128 KiB stack, all signals blocked) and
+ * one descriptor per set; each readiness costs the thread's wake-up, a
+ * write and a read of the eventfd, and a wake-up of the thread to re-arm
+ * it: a few microseconds, several times a futex round trip (bench/
+ * results/README.md).  Not inherited by fork(): a child must create its
+ * own.
+ */
+typedef struct shmq_pollset shmq_pollset;
+
+/**
+ * shmq_pollset_create - an empty poll set, its descriptor and its thread
+ * @out: the set
+ *
+ * Returns 0, or -EINVAL (NULL @out), -ENOMEM, -EMFILE/-ENFILE (no
+ * descriptor), -EAGAIN (no thread).
+ */
+int shmq_pollset_create(shmq_pollset **out);
+
+/**
+ * shmq_pollset_destroy - stop the thread, close the descriptor, free
+ * @ps: the set, or NULL
+ *
+ * Take the descriptor out of your event loop first.  The handles in the
+ * set stay open.
+ */
+void shmq_pollset_destroy(shmq_pollset *ps);
+
+/**
+ * shmq_pollset_add - add a handle to the set, or change its events
+ * @ps:     the set
+ * @q:      an open handle; it must stay open while in the set
+ * @events: SHMQ_POLLIN and/or SHMQ_POLLOUT
+ *
+ * Returns 0, or -EINVAL (NULL @ps or @q, @events 0 or unknown bits),
+ * -ENOSPC (SHMQ_POLL_MAX handles already).
+ */
+int shmq_pollset_add(shmq_pollset *ps, shmq *q, uint32_t events);
+
+/**
+ * shmq_pollset_del - remove a handle from the set
+ * @ps: the set
+ * @q:  a handle in it
+ *
+ * Returns 0, or -EINVAL (NULL argument), -ENOENT (not in the set).
+ */
+int shmq_pollset_del(shmq_pollset *ps, shmq *q);
+
+/**
+ * shmq_pollset_fd - the set's descriptor
+ * @ps: the set
+ *
+ * Readable when some queue of the set may be ready since the last
+ * shmq_pollset_ready(); level-triggered in effect: while a queue stays
+ * ready, each shmq_pollset_ready() makes it readable again within the
+ * thread's wake-up.  Only read it through shmq_pollset_ready(); do not
+ * close it.  Returns the descriptor, or -EINVAL (NULL @ps).
+ */
+int shmq_pollset_fd(const shmq_pollset *ps);
+
+/**
+ * shmq_pollset_ready - which queues are ready; re-arm the descriptor
+ * @ps:  the set
+ * @out: room for @n entries: filled with the ready handles, their
+ *       events and revents, in the order they were added
+ * @n:   size of @out (1 to SHMQ_POLL_MAX)
+ *
+ * Clears the descriptor, looks at every queue of the set once (no
+ * blocking), and re-arms the thread.  Returns how many entries it filled
+ * (0: nothing ready now: a hint came to nothing), or -EINVAL (NULL
+ * argument, @n 0).  Thread safety: calls on one set (add, del, ready)
+ * may come from any thread.
+ */
+int shmq_pollset_ready(shmq_pollset *ps, struct shmq_pollq *out, unsigned n);
+
 /* ---- inspection and administration (since 0.2) ------------------------ */
 
 /*
@@ -866,8 +1001,10 @@ struct shmq_queue_info {
 	uint32_t msg_size;        /* largest payload, bytes */
 	uint32_t slot_size;       /* bytes per slot */
 	uint32_t handles;         /* open handles, over every live attachment */
-	uint32_t send_waiters;    /* threads announced waiting for room */
-	uint32_t recv_waiters;    /* threads announced waiting for a message */
+	uint32_t send_waiters;    /* threads announced waiting for room
+	                           * (since 0.4 including send_pollers) */
+	uint32_t recv_waiters;    /* threads announced waiting for a message
+	                           * (since 0.4 including recv_pollers) */
 	uint64_t depth;           /* messages waiting: sent - received, within
 	                           * [0, capacity], + lane_depth, + a dead
 	                           * consumer's messages still waiting for
@@ -894,6 +1031,10 @@ struct shmq_queue_info {
 	uint64_t dropped;         /* messages a full SHMQ_DROP_NEWEST queue
 	                           * refused plus those a full
 	                           * SHMQ_DROP_OLDEST queue evicted */
+	uint32_t send_pollers;    /* of send_waiters: shmq_poll() callers
+	                           * waiting for room (SHMQ_POLLOUT) */
+	uint32_t recv_pollers;    /* of recv_waiters: shmq_poll() callers
+	                           * waiting for a message (SHMQ_POLLIN) */
 };
 
 /**

@@ -30,6 +30,7 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 {
 	const struct ring_hdr *h = (const struct ring_hdr *)(seg->base + g->off);
 	uint64_t sent, recvd;
+	uint32_t w;
 
 	memset(qi, 0, sizeof(*qi));
 	memcpy(qi->name, e->name, sizeof(qi->name));
@@ -67,11 +68,16 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 		qi->depth = g->capacity;
 	else
 		qi->depth = sent - recvd;
-	/* relaxed: a count of announced waiters, for display only. */
-	qi->send_waiters = atomic_load_explicit(&h->not_full.waiters,
-						memory_order_relaxed);
-	qi->recv_waiters = atomic_load_explicit(&h->not_empty.waiters,
-						memory_order_relaxed);
+	/*
+	 * relaxed: a count of announced waiters, for display only: ordinary
+	 * waiters in the low half, pollers in the high (wait.h).
+	 */
+	w = atomic_load_explicit(&h->not_full.waiters, memory_order_relaxed);
+	qi->send_pollers = w / WAITERS_POLLER;
+	qi->send_waiters = (w & WAITERS_PLAIN) + qi->send_pollers;
+	w = atomic_load_explicit(&h->not_empty.waiters, memory_order_relaxed);
+	qi->recv_pollers = w / WAITERS_POLLER;
+	qi->recv_waiters = (w & WAITERS_PLAIN) + qi->recv_pollers;
 	/* relaxed: slow-path statistics, each exact on its own. */
 	qi->full_waits = atomic_load_explicit(&h->full_waits,
 					      memory_order_relaxed);

@@ -12,6 +12,23 @@
 #include "claim.h"
 #include "spsc.h"
 
+/* ---- for shmq_poll (poll.c) ------------------------------------------ */
+
+bool shmq__ring_ready(const shmq *q, bool send)
+{
+	return send ? ring_can_send(q) : ring_can_recv(q);
+}
+
+bool shmq__ring_stuck_send(const shmq *q, uint64_t *at)
+{
+	return prod_stuck(q, at);
+}
+
+bool shmq__ring_stuck_recv(const shmq *q, uint64_t *at)
+{
+	return cons_stuck(q, at);
+}
+
 /* ---- create, open, close --------------------------------------------- */
 
 int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)

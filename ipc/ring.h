@@ -63,6 +63,12 @@
  *   W1/F2  wait.c        waiter's announcement and fence (seq_cst)
  *   A3/R3  wait.c        waiter's load / waker's add of the futex word
  *   M      wait.c        SPSC waiter's membarrier(), standing in for F1
+ *   P1/P2  poll.c        poller's announcement: waiters += WAITERS_POLLER,
+ *                        pollers++ (seq_cst RMWs)
+ *   A4     poll.c        poller's load of pseq (acquire), then of the
+ *                        pollers epoch
+ *   P3/R6  wait.c        notifier takes the pollers (CAS, seq_cst) / bumps
+ *                        pseq (seq_cst RMW); pairs with P2 / A4
  *   SP1    spsc.c        SPSC sender's store of an entry (release)
  *   SA1    spsc.c        SPSC receiver's load of an entry (acquire)
  *   SC1    spsc.c        SPSC receiver's store of cons_pos (release)
@@ -119,10 +125,41 @@
 #define SEQ_TOMB   (1ull << 63)             /* tombstone bit of seq */
 #define TOKEN_LANE (1ull << 63)             /* zero-copy token: lane pos */
 
+/*
+ * An event count (wait.c).  seq and waiters are the ordinary waiters'
+ * futex word and count; the rest serves shmq_poll() (poll.c), added in
+ * 0.4 in what was the line's padding (zero in older segments: no poller).
+ *
+ *   +0   seq      futex word of ordinary waiters: bumped by each wake-up
+ *   +4   waiters  low 16 bits: ordinary waiters announced or asleep;
+ *                 high 16 bits: pollers' announcements (WAITERS_POLLER
+ *                 each).  The notifier's fast path tests the whole word.
+ *                 (65535 threads blocked on one side of one queue would
+ *                 carry into the pollers' half: far beyond any use.)
+ *   +8   pollers  epoch << POLLERS_EPOCH_SHIFT | count of the pollers'
+ *                 announcements made in this epoch; a notifier that
+ *                 wakes the pollers takes them all and starts an epoch
+ *   +16  pseq     pollers' futex word: bumped by each wake of the pollers
+ *   +20  pad
+ */
 struct shmq_event {
-	_Atomic uint32_t seq;       /* futex word: bumped by each wake-up */
-	_Atomic uint32_t waiters;   /* processes announced or asleep */
+	_Atomic uint32_t seq;
+	_Atomic uint32_t waiters;
+	_Atomic uint64_t pollers;
+	_Atomic uint32_t pseq;
+	uint32_t pad;
 };
+
+/* waiters: ordinary waiters in the low half, pollers in the high. */
+#define WAITERS_PLAIN   0xffffu
+#define WAITERS_POLLER  0x10000u
+/* pollers: epoch above this shift, count of announcements below. */
+#define POLLERS_EPOCH_SHIFT 24
+#define POLLERS_COUNT_MASK  ((1ull << POLLERS_EPOCH_SHIFT) - 1)
+
+_Static_assert(sizeof(struct shmq_event) == 24, "event count");
+_Static_assert(offsetof(struct shmq_event, pollers) == 8, "pollers");
+_Static_assert(offsetof(struct shmq_event, pseq) == 16, "pseq");
 
 struct ring_hdr {
 	/* Line 0: identity, written once at creation (for inspection). */
@@ -140,9 +177,9 @@ struct ring_hdr {
 	_Atomic uint64_t cons_pos;
 	uint8_t pad2[RING_LINE - 8];
 	struct shmq_event not_empty; /* consumers wait here */
-	uint8_t pad3[RING_LINE - 8];
+	uint8_t pad3[RING_LINE - sizeof(struct shmq_event)];
 	struct shmq_event not_full;  /* producers wait here */
-	uint8_t pad4[RING_LINE - 8];
+	uint8_t pad4[RING_LINE - sizeof(struct shmq_event)];
 
 	/* Slow-path counters (relaxed adds): never touched by a fast path. */
 	_Atomic uint64_t full_waits;  /* blocking sends that found it full */
@@ -196,6 +233,9 @@ _Static_assert(offsetof(struct ring_hdr, cons_pos) -
 	       offsetof(struct ring_hdr, prod_pos) == RING_LINE, "apart");
 _Static_assert(offsetof(struct ring_hdr, lane_prod_pos) == 6 * RING_LINE,
 	       "lane line");
+_Static_assert(offsetof(struct ring_hdr, not_empty) == 3 * RING_LINE &&
+	       offsetof(struct ring_hdr, not_full) == 4 * RING_LINE,
+	       "event lines (the pollers' words use their former padding)");
 
 /*
  * A slot.  data holds the routing key (key bytes, SLOT_KEYLEN(flags) of

@@ -341,13 +341,16 @@ static void side_resume(shmq *q, int side)
 
 	/*
 	 * relaxed, under the lock: only this side's holder ever waits on
-	 * its event, and there is none now; a holder killed asleep left its
-	 * announcement behind, which would cost every later notify a
-	 * FUTEX_WAKE system call.
+	 * its event as an ordinary waiter (the low half of waiters), and
+	 * there is none now; a holder killed asleep left its announcement
+	 * behind, which would cost every later notify a FUTEX_WAKE system
+	 * call.  Pollers' announcements (the high half) stay: the next
+	 * notifier takes those of dead pollers (wait.c, "Pollers").
 	 */
-	atomic_store_explicit(side == SPSC_SEND ? &q->hdr->not_full.waiters :
-			      &q->hdr->not_empty.waiters, 0,
-			      memory_order_relaxed);
+	atomic_fetch_and_explicit(side == SPSC_SEND ?
+				  &q->hdr->not_full.waiters :
+				  &q->hdr->not_empty.waiters, ~WAITERS_PLAIN,
+				  memory_order_relaxed);
 	/*
 	 * acquire, both: the previous holder's last position store (SP1/SC1)
 	 * and everything before it are visible; its slot writes or reads
@@ -522,15 +525,45 @@ int shmq__spsc_reclaim(shmq_seg *seg, struct ring_hdr *h)
 		    atomic_compare_exchange_strong_explicit(&h->spsc_owner[side],
 				&v, 0, memory_order_relaxed,
 				memory_order_relaxed)) {
-			/* relaxed: its announcement, as in side_take(). */
-			atomic_store_explicit(side == SPSC_SEND ?
-					      &h->not_full.waiters :
-					      &h->not_empty.waiters, 0,
-					      memory_order_relaxed);
+			/* relaxed: its announcement, as in side_resume(). */
+			atomic_fetch_and_explicit(side == SPSC_SEND ?
+						  &h->not_full.waiters :
+						  &h->not_empty.waiters,
+						  ~WAITERS_PLAIN,
+						  memory_order_relaxed);
 			n++;
 		}
 	}
 	return n;
+}
+
+/*
+ * shmq_poll (poll.c): may side @side of @q go on?  Through the side's
+ * own position when the calling thread holds it, else through the
+ * header's: a hint either way (readiness is a hint, shmq.h).
+ */
+bool shmq__spsc_poll_ready(const shmq *q, int side)
+{
+	const struct spsc_side *sd = &q->side[side];
+	/* relaxed: only this thread stores its own id there (side_take). */
+	bool mine = atomic_load_explicit(&((struct spsc_side *)sd)->thread,
+					 memory_order_relaxed) == thread_id();
+	uint64_t tail, head;
+	uint32_t len;
+
+	if (side == SPSC_RECV) {
+		/* acquire: as SA2; the entry's load is SA1 (ent_ready). */
+		head = mine ? sd->next :
+		       atomic_load_explicit(q->main.cons_pos,
+					    memory_order_acquire);
+		return ent_ready(q, head, &len);
+	}
+	/* SA2: acquire, as in spsc_can_send(). */
+	tail = atomic_load_explicit(q->main.cons_pos, memory_order_acquire);
+	/* relaxed: a hint (the sender's own position when it is ours). */
+	head = mine ? sd->next :
+	       atomic_load_explicit(q->main.prod_pos, memory_order_relaxed);
+	return head - tail < q->capacity;
 }
 
 /* ---- waking -------------------------------------------------------------------- */
@@ -550,9 +583,10 @@ static inline void spsc_notify(shmq *q, struct shmq_event *ev, unsigned n)
 		fenced_notifies++;      /* thread-local: no atomic needed */
 	}
 	/* relaxed: ordered by F1' + M (or F1 + F2), see the top. */
-	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
-						  memory_order_relaxed) != 0, 0))
-		shmq__wake(q, ev, n);
+	uint32_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
+
+	if (__builtin_expect(w != 0, 0))
+		shmq__wake(q, ev, n, w);
 }
 
 /* Nothing is ever stuck: no claims, no repairs. */

@@ -54,6 +54,9 @@ int shmq__spsc_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
 int shmq__spsc_release(shmq *q, struct shmq_msg *m);
 int shmq__spsc_purge(shmq *q);
 
+/* shmq_poll: may side @side (SPSC_SEND/SPSC_RECV) go on?  A hint. */
+bool shmq__spsc_poll_ready(const shmq *q, int side);
+
 /*
  * Inspection, under the control-plane lock: the pid holding side @side
  * of the queue whose header is @h (0: nobody, or a holder that is gone);

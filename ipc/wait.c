@@ -54,6 +54,52 @@
  * one load of the waiters line, shared in every cache while nobody sleeps.
  * Consumers freeing slots out of order do the same to producers.
  *
+ * Pollers (shmq_poll, poll.c) wait on many events at once, beside
+ * ordinary waiters.  Two rules keep them from harming each other:
+ *
+ * 1. Their own futex word.  A poller sleeps (futex_waitv) on pseq, never
+ *    on seq, and counts itself in the high half of waiters
+ *    (WAITERS_POLLER), so the fast path still tests one word.  A notifier
+ *    that sees ordinary waiters wakes n of them on seq exactly as before
+ *    ("as many as published", pass-on); one that sees pollers wakes all
+ *    of them on pseq.  So a poller never absorbs a wake-up meant for a
+ *    receiver: a poller woken in place of a receiver, whose caller then
+ *    does not consume, would strand that receiver with a message beside
+ *    it (ipc/poll.pml finds exactly that with -DSHARED_WORD, the pollers
+ *    sleeping on seq).  Readiness is news for every poller, as poll(2)
+ *    wakes every poller of a file.
+ *
+ * 2. Notifiers take announcements.  A poller announces per event: P1
+ *    waiters += WAITERS_POLLER, then P2 pollers++ (both seq_cst RMWs),
+ *    remembering the epoch P2 returned; F2 (and M on an SPSC queue); A4
+ *    v = pseq (acquire); then its announcements' epochs; re-check.  The
+ *    notifier (shmq__wake, after F1) takes all of them at once (P3: a CAS
+ *    to count 0 in the next epoch), subtracts them from waiters, bumps
+ *    pseq (R6) and wakes every sleeper on pseq.  A poller leaving on its
+ *    own withdraws its announcement (count--, waiters -= WAITERS_POLLER)
+ *    only if its epoch is still current.  So a poller killed while it
+ *    sleeps costs one FUTEX_WAKE, at the next notify, not one per notify
+ *    for ever (test_poll_killed_poller_*).
+ *
+ * Why no wake-up of a poller is lost.  As for ordinary waiters, F1/F2: a
+ * notifier whose load of waiters misses P1 is seen by the re-check.  If
+ * it sees P1, it loads pollers (seq_cst).  (a) It misses P2 (count 0, or
+ * its CAS fails and retries): its load precedes P2 in S, so F1 precedes
+ * the poller's F2 in S and the re-check sees the publish.  (b) P3 takes
+ * P2's announcement, then R6: a poller whose A4 read pseq after R6 also
+ * sees P3 (R6 follows it) and the publish; it finds its epoch gone or the
+ * queue ready, and does not sleep; one that read pseq before R6 either
+ * fails futex_waitv with EAGAIN or is queued before the wake-all.  The
+ * epoch check matters: without it, a poller whose announcement was taken
+ * by a notifier whose message someone else then consumed would sleep
+ * uncounted, and no later notifier would wake it (poll.pml
+ * -DNO_EPOCH_CHECK).  Taking needs no kernel: the epoch is 40 bits, so
+ * it cannot come round while a poller is between P2 and its check.
+ * Residual: a poller killed between P1 and P2 (or between withdrawing
+ * its count and its waiters) leaves WAITERS_POLLER in waiters that no
+ * notifier takes; like an ordinary waiter killed asleep on an MPMC queue,
+ * it costs every notify a system call until the queue is recreated.
+ *
  * Deadline: computed once per call on CLOCK_MONOTONIC, passed to the
  * kernel as an absolute time, so EINTR restarts never extend the wait.
  *
@@ -68,6 +114,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdint.h>
 #include <linux/futex.h>
 #include <time.h>
 #include <urcu/arch.h>
@@ -152,16 +199,61 @@ uint64_t shmq__stall_check(struct shmq *q, stuck_fn stuck)
  */
 #define SPIN_YIELD_AFTER_NS 10000
 
-void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n)
+/*
+ * Take every poller's announcement on @ev (starting a new epoch), then
+ * wake them all.  See "Pollers" at the top.
+ */
+static void wake_pollers(struct shmq_event *ev)
 {
+	/* seq_cst: after F1 (or pass-on's seq_cst load), in S; see the top. */
+	uint64_t p = atomic_load_explicit(&ev->pollers, memory_order_seq_cst);
+	uint64_t c;
+
+	for (;;) {
+		c = p & POLLERS_COUNT_MASK;
+		if (!c)
+			return;         /* every poller announced after F1 */
+		/*
+		 * P3: seq_cst CAS; takes the count and starts the next
+		 * epoch.  Pairs with P2 (the poller's increment) and with the
+		 * poller's epoch check after A4.
+		 */
+		if (atomic_compare_exchange_weak_explicit(&ev->pollers, &p,
+				((p >> POLLERS_EPOCH_SHIFT) + 1) <<
+				POLLERS_EPOCH_SHIFT, memory_order_seq_cst,
+				memory_order_seq_cst))
+			break;
+	}
 	/*
-	 * R3: release RMW on the futex word; a waiter whose A3 reads the new
-	 * value sees the slot we published before F1.
+	 * relaxed: the count only steers notifiers; P1 of each poller taken
+	 * preceded its P2, so this never goes below zero.
 	 */
-	atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
-	/* Shared (not private) futex: the waiters are other processes. */
-	futex_async((int32_t *)&ev->seq, FUTEX_WAKE, (int32_t)(n ? n : 1),
-		    NULL, NULL, 0);
+	atomic_fetch_sub_explicit(&ev->waiters, (uint32_t)c * WAITERS_POLLER,
+				  memory_order_relaxed);
+	/*
+	 * R6: seq_cst RMW, after P3: a poller whose A4 reads the new pseq
+	 * sees its announcement taken (and our publish).
+	 */
+	atomic_fetch_add_explicit(&ev->pseq, 1, memory_order_seq_cst);
+	/* All of them: readiness is news for every poller, as with poll(2). */
+	futex_async((int32_t *)&ev->pseq, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n,
+		uint32_t w)
+{
+	if (w & WAITERS_PLAIN) {
+		/*
+		 * R3: release RMW on the futex word; a waiter whose A3 reads
+		 * the new value sees the slot we published before F1.
+		 */
+		atomic_fetch_add_explicit(&ev->seq, 1, memory_order_release);
+		/* Shared (not private) futex: the waiters are other processes. */
+		futex_async((int32_t *)&ev->seq, FUTEX_WAKE,
+			    (int32_t)(n ? n : 1), NULL, NULL, 0);
+	}
+	if (w >= WAITERS_POLLER)
+		wake_pollers(ev);
 	/* relaxed: a statistic. */
 	atomic_fetch_add_explicit(&q->hdr->wakes, 1, memory_order_relaxed);
 }

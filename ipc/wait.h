@@ -28,7 +28,18 @@ bool shmq__spsc_membarrier(void);
 /* spsc.c: an SPSC waiter's guard ran out; @hit: it found its message. */
 void shmq__spsc_guard_expired(bool hit);
 
-void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n);
+/*
+ * Wake up to @n ordinary sleepers and every poller on @ev; @w: the
+ * caller's load of ev->waiters (after F1, or seq_cst), which says who
+ * may sleep.
+ */
+/* queue.c, for poll.c: an MPMC queue's ready() and stuck() per side. */
+bool shmq__ring_ready(const struct shmq *q, bool send);
+bool shmq__ring_stuck_send(const struct shmq *q, uint64_t *at);
+bool shmq__ring_stuck_recv(const struct shmq *q, uint64_t *at);
+
+void shmq__wake(struct shmq *q, struct shmq_event *ev, unsigned n,
+		uint32_t w);
 int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	       stuck_fn stuck, struct deadline *dl);
 /*
@@ -53,9 +64,10 @@ static inline void shmq__notify(struct shmq *q, struct shmq_event *ev,
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
 	/* relaxed: ordered by F1; a stale zero is excluded by F1/F2. */
-	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
-						  memory_order_relaxed) != 0, 0))
-		shmq__wake(q, ev, n);
+	uint32_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
+
+	if (__builtin_expect(w != 0, 0))
+		shmq__wake(q, ev, n, w);
 }
 
 /*
@@ -66,9 +78,10 @@ static inline void shmq__notify_fenced(struct shmq *q, struct shmq_event *ev,
 				       unsigned n)
 {
 	/* relaxed: ordered by the caller's F1, as in shmq__notify(). */
-	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
-						  memory_order_relaxed) != 0, 0))
-		shmq__wake(q, ev, n);
+	uint32_t w = atomic_load_explicit(&ev->waiters, memory_order_relaxed);
+
+	if (__builtin_expect(w != 0, 0))
+		shmq__wake(q, ev, n, w);
 }
 
 /*
@@ -85,10 +98,10 @@ static inline void shmq__pass_on(struct shmq *q, struct shmq_event *ev,
 	 * either we see its announcement, or its re-check sees our claim
 	 * and what lies beyond it.
 	 */
-	if (__builtin_expect(atomic_load_explicit(&ev->waiters,
-						  memory_order_seq_cst) != 0, 0) &&
-	    ready(q))
-		shmq__wake(q, ev, 1);
+	uint32_t w = atomic_load_explicit(&ev->waiters, memory_order_seq_cst);
+
+	if (__builtin_expect(w != 0, 0) && ready(q))
+		shmq__wake(q, ev, 1, w);
 }
 
 #endif /* SHMQ_WAIT_H */

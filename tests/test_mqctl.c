@@ -971,6 +971,54 @@ static void test_producers_consumers(void **state)
 	     "d['queue']['producers'] == 0 and d['queue']['consumers'] == 0");
 }
 
+/*
+ * A process asleep in shmq_poll counts among the receive waiters, and as
+ * a poller: list, stat, JSON and Prometheus say so.
+ */
+static void test_pollers(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct shmq_queue_info qi;
+	struct run r;
+	uint64_t t0;
+	pid_t pid;
+
+	make_queue(fix->seg, "polled", 8, 32);
+	pid = t_fork(30);
+	if (pid == 0) {
+		struct shmq_pollq e = { NULL, SHMQ_POLLIN, 0 };
+		shmq_seg *seg;
+
+		if (shmq_seg_open(s, &seg) || shmq_open(seg, "polled", &e.q) ||
+		    shmq_set_spin(e.q, 0))
+			_exit(10);
+		shmq_poll(&e, 1, SHMQ_FOREVER);
+		_exit(11);      /* nobody sends */
+	}
+	t0 = t_now_ns();
+	do {
+		t_sleep_ms(2);
+		t_assert_err(shmq_queue_stat(fix->seg, "polled", &qi), 0);
+	} while (qi.recv_pollers == 0 && t_now_ns() - t0 < 10000 * T_MS);
+	run(&r, "-s", s, "--json", "stat", "polled", NULL);
+	JSON(r.out, "d['queue']['recv_pollers'] == 1 and "
+	     "d['queue']['recv_waiters'] == 1 and "
+	     "d['queue']['send_pollers'] == 0 and "
+	     "d['queue']['send_waiters'] == 0");
+	run(&r, "-s", s, "--json", "list", NULL);
+	JSON(r.out, "d['queues'][0]['recv_pollers'] == 1 and "
+	     "d['queues'][0]['recv_waiters'] == 1");
+	run(&r, "-s", s, "stat", "polled", NULL);
+	HAS(&r, "waiting:      0 sender(s) for room, 1 receiver(s) for messages");
+	HAS(&r, "polling:      0 of the senders, 1 of the receivers (shmq_poll)");
+	run(&r, "-s", s, "list", NULL);
+	HAS(&r, " 0/1 ");
+	run(&r, "-s", s, "stat", "polled", "--prometheus", NULL);
+	HAS(&r, "shmq_queue_recv_pollers{");
+	t_kill_reap(pid);
+}
+
 static void test_procs_destroy(void **state)
 {
 	struct t_fix *fix = *state;
@@ -2573,6 +2621,7 @@ int main(void)
 		T(test_permission_denied),
 		T(test_check),
 		T(test_producers_consumers),
+		T(test_pollers),
 		T(test_procs_destroy),
 		T(test_watch),
 		T(test_watch_rates),

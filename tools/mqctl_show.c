@@ -144,7 +144,8 @@ static void json_queue(const struct shmq_queue_info *q)
 	printf(",\"state\":\"%s\",\"index\":%u,\"capacity\":%u,"
 	       "\"msg_size\":%u,\"slot_size\":%u,\"depth\":%llu,"
 	       "\"sent\":%llu,\"received\":%llu,\"handles\":%u,"
-	       "\"producers\":%u,\"consumers\":%u,\"send_waiters\":%u,\"recv_waiters\":%u,\"full_waits\":%llu,"
+	       "\"producers\":%u,\"consumers\":%u,\"send_waiters\":%u,\"recv_waiters\":%u,"
+	       "\"send_pollers\":%u,\"recv_pollers\":%u,\"full_waits\":%llu,"
 	       "\"empty_waits\":%llu,\"sleeps\":%llu,\"wakes\":%llu,"
 	       "\"repairs\":%llu,\"tombstones\":%llu,\"redelivered\":%llu,"
 	       "\"lane_depth\":%llu,\"bytes\":%llu,\"created_ns\":%llu,"
@@ -152,7 +153,7 @@ static void json_queue(const struct shmq_queue_info *q)
 	       q->msg_size, q->slot_size, (unsigned long long)q->depth,
 	       (unsigned long long)q->sent, (unsigned long long)q->received,
 	       q->handles, q->producers, q->consumers, q->send_waiters,
-	       q->recv_waiters,
+	       q->recv_waiters, q->send_pollers, q->recv_pollers,
 	       (unsigned long long)q->full_waits,
 	       (unsigned long long)q->empty_waits,
 	       (unsigned long long)q->sleeps, (unsigned long long)q->wakes,
@@ -210,6 +211,11 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 		  "Threads waiting for room.", send_waiters, 1),
 		M("shmq_queue_recv_waiters", "gauge",
 		  "Threads waiting for a message.", recv_waiters, 1),
+		M("shmq_queue_send_pollers", "gauge",
+		  "Of the send waiters, shmq_poll callers.", send_pollers, 1),
+		M("shmq_queue_recv_pollers", "gauge",
+		  "Of the receive waiters, shmq_poll callers.",
+		  recv_pollers, 1),
 		M("shmq_queue_full_waits_total", "counter",
 		  "Blocking sends that found the queue full.", full_waits, 0),
 		M("shmq_queue_empty_waits_total", "counter",
@@ -453,6 +459,8 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	       q.handles, q.producers, q.consumers);
 	printf("waiting:      %u sender(s) for room, %u receiver(s) for "
 	       "messages\n", q.send_waiters, q.recv_waiters);
+	printf("polling:      %u of the senders, %u of the receivers "
+	       "(shmq_poll)\n", q.send_pollers, q.recv_pollers);
 	printf("found full:   %llu blocking sends\n",
 	       (unsigned long long)q.full_waits);
 	printf("found empty:  %llu blocking receives\n",
