@@ -755,7 +755,8 @@ int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
  * default-policy queue stayed full), -EMSGSIZE (does not fit a matching
  * queue), -ENOENT (the exchange was unlinked), -EINVAL (NULL @x or @key, a
  * key over 255 bytes, a bad timeout), -E2BIG (more than SHMQ_PUBLISH_MAX
- * matching default-policy queues), -ENOBUFS (no operation record free),
+ * matching default-policy queues), -ENOBUFS (no operation record free:
+ * nothing was claimed),
  * -EPROTO (the binding table is corrupt: see shmq_seg_check()).
  * A publisher killed inside leaves each queue with the whole message or
  * without it (never torn), possibly in some matching queues and not
@@ -765,9 +766,14 @@ int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
 int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 		 size_t len, int64_t timeout_ns);
 
-/* The most default-policy (blocking) queues one publish may match: each
- * is held (claimed) at once until the message is in all of them. */
-#define SHMQ_PUBLISH_MAX 64
+/*
+ * The most default-policy (blocking) queues one publish may match: each
+ * is held (claimed) at once, under an operation record of its own, until
+ * the message is in all of them.  An attachment has 60 records for all of
+ * its threads (the zero-copy calls hold some too): threads publishing such
+ * fanouts at the same time may get -ENOBUFS.
+ */
+#define SHMQ_PUBLISH_MAX 32
 
 /**
  * shmq_recv_meta - shmq_recv() that also reports the message's metadata

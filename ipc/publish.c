@@ -163,28 +163,97 @@ static inline void tsan_grace_period_over(shmq_exchange *x)
 /*
  * memb-flavor readers must be registered threads.  A thread registers at
  * its first publish and unregisters when it exits (a key destructor).
+ *
+ * fork().  liburcu wants every reader registration released before a
+ * fork(): the child inherits the registry, and a parent thread that was
+ * inside a read-side section at the fork stays in it for ever there, so
+ * synchronize_rcu() in the child would never return.  A library cannot
+ * impose that on its caller, so it finds out instead: each of our reader
+ * threads is on our own list with a flag, set before it enters a section
+ * and cleared after it leaves; the atfork child handler (our list's mutex
+ * is held across the fork) looks at the other threads' flags.  Set: some
+ * thread was inside, so this child never waits for a grace period and
+ * retires stale routes to a list freed at shmq_exchange_close() (their
+ * pins, hence unlinked queues' storage, stay until then: documented).
+ * Clear: liburcu's state for those threads says "not inside" too, as the
+ * flag is stored before its read lock's store and after its unlock's
+ * (release), and the child waits for grace periods as any process.
  */
+struct reader {
+	_Atomic int inside;             /* in a read-side section of ours */
+	struct reader *prev, *next;
+};
+
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct reader *readers;          /* under readers_mu */
+/* Set in a child of fork() when a reader of the parent was inside. */
+static _Atomic int fork_ghosts;
 /* initial-exec: no __tls_get_addr call on each publish from libshmq.so. */
 static _Thread_local bool rcu_registered
 	__attribute__((tls_model("initial-exec")));
+static _Thread_local struct reader me
+	__attribute__((tls_model("initial-exec")));
+
+static void readers_prepare(void)
+{
+	pthread_mutex_lock(&readers_mu);
+}
+
+static void readers_parent(void)
+{
+	pthread_mutex_unlock(&readers_mu);
+}
+
+static void readers_child(void)
+{
+	struct reader *r;
+
+	for (r = readers; r; r = r->next)
+		/* relaxed: the parent's last store, copied by fork(). */
+		if (r != &me && atomic_load_explicit(&r->inside,
+						     memory_order_relaxed))
+			atomic_store_explicit(&fork_ghosts, 1,
+					      memory_order_relaxed);
+	/* The other threads do not exist here: only we stay listed. */
+	readers = rcu_registered ? &me : NULL;
+	me.prev = me.next = NULL;
+	/* Locked by readers_prepare() in the thread that forked: this one. */
+	pthread_mutex_unlock(&readers_mu);
+}
 
 static void rcu_thread_exit(void *arg)
 {
 	(void)arg;
+	pthread_mutex_lock(&readers_mu);
+	if (me.prev)
+		me.prev->next = me.next;
+	else if (readers == &me)
+		readers = me.next;
+	if (me.next)
+		me.next->prev = me.prev;
+	pthread_mutex_unlock(&readers_mu);
 	urcu_memb_unregister_thread();
 }
 
 static void rcu_key_init(void)
 {
 	pthread_key_create(&rcu_key, rcu_thread_exit);
+	pthread_atfork(readers_prepare, readers_parent, readers_child);
 }
 
 static void __attribute__((noinline)) rcu_register_slow(void)
 {
 	pthread_once(&rcu_once, rcu_key_init);
 	urcu_memb_register_thread();
+	pthread_mutex_lock(&readers_mu);
+	me.prev = NULL;
+	me.next = readers;
+	if (readers)
+		readers->prev = &me;
+	readers = &me;
+	pthread_mutex_unlock(&readers_mu);
 	pthread_setspecific(rcu_key, (void *)1);
 	rcu_registered = true;
 }
@@ -193,6 +262,23 @@ static inline void rcu_register(void)
 {
 	if (__builtin_expect(!rcu_registered, 0))
 		rcu_register_slow();
+}
+
+/* Enter a read-side section (registered threads only). */
+static inline void reader_lock(void)
+{
+	/* relaxed + release fence: stored before the read lock's store. */
+	atomic_store_explicit(&me.inside, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	urcu_memb_read_lock();
+}
+
+/* Leave it; a rebuild or close (not a publisher) needs no TSan edge. */
+static inline void reader_leave(void)
+{
+	urcu_memb_read_unlock();
+	/* release: stored after the unlock's store. */
+	atomic_store_explicit(&me.inside, 0, memory_order_release);
 }
 
 /* ---- hashing ----------------------------------------------------------------- */
@@ -341,14 +427,14 @@ void shmq_exchange_close(shmq_exchange *x)
 	/* No publish runs through @x now (the contract): no grace period. */
 	pthread_mutex_lock(&x->mu);
 	rcu_register();
-	urcu_memb_read_lock();
+	reader_lock();
 	for (cds_lfht_first(x->ht, &it); (n = cds_lfht_iter_get_node(&it));
 	     cds_lfht_next(x->ht, &it)) {
 		r = caa_container_of(n, struct route, node);
 		cds_lfht_del(x->ht, &r->node);
 		route_free_locked(x, r);
 	}
-	urcu_memb_read_unlock();
+	reader_leave();
 	for (r = x->retired; r; r = next) {
 		next = r->retired;
 		route_free_locked(x, r);
@@ -547,7 +633,7 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 		pthread_mutex_unlock(&x->mu);
 		return NULL;
 	}
-	urcu_memb_read_lock();
+	reader_lock();
 	on = cds_lfht_add_replace(x->ht, hash, route_match, &k, &r->node);
 	if (on) {
 		old = caa_container_of(on, struct route, node);
@@ -569,9 +655,9 @@ route_rebuild(shmq_exchange *x, const char *key, uint32_t klen,
 	 * section that the grace period waits for.
 	 */
 	atomic_store_explicit(&x->last, r, memory_order_release);
-	urcu_memb_read_unlock();
+	reader_leave();
 	/* relaxed: written by the atfork child handler before any thread. */
-	forked = atomic_load_explicit(&shmq__fork_child, memory_order_relaxed);
+	forked = atomic_load_explicit(&fork_ghosts, memory_order_relaxed);
 	if (dead && !forked) {
 		urcu_memb_synchronize_rcu();
 		tsan_grace_period_over(x);
@@ -767,7 +853,7 @@ struct pub {
 static inline void reader_unlock(shmq_exchange *x)
 {
 	tsan_reader_leaves(x);
-	urcu_memb_read_unlock();
+	reader_leave();
 }
 
 /* Before blocking: exchange the read-side section for a reference. */
@@ -790,12 +876,20 @@ static void pub_end(shmq_exchange *x, struct route *r, struct pub *p)
 	p->in_rcu = p->held = false;
 }
 
+/* Leaving queue @q (may be NULL) after a wake-up there, without a claim. */
+static void pass_wake(shmq *q)
+{
+	if (q)
+		shmq__pass_on(q, &q->hdr->not_full, ring_can_send);
+}
+
 static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 			 uint32_t klen, const void *msg, size_t len,
 			 struct deadline *dl, struct pub *p)
 {
 	shmq_seg *seg = x->seg;
 	struct held held[SHMQ_PUBLISH_MAX];
+	shmq *woken = NULL;     /* the queue whose wake-up we hold */
 	struct op op;
 	uint32_t i, j, got = 0, dropped = 0;
 	bool last = false;
@@ -820,20 +914,37 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 		for (i = 0; i < r->nblock && !full; i++)
 			if (!ring_can_send(r->qs[i]->q))
 				full = r->qs[i]->q;
+		/*
+		 * Every record before the first claim: a shortage then costs
+		 * no tombstone, and the drop-policy queues are served too.
+		 */
+		for (i = 0; i < r->nblock && !full; i++)
+			if (held_rec(r->qs[i]->q, i, &op, &held[i])) {
+				for (j = 0; j < i; j++)
+					held_put(seg, &op, &held[j]);
+				pass_wake(woken);
+				return -ENOBUFS;
+			}
+		if (!full && r->n > r->nblock &&
+		    (brec = shmq__rec_get(seg)) < 0) {
+			for (j = 0; j < r->nblock; j++)
+				held_put(seg, &op, &held[j]);
+			pass_wake(woken);
+			return -ENOBUFS;
+		}
 		for (i = 0; i < r->nblock && !full; i++) {
 			shmq *q = r->qs[i]->q;
 
-			if (held_rec(q, i, &op, &held[i])) {
-				for (j = 0; j < i; j++)
-					abandon(r->qs[j]->q, &op, &held[j]);
-				return -ENOBUFS;
-			}
 			role(q, PROC_ROLE_PROD);
 			if (!ring_prod_claim(&q->main, 1, &held[i].pos,
 					     held[i].rec)) {
-				held_put(seg, &op, &held[i]);
 				for (j = 0; j < i; j++)
 					abandon(r->qs[j]->q, &op, &held[j]);
+				for (j = i; j < r->nblock; j++)
+					held_put(seg, &op, &held[j]);
+				if (brec >= 0)
+					shmq__rec_put(seg, brec);
+				brec = -1;
 				full = q;
 				break;
 			}
@@ -841,24 +952,34 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 		}
 		if (!full)
 			break;
+		/*
+		 * A wake-up we took on another queue and leave unused goes to
+		 * the next sleeper there ("pass the wake on", wait.c).
+		 */
+		if (woken != full)
+			pass_wake(woken);
+		woken = NULL;
 		if (last)
 			return -ETIMEDOUT;
 		if (dl->timeout_ns == 0)
 			return -EAGAIN;
 		pub_leave_rcu(x, r, p);
 		rc = wait_room(full, dl, &p->counted);
-		if (rc == -ETIMEDOUT)
+		woken = full;
+		if (rc == -ETIMEDOUT) {
 			last = true;    /* one more try, as claim_prod_slow */
-		else if (rc)
+		} else if (rc) {
+			pass_wake(woken);
 			return rc;
+		}
 		/* relaxed: a hint; a stale route is rebuilt by the caller. */
 		if (atomic_load_explicit(&shmq__hdr(seg)->dir_gen,
-					 memory_order_relaxed) != r->gen)
+					 memory_order_relaxed) != r->gen) {
+			pass_wake(woken);
 			return PUB_RETRY;
+		}
 	}
 	/* Every blocking queue holds a slot for us: the message goes out. */
-	if (r->n > r->nblock)
-		brec = shmq__rec_get(seg);
 	for (i = 0; i < r->nblock; i++) {
 		shmq *q = r->qs[i]->q;
 
@@ -881,10 +1002,6 @@ static int route_publish(shmq_exchange *x, struct route *r, const char *key,
 		unsigned ev = 0;
 		uint64_t pos;
 
-		if (brec < 0) {
-			dropped++;      /* no record: as if full */
-			continue;
-		}
 		role(q, PROC_ROLE_PROD);
 		rc = claim_prod_ovf(q, 1, &pos, 0, &seg->recs[brec], &ev);
 		dropped += ev;
@@ -943,7 +1060,7 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 					   memory_order_acquire);
 		r = NULL;
 		if (__builtin_expect(!fresh, 1)) {
-			urcu_memb_read_lock();
+			reader_lock();
 			r = route_find(x, key, (uint32_t)klen, gen);
 			if (r)
 				p.in_rcu = true;

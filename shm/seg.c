@@ -217,9 +217,8 @@ void shmq__seg_unlock(shmq_seg *seg)
  * parent's handle that the child uses anyway touches only its own memory.
  * Those attachments are inert (control-plane calls: -EBADF) and the child
  * opens its own.  This list is the library's one piece of global state
- * (with shmq__fork_child, which tells ipc/exchange.c that this process is
- * such a child: liburcu's registry may list threads that do not exist
- * here).
+ * in shm/ (ipc/publish.c keeps a list of its RCU reader threads, for the
+ * same reason).
  */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static shmq_seg *reg_head;
@@ -240,14 +239,10 @@ static void reg_parent(void)
  * a parent's handle used anyway writes only the child's own pages.  A
  * child that waits on such a handle may wait for ever: nobody wakes it.
  */
-_Atomic int shmq__fork_child;
-
 static void reg_child(void)
 {
 	shmq_seg *seg;
 
-	/* relaxed: read by this process's threads, all created after this. */
-	atomic_store_explicit(&shmq__fork_child, 1, memory_order_relaxed);
 
 	for (seg = reg_head; seg; seg = seg->reg_next) {
 		if (seg->base != MAP_FAILED &&

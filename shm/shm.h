@@ -145,8 +145,6 @@ uint64_t shmq__now_ns(clockid_t clk);
 int shmq__ofd(int fd, int cmd, short type, off_t byte);
 
 /* seg.c */
-/* 1 in a child of fork() of a process that had attached (seg.c, atfork). */
-extern _Atomic int shmq__fork_child;
 void shmq__seg_get(shmq_seg *seg);
 void shmq__seg_put(shmq_seg *seg);
 /*

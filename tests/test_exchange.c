@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,6 +518,117 @@ static void test_publish_unblocked_by_unbind(void **state)
 	}
 }
 
+/*
+ * SHMQ_PUBLISH_MAX default-policy queues: delivered to all; one more is
+ * -E2BIG and leaves nothing behind.  (At 64 a publish once ran out of its
+ * attachment's 60 operation records midway, every time, and left a
+ * tombstone in each queue it had claimed.)
+ */
+static void test_publish_max_fanout(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_queue_info qi;
+	shmq_exchange *x;
+	char name[32];
+	unsigned i;
+
+	mkx(fix->seg, "fan", SHMQ_FANOUT, NULL);
+	for (i = 0; i < SHMQ_PUBLISH_MAX; i++) {
+		snprintf(name, sizeof(name), "q%u", i);
+		mkq(fix->seg, name, 2, 64, 0);
+		t_assert_err(shmq_bind(fix->seg, "fan", name, ""), 0);
+	}
+	t_assert_err(shmq_exchange_open(fix->seg, "fan", &x), 0);
+	t_assert_err(pub(x, "", "m"), SHMQ_PUBLISH_MAX);
+	mkq(fix->seg, "one-more", 2, 64, 0);
+	t_assert_err(shmq_bind(fix->seg, "fan", "one-more", ""), 0);
+	t_assert_err(pub(x, "", "m"), -E2BIG);
+	for (i = 0; i < SHMQ_PUBLISH_MAX; i++) {
+		snprintf(name, sizeof(name), "q%u", i);
+		t_assert_err(shmq_queue_stat(fix->seg, name, &qi), 0);
+		assert_int_equal(qi.sent, 1);   /* no claim, no tombstone */
+	}
+	shmq_exchange_close(x);
+}
+
+struct blocked {
+	shmq *q;
+	shmq_exchange *x;
+	_Atomic int done;
+	int rc;
+};
+
+static void *send_blocked(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = shmq_send(b->q, "s", 1, SHMQ_FOREVER);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+static void *publish_blocked(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->rc = shmq_publish(b->x, "", "p", 1, SHMQ_FOREVER);
+	atomic_store(&b->done, 1);
+	return NULL;
+}
+
+/*
+ * A publisher woken on a full queue A that then waits for another full
+ * queue B must pass A's wake-up on: a sender asleep on A behind it must
+ * get the room.  Long wait slices (SHMQ_STALL_NS) keep the order of the
+ * sleepers fixed; the sender stays asleep without the pass-on.
+ */
+static void test_publish_passes_wakeup_on(void **state)
+{
+	struct t_fix *fix = *state;
+	struct blocked p = { 0 }, snd = { 0 };
+	pthread_t tp, ts;
+	shmq *a, *b;
+	char buf[8];
+	int i, sent;
+
+	setenv("SHMQ_STALL_NS", "10000000000", 1);
+	mkq(fix->seg, "A", 2, 64, 0);
+	mkq(fix->seg, "B", 2, 64, 0);
+	mkx(fix->seg, "fan", SHMQ_FANOUT, NULL);
+	t_assert_err(shmq_bind(fix->seg, "fan", "A", ""), 0);
+	t_assert_err(shmq_bind(fix->seg, "fan", "B", ""), 0);
+	t_assert_err(shmq_open(fix->seg, "A", &a), 0);
+	t_assert_err(shmq_open(fix->seg, "B", &b), 0);
+	t_assert_err(shmq_exchange_open(fix->seg, "fan", &p.x), 0);
+	for (i = 0; i < 2; i++) {
+		t_assert_err(shmq_send(a, "a", 1, 0), 0);
+		t_assert_err(shmq_send(b, "b", 1, 0), 0);
+	}
+	assert_int_equal(pthread_create(&tp, NULL, publish_blocked, &p), 0);
+	t_sleep_ms(200);
+	snd.q = a;
+	assert_int_equal(pthread_create(&ts, NULL, send_blocked, &snd), 0);
+	t_sleep_ms(200);
+	t_assert_err(shmq_recv(a, buf, sizeof(buf), 0), 1);    /* one wake */
+	for (i = 0; i < 100 && !atomic_load(&snd.done); i++)
+		t_sleep_ms(10);
+	sent = atomic_load(&snd.done);
+	while (!atomic_load(&p.done) || !atomic_load(&snd.done)) {
+		(void)shmq_recv(a, buf, sizeof(buf), 0);
+		(void)shmq_recv(b, buf, sizeof(buf), 0);
+		t_sleep_ms(10);
+	}
+	pthread_join(tp, NULL);
+	pthread_join(ts, NULL);
+	unsetenv("SHMQ_STALL_NS");
+	shmq_exchange_close(p.x);
+	shmq_close(a);
+	shmq_close(b);
+	assert_true(sent);
+	t_assert_err(p.rc, 2);
+	t_assert_err(snd.rc, 0);
+}
+
 /* ---- metadata ------------------------------------------------------------------ */
 
 static void test_recv_meta(void **state)
@@ -812,6 +924,8 @@ int main(void)
 		T(test_drop_oldest),
 		T(test_overflow_flags),
 		T(test_publish_unblocked_by_unbind),
+		T(test_publish_max_fanout),
+		T(test_publish_passes_wakeup_on),
 		T(test_recv_meta),
 		T(test_unlink_removes_bindings),
 		T(test_autodelete),

@@ -873,7 +873,7 @@ static int kb_consistent(struct t_fix *fix, shmq_exchange *x, shmq **q)
 	struct shmq_exchange_info xi;
 	int n, i, j, k, want[KB_KEYS] = { 0 };
 	int per_q[KB_QUEUES][KB_KEYS] = { { 0 } };
-	char key[8];
+	char key[16];
 
 	assert_non_null(b);
 	n = shmq_binding_list(fix->seg, "bx", b, 64);
@@ -930,7 +930,7 @@ static void test_killed_while_binding(void **state)
 	uint32_t rng = (uint32_t)getpid() * 2654435761u, r;
 	shmq *q[KB_QUEUES];
 	shmq_exchange *x;
-	char name[8];
+	char name[16];
 	int i;
 
 	t_watchdog(T_WATCHDOG_S * 3);
@@ -1051,7 +1051,7 @@ static void test_killed_while_publishing(void **state)
 	unsigned char buf[MSG_SIZE];
 	shmq_exchange *x;
 	shmq *q[KP_QUEUES];
-	char name[8];
+	char name[16];
 	int i;
 
 	t_watchdog(T_WATCHDOG_S * 3);
@@ -1107,6 +1107,76 @@ static void test_killed_while_publishing(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 
+/* Unlinked queues that no handle of ours keeps: their storage is not freed. */
+static int count_unlinked(shmq_seg *seg)
+{
+	struct shmq_queue_info info[16];
+	int n = shmq_queue_list(seg, info, 16), i, k = 0;
+
+	for (i = 0; i < n && i < 16; i++)
+		if (info[i].state == SHMQ_QUEUE_UNLINKED)
+			k++;
+	return n < 0 ? n : k;
+}
+
+/* Route to three queues one after the other, unlinking each. */
+static int pins_drop_body(const char *segname)
+{
+	struct shmq_xattr xa = { SHMQ_FANOUT, 0, NULL };
+	shmq_exchange *x;
+	shmq_seg *seg;
+	int i, rc;
+
+	if (shmq_seg_open(segname, &seg))
+		return 10;
+	if (shmq_exchange_create(seg, "fx", &xa) ||
+	    shmq_exchange_open(seg, "fx", &x))
+		return 11;
+	for (i = 0; i < 3; i++) {
+		struct shmq_attr a = { 2, 64, 0 };
+		char qn[16];
+
+		snprintf(qn, sizeof(qn), "cq%d", i);
+		if (shmq_create(seg, qn, &a) || shmq_bind(seg, "fx", qn, ""))
+			return 12;
+		if (shmq_publish(x, "", "m", 1, 0) != 1)        /* pins it */
+			return 13;
+		if (shmq_unlink(seg, qn))
+			return 14;
+	}
+	if (shmq_publish(x, "", "m", 1, 0) != 0)        /* a rebuild */
+		return 15;
+	rc = count_unlinked(seg);
+	shmq_exchange_close(x);
+	shmq_seg_close(seg);
+	return rc == 0 ? 0 : 20 + rc;
+}
+
+/*
+ * A child of fork() whose parent used the library (but was inside no
+ * read-side section when it forked) frees stale routes as any process:
+ * the storage of the queues they pinned goes.  It once kept every stale
+ * route of a fork child until the handle closed (exit status 23: three
+ * unlinked queues still held).
+ */
+static void test_fork_child_drops_stale_pins(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq_exchange *x;
+	pid_t pid;
+
+	/* The parent uses RCU first (a publish), then forks. */
+	t_assert_err(shmq_exchange_create(fix->seg, "warm", NULL), 0);
+	t_assert_err(shmq_exchange_open(fix->seg, "warm", &x), 0);
+	t_assert_err(shmq_publish(x, "k", "m", 1, 0), 0);
+	pid = t_fork(30);
+	if (pid == 0)
+		_exit(pins_drop_body(fix->name));
+	t_assert_exit0(t_wait_child(pid));
+	shmq_exchange_close(x);
+	t_assert_err(count_unlinked(fix->seg), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1119,6 +1189,7 @@ int main(void)
 		T(test_fork_after_publish),
 		T(test_killed_while_binding),
 		T(test_killed_while_publishing),
+		T(test_fork_child_drops_stale_pins),
 	};
 
 	return cmocka_run_group_tests_name("exchange_mp", tests, t_group_setup,
