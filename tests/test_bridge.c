@@ -327,6 +327,9 @@ static unsigned run_flow(struct flow *f)
 		}
 		got++;
 		while (next < f->nev && got >= f->ev[next].at * f->msgs) {
+			print_message("at %u received: event %d, %u "
+				      "duplicates so far\n", got,
+				      (int)f->ev[next].what, dups);
 			switch (f->ev[next].what) {
 			case EV_KILL_EXPORTER:
 				bridge_kill(&f->exp);
@@ -337,7 +340,17 @@ static unsigned run_flow(struct flow *f)
 				bridge_start(&f->imp);
 				break;
 			case EV_SERVER_RESTART:
-				t_kill_reap(f->srv->pid);
+				/*
+				 * SIGTERM: a restart.  A SIGKILLed server
+				 * loses the consumer acks it had not yet
+				 * written (README: about 2,000 duplicates
+				 * here), beyond the bound.
+				 */
+				assert_int_equal(kill(f->srv->pid, SIGTERM),
+						 0);
+				/* (it exits 1 after a SIGTERM) */
+				assert_true(WIFEXITED(t_wait_child(
+						f->srv->pid)));
 				t_sleep_ms(300);        /* the bridges notice */
 				server_start(f->srv);
 				break;
@@ -349,6 +362,7 @@ static unsigned run_flow(struct flow *f)
 		}
 	}
 	assert_int_equal(next, f->nev);
+	print_message("all %u received, %u duplicates so far\n", got, dups);
 	/* Late duplicates of the last batches count too. */
 	for (;;) {
 		uint32_t prod, seq;
