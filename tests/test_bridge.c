@@ -183,6 +183,7 @@ static void server_init(struct server *s, const char *dir, const char *name)
 
 struct bridge {
 	char *argv[24];
+	char *own[4];           /* argv strings we allocated */
 	char log[512];
 	pid_t pid;
 	int starts;
@@ -385,32 +386,46 @@ static unsigned run_flow(struct flow *f)
 	return dups;
 }
 
-static char *dupstr(const char *s)
+/* A copy of @s that bridges_free() frees. */
+static char *dupstr(struct bridge *b, const char *s)
 {
 	char *p = strdup(s);
+	int i = 0;
 
 	assert_non_null(p);
+	while (b->own[i])
+		i++;
+	assert_true(i < 4);
+	b->own[i] = p;
 	return p;
 }
 
-/* The two bridges' command lines (argv strings leak until exit: fine). */
+static void bridges_free(struct flow *f)
+{
+	for (int i = 0; i < 4; i++) {
+		free(f->exp.own[i]);
+		free(f->imp.own[i]);
+	}
+}
+
+/* The two bridges' command lines. */
 static void bridges_init(struct flow *f, const char *dir, const char *urls_exp,
 			 const char *urls_imp, const char *replicas)
 {
 	char **e = f->exp.argv, **i = f->imp.argv;
 
-	*e++ = dupstr(bridge());
-	*e++ = "-s"; *e++ = dupstr(f->sa);
-	*e++ = "--nats"; *e++ = dupstr(urls_exp);
+	*e++ = (char *)bridge();
+	*e++ = "-s"; *e++ = dupstr(&f->exp, f->sa);
+	*e++ = "--nats"; *e++ = dupstr(&f->exp, urls_exp);
 	*e++ = "--stream"; *e++ = "ORDERS";
-	*e++ = "--replicas"; *e++ = dupstr(replicas);
+	*e++ = "--replicas"; *e++ = dupstr(&f->exp, replicas);
 	*e++ = "--export"; *e++ = "out=orders.eu";
 	*e = NULL;
-	*i++ = dupstr(bridge());
-	*i++ = "-s"; *i++ = dupstr(f->sb);
-	*i++ = "--nats"; *i++ = dupstr(urls_imp);
+	*i++ = (char *)bridge();
+	*i++ = "-s"; *i++ = dupstr(&f->imp, f->sb);
+	*i++ = "--nats"; *i++ = dupstr(&f->imp, urls_imp);
 	*i++ = "--stream"; *i++ = "ORDERS";
-	*i++ = "--replicas"; *i++ = dupstr(replicas);
+	*i++ = "--replicas"; *i++ = dupstr(&f->imp, replicas);
 	*i++ = "--durable"; *i++ = "eu_in";
 	*i++ = "--ack-wait"; *i++ = T_ACK_WAIT;
 	*i++ = "--import"; *i++ = "orders.eu=in";
@@ -444,6 +459,7 @@ static void test_bridge_two_segments_kills_and_restart(void **state)
 	f.sb = t_segname();
 	bridges_init(&f, dir, srv.url, srv.url, "1");
 	dups = run_flow(&f);
+	bridges_free(&f);
 	/*
 	 * The bound: each importer kill and each server restart may make
 	 * NATS redeliver what was unacknowledged, at most --window.
@@ -473,7 +489,7 @@ static void test_bridge_cluster_node_dies(void **state)
 	t_watchdog(300);
 	dir = t_tmpdir();
 	for (int i = 0; i < 3; i++) {
-		char name[8];
+		char name[16];
 
 		snprintf(name, sizeof(name), "n%d", i + 1);
 		server_init(&n[i], dir, name);
@@ -509,6 +525,7 @@ static void test_bridge_cluster_node_dies(void **state)
 	f.sb = t_segname();
 	bridges_init(&f, dir, urls_exp, urls_imp, "3");
 	dups = run_flow(&f);
+	bridges_free(&f);
 	print_message("cluster: %u messages, node 1 killed at 40%%: %u "
 		      "duplicates\n", f.msgs, dups);
 	assert_true(dups <= T_WINDOW);

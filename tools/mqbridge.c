@@ -81,7 +81,7 @@ static struct {
 	struct link links[MAX_LINKS];
 	int nlinks;
 } cfg = {
-	.segname = "default", .stream = "SHMQ", .durable = "mqbridge",
+	.segname = "shmq", .stream = "SHMQ", .durable = "mqbridge",
 	.window = 32, .ack_wait_s = 30, .dup_window_s = 120, .replicas = 1,
 };
 
@@ -190,6 +190,7 @@ static void add_link(bool export, const char *arg)
 	s = strdup(arg);
 	eq = s ? strchr(s, '=') : NULL;
 	if (!eq || eq == s || !eq[1]) {
+		free(s);
 		usage(stderr);
 		die(2, "%s %s: expected %s", export ? "--export" : "--import",
 		    arg, export ? "QUEUE=SUBJECT" : "SUBJECT=QUEUE");
@@ -781,6 +782,8 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int code;
 
+	if (getenv("SHMQ_SEGMENT") && *getenv("SHMQ_SEGMENT"))
+		cfg.segname = getenv("SHMQ_SEGMENT");   /* as mqctl */
 	parse_args(argc, argv);
 	/* Every thread (ours and the NATS library's) inherits this mask. */
 	sigemptyset(&set);
