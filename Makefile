@@ -46,6 +46,11 @@ SHMQ_CFLAGS := -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
 	-D_GNU_SOURCE -Iinclude -Ishm -Iipc $(URCU_CFLAGS) -MMD -MP \
 	-falign-functions=64 -DSHMQ_VERSION_STR='"$(VERSION)"'
 SHMQ_LIBS   := $(URCU_LIBS) -lpthread -lrt
+# libnats: mqbridge and its test only (built when libnats-dev is there).
+NATS_OK     := $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo 1)
+NATS_CFLAGS := $(if $(NATS_OK),$(shell $(PKG_CONFIG) --cflags libnats))
+NATS_LIBS   := $(if $(NATS_OK),$(shell $(PKG_CONFIG) --libs libnats))
+BRIDGE      := $(if $(NATS_OK),$(B)/mqbridge)
 
 LIB_SRCS   := $(wildcard shm/*.c ipc/*.c)
 TEST_SRCS  := $(wildcard tests/test_*.c)
@@ -53,9 +58,9 @@ TEST_HELP  := $(wildcard tests/helpers.c)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 TOOL_SRCS  := $(wildcard tools/mqctl*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
-MAN_PAGES  := $(wildcard man/*.3 man/*.7) tools/mqctl.1
+MAN_PAGES  := $(wildcard man/*.3 man/*.7) tools/mqctl.1 tools/mqbridge.1
 
-TESTS   := $(TEST_SRCS:tests/%.c=%)
+TESTS   := $(filter-out $(if $(NATS_OK),,test_bridge),$(TEST_SRCS:tests/%.c=%))
 BENCHES := $(BENCH_SRCS:bench/%.c=%)
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=%)
 
@@ -128,7 +133,6 @@ $(B)/libshmq.so.$(VERSION): $(LIB_SRCS:%.c=$(B)/pic/%.o) include/shmq.map
 ZMQ_OK  := $(shell $(PKG_CONFIG) --exists libzmq 2>/dev/null && echo 1)
 IOX_INC := $(firstword $(wildcard /usr/include/iceoryx/*/iceoryx_binding_c/api.h))
 RMQ_OK  := $(shell $(PKG_CONFIG) --exists librabbitmq 2>/dev/null && echo 1)
-NATS_OK := $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo 1)
 BENCH_CFLAGS := $(if $(ZMQ_OK),-DBENCH_HAVE_ZMQ=1) \
 	$(if $(IOX_INC),-DBENCH_HAVE_ICEORYX=1 -I$(patsubst %/iceoryx_binding_c/api.h,%,$(IOX_INC))) \
 	$(if $(RMQ_OK),-DBENCH_HAVE_RABBITMQ=1 $(shell $(PKG_CONFIG) --cflags librabbitmq)) \
@@ -271,7 +275,7 @@ endef
 
 ALL := $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 	$(TESTS:%=$(B)/tests/%) $(BENCHES:%=$(B)/bench/%) \
-	$(EXAMPLES:%=$(B)/examples/%) $(if $(TOOL_SRCS),$(B)/mqctl)
+	$(EXAMPLES:%=$(B)/examples/%) $(if $(TOOL_SRCS),$(B)/mqctl) $(BRIDGE)
 
 .PHONY: all check check-plain check-asan check-tsan check-bench check-fuzz \
 	check-model check-examples check-man check-readme check-install fuzz \
@@ -526,7 +530,7 @@ soak: $(B)/tests/test_torture $(B)/tests/test_spsc
 # needs -Wl,-rpath,$(PREFIX)/lib (README: Install).
 LIBDIR := $(PREFIX)/lib
 install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
-		$(if $(TOOL_SRCS),$(B)/mqctl) $(MAN_PAGES:%=$(B)/man/%)
+		$(if $(TOOL_SRCS),$(B)/mqctl) $(BRIDGE) $(MAN_PAGES:%=$(B)/man/%)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/shmq.h $(DESTDIR)$(PREFIX)/include/shmq.h
@@ -539,6 +543,7 @@ install: $(B)/libshmq.a $(B)/libshmq.so.$(VERSION) $(B)/shmq.pc \
 		include/shmq.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc
 	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc
 	$(if $(TOOL_SRCS),install -m 755 $(B)/mqctl $(DESTDIR)$(PREFIX)/bin/mqctl)
+	$(if $(BRIDGE),install -m 755 $(B)/mqbridge $(DESTDIR)$(PREFIX)/bin/mqbridge)
 	sh tools/man.sh install $(DESTDIR)$(PREFIX)/share/man \
 		$(MAN_PAGES:%=$(B)/man/%)
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && \
@@ -555,7 +560,7 @@ uninstall: $(MAN_PAGES:%=$(B)/man/%)
 		$(DESTDIR)$(LIBDIR)/libshmq.a \
 		$(DESTDIR)$(LIBDIR)/libshmq.so* \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/shmq.pc \
-		$(DESTDIR)$(PREFIX)/bin/mqctl
+		$(DESTDIR)$(PREFIX)/bin/mqctl $(DESTDIR)$(PREFIX)/bin/mqbridge
 	sh tools/man.sh uninstall $(DESTDIR)$(PREFIX)/share/man \
 		$(MAN_PAGES:%=$(B)/man/%)
 
@@ -574,3 +579,23 @@ $(B)/asan/mqctl: $(TOOL_SRCS:%.c=$(B)/asan/obj/%.o) $(B)/asan/libshmq.a
 
 check-plain: $(if $(TOOL_SRCS),$(B)/mqctl)
 check-asan: $(if $(TOOL_SRCS),$(B)/asan/mqctl)
+
+# ---- mqbridge and its test --------------------------------------------------------
+# mqbridge links libnats (pkg-config libnats); test_bridge runs the mqbridge
+# of its own variant (build/mqbridge, build/asan/mqbridge) against real
+# nats-server processes and queries the stream through libnats.
+$(B)/obj/tools/mqbridge.o $(B)/asan/obj/tools/mqbridge.o \
+$(B)/obj/tests/test_bridge.o $(B)/asan/obj/tests/test_bridge.o \
+$(B)/tsan/obj/tests/test_bridge.o: SHMQ_CFLAGS += $(NATS_CFLAGS)
+$(B)/tests/test_bridge $(B)/asan/tests/test_bridge \
+$(B)/tsan/tests/test_bridge: SHMQ_LIBS += $(NATS_LIBS)
+
+$(B)/mqbridge: $(B)/obj/tools/mqbridge.o $(B)/libshmq.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS) $(NATS_LIBS)
+
+$(B)/asan/mqbridge: $(B)/asan/obj/tools/mqbridge.o $(B)/asan/libshmq.a
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(SHMQ_LIBS) \
+		$(NATS_LIBS)
+
+check-plain: $(BRIDGE)
+check-asan: $(if $(NATS_OK),$(B)/asan/mqbridge)

@@ -621,6 +621,23 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns);
  */
 int shmq_release(shmq *q, struct shmq_msg *m);
 
+struct shmq_meta;
+
+/**
+ * shmq_msg_meta - the metadata of a message held by shmq_acquire()
+ * @q:    the handle it was acquired through
+ * @m:    the acquisition (its token)
+ * @meta: filled as shmq_recv_meta() fills it: the routing key, seq (the
+ *        queue position the message was first published at, the same
+ *        when a dead holder's message is delivered again from the
+ *        redelivery lane: an idempotency key), flags and deliveries
+ *
+ * Returns 0, or -EINVAL (a NULL argument, or @m is not an outstanding
+ * acquisition of @q).  SHMQ_SPSC queues: seq is the position, the key "".
+ * Blocks: no.  Thread safety: as shmq_release() on the same token.
+ */
+int shmq_msg_meta(shmq *q, const struct shmq_msg *m, struct shmq_meta *meta);
+
 /* ---- exchanges: routing by rules (since 0.4) -------------------------- */
 
 /*

@@ -330,8 +330,8 @@ int shmq_send(shmq *q, const void *msg, size_t len, int64_t timeout_ns)
  * What shmq_recv_meta() reports of claimed message @pos of ring @r, whose
  * key takes @klen bytes at the start of its data.
  */
-static void __attribute__((noinline))
-meta_fill(shmq *q, const struct ring *r, uint64_t pos, uint32_t klen,
+void __attribute__((noinline))
+shmq__meta_fill(shmq *q, const struct ring *r, uint64_t pos, uint32_t klen,
 	  struct shmq_meta *meta)
 {
 	const struct slot *s = ring_slot(r, pos);
@@ -395,7 +395,7 @@ recv_general(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 	if (len)        /* buf may be NULL when buflen is 0 */
 		memcpy(buf, ring_slot(r, pos)->data + klen, len);
 	if (meta)
-		meta_fill(q, r, pos, klen, meta);
+		shmq__meta_fill(q, r, pos, klen, meta);
 	ring_free(r, pos);
 	op_end(q, &op);
 	notify_freed(q, r, 1);
@@ -446,7 +446,7 @@ recv_one(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 				if (len)        /* buf may be NULL if buflen 0 */
 					memcpy(buf, s->data + klen, len);
 				if (meta)
-					meta_fill(q, r, pos, klen, meta);
+					shmq__meta_fill(q, r, pos, klen, meta);
 				slot_free(r, s, pos);
 				op_end(q, &op);
 				shmq__notify(q, &q->hdr->not_full, 1);

@@ -674,6 +674,14 @@ static inline bool ring_can_send(const struct shmq *q)
  */
 int shmq__purge_one(struct shmq *q, uint64_t last, uint64_t *last_lane);
 
+/*
+ * queue.c: fill @meta for claimed message @pos of ring @r, whose key takes
+ * @klen bytes at the start of its data (shmq_recv_meta, shmq_msg_meta).
+ */
+struct shmq_meta;
+void shmq__meta_fill(struct shmq *q, const struct ring *r, uint64_t pos,
+		     uint32_t klen, struct shmq_meta *meta);
+
 /* queue.c: a handle for a validated entry that the caller counted (an
  * open or a pin), and its release (the caller uncounts it). */
 int shmq__queue_new(shmq_seg *seg, const struct shmq_qinfo *qi, shmq **out);

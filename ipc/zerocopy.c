@@ -274,3 +274,51 @@ int shmq_release(shmq *q, struct shmq_msg *m)
 	notify_freed(q, r, 1);
 	return 0;
 }
+
+/*
+ * The metadata of an acquired message, for a consumer that needs an
+ * idempotency key (mqbridge's JetStream message id): a main-ring message's
+ * seq is its position; a lane message's is the position recovery recorded
+ * in lane_seq[] when it moved the message there.
+ */
+int shmq_msg_meta(shmq *q, const struct shmq_msg *m, struct shmq_meta *meta)
+{
+	_Atomic uint64_t *t;
+	struct ring *r;
+	uint64_t pos, v;
+	uint32_t klen;
+
+	if (!q || !m || !meta)
+		return -EINVAL;
+	if (q->flags & SHMQ_SPSC) {
+		const struct spsc_side *sd = &q->side[SPSC_RECV];
+
+		/* Only the receiving side's owner reads its private words. */
+		if (m->token - sd->pos >= sd->next - sd->pos)
+			return -EINVAL;
+		meta->seq = m->token;
+		meta->flags = 0;
+		meta->deliveries = 1;
+		meta->key_len = 0;
+		meta->key[0] = 0;
+		return 0;
+	}
+	r = (m->token & TOKEN_LANE) ? &q->lane : &q->main;
+	pos = m->token & ~TOKEN_LANE;
+	/* relaxed: only our own claim keeps this value (published for pos). */
+	if (atomic_load_explicit(&ring_slot(r, pos)->seq,
+				 memory_order_relaxed) != pos + 1)
+		return -EINVAL;
+	/* acquire: see the table the acquiring thread installed. */
+	t = atomic_load_explicit(&q->zc, memory_order_acquire);
+	if (!t)
+		return -EINVAL;
+	/* relaxed: written by this handle's acquire of pos (same caller). */
+	v = atomic_load_explicit(zc_entry(q, t, r, pos), memory_order_relaxed);
+	if (v == 0 || !((uint32_t)v & ZC_ACQ) ||
+	    (v >> 40) != (zc_word(r, pos, 0, 0, 0) >> 40))
+		return -EINVAL;
+	(void)ring_len(r, pos, SIZE_MAX, &klen);
+	shmq__meta_fill(q, r, pos, klen, meta);
+	return 0;
+}

@@ -231,6 +231,51 @@ static void test_redelivered_zero_copy(void **state)
 	shmq_close(q);
 }
 
+/*
+ * shmq_msg_meta(): an acquired message's seq is its first position, the
+ * same when a dead holder's message comes back from the lane (mqbridge's
+ * message id); a token that is not an outstanding acquisition: -EINVAL.
+ */
+static void test_msg_meta_of_redelivered(void **state)
+{
+	struct t_fix *fix = *state;
+	shmq *q = t_queue(fix->seg, QNAME, 4, 64);
+	struct shmq_meta meta;
+	struct shmq_msg m, bad;
+	uint64_t first;
+	pid_t pid;
+
+	t_assert_err(shmq_send(q, "zero", 4, 0), 0);
+	t_assert_err(shmq_acquire(q, &m, 0), 0);
+	t_assert_err(shmq_msg_meta(q, &m, &meta), 0);
+	first = meta.seq;
+	assert_int_equal(meta.seq, m.token);
+	assert_int_equal(meta.deliveries, 1);
+	assert_int_equal(meta.flags, 0);
+	assert_string_equal(meta.key, "");
+	t_assert_err(shmq_msg_meta(q, &m, NULL), -EINVAL);
+	bad = m;
+	bad.token++;
+	t_assert_err(shmq_msg_meta(q, &bad, &meta), -EINVAL);
+	t_assert_err(shmq_release(q, &m), 0);
+	t_assert_err(shmq_msg_meta(q, &m, &meta), -EINVAL);
+
+	t_assert_err(shmq_send(q, "held", 4, 0), 0);
+	pid = child_holding(fix, DO_ACQUIRE);
+	kill_child(pid);
+	t_assert_err(shmq_seg_recover(fix->seg), 1);
+	t_assert_err(shmq_acquire(q, &m, 0), 0);
+	assert_memory_equal(m.data, "held", 4);
+	t_assert_err(shmq_msg_meta(q, &m, &meta), 0);
+	assert_int_equal(meta.seq, first + 1);  /* its position, not the lane's */
+	assert_true(meta.flags & SHMQ_META_REDELIVERED);
+	assert_int_equal(meta.deliveries, 2);
+	t_assert_err(shmq_release(q, &m), 0);
+	t_assert_err(shmq_msg_meta(q, &m, &meta), -EINVAL);
+	t_expect_empty(q);
+	shmq_close(q);
+}
+
 /* A blocked receiver stuck behind a dead producer repairs by itself. */
 static void test_stalled_receiver_repairs(void **state)
 {
@@ -543,6 +588,7 @@ int main(void)
 		T(test_stopped_producer_waited_for),
 		T(test_recover_dead_consumer),
 		T(test_redelivered_zero_copy),
+		T(test_msg_meta_of_redelivered),
 		T(test_stalled_receiver_repairs),
 		T(test_stalled_sender_repairs),
 		T(test_polling_receiver_repairs),

@@ -21,8 +21,9 @@ BUILD="build-essential pkg-config liburcu-dev"
 # libcmocka-dev: the tests; clang-14 + libclang-rt-14-dev: libFuzzer
 # (make fuzz, the fuzz stage of make check); spin: the models; python3:
 # test_mqctl's JSON checks and the SPSC model; groff-base: the man pages'
-# lint.
+# lint; libnats-dev + nats-server: mqbridge and test_bridge (real servers).
 CHECK="libcmocka-dev clang-14 libclang-rt-14-dev spin python3 groff-base"
+CHECK="$CHECK libnats-dev nats-server"
 
 case "$set_" in
 build) PKGS=$BUILD ;;
