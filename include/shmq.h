@@ -109,7 +109,10 @@ extern "C" {
 	X(EROFS, "EROFS", "read-only file system")                            \
 	X(EBUSY, "EBUSY", "resource busy")                                    \
 	X(ENOBUFS, "ENOBUFS",                                                 \
-	  "too many messages held at once by this process (zero-copy)")      \
+	  "too many operations in flight in this process (zero-copy "        \
+	  "messages held, or a publish's claims)")                            \
+	X(E2BIG, "E2BIG",                                                     \
+	  "a publish matches more than SHMQ_PUBLISH_MAX blocking queues")     \
 	X(ELOOP, "ELOOP",                                                     \
 	  "the segment's name is a symbolic link (never followed)")           \
 	X(EISDIR, "EISDIR", "the segment's name is a directory")
@@ -152,7 +155,9 @@ struct shmq_seg_attr {
  *            (default 1024, at most SHMQ_MAX_CAPACITY).
  * @msg_size: largest payload in bytes (default 256, at most
  *            SHMQ_MAX_MSG_SIZE); messages may be any length from 0 to it.
- * @flags:    0 (a multi-producer multi-consumer queue), or SHMQ_SPSC.
+ * @flags:    0 (a multi-producer multi-consumer queue), or SHMQ_SPSC;
+ *            since 0.4 also SHMQ_DROP_NEWEST or SHMQ_DROP_OLDEST, and
+ *            SHMQ_AUTODELETE (below).
  */
 struct shmq_attr {
 	uint32_t capacity;
@@ -209,8 +214,11 @@ struct shmq_attr {
  * SHMQ_DROP_NEWEST: refuse the new message at once (shmq_send: -EAGAIN;
  * shmq_publish: the queue is skipped), counted in shmq_queue_info.dropped.
  * SHMQ_DROP_OLDEST: discard the oldest message(s) to make room, never wait
- * (counted likewise); not for SHMQ_SPSC queues (its sender cannot
- * receive).  Both together: -EINVAL.
+ * (counted likewise), unless nothing can be discarded (the oldest
+ * position is still being written, or awaits the repair of a dead
+ * producer's claim): then a send waits as the default does, and a publish
+ * skips the queue (counted as dropped).  Not for SHMQ_SPSC queues (its
+ * sender cannot receive).  Both together: -EINVAL.
  * SHMQ_AUTODELETE: the queue is unlinked (its bindings with it) when its
  * last handle closes, or when the last process holding one dies (crash
  * recovery does it: at the next attach, shmq_seg_recover(), or a publisher
@@ -689,7 +697,7 @@ struct shmq_meta {
  *
  * Returns 0, or -EEXIST (a queue or exchange of that name), -EINVAL
  * (unknown type or flags, bad alternate name), -ENAMETOOLONG, -ENOSPC
- * (directory or heap full), -EPERM (observer), -EBUSY/-EBADF (the
+ * (directory or heap full), -EBUSY/-EBADF (the
  * control plane, as shmq_create()).
  * Blocks: only on the control-plane lock.  Thread safety: safe.
  */
@@ -736,7 +744,7 @@ void shmq_exchange_close(shmq_exchange *x);
  * after this returns, in any process, routes by it.
  * Returns 0, or -ENOENT (no such exchange or queue), -EINVAL (NULL or
  * too long a key, bad names, an SPSC queue), -ENOSPC (the heap is full),
- * -EPERM (observer).
+ * -EBUSY/-EBADF (the control-plane lock, as shmq_create()).
  * Blocks: only on the control-plane lock.  Thread safety: safe.
  */
 int shmq_bind(shmq_seg *seg, const char *exchange, const char *queue,
@@ -757,9 +765,11 @@ int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
  * @timeout_ns: how long to wait for room in full queues of the default
  *              overflow policy: 0, SHMQ_FOREVER or > 0
  *
- * All or nothing: returns how many queues got the message (0 when nothing
- * matched: then it went to the alternate exchange, if any, else it is
- * counted as unroutable), or a negative errno and then no queue got it,
+ * All or nothing: returns how many queues got the message, including
+ * those reached through the alternate exchange(s) when nothing here
+ * matched (0 when no queue took it: counted as unroutable when nothing
+ * matched, as dropped when every matching queue was a full
+ * SHMQ_DROP_NEWEST one), or a negative errno and then no queue got it,
  * so a failed publish may be retried without duplicates.  The key travels
  * in the slot before the payload: a queue takes a message only if
  * strlen(@key) + @len <= its msg_size.  Full SHMQ_DROP_NEWEST queues are
@@ -773,12 +783,16 @@ int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
  * queue), -ENOENT (the exchange was unlinked), -EINVAL (NULL @x or @key, a
  * key over 255 bytes, a bad timeout), -E2BIG (more than SHMQ_PUBLISH_MAX
  * matching default-policy queues), -ENOBUFS (no operation record free:
- * nothing was claimed),
- * -EPROTO (the binding table is corrupt: see shmq_seg_check()).
+ * nothing was claimed), -EPROTO (the binding table is corrupt: see
+ * shmq_seg_check()), -EBUSY/-EBADF (the control-plane lock, when the route
+ * must be built: as for shmq_create()), -ENOMEM.
  * A publisher killed inside leaves each queue with the whole message or
  * without it (never torn), possibly in some matching queues and not
  * others.
- * Blocks: per @timeout_ns.  Thread safety: safe.
+ * Blocks: per @timeout_ns for room in full queues.  A publish whose route
+ * must be built (the first of a key after any binding or directory change)
+ * also takes the control-plane lock, without bound, as shmq_create() does.
+ * Thread safety: safe.
  */
 int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 		 size_t len, int64_t timeout_ns);
@@ -929,7 +943,7 @@ int shmq_pollset_fd(const shmq_pollset *ps);
  * @ps:  the set
  * @out: room for @n entries: filled with the ready handles, their
  *       events and revents, in the order they were added
- * @n:   size of @out (1 to SHMQ_POLL_MAX)
+ * @n:   size of @out (at least 1)
  *
  * Clears the descriptor, looks at every queue of the set once (no
  * blocking), and re-arms the thread.  Returns how many entries it filled
@@ -956,14 +970,16 @@ int shmq_pollset_ready(shmq_pollset *ps, struct shmq_pollq *out, unsigned n);
  * Maps and validates the segment like shmq_seg_open() but takes no
  * process-table entry, repairs nothing and by itself writes nothing, so
  * observing changes nothing a peer could see (mqctl's info, list, stat,
- * procs and watch use it); only shmq_create() and shmq_unlink() through
- * it write.
+ * procs and watch use it); only shmq_create(), shmq_unlink(),
+ * shmq_exchange_create(), shmq_exchange_unlink(), shmq_bind() and
+ * shmq_unbind() through it write.
  * It accepts a segment of any owner (it sends nothing;
  * the segment is read as untrusted input; its owner can still shrink the
  * file under the mapping).  An
  * observer may call shmq_seg_info(), shmq_queue_list(), shmq_queue_stat(),
- * shmq_proc_list(), shmq_peek(), shmq_create(), shmq_unlink() and
- * shmq_seg_close(); shmq_open() on it fails with -EPERM.
+ * shmq_proc_list(), shmq_peek(), shmq_create(), shmq_unlink(), the
+ * exchange listings and calls just named, and shmq_seg_close();
+ * shmq_open() and shmq_exchange_open() on it fail with -EPERM.
  *
  * Returns 0, or -ENOENT, -EINVAL/-ENAMETOOLONG (bad name), -EACCES (it
  * needs read and write permission, as shmq_seg_open() does: the
@@ -1047,7 +1063,7 @@ struct shmq_queue_info {
 	uint32_t producers;       /* attached processes that have sent to it
 	                           * through a handle still open */
 	uint32_t consumers;       /* ... that have received from it */
-	uint32_t flags;           /* shmq_attr.flags: 0 or SHMQ_SPSC (0.3) */
+	uint32_t flags;           /* shmq_attr.flags (0.3) */
 	uint32_t sender_pid;      /* SPSC: pid of the process holding the */
 	uint32_t receiver_pid;    /* sending / receiving side, 0 if none */
 	/* since 0.4 (programs built against 0.3 get the 0.3 struct) */

@@ -543,6 +543,7 @@ static void test_publish_max_fanout(void **state)
 	mkq(fix->seg, "one-more", 2, 64, 0);
 	t_assert_err(shmq_bind(fix->seg, "fan", "one-more", ""), 0);
 	t_assert_err(pub(x, "", "m"), -E2BIG);
+	assert_string_equal(shmq_errname(-E2BIG), "E2BIG");
 	for (i = 0; i < SHMQ_PUBLISH_MAX; i++) {
 		snprintf(name, sizeof(name), "q%u", i);
 		t_assert_err(shmq_queue_stat(fix->seg, name, &qi), 0);

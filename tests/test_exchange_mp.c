@@ -129,13 +129,11 @@ static void c_pipe_write(int fd, char c)
 }
 
 /*
- * shmq_seg_check() of the segment: its errors, each printed.  On main the
- * checker does not know exchange entries yet (the mqctl branch teaches
- * it: "check: learn exchange entries..."), so the entry of exchange @xname
- * is left out; every other finding counts.
+ * shmq_seg_check() of the segment: its errors, each printed; every
+ * finding counts, the exchange's entry and binding table included.
  */
 struct check_ctx {
-	const char *xname;
+	const char *xname;      /* for the message only */
 	int errors;
 };
 
@@ -143,9 +141,6 @@ static void check_problem(const struct shmq_problem *p, void *arg)
 {
 	struct check_ctx *c = arg;
 
-	if (p->area == SHMQ_AREA_DIRECTORY && p->queue &&
-	    strcmp(p->queue, c->xname) == 0)
-		return;
 	print_message("seg_check: %s: area %d index %d %s: %s\n",
 		      p->severity == SHMQ_CHECK_ERROR ? "error" : "note",
 		      p->area, p->index, p->queue ? p->queue : "-", p->what);
