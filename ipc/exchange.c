@@ -155,57 +155,82 @@ out:
 	return rc;
 }
 
-int shmq_bind(shmq_seg *seg, const char *exchange, const char *queue,
-	      const char *key)
+/* A bind's or unbind's view of its binding, under the lock. */
+struct bctx {
+	struct shmq_qinfo xi, qi;       /* the exchange, the queue */
+	struct xwalk w;                 /* walked to the end, or to found */
+	uint32_t klen;
+	struct xbind *found;            /* the live record, or NULL */
+};
+
+/*
+ * Check the arguments, take the lock, look up both names and the binding.
+ * 0 with the lock held, or -errno without it.  Idempotence costs one pass
+ * comparing (queue, key), a few instructions per record: 100,000 binds
+ * one by one still cost 5e9 of them.
+ */
+static int binding_find(shmq_seg *seg, const char *exchange,
+			const char *queue, const char *key, struct bctx *c)
 {
-	struct shmq_qinfo xi, qi;
-	uint64_t need, used;
-	struct xbind *b, *nb;
-	struct xtab *t;
-	struct xwalk w;
-	uint32_t klen, k;
+	struct xbind *b;
+	uint32_t k;
 	int rc;
 
 	if (!seg)
 		return -EINVAL;
 	rc = names_check(exchange, queue);
+	if (!rc)
+		rc = key_check(key, &c->klen);
+	if (!rc)
+		rc = shmq__seg_lock(seg);
 	if (rc)
 		return rc;
-	rc = key_check(key, &klen);
+	c->found = NULL;
+	rc = bind_lookup(seg, exchange, queue, &c->xi, &c->qi);
+	if (!rc)
+		rc = xwalk_begin(seg, &c->xi, &c->w);
+	while (!rc && (b = xwalk_next(&c->w, &k)))
+		if (b->qidx == c->qi.idx && b->qgen == c->qi.gen &&
+		    k == c->klen && !b->dead &&
+		    memcmp(b->key, key, c->klen) == 0) {
+			c->found = b;
+			break;
+		}
+	if (!rc)
+		rc = c->w.err;
+	if (rc)
+		shmq__seg_unlock(seg);
+	return rc;
+}
+
+int shmq_bind(shmq_seg *seg, const char *exchange, const char *queue,
+	      const char *key)
+{
+	uint64_t need, used;
+	struct xbind *nb;
+	struct xtab *t;
+	struct bctx c;
+	int rc = binding_find(seg, exchange, queue, key, &c);
+
 	if (rc)
 		return rc;
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		return rc;
-	rc = bind_lookup(seg, exchange, queue, &xi, &qi);
-	if (rc)
-		goto out;
-	/*
-	 * Idempotence: one pass comparing (queue, key), a few instructions
-	 * per record; 100,000 binds one by one still cost 5e9 of them.
-	 */
-	rc = xwalk_begin(seg, &xi, &w);
-	while (!rc && (b = xwalk_next(&w, &k)))
-		if (b->qidx == qi.idx && b->qgen == qi.gen && k == klen &&
-		    !b->dead && memcmp(b->key, key, klen) == 0)
-			goto out;       /* rc is 0 */
-	if (rc || (rc = w.err))
-		goto out;
-	need = XBIND_SIZE(klen);
-	t = w.t;
-	used = w.used;
-	if (!t || used + need > xi.aux_size - sizeof(struct xtab)) {
+	if (c.found)
+		goto out;               /* idempotent: rc is 0 */
+	need = XBIND_SIZE(c.klen);
+	t = c.w.t;
+	used = c.w.used;
+	if (!t || used + need > c.xi.aux_size - sizeof(struct xtab)) {
 		/* Full (or none yet): a new table, dead records left out. */
-		rc = tab_copy(seg, &xi, need, &t, &used);
+		rc = tab_copy(seg, &c.xi, need, &t, &used);
 		if (rc)
 			goto out;
 	}
 	nb = (struct xbind *)((unsigned char *)(t + 1) + used);
-	nb->qidx = qi.idx;
-	nb->qgen = qi.gen;
-	nb->klen = klen;
+	nb->qidx = c.qi.idx;
+	nb->qgen = c.qi.gen;
+	nb->klen = c.klen;
 	nb->dead = 0;
-	memcpy(nb->key, key, klen);
+	memcpy(nb->key, key, c.klen);
 	/* The record is complete before it counts (exchange.h). */
 	t->used = used + need;
 	shmq__dir_changed(seg);
@@ -217,44 +242,17 @@ out:
 int shmq_unbind(shmq_seg *seg, const char *exchange, const char *queue,
 		const char *key)
 {
-	struct shmq_qinfo xi, qi;
-	struct xbind *b;
-	struct xwalk w;
-	uint32_t klen, k;
-	int rc;
+	struct bctx c;
+	int rc = binding_find(seg, exchange, queue, key, &c);
 
-	if (!seg)
-		return -EINVAL;
-	rc = names_check(exchange, queue);
 	if (rc)
 		return rc;
-	rc = key_check(key, &klen);
-	if (rc)
-		return rc;
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		return rc;
-	rc = bind_lookup(seg, exchange, queue, &xi, &qi);
-	if (rc)
-		goto out;
-	rc = xwalk_begin(seg, &xi, &w);
-	if (rc)
-		goto out;
-	rc = -ENOENT;
-	while ((b = xwalk_next(&w, &k))) {
-		if (!b->dead && b->qidx == qi.idx && b->qgen == qi.gen &&
-		    k == klen && memcmp(b->key, key, klen) == 0) {
-			b->dead = 1;    /* one store (exchange.h) */
-			shmq__dir_changed(seg);
-			rc = 0;
-			break;
-		}
+	if (c.found) {
+		c.found->dead = 1;      /* one store (exchange.h) */
+		shmq__dir_changed(seg);
 	}
-	if (w.err)
-		rc = w.err;
-out:
 	shmq__seg_unlock(seg);
-	return rc;
+	return c.found ? 0 : -ENOENT;
 }
 
 /* ---- listings ---------------------------------------------------------------- */
