@@ -372,12 +372,18 @@ static double bb_bridge_tput(struct bb *b, uint64_t seq, uint64_t n,
 
 /* ---- NATS alone ----------------------------------------------------------- */
 
-static void bb_connect(struct bb *b, natsConnection **nc)
+/*
+ * @asap: every publish written to the socket at once (natsOptions_
+ * SetSendAsap); else into the client's buffer, which its flusher thread
+ * writes (the default, and what mqbridge does).
+ */
+static void bb_connect(struct bb *b, natsConnection **nc, bool asap)
 {
 	natsOptions *opts;
 
 	bb_nats_ok(natsOptions_Create(&opts), "options");
 	bb_nats_ok(natsOptions_SetURL(opts, b->url), "url");
+	bb_nats_ok(natsOptions_SetSendAsap(opts, asap), "send asap");
 	bb_nats_ok(natsOptions_SetAllowReconnect(opts, false), "reconnect");
 	bb_nats_ok(natsConnection_Connect(nc, opts), "connect");
 	natsOptions_Destroy(opts);
@@ -430,7 +436,8 @@ static void bb_on_pub_error(jsCtx *js BENCH_UNUSED, jsPubAckErr *pae,
  * msgs/s.  The client's default window (4,000 unacknowledged publishes)
  * and one ack per message, as a plain JetStream client does.
  */
-static double bb_js_async(struct bb *b, jsCtx *js, uint64_t seq, uint64_t n)
+static double bb_js_async(jsCtx *js, uint64_t seq, uint64_t n,
+			  unsigned batch)
 {
 	jsPubOptions po;
 	struct bb_msg m;
@@ -445,6 +452,12 @@ static double bb_js_async(struct bb *b, jsCtx *js, uint64_t seq, uint64_t n)
 		po.MsgId = id;
 		bb_nats_ok(js_PublishAsync(js, BB_RAW_SUBJ, &m, sizeof(m),
 					   &po), "async publish");
+		if (batch && (i + 1) % batch == 0) {
+			jsPubOptions_Init(&po);
+			po.MaxWait = 60000;
+			bb_nats_ok(js_PublishAsyncComplete(js, &po),
+				   "async publish complete");
+		}
 	}
 	jsPubOptions_Init(&po);
 	po.MaxWait = 60000;
@@ -455,8 +468,7 @@ static double bb_js_async(struct bb *b, jsCtx *js, uint64_t seq, uint64_t n)
 }
 
 /* @n synchronous publishes: each waits for its ack; into @h. */
-static void bb_js_sync(struct bb *b, uint64_t seq, uint64_t n,
-		       struct hist *h)
+static void bb_js_sync(jsCtx *js, uint64_t seq, uint64_t n, struct hist *h)
 {
 	jsPubOptions po;
 	jsPubAck *pa;
@@ -470,7 +482,7 @@ static void bb_js_sync(struct bb *b, uint64_t seq, uint64_t n,
 		jsPubOptions_Init(&po);
 		po.MsgId = id;
 		t0 = bench_now_ns();
-		bb_nats_ok(js_Publish(&pa, b->js, BB_RAW_SUBJ, &m, sizeof(m),
+		bb_nats_ok(js_Publish(&pa, js, BB_RAW_SUBJ, &m, sizeof(m),
 				      &po, NULL), "publish");
 		hist_add(h, bench_now_ns() - t0);
 		jsPubAck_Destroy(pa);
@@ -485,24 +497,28 @@ static void bb_echo(natsConnection *nc, natsSubscription *sub BENCH_UNUSED,
 	natsMsg_Destroy(msg);
 }
 
-/* @n requests, each answered by an echo on a second connection. */
-static void bb_req_reply(struct bb *b, uint64_t seq, uint64_t n,
+/*
+ * @n requests, each answered by an echo on a second connection; both
+ * connections @asap or not.
+ */
+static void bb_req_reply(struct bb *b, bool asap, uint64_t seq, uint64_t n,
 			 struct hist *h)
 {
-	natsConnection *resp = NULL;
+	natsConnection *req = NULL, *resp = NULL;
 	natsSubscription *sub = NULL;
 	natsMsg *reply;
 	struct bb_msg m;
 	uint64_t i, t0;
 
-	bb_connect(b, &resp);
+	bb_connect(b, &req, asap);
+	bb_connect(b, &resp, asap);
 	bb_nats_ok(natsConnection_Subscribe(&sub, resp, BB_RR_SUBJ, bb_echo,
 					    NULL), "subscribe");
 	bb_nats_ok(natsConnection_Flush(resp), "flush");
 	for (i = 0; i < n; i++) {
 		bb_stamp(&m, seq + i);
 		t0 = bench_now_ns();
-		bb_nats_ok(natsConnection_Request(&reply, b->nc, BB_RR_SUBJ,
+		bb_nats_ok(natsConnection_Request(&reply, req, BB_RR_SUBJ,
 						  &m, sizeof(m), 10000),
 			   "request");
 		if (h)
@@ -516,6 +532,8 @@ static void bb_req_reply(struct bb *b, uint64_t seq, uint64_t n,
 	natsSubscription_Destroy(sub);
 	natsConnection_Close(resp);
 	natsConnection_Destroy(resp);
+	natsConnection_Close(req);
+	natsConnection_Destroy(req);
 }
 
 /* ---- report --------------------------------------------------------------- */
@@ -538,10 +556,12 @@ int main(int argc, char **argv)
 	struct bench_opts o;
 	struct bb b = { 0 };
 	struct hist *lat = hist_new(), *load = hist_new(),
-		    *sync = hist_new(), *rr = hist_new();
-	jsCtx *js_async = NULL;
+		    *sync = hist_new(), *rr = hist_new(),
+		    *rrbuf = hist_new();
+	jsCtx *js_async = NULL, *js_asap = NULL;
+	natsConnection *nc_asap = NULL;
 	jsOptions jo;
-	double tput, raw;
+	double tput, raw, raw32;
 	uint64_t seq = 1, raw_seq = 1, warm;
 	char r1[32], r2[32];
 	FILE *csv;
@@ -552,7 +572,7 @@ int main(int argc, char **argv)
 	b.tput_n = (o.rounds ? o.rounds : o.smoke ? 1 : o.quick ? 20 : 100) *
 		   1000ull;
 	warm = o.smoke ? 10 : 200;
-	if (!lat || !load || !sync || !rr) {
+	if (!lat || !load || !sync || !rr || !rrbuf) {
 		fprintf(stderr, "bench_bridge: out of memory\n");
 		return 1;
 	}
@@ -581,7 +601,8 @@ int main(int argc, char **argv)
 	tput = bb_bridge_tput(&b, seq, b.tput_n, load);
 	seq += b.tput_n;
 
-	bb_connect(&b, &b.nc);
+	bb_connect(&b, &b.nc, false);
+	bb_connect(&b, &nc_asap, true);
 	bb_nats_ok(natsConnection_JetStream(&b.js, b.nc, NULL), "JetStream");
 	if (bb_stream_msgs(&b, "BRIDGE") != seq - 1)
 		bb_die("stream BRIDGE holds %" PRIu64 " messages, not %" PRIu64,
@@ -591,21 +612,30 @@ int main(int argc, char **argv)
 	jo.PublishAsync.ErrHandler = bb_on_pub_error;
 	bb_nats_ok(natsConnection_JetStream(&js_async, b.nc, &jo),
 		   "JetStream");
+	bb_nats_ok(natsConnection_JetStream(&js_asap, nc_asap, &jo),
+		   "JetStream");
 	raw_seq += warm;
-	bb_js_sync(&b, 1, warm, sync);
+	bb_js_sync(js_asap, 1, warm, sync);
 	hist_reset(sync);
-	bb_js_sync(&b, raw_seq, b.lat_n, sync);
+	bb_js_sync(js_asap, raw_seq, b.lat_n, sync);
 	raw_seq += b.lat_n;
-	raw = bb_js_async(&b, js_async, raw_seq, b.tput_n);
+	raw = bb_js_async(js_async, raw_seq, b.tput_n, 0);
+	raw_seq += b.tput_n;
+	raw32 = bb_js_async(js_asap, raw_seq, b.tput_n, 32);
 	raw_seq += b.tput_n;
 	if (bb_stream_msgs(&b, "RAW") != raw_seq - 1)
 		bb_die("stream RAW holds %" PRIu64 " messages, not %" PRIu64,
 		       bb_stream_msgs(&b, "RAW"), raw_seq - 1);
-	bb_req_reply(&b, 1, warm, NULL);
-	bb_req_reply(&b, 1, b.lat_n, rr);
+	bb_req_reply(&b, true, 1, warm, NULL);
+	bb_req_reply(&b, true, 1, b.lat_n, rr);
+	bb_req_reply(&b, false, 1, warm, NULL);
+	bb_req_reply(&b, false, 1, b.lat_n, rrbuf);
 
 	jsCtx_Destroy(js_async);
+	jsCtx_Destroy(js_asap);
 	jsCtx_Destroy(b.js);
+	natsConnection_Close(nc_asap);
+	natsConnection_Destroy(nc_asap);
 	natsConnection_Close(b.nc);
 	natsConnection_Destroy(b.nc);
 	bb_bridge_stop(b.exp, "mqbridge --export");
@@ -619,7 +649,10 @@ int main(int argc, char **argv)
 	bb_lat_row("bridge", lat, "one way, A:out -> B:in, one in flight",
 		   csv);
 	bb_lat_row("js-sync", sync, "js_Publish() until its ack", csv);
-	bb_lat_row("req-reply", rr, "NATS request/reply round trip", csv);
+	bb_lat_row("req-reply", rr, "NATS request/reply round trip "
+		   "(SendAsap)", csv);
+	bb_lat_row("req-reply-buf", rrbuf, "the same, publishes buffered "
+		   "(the client's default)", csv);
 	bb_lat_row("bridge-load", load, "one way, during the throughput run",
 		   csv);
 	printf("\n%-12s %8s %12s\n", "throughput", "msgs", "msgs/s");
@@ -627,11 +660,16 @@ int main(int argc, char **argv)
 	       "checked\n", "bridge", b.tput_n, tput);
 	printf("%-12s %8" PRIu64 " %12.0f  js_PublishAsync() into a file "
 	       "stream, all acked\n", "js-async", b.tput_n, raw);
+	printf("%-12s %8" PRIu64 " %12.0f  the same, SendAsap, all acks "
+	       "awaited every 32 (mqbridge's export)\n", "js-async-32",
+	       b.tput_n, raw32);
 	if (csv) {
 		fprintf(csv, "bridge,throughput,%" PRIu64 ",,,,,%.0f\n",
 			b.tput_n, tput);
 		fprintf(csv, "js-async,throughput,%" PRIu64 ",,,,,%.0f\n",
 			b.tput_n, raw);
+		fprintf(csv, "js-async-32,throughput,%" PRIu64 ",,,,,%.0f\n",
+			b.tput_n, raw32);
 		fclose(csv);
 	}
 	printf("\nSUMMARY bridge lat_median_ns=%" PRIu64 " lat_p99_ns=%"
@@ -670,6 +708,7 @@ int main(int argc, char **argv)
 	free(load);
 	free(sync);
 	free(rr);
+	free(rrbuf);
 	return 0;
 }
 #endif /* BENCH_HAVE_NATS */

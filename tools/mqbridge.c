@@ -314,6 +314,13 @@ static void on_reconnected(natsConnection *c, void *closure)
  * Connect; while no server answers, retry every half second (a bridge
  * started before its server waits for it).  A server that refuses us
  * (authentication, permissions) is an error: exit 1.
+ *
+ * SendAsap: every publish, ack and pull request is written to the socket
+ * at once.  The client's default buffers them for its flusher thread,
+ * which writes about a millisecond later: that millisecond was most of a
+ * message's trip (bench_bridge: one-way median 1.0 ms buffered, 0.37 ms
+ * with SendAsap; throughput unchanged, as each batch waits for its acks
+ * anyway).
  */
 static void nats_connect(void)
 {
@@ -325,6 +332,7 @@ static void nats_connect(void)
 	if (natsOptions_Create(&o) != NATS_OK ||
 	    natsOptions_SetServers(o, cfg.urls, cfg.nurls) != NATS_OK ||
 	    natsOptions_SetNoRandomize(o, true) != NATS_OK ||
+	    natsOptions_SetSendAsap(o, true) != NATS_OK ||
 	    natsOptions_SetMaxReconnect(o, -1) != NATS_OK ||
 	    natsOptions_SetReconnectWait(o, 200) != NATS_OK ||
 	    natsOptions_SetReconnectBufSize(o, 16 << 20) != NATS_OK ||
