@@ -61,7 +61,8 @@ EXAMPLE_SRCS := $(wildcard examples/*.c)
 MAN_PAGES  := $(wildcard man/*.3 man/*.7) tools/mqctl.1 tools/mqbridge.1
 
 TESTS   := $(filter-out $(if $(NATS_OK),,test_bridge),$(TEST_SRCS:tests/%.c=%))
-BENCHES := $(BENCH_SRCS:bench/%.c=%)
+# bench_bridge runs mqbridge: built, as mqbridge is, only with libnats.
+BENCHES := $(filter-out $(if $(NATS_OK),,bench_bridge),$(BENCH_SRCS:bench/%.c=%))
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=%)
 
 # Every test that starts threads (pthread_create) also runs under TSan:
@@ -483,14 +484,14 @@ model check-model:
 
 # The benchmark and the comparison: tables on stdout, CSV + PNG under
 # build/bench-results/MODE/ (bench/run.sh --help).
-bench: $(BENCHES:%=$(B)/bench/%)
+bench: $(BENCHES:%=$(B)/bench/%) $(BRIDGE)
 	sh bench/run.sh --bin $(B)/bench
 
-bench-quick: $(BENCHES:%=$(B)/bench/%)
+bench-quick: $(BENCHES:%=$(B)/bench/%) $(BRIDGE)
 	sh bench/run.sh --quick --bin $(B)/bench
 
 # make check: every case on a tiny workload; proves they run and clean up.
-check-bench: $(BENCHES:%=$(B)/bench/%)
+check-bench: $(BENCHES:%=$(B)/bench/%) $(BRIDGE)
 	sh bench/run.sh --smoke --bin $(B)/bench
 
 # ZeroMQ, iceoryx (+ iox-roudi), RabbitMQ, NATS and gnuplot for the

@@ -15,6 +15,10 @@
 #                        against hit, at 10 to 100,000 bindings
 #   6. bench_fanout      fanout to 1-16 queues, each drained by its own
 #                        process, against a plain shmq_send() loop
+#   7. bench_bridge      a queue of segment A through two mqbridge
+#                        processes and nats-server -js to a queue of
+#                        segment B, against JetStream async publish and
+#                        NATS request/reply (built with libnats only)
 # then writes the CSV files, draws the PNG plots with gnuplot (when
 # installed), and repeats the GOAL lines (the latency, throughput and
 # exchange goals).
@@ -91,7 +95,8 @@ batches=1,2,4,8,16,32,64,128,256
 leftovers() {
 	for pid in $(sed -n 's/.*(scratch names: bench\.\([0-9]*\)).*/\1/p' \
 			"$out"/*.txt); do
-		ls -d /dev/shm/shmq.bench.$pid /tmp/shmqbench.$pid.* \
+		ls -d /dev/shm/shmq.bench.$pid /dev/shm/shmq.bench.$pid.* \
+			/tmp/shmqbench.$pid.* \
 			/dev/mqueue/shmqbench.$pid.* 2>/dev/null || true
 	done
 	for pid in $(sed -n 's/.* started for this run (pid \([0-9]*\).*/\1/p' \
@@ -119,6 +124,14 @@ run throughput-pc "$bin/bench_throughput" $flag --out "$out" --tag pc \
 	--sizes 64 --only shmq,shmq-batch,shmq-zc --batches 32 --pc "$pcs"
 run route "$bin/bench_route" $flag --out "$out"
 run fanout "$bin/bench_fanout" $flag --out "$out"
+ncases=6
+if [ -x "$bin/bench_bridge" ] && command -v nats-server >/dev/null 2>&1; then
+	run bridge "$bin/bench_bridge" $flag --out "$out"
+	ncases=7
+else
+	echo "bench_bridge: skipped: needs libnats-dev (at build time) and" \
+		"nats-server (make deps)" | tee "$out/bridge.txt"
+fi
 
 if [ "$mode" = smoke ]; then
 	left=$(leftovers)
@@ -129,7 +142,7 @@ if [ "$mode" = smoke ]; then
 		exit 1
 	fi
 	echo "bench smoke: every case ran and cleaned up (a tiny workload: no figure is judged)"
-	echo "6 passed, 0 failed"
+	echo "$ncases passed, 0 failed"
 	exit 0
 fi
 
@@ -141,6 +154,7 @@ fi
 
 echo
 echo "== the goals (64-byte messages; each against its baseline in the same run) =="
-cat "$out"/pingpong.txt "$out"/throughput-size.txt "$out"/fanout.txt | grep '^GOAL' \
+cat "$out"/pingpong.txt "$out"/throughput-size.txt "$out"/fanout.txt \
+	"$out"/bridge.txt | grep '^GOAL' \
 	| tee "$out/goals.txt"
 echo "results: $out ($(($(date +%s) - start)) s)"

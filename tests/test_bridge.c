@@ -17,8 +17,15 @@
  *   restart);
  * - the same across a three-node JetStream cluster (replicas 3), the
  *   bridges on different nodes, one node killed mid-stream;
+ * - --import SUBJECT=@EXCHANGE: published into a topic exchange with the
+ *   subject as key, reaching the bound queues (and only those), in order;
+ * - --core: once both bridges run, every message arrives, once, in order;
+ * - back-pressure: a full target queue, left full past --ack-wait, pauses
+ *   the import; then every message arrives, none twice;
  * - bad input: usage (2), a bad subject, a missing queue, a server that
  *   refuses or has no JetStream (1), each with one line on stderr.
+ *
+ * T_FILTER=NAME runs one test (a cmocka name pattern).
  *
  * Skipped, saying why, only when nats-server is not installed.
  */
@@ -532,6 +539,269 @@ static void test_bridge_cluster_node_dies(void **state)
 	assert_int_equal(stream_msgs(n[2].url, "ORDERS", f.msgs), f.msgs);
 }
 
+/* ---- imports into an exchange, core NATS, back-pressure ----------------------- */
+
+/* A segment of its own with queue @q of @capacity 64-byte slots. */
+static shmq_seg *seg_small(const char *name, const char *q,
+			   uint32_t capacity)
+{
+	struct shmq_seg_attr sa = { .size = (size_t)4 << 20 };
+	struct shmq_attr qa = { .capacity = capacity, .msg_size = T_MSG_MAX };
+	shmq_seg *seg;
+
+	t_assert_err(shmq_seg_create(name, &sa, &seg), 0);
+	t_assert_err(shmq_create(seg, q, &qa), 0);
+	return seg;
+}
+
+/* A bridge on segment @sname with @args (NULL-terminated), logging to @log. */
+static void bridge_run(struct bridge *b, const char *dir, const char *log,
+		       const char *sname, const char *url, ...)
+{
+	va_list ap;
+	int i = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->argv[i++] = (char *)bridge();
+	b->argv[i++] = "-s";
+	b->argv[i++] = (char *)sname;
+	b->argv[i++] = "--nats";
+	b->argv[i++] = (char *)url;
+	va_start(ap, url);
+	while (i < 23 && (b->argv[i] = va_arg(ap, char *)))
+		i++;
+	va_end(ap);
+	b->argv[i] = NULL;
+	snprintf(b->log, sizeof(b->log), "%s/%s", dir, log);
+	bridge_start(b);
+}
+
+/*
+ * --import SUBJECT=@EXCHANGE: messages published to JetStream on
+ * orders.eu.paris and orders.us.ny reach the queues bound to a topic
+ * exchange by the subject as routing key: "eu" (orders.eu.#) only the
+ * first, "all" (orders.#) both, each in order.
+ */
+static void test_bridge_import_exchange(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_xattr xa = { .type = SHMQ_TOPIC };
+	const char *subj_stream[] = { "orders.>" };
+	const char *dir;
+	struct server srv;
+	struct bridge imp;
+	natsConnection *nc = NULL;
+	jsCtx *js = NULL;
+	jsStreamConfig sc;
+	jsStreamInfo *si = NULL;
+	shmq *eu, *all;
+	char buf[T_MSG_MAX];
+	const int n = 200;
+
+	SKIP_WITHOUT_SERVER();
+	t_watchdog(60);
+	dir = t_tmpdir();
+	t_assert_err(shmq_exchange_create(fix->seg, "orders", &xa), 0);
+	t_assert_err(shmq_create(fix->seg, "eu", NULL), 0);
+	t_assert_err(shmq_create(fix->seg, "all", NULL), 0);
+	t_assert_err(shmq_bind(fix->seg, "orders", "eu", "orders.eu.#"), 0);
+	t_assert_err(shmq_bind(fix->seg, "orders", "all", "orders.#"), 0);
+	t_assert_err(shmq_open(fix->seg, "eu", &eu), 0);
+	t_assert_err(shmq_open(fix->seg, "all", &all), 0);
+	server_init(&srv, dir, "n1");
+	server_start(&srv);
+
+	/* Published before the bridge runs: the durable consumer has them. */
+	assert_int_equal(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+	assert_int_equal(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+	jsStreamConfig_Init(&sc);
+	sc.Name = "ORDERS";
+	sc.Subjects = subj_stream;
+	sc.SubjectsLen = 1;
+	sc.Storage = js_FileStorage;
+	assert_int_equal(js_AddStream(&si, js, &sc, NULL, NULL), NATS_OK);
+	jsStreamInfo_Destroy(si);
+	for (int i = 0; i < n; i++) {
+		size_t len = t_msg_fill(buf, sizeof(buf), 1 + i % 2, i);
+
+		assert_int_equal(js_Publish(NULL, js, i % 2 ? "orders.us.ny" :
+					    "orders.eu.paris", buf, (int)len,
+					    NULL, NULL), NATS_OK);
+	}
+	jsCtx_Destroy(js);
+	natsConnection_Destroy(nc);
+
+	bridge_run(&imp, dir, "import.log", fix->name, srv.url, "--stream",
+		   "ORDERS", "--import", "orders.>=@orders", NULL);
+	for (int i = 0; i < n; i++) {
+		uint32_t prod, seq;
+		ssize_t len = shmq_recv(all, buf, sizeof(buf),
+					20 * 1000000000ll);
+
+		assert_true(len > 0);
+		assert_int_equal(t_msg_check(buf, (size_t)len, &prod, &seq), 0);
+		assert_int_equal(seq, i);
+		assert_int_equal(prod, 1 + i % 2);
+		if (i % 2)
+			continue;
+		len = shmq_recv(eu, buf, sizeof(buf), 20 * 1000000000ll);
+		assert_true(len > 0);
+		assert_int_equal(t_msg_check(buf, (size_t)len, &prod, &seq), 0);
+		assert_int_equal(seq, i);
+		assert_int_equal(prod, 1);
+	}
+	/* Nothing else: no duplicates, nothing of the us subject in eu. */
+	t_assert_err((int)shmq_recv(all, buf, sizeof(buf), 300 * 1000000ll),
+		     -ETIMEDOUT);
+	t_assert_err((int)shmq_recv(eu, buf, sizeof(buf), 0), -EAGAIN);
+	bridge_stop(&imp);
+	shmq_close(eu);
+	shmq_close(all);
+}
+
+/*
+ * --core: plain NATS, at most once.  Once both bridges run (a probe has
+ * gone through), every message arrives, once, in order.
+ */
+static void test_bridge_core(void **state)
+{
+	const char *dir, *sa, *sb;
+	struct server srv;
+	struct bridge exp, imp;
+	shmq_seg *a, *b;
+	shmq *out, *in;
+	char buf[T_MSG_MAX];
+	const uint32_t n = 2000;
+	uint32_t got = 0, probe = 0, prod, seq;
+	ssize_t len;
+
+	SKIP_WITHOUT_SERVER();
+	t_watchdog(60);
+	dir = t_tmpdir();
+	sa = t_segname();
+	sb = t_segname();
+	a = seg_small(sa, "out", 1024);
+	b = seg_small(sb, "in", 1024);
+	t_assert_err(shmq_open(a, "out", &out), 0);
+	t_assert_err(shmq_open(b, "in", &in), 0);
+	server_init(&srv, dir, "n1");
+	server_start(&srv);
+	bridge_run(&exp, dir, "export.log", sa, srv.url, "--core",
+		   "--export", "out=core.eu", NULL);
+	bridge_run(&imp, dir, "import.log", sb, srv.url, "--core",
+		   "--import", "core.*=in", NULL);
+
+	/* Core NATS drops what comes before the import subscribed: probe. */
+	for (;;) {
+		assert_true(probe < 100);
+		len = t_msg_fill(buf, sizeof(buf), 2, probe++);
+		t_assert_err(shmq_send(out, buf, (size_t)len, 0), 0);
+		len = shmq_recv(in, buf, sizeof(buf), 200 * 1000000ll);
+		if (len > 0)
+			break;
+	}
+	/* Late probes may still come: they are producer 2, skipped. */
+	for (uint32_t i = 0; i < n; i++) {
+		len = t_msg_fill(buf, sizeof(buf), 1, i);
+		t_assert_err(shmq_send(out, buf, (size_t)len,
+				       10 * 1000000000ll), 0);
+	}
+	while (got < n) {
+		len = shmq_recv(in, buf, sizeof(buf), 10 * 1000000000ll);
+		assert_true(len > 0);
+		assert_int_equal(t_msg_check(buf, (size_t)len, &prod, &seq), 0);
+		if (prod == 2)
+			continue;
+		assert_int_equal(prod, 1);
+		assert_int_equal(seq, got);
+		got++;
+	}
+	bridge_stop(&exp);
+	bridge_stop(&imp);
+	shmq_close(out);
+	shmq_close(in);
+	shmq_seg_close(a);
+	shmq_seg_close(b);
+}
+
+/*
+ * Back-pressure: the import's target queue (16 slots) is full and nobody
+ * drains it for longer than --ack-wait; the bridge waits (telling the
+ * server the message is in progress) and buffers nothing beyond its
+ * batch.  Then every message arrives, in order, with no duplicate.
+ */
+static void test_bridge_backpressure(void **state)
+{
+	const char *dir, *sa, *sb;
+	struct server srv;
+	struct bridge exp, imp;
+	shmq_seg *a, *b;
+	shmq *out, *in;
+	struct shmq_queue_info qi;
+	char buf[T_MSG_MAX];
+	const uint32_t n = 500;
+	uint32_t got = 0, dups = 0, prod, seq;
+	ssize_t len;
+
+	SKIP_WITHOUT_SERVER();
+	t_watchdog(90);
+	dir = t_tmpdir();
+	sa = t_segname();
+	sb = t_segname();
+	a = seg_small(sa, "out", 1024);
+	b = seg_small(sb, "in", 16);
+	t_assert_err(shmq_open(a, "out", &out), 0);
+	t_assert_err(shmq_open(b, "in", &in), 0);
+	server_init(&srv, dir, "n1");
+	server_start(&srv);
+	bridge_run(&exp, dir, "export.log", sa, srv.url, "--stream", "BP",
+		   "--export", "out=bp.eu", NULL);
+	bridge_run(&imp, dir, "import.log", sb, srv.url, "--stream", "BP",
+		   "--durable", "bp", "--ack-wait", T_ACK_WAIT, "--import",
+		   "bp.eu=in", NULL);
+	for (uint32_t i = 0; i < n; i++) {
+		len = t_msg_fill(buf, sizeof(buf), 1, i);
+		t_assert_err(shmq_send(out, buf, (size_t)len,
+				       10 * 1000000000ll), 0);
+	}
+	/* All in the stream; the target full; the bridge waits. */
+	assert_int_equal(stream_msgs(srv.url, "BP", n), n);
+	for (int i = 0; i < 100; i++) {
+		t_assert_err(shmq_queue_stat(b, "in", &qi), 0);
+		if (qi.depth == 16)
+			break;
+		t_sleep_ms(50);
+	}
+	assert_int_equal(qi.depth, 16);
+	/* Longer than --ack-wait (2 s): NATS must not redeliver meanwhile. */
+	t_sleep_ms(3500);
+	t_assert_err(shmq_queue_stat(b, "in", &qi), 0);
+	assert_int_equal(qi.depth, 16);
+	while (got < n) {
+		len = shmq_recv(in, buf, sizeof(buf), 10 * 1000000000ll);
+		assert_true(len > 0);
+		assert_int_equal(t_msg_check(buf, (size_t)len, &prod, &seq), 0);
+		assert_int_equal(prod, 1);
+		if (seq < got) {
+			dups++;
+			continue;
+		}
+		assert_int_equal(seq, got);
+		got++;
+	}
+	t_assert_err((int)shmq_recv(in, buf, sizeof(buf), 500 * 1000000ll),
+		     -ETIMEDOUT);
+	print_message("back-pressure: %u messages through a 16-slot queue "
+		      "held full 3.5 s: %u duplicates\n", n, dups);
+	assert_int_equal(dups, 0);
+	bridge_stop(&exp);
+	bridge_stop(&imp);
+	shmq_close(out);
+	shmq_close(in);
+	shmq_seg_close(a);
+	shmq_seg_close(b);
+}
+
 /* ---- bad input ------------------------------------------------------------------ */
 
 /* Run mqbridge with @args (NULL-terminated); its exit code and stderr. */
@@ -707,8 +977,17 @@ int main(void)
 			t_setup_noseg, t_teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_cluster_node_dies,
 						t_setup_noseg, t_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_import_exchange,
+						t_setup, t_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_core,
+						t_setup_noseg, t_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_backpressure,
+						t_setup_noseg, t_teardown),
 	};
 
+	/* T_FILTER=test_bridge_core: one test (a cmocka name pattern). */
+	if (getenv("T_FILTER"))
+		cmocka_set_test_filter(getenv("T_FILTER"));
 	return cmocka_run_group_tests_name("bridge", tests, t_group_setup,
 					   t_group_teardown);
 }
