@@ -535,7 +535,13 @@ static void test_bridge_cluster_node_dies(void **state)
 	bridges_free(&f);
 	print_message("cluster: %u messages, node 1 killed at 40%%: %u "
 		      "duplicates\n", f.msgs, dups);
-	assert_true(dups <= T_WINDOW);
+	/*
+	 * A node that dies takes with it the consumer acks it had not yet
+	 * replicated: the new leader redelivers them beside the importer's
+	 * window.  Measured: 0-32 on an idle machine, 64 once under load (two
+	 * windows); the bound allows four.  Nothing may be lost (below).
+	 */
+	assert_true(dups <= 4 * T_WINDOW);
 	assert_int_equal(stream_msgs(n[2].url, "ORDERS", f.msgs), f.msgs);
 }
 
