@@ -661,7 +661,7 @@ int main(int argc, char **argv)
 	printf("%-12s %8" PRIu64 " %12.0f  js_PublishAsync() into a file "
 	       "stream, all acked\n", "js-async", b.tput_n, raw);
 	printf("%-12s %8" PRIu64 " %12.0f  the same, SendAsap, all acks "
-	       "awaited every 32 (mqbridge's export)\n", "js-async-32",
+	       "awaited every 32 (mqbridge's old export)\n", "js-async-32",
 	       b.tput_n, raw32);
 	if (csv) {
 		fprintf(csv, "bridge,throughput,%" PRIu64 ",,,,,%.0f\n",

@@ -52,7 +52,7 @@
 #define T_MSGS          20000
 #endif
 #define T_MSG_MAX       200
-#define T_WINDOW        32      /* mqbridge --window (its default) */
+#define T_WINDOW        48      /* mqbridge --window (an import's default) */
 #define T_ACK_WAIT      "2"     /* seconds before NATS redelivers */
 #define T_CHILD_S       600     /* alarm inherited by servers and bridges */
 

@@ -3,24 +3,29 @@
  * mqbridge - forward shmq queues to NATS subjects and NATS subjects to
  * shmq queues or exchanges, through JetStream (or core NATS with --core).
  *
- * Export (queue -> subject), exactly once into the stream.  A batch of up
- * to --window messages is taken in place (shmq_acquire), each is published
- * asynchronously with the JetStream message id
+ * Export (queue -> subject), exactly once into the stream.  A sliding
+ * window of up to --window messages in flight: each is taken in place
+ * (shmq_acquire) and published at once, asynchronously, with the JetStream
+ * message id
  *
  *     shmq.<segment>.<queue>.<queue creation time ns>.<seq>
  *
  * (seq: shmq_msg_meta(), the position the message was first published at,
- * the same when shmq delivers it again), and the batch is released to shmq
- * only once the server acknowledged every publish.  A failed or timed-out
- * batch is published again, whole: the stream's duplicate window drops the
- * copies it already holds.  A bridge killed anywhere leaves its acquired
+ * the same when shmq delivers it again), and each is released to shmq as
+ * soon as the server acknowledged its own publish (an MPMC queue's
+ * zero-copy releases need no order; an SPSC queue's go in acquisition
+ * order).  A refused publish goes again, same id, before any new message;
+ * with no answer to the oldest for 5 s, every publish in flight goes
+ * again: the stream's duplicate window drops the copies it already holds.
+ * The window is bounded by the attachment's operation records: 48 held
+ * messages across all exports.  A bridge killed anywhere leaves its acquired
  * messages to shmq's crash recovery, which delivers them again to the next
  * bridge (which attaches, and so repairs); their ids are unchanged, so the
  * stream keeps one copy as long as the bridge is back within the duplicate
  * window (--dup-window).
  *
  * Import (subject -> queue or exchange), at least once.  A durable pull
- * consumer (explicit acks, at most --window unacknowledged) feeds the
+ * consumer (explicit acks, at most --window, 48, unacknowledged) feeds the
  * queue; a message is acknowledged only after shmq_send()/shmq_publish()
  * returned.  A killed bridge's unacknowledged messages are redelivered by
  * NATS after --ack-wait: at most --window duplicates per bridge kill or
@@ -29,7 +34,8 @@
  * buffered beyond one batch.
  *
  * One thread per export and per import; the main thread waits for
- * SIGTERM/SIGINT, then the workers finish their batch and the bridge exits
+ * SIGTERM/SIGINT, then the workers finish what is in flight (exports: at
+ * most 10 s for the acknowledgements) and the bridge exits
  * 0.  Exit status 1: a runtime error (one line on stderr); 2: usage.
  */
 #include <errno.h>
@@ -62,6 +68,7 @@ struct link {
 	shmq *q;
 	shmq_exchange *x;
 	uint64_t qctime;        /* the queue's creation time (export ids) */
+	bool spsc;              /* SHMQ_SPSC: releases in order */
 	char durable[64];
 	pthread_t tid;
 	bool started;
@@ -74,7 +81,9 @@ static struct {
 	const char *stream;
 	const char *durable;
 	bool core;
-	int window;
+	int window;             /* --window; 0: the defaults below */
+	int export_window;      /* messages in flight per export */
+	int import_window;      /* unacknowledged messages per import */
 	int ack_wait_s;
 	int dup_window_s;
 	int replicas;
@@ -82,7 +91,7 @@ static struct {
 	int nlinks;
 } cfg = {
 	.segname = "shmq", .stream = "SHMQ", .durable = "mqbridge",
-	.window = 32, .ack_wait_s = 30, .dup_window_s = 120, .replicas = 1,
+	.window = 0, .ack_wait_s = 30, .dup_window_s = 120, .replicas = 1,
 };
 
 static shmq_seg *seg;
@@ -287,7 +296,15 @@ static void parse_args(int argc, char **argv)
 
 	for (int i = 0; i < cfg.nlinks; i++)
 		nexp += cfg.links[i].export;
-	if (!cfg.core && nexp * cfg.window > 48)
+	/*
+	 * Exports: the 48 shared out (48 for one export, 24 each for two,
+	 * ...) unless --window says otherwise.  Imports: 48, the bound on
+	 * the duplicates per kill (at 32 the consumer fell behind the
+	 * sliding-window export in bench_bridge: 0.5 s one way under load).
+	 */
+	cfg.export_window = cfg.window ? cfg.window : 48 / (nexp ? nexp : 1);
+	cfg.import_window = cfg.window ? cfg.window : 48;
+	if (!cfg.core && nexp * cfg.export_window > 48)
 		die(2, "%d exports x --window %d: more than 48 messages held "
 		    "at once; lower --window", nexp, cfg.window);
 	if (strpbrk(cfg.stream, ".*> ") || strpbrk(cfg.durable, ".*> "))
@@ -319,8 +336,9 @@ static void on_reconnected(natsConnection *c, void *closure)
  * at once.  The client's default buffers them for its flusher thread,
  * which writes about a millisecond later: that millisecond was most of a
  * message's trip (bench_bridge: one-way median 1.0 ms buffered, 0.37 ms
- * with SendAsap; throughput unchanged, as each batch waits for its acks
- * anyway).
+ * with SendAsap).  The export publishes each message as it takes it (one
+ * write each); its throughput is at most its window over the server's ack
+ * round trip.
  */
 static void nats_connect(void)
 {
@@ -446,114 +464,328 @@ static void ensure_stream(jsCtx *js)
 
 /* ---- export: queue -> subject ----------------------------------------------- */
 
-static atomic_uint_fast64_t pub_errors;
-
-static void on_pub_error(jsCtx *js, jsPubAckErr *pae, void *closure)
-{
-	atomic_fetch_add(&pub_errors, 1);
-}
-
 /*
- * Publish the batch and wait for every acknowledgement.  Returns true when
- * the server acknowledged all (stored now, or earlier: duplicates).
+ * The export's sliding window: up to --window messages acquired and
+ * published, each released to shmq as soon as the server acknowledged its
+ * own publish.  The acknowledgement callback runs on a library thread: it
+ * only marks the message's slot (under the mutex) and wakes the exporter,
+ * which does every shmq call itself.
  */
-static bool publish_batch(jsCtx *js, const struct link *l,
-			  const struct shmq_msg *m, char (*ids)[128], int n)
-{
-	uint64_t errs = atomic_load(&pub_errors);
-	jsPubOptions po;
-	natsMsgList pend;
-	natsStatus s = NATS_OK;
+enum { SLOT_FREE, SLOT_SENT, SLOT_ACKED, SLOT_FAILED };
 
-	for (int i = 0; i < n && s == NATS_OK; i++) {
-		jsPubOptions_Init(&po);
-		po.MsgId = ids[i];
-		s = js_PublishAsync(js, l->subject, m[i].data, (int)m[i].len,
-				    &po);
-	}
-	if (s == NATS_OK) {
-		jsPubOptions_Init(&po);
-		po.MaxWait = 5000;
-		s = js_PublishAsyncComplete(js, &po);
-	}
-	if (s != NATS_OK) {
-		/* Take back what is still pending; we publish it again. */
-		if (js_PublishAsyncGetPendingList(&pend, js) == NATS_OK)
-			natsMsgList_Destroy(&pend);
-		return false;
-	}
-	return atomic_load(&pub_errors) == errs;
+struct window {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int w;
+	struct shmq_msg *m;     /* [w] acquired messages */
+	char (*ids)[128];       /* [w] their JetStream message ids */
+	int *state;             /* [w] SLOT_* */
+	uint64_t *order;        /* [w] acquisition order (SPSC releases) */
+	int64_t *sent_ns;       /* [w] last publish */
+	int sent;               /* slots SLOT_SENT */
+	int done;               /* answers since the exporter last looked */
+	bool waiting;           /* the exporter waits on cv */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
+		       void *closure)
+{
+	struct window *win = closure;
+	const char *id = NULL;
+
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
+		pthread_mutex_lock(&win->mu);
+		for (int i = 0; i < win->w; i++) {
+			if (win->state[i] != SLOT_SENT ||
+			    strcmp(win->ids[i], id))
+				continue;
+			/* Stored now, or earlier (a duplicate): either way. */
+			win->state[i] = pa && !pae ? SLOT_ACKED : SLOT_FAILED;
+			win->sent--;
+			win->done++;
+			/*
+			 * Wake a waiting exporter for a quarter of the
+			 * window at a time (or the last ack, or a failure):
+			 * one wake-up per ack cost more than the releases'
+			 * delay.
+			 */
+			if (win->waiting && (pae || !win->sent ||
+					     win->done * 4 >= win->w))
+				pthread_cond_signal(&win->cv);
+			break;
+		}
+		pthread_mutex_unlock(&win->mu);
+	}
+	natsMsg_Destroy(msg);
+}
+
+static bool publish_one(jsCtx *js, const struct link *l, struct window *win,
+			int i)
+{
+	jsPubOptions po;
+
+	jsPubOptions_Init(&po);
+	po.MsgId = win->ids[i];
+	win->sent_ns[i] = now_ns();
+	/* SLOT_SENT before the publish: its ack may come before we return. */
+	pthread_mutex_lock(&win->mu);
+	win->state[i] = SLOT_SENT;
+	win->sent++;
+	pthread_mutex_unlock(&win->mu);
+	if (js_PublishAsync(js, l->subject, win->m[i].data,
+			    (int)win->m[i].len, &po) == NATS_OK)
+		return true;
+	pthread_mutex_lock(&win->mu);
+	if (win->state[i] == SLOT_SENT) {
+		win->state[i] = SLOT_FAILED;
+		win->sent--;
+	}
+	pthread_mutex_unlock(&win->mu);
+	return false;
+}
+
+#define ACK_TIMEOUT_NS  5000000000ll    /* no ack by then: publish again */
+#define STOP_DRAIN_NS  10000000000ll    /* after SIGTERM, at most this */
 
 static void *export_js(void *arg)
 {
 	struct link *l = arg;
-	int w = cfg.window;
-	struct shmq_msg *m = calloc(w, sizeof(*m));
-	char (*ids)[128] = calloc(w, 128);
+	/* Static: a callback may outlive this thread (stopped, below). */
+	static struct window wins[MAX_LINKS];
+	struct window *win = &wins[l - cfg.links];
+	bool spsc = l->spsc;
 	struct shmq_meta meta;
 	jsCtx *js = NULL;
 	jsOptions jo;
+	uint64_t next_order = 0;
+	int64_t stop_at = 0, retry_at = 0;
+	int inflight = 0, fails = 0;
+	bool published = false;
 
+	win->w = cfg.export_window;
+	pthread_mutex_init(&win->mu, NULL);
+	pthread_cond_init(&win->cv, NULL);
+	win->m = calloc(win->w, sizeof(*win->m));
+	win->ids = calloc(win->w, 128);
+	win->state = calloc(win->w, sizeof(*win->state));
+	win->order = calloc(win->w, sizeof(*win->order));
+	win->sent_ns = calloc(win->w, sizeof(*win->sent_ns));
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
-	jo.PublishAsync.ErrHandler = on_pub_error;
-	if (!m || !ids || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+	jo.PublishAsync.AckHandler = on_pub_ack;
+	jo.PublishAsync.AckHandlerClosure = win;
+	if (!win->m || !win->ids || !win->state || !win->order ||
+	    !win->sent_ns || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
 		fail("export %s: out of memory", l->target);
 		goto out;
 	}
-	while (!atomic_load(&stop)) {
-		int n = 0, rc, tries = 0;
+	for (;;) {
+		int acked[64], nacked = 0, failed[64], nfailed = 0;
+		int64_t t = now_ns(), oldest = 0;
+		int free_slot = -1, rc;
 
-		rc = shmq_acquire(l->q, &m[0], POLL_NS);
-		if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -EINTR)
-			continue;
-		if (rc < 0) {
-			fail("export %s: %s", l->target, shmq_strerror(rc));
-			break;
+		if (atomic_load(&stop) && !stop_at)
+			stop_at = t + STOP_DRAIN_NS;
+		/* What the callbacks said. */
+		pthread_mutex_lock(&win->mu);
+		win->done = 0;
+		for (int i = 0; i < win->w; i++) {
+			if (win->state[i] == SLOT_ACKED)
+				acked[nacked++] = i;
+			else if (win->state[i] == SLOT_FAILED)
+				failed[nfailed++] = i;
+			else if (win->state[i] == SLOT_FREE && free_slot < 0)
+				free_slot = i;
+			if (win->state[i] == SLOT_SENT &&
+			    (!oldest || win->sent_ns[i] < oldest))
+				oldest = win->sent_ns[i];
 		}
-		n = 1;
-		while (n < w && shmq_acquire(l->q, &m[n], 0) == 0)
-			n++;
-		for (int i = 0; i < n; i++) {
-			rc = shmq_msg_meta(l->q, &m[i], &meta);
+		pthread_mutex_unlock(&win->mu);
+		/*
+		 * Acknowledged: released now, each on its own (an MPMC
+		 * queue's zero-copy releases need no order).  An SPSC
+		 * queue's go in acquisition order: there a message waits
+		 * for the ones acquired before it.
+		 */
+		for (int k = 0; k < (spsc ? win->w : nacked); k++) {
+			int i = spsc ? -1 : acked[k];
+
+			if (spsc) {
+				for (int j = 0; j < win->w; j++)
+					if (win->state[j] != SLOT_FREE &&
+					    (i < 0 || win->order[j] <
+					     win->order[i]))
+						i = j;
+				if (i < 0 || win->state[i] != SLOT_ACKED)
+					break;
+			}
+			rc = shmq_release(l->q, &win->m[i]);
+			if (rc < 0) {
+				fail("export %s: release: %s", l->target,
+				     shmq_strerror(rc));
+				goto out;
+			}
+			pthread_mutex_lock(&win->mu);
+			win->state[i] = SLOT_FREE;
+			pthread_mutex_unlock(&win->mu);
+			inflight--;
+			if (free_slot < 0)
+				free_slot = i;
+		}
+		if (nacked && fails && !nfailed) {
+			logf_("export %s -> %s: acknowledged again",
+			      l->target, l->subject);
+			fails = 0;
+		}
+		/*
+		 * Not acknowledged in time (the server away, or its answer
+		 * lost): take every pending publish back from the library and
+		 * publish them all again, same ids; the stream's duplicate
+		 * window drops the copies it already holds.
+		 */
+		if (oldest && t - oldest > ACK_TIMEOUT_NS) {
+			natsMsgList pend;
+
+			if (js_PublishAsyncGetPendingList(&pend, js) == NATS_OK)
+				natsMsgList_Destroy(&pend);
+			nfailed = 0;
+			pthread_mutex_lock(&win->mu);
+			for (int i = 0; i < win->w; i++) {
+				if (win->state[i] == SLOT_SENT) {
+					win->state[i] = SLOT_FAILED;
+					win->sent--;
+				}
+				if (win->state[i] == SLOT_FAILED)
+					failed[nfailed++] = i;
+			}
+			pthread_mutex_unlock(&win->mu);
+		}
+		/* Failed publishes go again first, oldest first. */
+		if (nfailed) {
+			if (!fails) {
+				logf_("export %s -> %s: publish not "
+				      "acknowledged; retrying", l->target,
+				      l->subject);
+				retry_at = t + 100000000;
+				fails = 1;
+			}
+			if (stop_at && t > stop_at)
+				goto stopped;
+			if (t < retry_at) {
+				sleep_ms((retry_at - t) / 1000000 + 1);
+				continue;
+			}
+			for (int a = 0; a < nfailed; a++)
+				for (int b = a + 1; b < nfailed; b++)
+					if (win->order[failed[b]] <
+					    win->order[failed[a]]) {
+						int x = failed[a];
+
+						failed[a] = failed[b];
+						failed[b] = x;
+					}
+			for (int k = 0; k < nfailed; k++)
+				published |= publish_one(js, l, win,
+							 failed[k]);
+			fails++;
+			retry_at = now_ns() + (fails < 10 ? 100000000 :
+					       500000000);
+			continue;
+		}
+		if (stop_at) {
+			if (!inflight)
+				break;
+			if (t > stop_at)
+				goto stopped;
+		} else if (inflight < win->w && free_slot >= 0) {
+			/*
+			 * Room in the window: take the next message.  With
+			 * publishes in flight, wait for one only briefly, so
+			 * their acks are turned into releases soon.
+			 */
+			rc = shmq_acquire(l->q, &win->m[free_slot],
+					  inflight ? 1000000 : POLL_NS);
+			if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -EINTR)
+				continue;
+			if (rc < 0) {
+				fail("export %s: %s", l->target,
+				     shmq_strerror(rc));
+				break;
+			}
+			rc = shmq_msg_meta(l->q, &win->m[free_slot], &meta);
 			if (rc < 0) {
 				fail("export %s: %s", l->target,
 				     shmq_strerror(rc));
 				goto out;       /* left to shmq's recovery */
 			}
-			snprintf(ids[i], 128, "shmq.%s.%s.%" PRIu64 ".%" PRIu64,
-				 cfg.segname, l->target, l->qctime, meta.seq);
+			snprintf(win->ids[free_slot], 128,
+				 "shmq.%s.%s.%" PRIu64 ".%" PRIu64, cfg.segname,
+				 l->target, l->qctime, meta.seq);
+			win->order[free_slot] = next_order++;
+			inflight++;
+			published |= publish_one(js, l, win, free_slot);
+			continue;
 		}
-		/*
-		 * Until the server has them all.  After SIGTERM, a few more
-		 * tries; then exit holding them: shmq delivers them again to
-		 * the next bridge, which publishes them under the same ids.
-		 */
-		while (!publish_batch(js, l, m, ids, n)) {
-			if (++tries == 1)
-				logf_("export %s -> %s: publish not "
-				      "acknowledged; retrying", l->target,
-				      l->subject);
-			if (atomic_load(&stop) && tries > 20) {
-				fail("export %s: stopped with %d messages "
-				     "unacknowledged by NATS (shmq delivers "
-				     "them again)", l->target, n);
-				goto out;
+		/* The window full (or stopping): wait for an ack. */
+		{
+			struct timespec ts;
+			int64_t until;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+				100000000;
+			ts.tv_sec = until / 1000000000;
+			ts.tv_nsec = until % 1000000000;
+			pthread_mutex_lock(&win->mu);
+			bool any = false;
+
+			for (int i = 0; i < win->w; i++)
+				any |= win->state[i] == SLOT_FAILED;
+			if (!any && win->sent && win->done * 4 < win->w) {
+				win->waiting = true;
+				pthread_cond_timedwait(&win->cv, &win->mu, &ts);
+				win->waiting = false;
 			}
-			sleep_ms(tries < 10 ? 100 : 500);
+			pthread_mutex_unlock(&win->mu);
 		}
-		if (tries)
-			logf_("export %s -> %s: acknowledged again",
-			      l->target, l->subject);
-		for (int i = 0; i < n; i++)
-			shmq_release(l->q, &m[i]);
 	}
+	goto out;
+stopped:
+	/*
+	 * Exit holding them: shmq delivers them again to the next bridge,
+	 * which publishes them under the same ids.
+	 */
+	fail("export %s: stopped with %d messages unacknowledged by NATS "
+	     "(shmq delivers them again)", l->target, inflight);
 out:
-	if (js)
+	if (js) {
+		natsMsgList pend;
+
+		/*
+		 * No callback after this: it points at our window.  (Only
+		 * with publishes pending: libnats 3.4 crashes on a context
+		 * that never published.)
+		 */
+		if (published &&
+		    js_PublishAsyncGetPendingList(&pend, js) == NATS_OK)
+			natsMsgList_Destroy(&pend);
 		jsCtx_Destroy(js);
-	free(m);
-	free(ids);
+	}
+	if (inflight)
+		return NULL;    /* a callback may still be running: keep it */
+	free(win->m);
+	free(win->ids);
+	free(win->state);
+	free(win->order);
+	free(win->sent_ns);
 	return NULL;
 }
 
@@ -632,7 +864,7 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 		cc.AckPolicy = js_AckExplicit;
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckWait = (int64_t)cfg.ack_wait_s * 1000000000;
-		cc.MaxAckPending = cfg.window;
+		cc.MaxAckPending = cfg.import_window;
 		cc.FilterSubject = l->subject;
 		jerr = 0;
 		s = js_AddConsumer(&ci, js, cfg.stream, &cc, NULL, &jerr);
@@ -683,7 +915,8 @@ static void *import_js(void *arg)
 			}
 			tries = 0;
 		}
-		s = natsSubscription_Fetch(&list, sub, cfg.window, 500, &jerr);
+		s = natsSubscription_Fetch(&list, sub, cfg.import_window, 500,
+					   &jerr);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK) {
@@ -774,8 +1007,10 @@ static void open_links(void)
 			if (rc < 0)
 				die(1, "queue %s in segment %s: %s", l->target,
 				    cfg.segname, shmq_strerror(rc));
-			if (l->export)
+			if (l->export) {
 				l->qctime = qi.create_time_ns;
+				l->spsc = qi.flags & SHMQ_SPSC;
+			}
 		}
 		if (!l->export) {
 			/* One durable consumer per import. */
