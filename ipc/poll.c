@@ -100,6 +100,7 @@ static bool waitv_usable(void)
 		const char *f = getenv("SHMQ_POLL_FALLBACK");
 
 		st = f && *f && *f != '0' ? -1 : 1;
+		/* relaxed: as the load above. */
 		atomic_store_explicit(&waitv_state, st, memory_order_relaxed);
 	}
 	return st > 0;
