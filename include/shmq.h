@@ -163,7 +163,33 @@ struct shmq_attr {
 	uint32_t capacity;
 	uint32_t msg_size;
 	uint32_t flags;
+	/*
+	 * Since 0.4: acknowledged delivery (shmq_fetch()), MPMC queues only
+	 * (an SHMQ_SPSC queue takes zeros).  0 in each means its default.
+	 * Programs built against 0.3 pass the three fields above and get the
+	 * defaults (their shmq_create and shmq_get_attr are the 0.3 ones).
+	 * @max_unacked:    messages the queue's unacknowledged area holds:
+	 *                  fetched and not yet acknowledged, over every
+	 *                  consumer (default min(capacity, 64), at most
+	 *                  SHMQ_MAX_UNACKED).  A full area makes shmq_fetch()
+	 *                  wait; it never drops.
+	 * @prefetch:       how many of them one handle may owe at once, like
+	 *                  RabbitMQ's prefetch count (default @max_unacked:
+	 *                  no limit beyond the area's).
+	 * @max_deliveries: a message delivered this many times is not
+	 *                  delivered again: it goes to @dead_letter (default
+	 *                  0: no limit).
+	 * @dead_letter:    "" or the name of the exchange that gets such
+	 *                  messages, with their routing key; without one they
+	 *                  are dropped.  Both are counted (dead_lettered).
+	 */
+	uint32_t max_unacked;
+	uint32_t prefetch;
+	uint32_t max_deliveries;
+	char dead_letter[SHMQ_NAME_MAX + 1];
 };
+
+#define SHMQ_MAX_UNACKED 65535
 
 /*
  * shmq_attr.flags: a queue for exactly one sender and one receiver at a
@@ -389,9 +415,12 @@ int shmq_seg_recover(shmq_seg *seg);
  * @name: queue name
  * @attr: attributes, or NULL for defaults
  *
- * Returns 0, or -EEXIST, -EINVAL (bad name or attribute), -ENAMETOOLONG,
- * -ENOSPC (not enough free segment memory for the ring, or the directory
- * is full).
+ * Returns 0, or -EEXIST, -EINVAL (bad name or attribute: a capacity,
+ * message size, max_unacked or prefetch out of range, unknown flags,
+ * acknowledged-delivery attributes on an SHMQ_SPSC queue, a dead_letter
+ * that is not a valid name; the exchange itself need not exist yet),
+ * -ENAMETOOLONG, -ENOSPC (not enough free segment memory for the ring
+ * and its unacknowledged area, or the directory is full).
  * Blocks: only on the control-plane lock.  Thread safety: safe.
  */
 int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr);
@@ -818,6 +847,96 @@ int shmq_publish(shmq_exchange *x, const char *key, const void *msg,
 ssize_t shmq_recv_meta(shmq *q, void *buf, size_t buflen,
 		       struct shmq_meta *meta, int64_t timeout_ns);
 
+/* ---- acknowledged delivery (since 0.4) -------------------------------- */
+
+/*
+ * Take a job, do it, then acknowledge it: if the worker dies first, the
+ * job goes to another worker.  shmq_fetch() copies a message out like
+ * shmq_recv() and frees its ring slot at once (a slow job never holds up
+ * producers), but keeps a copy in the queue's unacknowledged area, owed
+ * by the fetching handle, until shmq_ack() forgets it or shmq_nack()
+ * gives it back.
+ *
+ * A message owed by a process that dies (fetched, or held by
+ * shmq_acquire()) reaches a consumer waiting on the queue within about
+ * 25 ms (shmq(7) says how, and what it costs), with deliveries + 1 and
+ * SHMQ_META_REDELIVERED; no recovery call, attach or send is needed.  A
+ * stopped (SIGSTOP) process is alive and keeps what it owes.  Closing a
+ * handle gives back what it owes (as shmq_nack()).  So delivery is at
+ * least once: a job whose worker died after doing it and before
+ * shmq_ack() is done twice (shmq_meta.seq names it, for idempotence).
+ */
+
+/**
+ * shmq_fetch - receive a message that stays owed until acknowledged
+ * @q:          handle of an MPMC queue
+ * @buf:        where the payload is copied
+ * @buflen:     its size
+ * @meta:       NULL, or filled as by shmq_recv_meta(), with deliveries
+ * @tag:        out: names the message for shmq_ack()/shmq_nack()
+ * @timeout_ns: 0 (poll), SHMQ_FOREVER, or relative nanoseconds
+ *
+ * Waits (per @timeout_ns) while the queue is empty, while its
+ * unacknowledged area is full, and while @q owes its queue's prefetch
+ * limit (another thread's shmq_ack() through @q ends that wait).
+ * Returns the payload length, or -EAGAIN/-ETIMEDOUT, -EMSGSIZE (@buflen
+ * too small: nothing is taken), -EINVAL (NULL @q or @tag, bad timeout),
+ * -EOPNOTSUPP (an SHMQ_SPSC queue: its one receiver already gets a
+ * message it held again after a crash), -ENOBUFS (no operation record
+ * free), -ENOMEM.
+ * Thread safety: safe; any thread of the process may ack the tag.
+ */
+ssize_t shmq_fetch(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
+		   uint64_t *tag, int64_t timeout_ns);
+
+/**
+ * shmq_ack - a fetched message is done with: forget it
+ * @q:   the handle that fetched it
+ * @tag: as shmq_fetch() returned it
+ *
+ * Returns 0, or -EINVAL (@tag is not an outstanding fetch of @q: unknown,
+ * already acknowledged or given back, another handle's).  Never blocks.
+ */
+int shmq_ack(shmq *q, uint64_t tag);
+
+/**
+ * shmq_nack - give a fetched message back: delivered again, first
+ * @q:   the handle that fetched it
+ * @tag: as shmq_fetch() returned it
+ *
+ * The message goes back to the queue ahead of the others, deliveries
+ * + 1 (or, at the queue's max_deliveries, to its dead-letter exchange).
+ * Returns 0, or -EINVAL as shmq_ack().  Blocks: only briefly on the
+ * control-plane lock (when another process holds it, the message waits
+ * in the area and the next consumer to find the queue empty moves it).
+ */
+int shmq_nack(shmq *q, uint64_t tag);
+
+/* What one attached process owes one queue (shmq_queue_owed()). */
+struct shmq_owed {
+	uint32_t proc_index;      /* process-table entry */
+	uint32_t pid;
+	uint32_t alive;           /* 0: dead, its messages about to go back */
+	uint32_t fetched;         /* messages in the unacknowledged area */
+	uint32_t acquired;        /* messages held by shmq_acquire() */
+	uint32_t pad;
+};
+
+/**
+ * shmq_queue_owed - who owes what on a queue
+ * @seg:  attachment (also an observer)
+ * @name: queue name
+ * @out:  array of @n entries, or NULL when @n is 0
+ * @n:    its size
+ *
+ * One entry per attached process that owes the queue something: fetched
+ * and not acknowledged, or acquired and not released.  A snapshot.
+ * Returns how many processes owe (may exceed @n), or -ENOENT, -EINVAL,
+ * -EPROTO as shmq_queue_stat().
+ */
+int shmq_queue_owed(shmq_seg *seg, const char *name, struct shmq_owed *out,
+		    unsigned n);
+
 /* ---- waiting on many queues (since 0.4) ------------------------------- */
 
 #define SHMQ_POLLIN   0x1u      /* a message can be received */
@@ -1074,6 +1193,16 @@ struct shmq_queue_info {
 	                           * waiting for room (SHMQ_POLLOUT) */
 	uint32_t recv_pollers;    /* of recv_waiters: shmq_poll() callers
 	                           * waiting for a message (SHMQ_POLLIN) */
+	/* acknowledged delivery (shmq_fetch()) */
+	uint32_t unacked;         /* messages fetched and not yet acknowledged */
+	uint32_t max_unacked;     /* shmq_attr.max_unacked */
+	uint32_t prefetch;        /* shmq_attr.prefetch */
+	uint32_t max_deliveries;  /* shmq_attr.max_deliveries (0: no limit) */
+	uint64_t nacked;          /* messages given back by shmq_nack() or a
+	                           * closing handle */
+	uint64_t dead_lettered;   /* messages at max_deliveries: sent to the
+	                           * dead-letter exchange, or dropped */
+	char dead_letter[SHMQ_NAME_MAX + 1];  /* shmq_attr.dead_letter */
 };
 
 /**
@@ -1120,6 +1249,10 @@ struct shmq_proc_info {
 	uint64_t start_time;      /* its start, clock ticks after boot */
 	uint64_t attach_time_ns;  /* CLOCK_REALTIME */
 	char comm[16];            /* command name */
+	/* since 0.4 (programs built against 0.3 get the 0.3 struct) */
+	uint32_t unacked;         /* messages it fetched and has not
+	                           * acknowledged, over all queues */
+	uint32_t pad;
 };
 
 /**
