@@ -29,7 +29,7 @@
 
 #include <shmq.h>
 
-#define MAX_WORKERS 64
+#define MAX_WORKERS 32          /* the segment holds 64 processes */
 #define STOP UINT32_MAX          /* a job number that means "stop" */
 #define SECOND 1000000000LL
 
