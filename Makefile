@@ -421,8 +421,17 @@ MODELS := \
 	poll:-DNP=1,-DMEMBARRIER:pass \
 	poll:-DNP=1,-DSHARED_WORD:end \
 	poll:-DMEMBARRIER,-DNO_POLLER_M:assert \
-	poll:-DNO_EPOCH_CHECK:assert
+	poll:-DNO_EPOCH_CHECK:assert \
+	ack::pass \
+	ack:-DNF=3:pass \
+	ack:-DNACK:pass \
+	ack:-DNO_IN_AREA:assert \
+	ack:-DFREE_BEFORE_HELD:assert
 
+# ipc/ack.pml: fetch, ack and nack through the unacknowledged area with a
+# fetcher killed at any step and repair passes; its controls let the ring
+# pass move a slot that a dead fetcher's entry keeps (a third delivery) or
+# free the slot before the entry holds the message (a loss).
 # ipc/spsc_model.py: the SPSC queue's sender and receiver with SIGKILLs at
 # every step (capacity:messages:kills[:flag]:expected); the negative
 # controls drop the take-back of a dead batch or the takeover's

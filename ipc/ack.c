@@ -465,6 +465,8 @@ int shmq_ack(shmq *q, uint64_t tag)
 	return 0;
 }
 
+static int nack_poison(shmq *q, uint32_t i, uint64_t want);
+
 /* Entries turned READY by us: count them, then try to move them now. */
 static void requeue(shmq *q, uint32_t n)
 {
@@ -490,6 +492,10 @@ int shmq_nack(shmq *q, uint64_t tag)
 	i = tag_entry(q, tag, &want);
 	if (i < 0)
 		return i;
+	/* Delivered max_deliveries times: not again; dead-lettered now. */
+	if (q->ack.max_deliveries &&
+	    ack_ent(&q->ack, (uint32_t)i)->deliveries >= q->ack.max_deliveries)
+		return nack_poison(q, (uint32_t)i, want);
 	/*
 	 * K4: seq_cst (release: our reads of the entry precede the mover's
 	 * copy; seq_cst as K3).  From READY on, only a holder of the lock
@@ -536,6 +542,7 @@ void shmq__ack_close(shmq *q)
 
 /* ---- poison messages ------------------------------------------------------------ */
 
+
 /* The queue's dead-letter exchange, opened on first use (or NULL). */
 static shmq_exchange *dlx_get(shmq *q)
 {
@@ -560,13 +567,28 @@ static shmq_exchange *dlx_get(shmq *q)
 	return x;
 }
 
+/*
+ * Count a dead-lettered message, then publish it to the dead-letter
+ * exchange (never waiting: a full queue there drops it), if there is one.
+ */
+static void dead_letter_send(shmq *q, const char *key, const void *msg,
+			     uint32_t len)
+{
+	shmq_exchange *x;
+
+	/* relaxed: a statistic. */
+	atomic_fetch_add_explicit(&q->ack.hdr->dead_lettered, 1,
+				  memory_order_relaxed);
+	if (msg && (x = dlx_get(q)) != NULL)
+		(void)shmq_publish(x, key, msg, len, 0);
+}
+
 void shmq__dead_letter(shmq *q, uint64_t pos, struct proc_rec *rec)
 {
 	struct ring *r = &q->lane;
 	uint32_t len, klen;
 	char key[SHMQ_KEY_MAX + 1];
 	unsigned char *copy = malloc(q->msg_size ? q->msg_size : 1);
-	shmq_exchange *x;
 
 	len = ring_len(r, pos, SIZE_MAX, &klen);
 	if (klen > SHMQ_KEY_MAX)
@@ -582,12 +604,63 @@ void shmq__dead_letter(shmq *q, uint64_t pos, struct proc_rec *rec)
 	 */
 	ring_free(r, pos);
 	rec_clear(rec);
-	/* relaxed: a statistic. */
-	atomic_fetch_add_explicit(&q->ack.hdr->dead_lettered, 1,
-				  memory_order_relaxed);
-	if (copy && (x = dlx_get(q)) != NULL)
-		(void)shmq_publish(x, key, copy, len, 0);
+	dead_letter_send(q, key, copy, len);
 	free(copy);
+}
+
+/* shmq_nack() of entry @i (state @want) at max_deliveries. */
+static int nack_poison(shmq *q, uint32_t i, uint64_t want)
+{
+	struct ack_ent *e = ack_ent(&q->ack, i);
+	unsigned char *copy = malloc(q->msg_size ? q->msg_size : 1);
+	char key[SHMQ_KEY_MAX + 1];
+	uint32_t klen, len;
+
+	/* Ours while HELD; clamped all the same (the segment is shared). */
+	klen = e->klen > q->msg_size ? q->msg_size : e->klen;
+	len = e->len > q->msg_size - klen ? q->msg_size - klen : e->len;
+	if (copy)
+		memcpy(copy, e->data + klen, len);
+	if (klen > SHMQ_KEY_MAX)
+		klen = SHMQ_KEY_MAX;
+	memcpy(key, e->data, klen);
+	key[klen] = 0;
+	/* K3, as in shmq_ack(): the entry is done with. */
+	if (!atomic_compare_exchange_strong_explicit(&q->ack.state[i], &want,
+			ack_word(ACK_FREE, 0, ACK_GEN(want)),
+			memory_order_seq_cst, memory_order_relaxed)) {
+		free(copy);
+		return -EINVAL;
+	}
+	gave_up_entry(q);
+	/* relaxed: a statistic. */
+	atomic_fetch_add_explicit(&q->ack.hdr->nacked, 1, memory_order_relaxed);
+	dead_letter_send(q, key, copy, len);
+	free(copy);
+	return 0;
+}
+
+bool shmq__lane_take_poison(shmq *q, uint64_t *pos_out, struct proc_rec *rec)
+{
+	struct ring *r = &q->lane;
+	/* relaxed: a guess; the CAS confirms it. */
+	uint64_t pos = atomic_load_explicit(r->cons_pos, memory_order_relaxed);
+
+	/* A2: acquire, as in ring_cons_claim(): then its count is visible. */
+	if (atomic_load_explicit(&ring_slot(r, pos)->seq,
+				 memory_order_acquire) != pos + 1 ||
+	    q->hdr->lane_deliveries[pos & (SHMQ_LANE_CAP - 1)] <=
+	    q->ack.max_deliveries)
+		return false;
+	rec_set(rec, r, pos, REC_CONS, 1);
+	/* C2: seq_cst, as in ring_cons_claim(). */
+	if (!atomic_compare_exchange_strong_explicit(r->cons_pos, &pos,
+			pos + 1, memory_order_seq_cst, memory_order_relaxed)) {
+		rec_clear(rec);
+		return false;
+	}
+	*pos_out = pos;
+	return true;
 }
 
 /* Close the dead-letter exchange handle, if any (shmq_close). */

@@ -147,6 +147,14 @@ bool shmq__ack_watched(const struct shmq *q);
  */
 void shmq__dead_letter(struct shmq *q, uint64_t pos, struct proc_rec *rec);
 
+/*
+ * A claim found the lane's first message too long for the caller: if it
+ * is a poison message (past max_deliveries), claim it under @rec anyway
+ * (it is never delivered, so it must not block the lane).  True when
+ * claimed, its position in *@pos.
+ */
+bool shmq__lane_take_poison(struct shmq *q, uint64_t *pos, struct proc_rec *rec);
+
 /* Anything fetched or acquired: mark the queue watched (once). */
 void shmq__ack_mark(struct shmq *q);
 

@@ -270,7 +270,9 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 	while (__builtin_expect(lane_pending(q), 0)) {
 		/* One at a time: each is checked against max_deliveries. */
 		k = ring_cons_claim(&q->lane, 1, bufs, buflen, pos, why, rec);
-		if (k && *why == CLAIM_OK && lane_poison(q, *pos)) {
+		if ((k && *why == CLAIM_OK && lane_poison(q, *pos)) ||
+		    (!k && *why == CLAIM_TOO_LONG && q->ack.max_deliveries &&
+		     shmq__lane_take_poison(q, pos, rec))) {
 			shmq__dead_letter(q, *pos, rec);
 			continue;
 		}

@@ -75,18 +75,19 @@ static int queue_create(shmq_seg *seg, const char *name,
 		if (a.max_unacked > SHMQ_MAX_UNACKED ||
 		    a.prefetch > SHMQ_MAX_UNACKED)
 			return -EINVAL;
+	}
+	for (cap = 2; cap < a.capacity; cap <<= 1)
+		;
+	if (!(a.flags & SHMQ_SPSC)) {
+		/* Defaults: the (rounded) capacity, at most 64; no limit. */
 		if (!a.max_unacked)
-			a.max_unacked = a.capacity < SHMQ_DEFAULT_UNACKED ?
-					a.capacity : SHMQ_DEFAULT_UNACKED;
-		if (a.max_unacked < 1)
-			a.max_unacked = 1;
+			a.max_unacked = cap < SHMQ_DEFAULT_UNACKED ? cap :
+					SHMQ_DEFAULT_UNACKED;
 		if (!a.prefetch)
 			a.prefetch = a.max_unacked;
 		if (a.prefetch > a.max_unacked)
 			return -EINVAL;
 	}
-	for (cap = 2; cap < a.capacity; cap <<= 1)
-		;
 	qi.capacity = cap;
 	qi.msg_size = a.msg_size;
 	qi.flags = a.flags;
