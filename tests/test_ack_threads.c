@@ -287,7 +287,7 @@ static void run_ledger(struct t_fix *fix, int shared, int pass,
 	r->nprod = nprod;
 	r->nwork = nwork;
 	/* TSan and ASan are many times slower. */
-	r->per_prod = T_SANITIZED ? 1500 : 6000;
+	r->per_prod = T_SANITIZED ? 3000 : 20000;
 	r->total = (uint64_t)nprod * r->per_prod;
 	r->acks = calloc(r->total, sizeof(*r->acks));
 	r->nacks = calloc(r->total, sizeof(*r->nacks));
