@@ -609,3 +609,21 @@ $(B)/asan/mqbridge: $(B)/asan/obj/tools/mqbridge.o $(B)/asan/libshmq.a
 
 check-plain: $(BRIDGE)
 check-asan: $(if $(NATS_OK),$(B)/asan/mqbridge)
+
+# ---- a program built against the 0.3 header --------------------------------------
+# tests/abi03/old_client.c includes the 0.3.1 release's shmq.h and binds the
+# 0.3.1 symbol versions; test_ack runs it against today's libshmq.so (found
+# through the rpath).  An order-only prerequisite of test_ack: not linked in.
+# If the library lost one of those versions, the link fails: then the
+# "client" is a script that prints the linker's errors (kept in .log) and
+# exits 3, so that test_ack fails, not the whole build.
+$(B)/abi03/old_client: tests/abi03/old_client.c tests/abi03/shmq-0.3.h \
+		$(B)/libshmq.so.$(VERSION)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -std=gnu11 -Wall -Wextra $(LDFLAGS) -o $@ $< \
+		$(B)/libshmq.so.$(VERSION) -Wl,-rpath,$(abspath $(B)) \
+		2>$@.log || { printf '#!/bin/sh\ncat "$$0.log" >&2\nexit 3\n' \
+		>$@; chmod +x $@; }
+	@cat $@.log
+
+$(B)/tests/test_ack $(B)/asan/tests/test_ack: | $(B)/abi03/old_client
