@@ -303,7 +303,8 @@ static pid_t spawn_holder(const char *segname, const char *qname, int by,
  * Wait until @r's worker is attached and, it seems, asleep in its call:
  * recv_waiters of @qname reaches @waiters (a waiter announces itself
  * after its spin), or 2 s pass (then we go on: the test still holds,
- * it only may not catch the worker asleep).
+ * it only may not catch the worker asleep).  @waiters 0: a wait that
+ * does not announce itself there (at the prefetch limit): 50 ms.
  */
 static void wait_blocked(shmq_seg *seg, const char *qname, struct rep *r,
 			 unsigned waiters)
@@ -314,6 +315,10 @@ static void wait_blocked(shmq_seg *seg, const char *qname, struct rep *r,
 	while (!atomic_load(&r->ready)) {
 		assert_true(t_now_ns() < end);
 		usleep(1000);
+	}
+	if (!waiters) {
+		t_sleep_ms(50);
+		return;
 	}
 	end = t_now_ns() + 2 * (uint64_t)SEC;
 	do {
@@ -341,11 +346,19 @@ static void assert_settled(shmq_seg *seg, const char *qname)
 {
 	struct shmq_queue_info qi;
 	struct shmq_owed ow[4];
+	int n, i;
 
 	t_assert_err(shmq_queue_stat(seg, qname, &qi), 0);
 	assert_int_equal(qi.unacked, 0);
 	assert_int_equal(qi.depth, 0);
-	t_assert_err(shmq_queue_owed(seg, qname, ow, 4), 0);
+	memset(ow, 0, sizeof(ow));
+	n = shmq_queue_owed(seg, qname, ow, 4);
+	for (i = 0; i < n && i < 4; i++)
+		print_error("%s still owed: pid %u (entry %u, %s), %u "
+			    "fetched, %u acquired\n", qname, ow[i].pid,
+			    ow[i].proc_index, ow[i].alive ? "alive" : "dead",
+			    ow[i].fetched, ow[i].acquired);
+	t_assert_err(n, 0);
 }
 
 static void send_jobs(shmq *q, uint32_t first, uint32_t n)
@@ -587,8 +600,9 @@ struct rk_ledger {
 };
 
 /*
- * A worker: fetch, note "job X" in its slot, do it (done[X]++), ack
- * (acked[X]++), clear the slot; as fast as it can, until told to stop and
+ * A worker: fetch, note "job X" in its slot, do it (done[X]++, and one
+ * job in four yields the CPU: it takes a while), ack (acked[X]++), clear
+ * the slot; as fast as it can, until told to stop and
  * idle.  Killed anywhere: inside the fetch (the job is still queued or
  * owed), after it (owed: comes again), after done (comes again: the one
  * duplicate allowed, its slot names it), inside the ack or after it (its
@@ -597,6 +611,7 @@ struct rk_ledger {
 static void rk_worker(const char *segname, struct rk_ledger *lg, int i)
 {
 	struct rk_slot *sl = &lg->slot[i];
+	uint32_t rng = (uint32_t)getpid() * 2246822519u | 1;
 	unsigned char buf[MSG_SIZE];
 	struct shmq_meta meta;
 	shmq_seg *seg;
@@ -637,6 +652,8 @@ static void rk_worker(const char *segname, struct rk_ledger *lg, int i)
 				     (unsigned char)meta.deliveries);
 		atomic_store(&sl->job, x + 1);
 		atomic_fetch_add(&lg->done[x], 1);
+		if (t_rand(&rng) % 4 == 0)
+			sched_yield();  /* a job that takes a while */
 		rc = shmq_ack(q, tag);
 		if (rc)
 			c_fail(EXIT_CALL, "ack job %u: %s", x,
@@ -949,7 +966,7 @@ static void test_prefetch_limit_per_worker(void **state)
 	assert_int_equal(ra->m[1].id, 1);
 	t_assert_err(ra->m[2].rc, -EAGAIN);
 	t_assert_err(ra->m[3].rc, -ETIMEDOUT);
-	wait_blocked(fix->seg, QNAME, ra, 1);
+	wait_blocked(fix->seg, QNAME, ra, 0);
 
 	/* A at its limit, blocked: the parent takes the rest, two at a time. */
 	for (round = 0; round < 2; round++) {
