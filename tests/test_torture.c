@@ -49,6 +49,21 @@
  *     (or of an id never spawned) counts as "outside the ledger", a
  *     failure.
  *
+ * The worker pool (since 0.4; SHMQ_TORTURE_POOL=0 leaves it out): a third
+ * consumer slot runs workers that shmq_fetch() a message into the inbox,
+ * log it, note it pending, clear the inbox, shmq_ack() it and clear
+ * pending: killed like the others, at random.  They are judged as the
+ * zero-copy consumers are: an intact inbox at the kill means the job was
+ * fetched and its ack not begun, so it MUST be delivered again (the one
+ * duplicate allowed: its worker died before acking); a pending one was
+ * being acked, so it may come again or not; nothing else may come twice.
+ * Every held job (fetched or acquired) whose holder we kill is also
+ * timed: from just before the kill to the consumer's clock reading when
+ * its next delivery was logged, which must be within PROMPT_NS (the
+ * promise is 100 ms; a waiting consumer notices a dead holder by itself).
+ * The max and the count of each kind are printed.  The two classic slots
+ * alternate copying and zero-copy consumers as before.
+ *
  * Every fourth producer publishes through a direct exchange ("torture.x",
  * the queue bound with the empty key, so the message fills the slot as a
  * send's does) instead of sending: a publisher killed inside
@@ -56,12 +71,13 @@
  * it, as a killed send does, and its committed messages count alike.
  *
  * Repairs happen only through the library: blocked calls stalled behind a
- * stuck slot (stall threshold 2 ms) and the shmq_seg_open() of each
- * replacement process.  SHMQ_TORTURE_S sets the duration (default 20 s).
+ * stuck slot (stall threshold 2 ms), the shmq_seg_open() of each
+ * replacement process, and (since 0.4) waiting consumers that find a
+ * holder dead.  SHMQ_TORTURE_S sets the duration (default 20 s).
  * SHMQ_TORTURE_STOP=1 (make soak) also SIGSTOPs random peers for up to
- * 30 ms: a stopped process is alive, and its slots must be waited for,
- * never repaired (a repair under it would show as a duplicate, a lost or
- * a garbled message).
+ * 30 ms: a stopped process is alive, and its slots and the jobs it owes
+ * must be waited for, never repaired (a repair under it would show as a
+ * duplicate, a lost or a garbled message).
  */
 #include <errno.h>
 #include <sched.h>
@@ -81,7 +97,8 @@
 #define MSG_SIZE	64
 #define CAPACITY	16
 #define NPROD		2
-#define NCONS		2
+#define NCONS		3		/* slots; the last: the worker pool */
+#define NCLASSIC	2		/* copying and zero-copy consumers */
 #define W_IDS		4096		/* most producer ids with an open ledger */
 #define MAX_SEQ		4096		/* messages per producer process */
 #define MAX_IDS		0x7fffffffu	/* producer processes over the run */
@@ -92,6 +109,9 @@
 /* An id is judged this long and this many deliveries after its end. */
 #define CLOSE_NS	(1000 * (uint64_t)T_MS)
 #define CLOSE_MSGS	4096
+/* A killed holder's job is delivered again within this (promise: 100 ms). */
+#define PROMPT_NS	(2000 * (uint64_t)T_MS)
+#define MAX_AWAIT	64		/* held jobs timed at once */
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics lock-free");
 
@@ -120,10 +140,20 @@ struct ledger {
 #define ENTRY(p, s)	((uint64_t)(p) << 32 | (s))
 #define NO_ENTRY	UINT64_MAX
 
+/* A held job whose holder we killed, waiting for its next delivery. */
+struct await {
+	uint32_t p, s;
+	uint64_t kill_ns;		/* just before the kill */
+	int how;			/* RECV_ZC or RECV_FETCH */
+	int used;
+};
+
 struct torture {
 	const char *seg;
 	struct ledger *lg;
 	_Atomic uint64_t *log;			/* NCONS * LOG_RING, shared */
+	_Atomic uint64_t *log_ns;		/* its entries' clock readings */
+	unsigned ncons;				/* slots in use: 2, or 3 */
 	/* the open ids' messages, row id % W_IDS */
 	uint8_t delivered[W_IDS][MAX_SEQ];	/* from the logs + held */
 	uint8_t extra[W_IDS][MAX_SEQ];		/* allowed extra deliveries */
@@ -133,7 +163,8 @@ struct torture {
 	uint64_t last[NCONS];			/* last entry counted, by slot */
 	pid_t prod[NPROD], cons[NCONS];
 	uint32_t prod_id[NPROD], cons_id[NCONS];
-	uint32_t next_prod, next_cons;
+	int cons_how[NCONS];			/* RECV_* */
+	uint32_t next_prod, next_cons, next_classic;
 	uint32_t closed;			/* ids below: judged */
 	uint32_t rng;
 	unsigned kills_prod, kills_cons, stops;
@@ -142,10 +173,15 @@ struct torture {
 	uint64_t late;			/* for a closed or unknown id */
 	unsigned nheld, zc_held, closed_running;
 	unsigned own_exits;		/* children that died not of a kill */
+	/* the worker pool, and redelivery after a holder's kill */
+	unsigned kills_pool, pool_held, pool_acking;
+	struct await aw[MAX_AWAIT];
+	uint64_t lat_max[2], lat_n[2];	/* [0] acquired, [1] fetched */
+	uint64_t slow, unmeasured;
 };
 
 enum { SEND_COPY, SEND_BATCH, SEND_ZC, SEND_PUB, SEND_KINDS };
-enum { RECV_COPY, RECV_ZC };
+enum { RECV_COPY, RECV_ZC, RECV_FETCH };
 
 static shmq *child_open(const char *segname, shmq_seg **seg)
 {
@@ -224,6 +260,7 @@ static void producer(struct torture *t, uint32_t id, int how, uint32_t limit)
 struct log_writer {
 	struct cons_slot *cs;
 	_Atomic uint64_t *ring;
+	_Atomic uint64_t *ring_ns;
 	uint64_t head, tail;		/* ours; the last tail we read */
 };
 
@@ -242,8 +279,10 @@ static int count(struct log_writer *w, const void *buf, size_t len)
 		if (w->head - w->tail >= LOG_RING)
 			usleep(100);
 	}
-	/* relaxed: published by the release store of head (L2). */
+	/* relaxed, both: published by the release store of head (L2). */
 	atomic_store_explicit(&w->ring[w->head % LOG_RING], ENTRY(p, s),
+			      memory_order_relaxed);
+	atomic_store_explicit(&w->ring_ns[w->head % LOG_RING], t_now_ns(),
 			      memory_order_relaxed);
 	/* L2: release; publishes the entry.  Pairs with L3 in drain(). */
 	atomic_store_explicit(&w->cs->head, ++w->head, memory_order_release);
@@ -268,12 +307,15 @@ static void consumer(struct torture *t, int slot, uint32_t c, int how)
 	unsigned char *in = cs->inbox;
 	uint32_t rng = c * 2246822519u + 7;
 	struct log_writer w = { .cs = cs };
+	struct shmq_meta meta;
 	struct shmq_msg m;
 	shmq_seg *seg;
 	shmq *q = child_open(t->seg, &seg);
+	uint64_t tag;
 	ssize_t n;
 
 	w.ring = t->log + (size_t)slot * LOG_RING;
+	w.ring_ns = t->log_ns + (size_t)slot * LOG_RING;
 	/* relaxed: the parent set both before it forked us. */
 	w.head = atomic_load_explicit(&cs->head, memory_order_relaxed);
 	w.tail = atomic_load_explicit(&cs->tail, memory_order_relaxed);
@@ -292,6 +334,25 @@ static void consumer(struct torture *t, int slot, uint32_t c, int how)
 				memset(in, 0, MSG_SIZE);
 				if (shmq_release(q, &m))
 					_exit(13);
+				atomic_store(&cs->pending, 0);
+				continue;
+			}
+		} else if (how == RECV_FETCH) {
+			/* A worker: fetch, log (the job done), ack. */
+			n = shmq_fetch(q, in, MSG_SIZE, &meta, &tag, 50 * T_MS);
+			if (n >= 0) {
+				if (count(&w, in, (size_t)n))
+					_exit(12);
+				if (meta.deliveries < 1 ||
+				    (meta.deliveries > 1) !=
+				    !!(meta.flags & SHMQ_META_REDELIVERED))
+					_exit(16);
+				if (t_rand(&rng) % 4 == 0)
+					sched_yield();  /* work a while */
+				note_pending(cs, in);
+				memset(in, 0, MSG_SIZE);
+				if (shmq_ack(q, tag))
+					_exit(17);
 				atomic_store(&cs->pending, 0);
 				continue;
 			}
@@ -323,9 +384,56 @@ static int open_id(struct torture *t, uint32_t p, uint32_t s,
 	return 0;
 }
 
-/* One more delivery of (p, s), from a log or a dead consumer's inbox. */
+/*
+ * (p, s) was delivered at @when_ns: if it is a killed holder's job that
+ * we wait for, how long it took.
+ */
+static void redelivered_at(struct torture *t, uint32_t p, uint32_t s,
+			   uint64_t when_ns)
+{
+	struct await *a;
+	uint64_t lat;
+	int i, k;
+
+	for (i = 0; i < MAX_AWAIT; i++) {
+		a = &t->aw[i];
+		if (!a->used || a->p != p || a->s != s)
+			continue;
+		lat = when_ns > a->kill_ns ? when_ns - a->kill_ns : 0;
+		k = a->how == RECV_FETCH;
+		t->lat_n[k]++;
+		if (lat > t->lat_max[k])
+			t->lat_max[k] = lat;
+		if (lat > PROMPT_NS && t->slow++ < MAX_REPORT)
+			print_error("slow: producer %u seq %u, %s by a killed "
+				    "consumer, delivered again %.1f ms after "
+				    "the kill\n", p, s, k ? "fetched" :
+				    "acquired", lat / 1e6);
+		a->used = 0;
+	}
+}
+
+/* Time the next delivery of (p, s), held by a consumer killed at @kill_ns. */
+static void await_redelivery(struct torture *t, uint32_t p, uint32_t s,
+			     uint64_t kill_ns, int how)
+{
+	int i;
+
+	for (i = 0; i < MAX_AWAIT; i++)
+		if (!t->aw[i].used) {
+			t->aw[i] = (struct await){ p, s, kill_ns, how, 1 };
+			return;
+		}
+	t->unmeasured++;
+}
+
+/*
+ * One more delivery of (p, s), from a log or a dead consumer's inbox, at
+ * @when_ns (the consumer's clock when it logged it; ours, later, for an
+ * inbox).
+ */
 static void count_delivery(struct torture *t, uint32_t p, uint32_t s,
-			   const char *what)
+			   const char *what, uint64_t when_ns)
 {
 	uint8_t *d;
 
@@ -335,6 +443,7 @@ static void count_delivery(struct torture *t, uint32_t p, uint32_t s,
 	if (*d < 255)
 		(*d)++;
 	t->delivered_n++;
+	redelivered_at(t, p, s, when_ns);
 }
 
 /* Count what consumer slot @slot has logged since the last call. */
@@ -342,6 +451,7 @@ static void drain(struct torture *t, int slot)
 {
 	struct cons_slot *cs = &t->lg->cs[slot];
 	_Atomic uint64_t *ring = t->log + (size_t)slot * LOG_RING;
+	_Atomic uint64_t *ring_ns = t->log_ns + (size_t)slot * LOG_RING;
 	/* relaxed: only we write tail. */
 	uint64_t tail = atomic_load_explicit(&cs->tail, memory_order_relaxed);
 	/* L3: acquire; the entries below head are written.  Pairs with L2. */
@@ -349,11 +459,14 @@ static void drain(struct torture *t, int slot)
 
 	assert_true(head - tail <= LOG_RING);
 	for (; tail != head; tail++) {
-		/* relaxed: ordered by L3. */
+		/* relaxed, both: ordered by L3. */
 		uint64_t e = atomic_load_explicit(&ring[tail % LOG_RING],
 						  memory_order_relaxed);
+		uint64_t ns = atomic_load_explicit(&ring_ns[tail % LOG_RING],
+						   memory_order_relaxed);
 
-		count_delivery(t, (uint32_t)(e >> 32), (uint32_t)e, "logged");
+		count_delivery(t, (uint32_t)(e >> 32), (uint32_t)e, "logged",
+			       ns);
 		t->last[slot] = e;
 	}
 	/* L4: release; our reads of the entries come first.  Pairs with
@@ -365,7 +478,7 @@ static void drain_all(struct torture *t)
 {
 	int i;
 
-	for (i = 0; i < NCONS; i++)
+	for (i = 0; i < (int)t->ncons; i++)
 		drain(t, i);
 }
 
@@ -410,9 +523,14 @@ static void judge(struct torture *t, uint32_t id)
 static void close_oldest(struct torture *t)
 {
 	uint32_t k = t->closed % W_IDS;
+	int i;
 
 	assert_true(t->ended_ns[k] != 0);
 	drain_all(t);
+	/* A job still awaited is judged "not redelivered": stop timing it. */
+	for (i = 0; i < MAX_AWAIT; i++)
+		if (t->aw[i].used && t->aw[i].p == t->closed)
+			t->aw[i].used = 0;
 	judge(t, t->closed++);
 	memset(t->delivered[k], 0, MAX_SEQ);
 	memset(t->extra[k], 0, MAX_SEQ);
@@ -451,6 +569,9 @@ static void spawn_consumer(struct torture *t, int slot)
 {
 	struct cons_slot *cs = &t->lg->cs[slot];
 	uint32_t c = t->next_cons++;
+	/* The classic slots alternate as before the pool existed. */
+	int how = slot >= NCLASSIC ? RECV_FETCH :
+		  (int)(t->next_classic++ % 2);
 	pid_t pid;
 
 	/* The previous consumer of the slot is reaped and accounted for. */
@@ -460,16 +581,24 @@ static void spawn_consumer(struct torture *t, int slot)
 	pid = t_fork(120);
 	assert_true(pid >= 0);
 	if (pid == 0)
-		consumer(t, slot, c, (int)(c % 2));
+		consumer(t, slot, c, how);
 	t->cons[slot] = pid;
 	t->cons_id[slot] = c;
+	t->cons_how[slot] = how;
 }
 
-/* After killing (and draining) the consumer of @slot: what it held. */
-static void account_killed_consumer(struct torture *t, int slot)
+/*
+ * After killing (at @kill_ns) and draining the consumer of @slot: what it
+ * held.  A fetching worker is judged as a zero-copy consumer: pending
+ * means inside (or just after) its ack, an intact inbox means fetched and
+ * not acked.
+ */
+static void account_killed_consumer(struct torture *t, int slot,
+				    uint64_t kill_ns)
 {
 	struct cons_slot *cs = &t->lg->cs[slot];
-	int zc = t->cons_id[slot] % 2 == RECV_ZC;
+	int how = t->cons_how[slot];
+	int zc = how == RECV_ZC || how == RECV_FETCH;
 	uint64_t pend = atomic_load(&cs->pending);
 	struct t_tag tag;
 	uint32_t p, s;
@@ -482,6 +611,7 @@ static void account_killed_consumer(struct torture *t, int slot)
 		 */
 		p = (uint32_t)(pend >> 32) & 0x7fffffff;
 		s = (uint32_t)pend;
+		t->pool_acking += how == RECV_FETCH;
 		if (open_id(t, p, s, "held around a release:"))
 			t->extra[p % W_IDS][s]++;
 		return;
@@ -491,7 +621,8 @@ static void account_killed_consumer(struct torture *t, int slot)
 	    t_msg_check(cs->inbox, sizeof(tag) + tag.len, &p, &s) != 0)
 		return;         /* nothing intact: it held nothing */
 	t->nheld++;
-	t->zc_held += (unsigned)zc;
+	t->zc_held += how == RECV_ZC;
+	t->pool_held += how == RECV_FETCH;
 	if (!open_id(t, p, s, "held:"))
 		return;
 	t->extra[p % W_IDS][s]++;       /* the documented redelivery may follow */
@@ -499,7 +630,9 @@ static void account_killed_consumer(struct torture *t, int slot)
 		t->again[p % W_IDS][s]++;
 	/* Delivered to it once, whether or not its log entry made it. */
 	if (t->last[slot] != ENTRY(p, s))
-		count_delivery(t, p, s, "held:");
+		count_delivery(t, p, s, "held:", t_now_ns());
+	if (zc)
+		await_redelivery(t, p, s, kill_ns, how);
 }
 
 /* A child's exit code in words: what it ran into (see producer, consumer). */
@@ -516,6 +649,9 @@ static const char *exit_reason(int code)
 	case 13: return "an unexpected release error";
 	case 14: return "an unexpected receive error";
 	case 15: return "wedged: 30 s without getting a message through";
+	case 16: return "a fetched message's deliveries and "
+			"SHMQ_META_REDELIVERED disagree";
+	case 17: return "an unexpected ack error";
 	default: return "unknown";
 	}
 }
@@ -612,7 +748,9 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	struct shmq_attr attr = { .capacity = CAPACITY, .msg_size = MSG_SIZE };
 	const char *env = getenv("SHMQ_TORTURE_S");
 	const char *stop_env = getenv("SHMQ_TORTURE_STOP");
+	const char *pool_env = getenv("SHMQ_TORTURE_POOL");
 	int stopping = stop_env && *stop_env == '1';
+	int pool = !pool_env || *pool_env != '0';
 	unsigned seconds = env ? (unsigned)atoi(env) : 20;
 	uint64_t end, start, killed_until, deadline, last_progress, prev;
 	struct torture *t;
@@ -634,6 +772,11 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		      PROT_READ | PROT_WRITE,
 		      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	assert_true(t->log != MAP_FAILED);
+	t->log_ns = mmap(NULL, NCONS * LOG_RING * sizeof(uint64_t),
+			 PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(t->log_ns != MAP_FAILED);
+	t->ncons = pool ? NCONS : NCLASSIC;
 	t->seg = fix->name;
 	t->rng = (uint32_t)getpid();
 	t_assert_err(shmq_create(fix->seg, QNAME, &attr), 0);
@@ -642,7 +785,7 @@ static void test_torture_kill_producers_and_consumers(void **state)
 
 	for (i = 0; i < NPROD; i++)
 		spawn_producer(t, i, MAX_SEQ);
-	for (i = 0; i < NCONS; i++)
+	for (i = 0; i < (int)t->ncons; i++)
 		spawn_consumer(t, i);
 
 	/* Kill someone every 0-10 ms; replace it. */
@@ -664,7 +807,7 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		if (stopping && r % 3 == 0) {
 			pid_t victim = (r & 0x20000) ?
 				t->prod[(r >> 8) % NPROD] :
-				t->cons[(r >> 8) % NCONS];
+				t->cons[(r >> 8) % t->ncons];
 
 			kill(victim, SIGSTOP);
 			usleep(1000 + t_rand(&t->rng) % 30000);
@@ -681,11 +824,15 @@ static void test_torture_kill_producers_and_consumers(void **state)
 			t->kills_prod++;
 			spawn_producer(t, i, MAX_SEQ);
 		} else {
-			i = (int)((r >> 8) % NCONS);
+			uint64_t kill_ns;
+
+			i = (int)((r >> 8) % t->ncons);
+			kill_ns = t_now_ns();
 			kill_reap(t, t->cons[i], "consumer", t->cons_id[i], 0);
 			t->kills_cons++;
+			t->kills_pool += t->cons_how[i] == RECV_FETCH;
 			drain(t, i);    /* all it logged, then its inbox */
-			account_killed_consumer(t, i);
+			account_killed_consumer(t, i, kill_ns);
 			spawn_consumer(t, i);
 		}
 	}
@@ -725,7 +872,7 @@ static void test_torture_kill_producers_and_consumers(void **state)
 		usleep(50000);
 	}
 	atomic_store(&t->lg->cons_stop, 1);
-	for (i = 0; i < NCONS; i++) {
+	for (i = 0; i < (int)t->ncons; i++) {
 		/* A consumer may wait for room in its log: keep draining. */
 		wait_draining(t, t->cons[i]);
 		drain(t, i);
@@ -735,8 +882,9 @@ static void test_torture_kill_producers_and_consumers(void **state)
 
 	printf("torture: %u s, %u stopped and continued, "
 	       "%u producer and %u consumer processes killed "
-	       "(%u holding a message, %u of them acquired, %llu of those "
-	       "not redelivered), %llu messages committed, %llu delivered, "
+	       "(%u holding a message, %u of them acquired and %u fetched, "
+	       "%llu of those not redelivered), %llu messages committed, "
+	       "%llu delivered, "
 	       "%llu lost, %llu duplicated beyond the documented "
 	       "redelivery, %llu in flight at a kill and delivered, "
 	       "%llu outside the ledger, %s, "
@@ -744,7 +892,7 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	       "%u judged while running; %u children ended on their own\n",
 	       (unsigned)((killed_until - start) / 1000000000ull), t->stops,
 	       t->kills_prod, t->kills_cons, t->nheld, t->zc_held,
-	       (unsigned long long)t->not_again,
+	       t->pool_held, (unsigned long long)t->not_again,
 	       (unsigned long long)t->committed,
 	       (unsigned long long)t->delivered_n,
 	       (unsigned long long)t->lost, (unsigned long long)t->dups,
@@ -752,6 +900,17 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	       wedged ? "WEDGED" : "no wedge", FINAL_MSGS,
 	       final_committed == FINAL_MSGS ? "yes" : "no",
 	       t->next_prod, t->closed_running, t->own_exits);
+	if (pool)
+		printf("torture: worker pool: %u fetching workers killed, %u "
+		       "holding a job not yet acked, %u inside their ack\n",
+		       t->kills_pool, t->pool_held, t->pool_acking);
+	printf("torture: a killed holder's job delivered again after at most "
+	       "%.1f ms (%llu fetched jobs timed), %.1f ms (%llu acquired); "
+	       "%llu over %.0f ms, %llu not timed (too many at once)\n",
+	       t->lat_max[1] / 1e6, (unsigned long long)t->lat_n[1],
+	       t->lat_max[0] / 1e6, (unsigned long long)t->lat_n[0],
+	       (unsigned long long)t->slow, PROMPT_NS / 1e6,
+	       (unsigned long long)t->unmeasured);
 	assert_int_equal(t->own_exits, 0);
 	assert_int_equal(final_committed, FINAL_MSGS);
 	assert_int_equal(t->lost, 0);
@@ -759,7 +918,9 @@ static void test_torture_kill_producers_and_consumers(void **state)
 	assert_int_equal(t->not_again, 0);
 	assert_int_equal(t->late, 0);
 	assert_int_equal(wedged, 0);
+	assert_int_equal(t->slow, 0);
 	assert_true(t->kills_prod + t->kills_cons > 20);
+	munmap(t->log_ns, NCONS * LOG_RING * sizeof(uint64_t));
 	munmap(t->log, NCONS * LOG_RING * sizeof(uint64_t));
 	munmap(t->lg, sizeof(*t->lg));
 	munmap(t, sizeof(*t));
