@@ -22,9 +22,12 @@
  * consumer's end.  The four cases (recv and fetch+ack at 1:1 and 1:3)
  * run in interleaved rounds, the order rotated each round; each figure
  * is the median over rounds and the judged figure is fetch+ack / recv
- * at the same shape (goal >= 0.5x at both).  Processes are pinned
- * round-robin over the CPUs of our affinity mask (producer first): on 2
- * CPUs the 1:3 shape has four processes on two CPUs, for both cases.
+ * at the same shape (goal >= 0.5x at both); the table also gives the
+ * median of that ratio taken within each round (paired), where the two
+ * ran back to back, which a noisy machine moves less.  Processes are
+ * pinned round-robin over the CPUs of our affinity mask (producer
+ * first): on 2 CPUs the 1:3 shape has four processes on two CPUs, for
+ * both cases.
  *
  * Kill-to-redelivery.  For each case, one queue and one waiting worker
  * process kept for the whole run; per kill, a fresh victim process:
