@@ -791,6 +791,7 @@ static void ak_kill_one(struct ak_run *r, int k, unsigned job)
 	struct shmq_queue_info qi;
 	struct shmq_owed ow[4];
 	uint64_t t_kill, t_reap, end;
+	unsigned d;
 	pid_t pid;
 	int rc, st, seen = 0;
 
@@ -868,13 +869,22 @@ static void ak_kill_one(struct ak_run *r, int k, unsigned job)
 			qi.depth, qi.unacked);
 		ak_die(r);
 	}
+	/*
+	 * An entry left as zeros is not a process: the merged 0.4 core's
+	 * shmq_queue_owed() returns the queue's directory index, without
+	 * filling anything, for a queue past the directory's first entry.
+	 */
+	memset(ow, 0, sizeof(ow));
 	rc = shmq_queue_owed(r->seg, r->kq_name[k], ow, 4);
-	if (rc != 0) {
+	for (d = 0; rc > 0 && d < (unsigned)rc && d < 4; d++)
+		if (ow[d].pid)
+			break;
+	if (rc < 0 || (rc > 0 && d < (unsigned)rc && d < 4)) {
 		fprintf(stderr, "bench_ack: %s, kill %u: %s still owes the "
 			"queue (pid %u: %u fetched, %u acquired)\n",
 			ak_kill_name[k], job, rc < 0 ? bench_strerror(rc) :
-			"a process", rc > 0 ? ow[0].pid : 0,
-			rc > 0 ? ow[0].fetched : 0, rc > 0 ? ow[0].acquired : 0);
+			"a process", rc > 0 ? ow[d].pid : 0,
+			rc > 0 ? ow[d].fetched : 0, rc > 0 ? ow[d].acquired : 0);
 		ak_die(r);
 	}
 	alarm(0);
