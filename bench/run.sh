@@ -15,13 +15,17 @@
 #                        against hit, at 10 to 100,000 bindings
 #   6. bench_fanout      fanout to 1-16 queues, each drained by its own
 #                        process, against a plain shmq_send() loop
-#   7. bench_bridge      a queue of segment A through two mqbridge
+#   7. bench_ack         shmq_fetch + shmq_ack against shmq_recv at 1:1
+#                        and 1:3 (64 B), and the time from SIGKILL of a
+#                        worker holding a job (fetched, acquired) to its
+#                        arrival at a waiting worker
+#   8. bench_bridge      a queue of segment A through two mqbridge
 #                        processes and nats-server -js to a queue of
 #                        segment B, against JetStream async publish and
 #                        NATS request/reply (built with libnats only)
 # then writes the CSV files, draws the PNG plots with gnuplot (when
-# installed), and repeats the GOAL lines (the latency, throughput and
-# exchange goals).
+# installed), and repeats the GOAL lines (the latency, throughput,
+# exchange, acknowledged-delivery and bridge goals).
 # --smoke: a tiny workload that proves every case runs and cleans up
 # (no figure means anything; no timing is checked); it also checks that
 # nothing was left in /dev/shm, /tmp or the POSIX mq filesystem, and that
@@ -59,7 +63,7 @@ while [ $# -gt 0 ]; do
 	--out) out="$2"; shift ;;
 	--bin) bin="$2"; shift ;;
 	--no-plots) plots=0 ;;
-	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -124,10 +128,11 @@ run throughput-pc "$bin/bench_throughput" $flag --out "$out" --tag pc \
 	--sizes 64 --only shmq,shmq-batch,shmq-zc --batches 32 --pc "$pcs"
 run route "$bin/bench_route" $flag --out "$out"
 run fanout "$bin/bench_fanout" $flag --out "$out"
-ncases=6
+run ack "$bin/bench_ack" $flag --out "$out"
+ncases=7
 if [ -x "$bin/bench_bridge" ] && command -v nats-server >/dev/null 2>&1; then
 	run bridge "$bin/bench_bridge" $flag --out "$out"
-	ncases=7
+	ncases=8
 else
 	echo "bench_bridge: skipped: needs libnats-dev (at build time) and" \
 		"nats-server (make deps)" | tee "$out/bridge.txt"
@@ -155,6 +160,6 @@ fi
 echo
 echo "== the goals (64-byte messages; each against its baseline in the same run) =="
 cat "$out"/pingpong.txt "$out"/throughput-size.txt "$out"/fanout.txt \
-	"$out"/bridge.txt | grep '^GOAL' \
+	"$out"/ack.txt "$out"/bridge.txt | grep '^GOAL' \
 	| tee "$out/goals.txt"
 echo "results: $out ($(($(date +%s) - start)) s)"
