@@ -73,8 +73,20 @@
  * sleep through the fetcher's death.
  *
  * The per-handle limit (prefetch) is the handle's own count of what it
- * owes (owed); threads of one handle share it, and an ack by one wakes a
- * fetch waiting at the limit in another (the "room" event).
+ * owes (owed), kept only when the limit is below the area's size (two
+ * locked instructions per message otherwise spent for nothing); threads
+ * of one handle share it.  Whatever frees an entry or uncounts one wakes
+ * every fetch waiting for room (the "room" event), since each judges its
+ * own handle's limit: one woken in vain must not swallow the wake-up.
+ *
+ * Dead-lettering (max_deliveries): shmq_nack of a message delivered that
+ * many times publishes it to the dead-letter exchange at once; a message
+ * that comes back after its owner's death is judged by the consumer that
+ * would get it from the lane (claim.h), which publishes it from there
+ * (holding no claim: its slot is freed first).  Both may wait for the
+ * control-plane lock (opening the exchange, building a route), as any
+ * shmq_publish.  Eviction (SHMQ_DROP_OLDEST), which may run inside a
+ * publish, drops a poison message like any other oldest one.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -215,6 +227,16 @@ uint64_t shmq__ack_probe(shmq *q)
 
 /* ---- taking and giving back entries ------------------------------------------ */
 
+/*
+ * Does the queue limit what one handle may owe (prefetch below the area's
+ * size)?  Only then does a handle count what it owes: the count is two
+ * locked instructions per message that a queue without a limit skips.
+ */
+static inline bool limited(const shmq *q)
+{
+	return q->ack.prefetch < q->ack.cap;
+}
+
 /* Can a fetch through @q take an entry now?  (The room wait's ready().) */
 static bool room_ready(const shmq *q)
 {
@@ -222,7 +244,8 @@ static bool room_ready(const shmq *q)
 	uint32_t i;
 
 	/* seq_cst: pairs with an acker's decrement (see shmq_ack). */
-	if (atomic_load_explicit(&((shmq *)q)->owed, memory_order_seq_cst) >=
+	if (limited(q) && atomic_load_explicit(&((shmq *)q)->owed,
+					       memory_order_seq_cst) >=
 	    a->prefetch)
 		return false;
 	for (i = 0; i < a->cap; i++)
@@ -283,7 +306,8 @@ static void untake(shmq *q, uint32_t i, uint32_t gen)
 	/* release: pairs with K1 of the next taker (we wrote nothing). */
 	atomic_store_explicit(&q->ack.state[i], ack_word(ACK_FREE, 0, gen),
 			      memory_order_release);
-	shmq__notify(q, &q->ack.hdr->room, 1);
+	/* All of them: each room waiter judges its own handle's limit. */
+	shmq__notify(q, &q->ack.hdr->room, INT32_MAX);
 }
 
 /* Take an entry, waiting per @dl.  Index, or -EAGAIN / -ETIMEDOUT. */
@@ -293,8 +317,9 @@ static int take_wait(shmq *q, uint32_t *gen, struct deadline *dl)
 
 	for (;;) {
 		/* relaxed: our own count (threads of one handle: see room_ready). */
-		if (atomic_load_explicit(&q->owed, memory_order_relaxed) <
-		    q->ack.prefetch && (i = take(q, gen)) >= 0)
+		if ((!limited(q) || atomic_load_explicit(&q->owed,
+				memory_order_relaxed) < q->ack.prefetch) &&
+		    (i = take(q, gen)) >= 0)
 			return i;
 		if (dl->timeout_ns == 0) {
 			/* A full area may be a dead owner's: probe now and then. */
@@ -385,7 +410,8 @@ ssize_t shmq_fetch(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 	op_end(q, &op);
 	notify_freed(q, r, 1);
 	/* relaxed: our own count; room_ready's seq_cst load pairs with acks. */
-	atomic_fetch_add_explicit(&q->owed, 1, memory_order_relaxed);
+	if (limited(q))
+		atomic_fetch_add_explicit(&q->owed, 1, memory_order_relaxed);
 	*tag = (uint64_t)gen << 32 | (uint32_t)(i + 1);
 	return len;
 }
@@ -423,21 +449,28 @@ static int ack_check(shmq *q)
 	return 0;
 }
 
-/* An entry left HELD by this handle: wake a fetcher waiting for room. */
+/*
+ * An entry left HELD by this handle (its state CAS, seq_cst, is done):
+ * uncount it, and wake the fetchers waiting for room, all of them (each
+ * judges its own handle's limit: one woken in vain would keep the wake-up
+ * from the one that could go on).
+ */
 static void gave_up_entry(shmq *q)
 {
-	/*
-	 * seq_cst RMW: with the state CAS before it, orders the count before
-	 * the load of waiters below, which pairs with a room waiter's W1/F2
-	 * (as pass-on does, wait.h): either it sees the entry and count, or
-	 * we see it.
-	 */
-	atomic_fetch_sub_explicit(&q->owed, 1, memory_order_seq_cst);
-	uint32_t w = atomic_load_explicit(&q->ack.hdr->room.waiters,
-					  memory_order_seq_cst);
+	uint32_t w;
 
+	if (limited(q))
+		/* seq_cst RMW: ordered before the load below, as the CAS. */
+		atomic_fetch_sub_explicit(&q->owed, 1, memory_order_seq_cst);
+	/*
+	 * seq_cst: with the state CAS (and the count) before it, pairs with
+	 * a room waiter's W1/F2 (as pass-on does, wait.h): either it sees
+	 * the entry and the count, or we see it.
+	 */
+	w = atomic_load_explicit(&q->ack.hdr->room.waiters,
+				 memory_order_seq_cst);
 	if (__builtin_expect(w != 0, 0))
-		shmq__wake(q, &q->ack.hdr->room, 1, w);
+		shmq__wake(q, &q->ack.hdr->room, INT32_MAX, w);
 }
 
 int shmq_ack(shmq *q, uint64_t tag)
@@ -505,8 +538,8 @@ int shmq_nack(shmq *q, uint64_t tag)
 			ack_word(ACK_READY, 0, ACK_GEN(want)),
 			memory_order_seq_cst, memory_order_relaxed))
 		return -EINVAL;
-	/* relaxed: our count; the wake-up for room comes with the move. */
-	atomic_fetch_sub_explicit(&q->owed, 1, memory_order_relaxed);
+	/* Our count: a fetch of ours waiting at the limit may go on. */
+	gave_up_entry(q);
 	requeue(q, 1);
 	return 0;
 }
@@ -516,8 +549,8 @@ void shmq__ack_close(shmq *q)
 	uint32_t i, n = 0;
 
 	/* relaxed: the caller closes the handle: no other thread uses it. */
-	if (!q->ack.hdr || !atomic_load_explicit(&q->owed,
-						 memory_order_relaxed))
+	if (!q->ack.hdr || (limited(q) && !atomic_load_explicit(&q->owed,
+							memory_order_relaxed)))
 		return;
 	for (i = 0; i < q->ack.cap; i++) {
 		/* acquire: as in tag_entry(). */

@@ -190,8 +190,12 @@ static void poll_stall(shmq *q, stuck_fn stuck)
 					  memory_order_relaxed) + 1;
 
 	atomic_store_explicit(&q->stall_polls, n, memory_order_relaxed);
-	if (n % POLLS_PER_STALL_CHECK == 0)
+	if (n % POLLS_PER_STALL_CHECK == 0) {
 		shmq__stall_check(q, stuck);
+		/* A consumer that only polls probes for dead owners too. */
+		if (stuck == cons_stuck)
+			shmq__ack_probe(q);
+	}
 }
 
 /* ---- claims with waiting ------------------------------------------------- */
@@ -260,6 +264,15 @@ static inline bool lane_poison(const shmq *q, uint64_t pos)
 	       q->ack.max_deliveries;
 }
 
+/*
+ * Set by evict_one() around its claim: a poison message it meets is
+ * evicted (dropped, counted) like any oldest message, never dead-lettered,
+ * because eviction may run inside a publish (ipc/publish.c), where a
+ * dead-letter publish could wait on a route rebuild that waits for the
+ * publish itself (RCU).  Per thread; only this header's claims read it.
+ */
+static __thread bool claim_evicting;
+
 /* One try at the lane (when it may hold something), then the main ring. */
 static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 				size_t buflen, uint64_t *pos, struct ring **rp,
@@ -270,9 +283,10 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 	while (__builtin_expect(lane_pending(q), 0)) {
 		/* One at a time: each is checked against max_deliveries. */
 		k = ring_cons_claim(&q->lane, 1, bufs, buflen, pos, why, rec);
-		if ((k && *why == CLAIM_OK && lane_poison(q, *pos)) ||
-		    (!k && *why == CLAIM_TOO_LONG && q->ack.max_deliveries &&
-		     shmq__lane_take_poison(q, pos, rec))) {
+		if (!claim_evicting &&
+		    ((k && *why == CLAIM_OK && lane_poison(q, *pos)) ||
+		     (!k && *why == CLAIM_TOO_LONG && q->ack.max_deliveries &&
+		      shmq__lane_take_poison(q, pos, rec)))) {
 			shmq__dead_letter(q, *pos, rec);
 			continue;
 		}
@@ -406,8 +420,11 @@ static int __attribute__((noinline)) evict_one(shmq *q, struct proc_rec *rec)
 {
 	struct ring *r;
 	uint64_t pos;
-	int rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, &r, 0, rec);
+	int rc;
 
+	claim_evicting = true;
+	rc = claim_cons(q, 1, NULL, SIZE_MAX, &pos, &r, 0, rec);
+	claim_evicting = false;
 	if (rc == -EAGAIN)
 		return 0;
 	if (rc < 0)

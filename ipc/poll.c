@@ -450,6 +450,15 @@ int shmq__poll(struct shmq_pollq *set, unsigned n, int64_t timeout_ns,
 		}
 		/* Steps 6 and 7. */
 		taken = load_pseq(w, nw);
+		/*
+		 * After A4: a receiver's queue marked watched since step 3
+		 * (its first fetch or acquire) bounds this sleep too; the
+		 * marker's wake-up pairs with our announcement (ack.c).
+		 */
+		for (i = 0; i < nw; i++)
+			if (!w[i].send && shmq__ack_watched(w[i].q) &&
+			    (!until || now + ACK_PROBE_NS < until))
+				until = now + ACK_PROBE_NS;
 		k = scan(set, n);
 		if (!k && !taken && !ctl_moved(x)) {
 			for (i = 0; i < nw; i++)

@@ -199,7 +199,7 @@ static int lane_claim(struct pass *ps, shmq *q, uint64_t *lp_out,
 static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 {
 	struct ack_view *a = &q->ack;
-	uint32_t i;
+	uint32_t i, waiting = 0;
 	int n = 0;
 
 	for (i = 0; i < a->cap; i++) {
@@ -215,6 +215,7 @@ static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 			continue;
 		if (lane_claim(ps, q, &lp, &dst) < 0) {
 			(*left)++;
+			waiting++;
 			continue;
 		}
 		/* Untrusted: clamp before the copy. */
@@ -235,13 +236,18 @@ static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 		atomic_store_explicit(&a->state[i],
 				      ack_word(ACK_FREE, 0, ACK_GEN(v)),
 				      memory_order_release);
-		/* relaxed: a hint (see ack.h). */
-		atomic_fetch_sub_explicit(&a->hdr->ready, 1,
-					  memory_order_relaxed);
 		shmq__notify(q, &q->hdr->not_empty, 1);
-		shmq__notify(q, &a->hdr->room, 1);
+		/* All: each room waiter judges its own limit (ack.c). */
+		shmq__notify(q, &a->hdr->room, INT32_MAX);
 		n++;
 	}
+	/*
+	 * relaxed: a hint, recounted here under the lock rather than kept
+	 * by decrements (a nacker killed between its K4 and its increment
+	 * would otherwise leave it off for ever).  A nack racing this scan
+	 * adds one after: at worst one rescue pass for nothing.
+	 */
+	atomic_store_explicit(&a->hdr->ready, waiting, memory_order_relaxed);
 	return n;
 }
 
@@ -286,7 +292,8 @@ static int area_dead(struct pass *ps, shmq *q)
 						memory_order_relaxed);
 					n++;
 				} else {
-					shmq__notify(q, &a->hdr->room, 1);
+					shmq__notify(q, &a->hdr->room,
+						     INT32_MAX);
 				}
 				v = nv;
 				k = ACK_KIND(nv);
@@ -461,6 +468,13 @@ static int repair_queue(struct pass *ps, shmq *q)
 	if (q->ack.hdr) {
 		ps->srcs = q->ack.cap <= 256 ? srcs :
 			   malloc(q->ack.cap * sizeof(*ps->srcs));
+		/*
+		 * Without the list, a dead fetcher's message could be moved
+		 * from both its entry and its ring slot: leave the queue to a
+		 * later pass.
+		 */
+		if (!ps->srcs)
+			return 0;
 		n += area_dead(ps, q);
 	}
 	n += repair_ring(ps, q, &q->lane);

@@ -440,15 +440,21 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 	}
 	sleep_plan(q, ev, stuck, dl, &sl);
 	announce(q, ev, &sl);
-	/*
-	 * After F2: a queue marked watched since the plan (its first fetch
-	 * or acquire) bounds this sleep too; the marker's wake-up pairs with
-	 * our announcement (ack.c, shmq__ack_mark).
-	 */
-	if (!sl.wake_ns && ev != &q->hdr->not_full && shmq__ack_watched(q))
-		sl.wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + ACK_PROBE_NS;
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
+	/*
+	 * After F2 and A3: a queue marked watched since the plan (its first
+	 * fetch or acquire) bounds this sleep too.  The marker stores the
+	 * mark, then reads waiters and bumps seq: either we see its mark
+	 * here, or it saw our announcement and its bump either precedes A3
+	 * (then A3 acquired the mark with it) or makes the sleep return.
+	 */
+	if (ev != &q->hdr->not_full && shmq__ack_watched(q)) {
+		uint64_t bound = shmq__now_ns(CLOCK_MONOTONIC) + ACK_PROBE_NS;
+
+		if (!sl.wake_ns || sl.wake_ns > bound)
+			sl.wake_ns = bound;
+	}
 	if (sl.hot || !ready(q)) {
 		/* relaxed: a statistic. */
 		atomic_fetch_add_explicit(&q->hdr->sleeps, 1,
