@@ -190,6 +190,7 @@ struct shmq_attr {
 };
 
 #define SHMQ_MAX_UNACKED 65535
+#define SHMQ_DEFAULT_UNACKED 64
 
 /*
  * shmq_attr.flags: a queue for exactly one sender and one receiver at a

@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "ack.h"
 #include "ring.h"
 #include "wait.h"
 
@@ -128,9 +129,15 @@ static inline void role(shmq *q, unsigned bit)
  */
 static bool cons_stranded(const shmq *q)
 {
-	/* relaxed: a hint; the pass re-reads everything under the lock. */
-	return atomic_load_explicit(&q->hdr->stranded,
-				    memory_order_relaxed) != 0 &&
+	/*
+	 * relaxed, all: hints; the pass re-reads everything under the lock.
+	 * Also messages given back to the unacknowledged area (ack.c) that
+	 * no pass has moved into the lane yet.
+	 */
+	return (atomic_load_explicit(&q->hdr->stranded,
+				     memory_order_relaxed) != 0 ||
+		(q->ack.hdr && atomic_load_explicit(&ack_ready(q)->ready,
+						    memory_order_relaxed))) &&
 	       !lane_pending(q);
 }
 
@@ -242,6 +249,17 @@ static inline int claim_prod(shmq *q, unsigned n, uint64_t *pos,
 	return rc;
 }
 
+/*
+ * Has lane message @pos of @q been delivered max_deliveries times already?
+ * (Its count was written before the lane slot's R1, read after our A2.)
+ */
+static inline bool lane_poison(const shmq *q, uint64_t pos)
+{
+	return q->ack.max_deliveries &&
+	       q->hdr->lane_deliveries[pos & (SHMQ_LANE_CAP - 1)] >
+	       q->ack.max_deliveries;
+}
+
 /* One try at the lane (when it may hold something), then the main ring. */
 static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 				size_t buflen, uint64_t *pos, struct ring **rp,
@@ -249,12 +267,18 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 {
 	unsigned k;
 
-	if (__builtin_expect(lane_pending(q), 0)) {
-		k = ring_cons_claim(&q->lane, n, bufs, buflen, pos, why, rec);
+	while (__builtin_expect(lane_pending(q), 0)) {
+		/* One at a time: each is checked against max_deliveries. */
+		k = ring_cons_claim(&q->lane, 1, bufs, buflen, pos, why, rec);
+		if (k && *why == CLAIM_OK && lane_poison(q, *pos)) {
+			shmq__dead_letter(q, *pos, rec);
+			continue;
+		}
 		if (k || *why == CLAIM_TOO_LONG) {
 			*rp = &q->lane;
 			return k;
 		}
+		break;
 	}
 	*rp = &q->main;
 	return ring_cons_claim(&q->main, n, bufs, buflen, pos, why, rec);

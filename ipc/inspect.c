@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ack.h"
 #include "ring.h"
 #include "spsc.h"
 #include "inspect.h"
@@ -23,6 +24,38 @@
 #define INSPECT_TOMB SEQ_TOMB
 
 /* ---- counters ----------------------------------------------------------- */
+
+/* The unacknowledged area's part of queue_fill().  Under the lock. */
+static void ack_fill(shmq_seg *seg, const struct shmq_qinfo *g,
+		     struct shmq_queue_info *qi)
+{
+	struct ack_view a;
+	uint32_t i, ready = 0;
+
+	shmq__ack_view(&a, seg->base + g->off, g);
+	qi->max_unacked = a.cap;
+	qi->prefetch = a.prefetch;
+	qi->max_deliveries = a.max_deliveries;
+	/* Untrusted bytes: bounded. */
+	memcpy(qi->dead_letter, a.hdr->dead_letter, sizeof(qi->dead_letter));
+	qi->dead_letter[sizeof(qi->dead_letter) - 1] = 0;
+	/* relaxed: statistics, each exact on its own. */
+	qi->nacked = atomic_load_explicit(&a.hdr->nacked, memory_order_relaxed);
+	qi->dead_lettered = atomic_load_explicit(&a.hdr->dead_lettered,
+						 memory_order_relaxed);
+	for (i = 0; i < a.cap; i++) {
+		/* relaxed: a snapshot for display. */
+		uint64_t k = ACK_KIND(atomic_load_explicit(&a.state[i],
+						memory_order_relaxed));
+
+		if (k == ACK_HELD)
+			qi->unacked++;
+		else if (k == ACK_READY)
+			ready++;
+	}
+	/* Given back and not yet in the lane: waiting, as the lane's are. */
+	qi->depth += ready;
+}
 
 /* Fill @qi from entry @idx (validated) and its ring.  Under the lock. */
 static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
@@ -117,6 +150,8 @@ static void queue_fill(shmq_seg *seg, const struct dir_entry *e,
 	}
 	/* What consumers will get: the lane is drained first. */
 	qi->depth += qi->lane_depth;
+	if (g->ack_cap)
+		ack_fill(seg, g, qi);
 	if (g->flags & SHMQ_SPSC) {
 		qi->sender_pid = shmq__spsc_holder(seg, h, SPSC_SEND);
 		qi->receiver_pid = shmq__spsc_holder(seg, h, SPSC_RECV);
@@ -565,6 +600,73 @@ static void spsc_check(struct shmq_check_ctx *c, const unsigned char *block,
 	}
 }
 
+/*
+ * An MPMC queue's unacknowledged area (ack.h): its header agrees with the
+ * directory, its dead-letter name is a name, and each state word is of a
+ * kind that can exist, owned (when it must be) by a process entry that
+ * can exist, with an entry whose lengths fit.  Hostile words found here
+ * cost nothing but a message: every reader clamps them (ack.c).
+ */
+#define BAD_ENTRIES_SHOWN 4
+
+static void ack_check(struct shmq_check_ctx *c, const unsigned char *block,
+		      const struct shmq_qinfo *qi, const char *name)
+{
+	struct ack_view a;
+	char dl[sizeof(((struct ack_hdr *)0)->dead_letter)];
+	uint32_t i, nbad = 0;
+	int idx = (int)qi->idx;
+
+	shmq__ack_view(&a, (unsigned char *)block, qi);
+	if (a.hdr->magic != ACK_MAGIC || a.hdr->cap != a.cap ||
+	    a.hdr->entry_size != a.entry_size) {
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "unacknowledged area: header says "
+				   "magic 0x%016llx, %u entries of %u bytes; "
+				   "expected %u of %u",
+				   (unsigned long long)a.hdr->magic,
+				   a.hdr->cap, a.hdr->entry_size, a.cap,
+				   a.entry_size);
+		return;
+	}
+	memcpy(dl, a.hdr->dead_letter, sizeof(dl));
+	if (!memchr(dl, 0, sizeof(dl)) || (dl[0] && shmq__name_check(dl)))
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "unacknowledged area: the dead-letter "
+				   "exchange's name is not a name");
+	for (i = 0; i < a.cap; i++) {
+		/* relaxed: a snapshot; a live queue may move on meanwhile. */
+		uint64_t v = atomic_load_explicit(&a.state[i],
+						  memory_order_relaxed);
+		uint64_t k = ACK_KIND(v);
+		const struct ack_ent *e = ack_ent(&a, i);
+		const char *why = NULL;
+
+		if ((k == ACK_FILLING || k == ACK_HELD) &&
+		    ACK_PIDX(v) >= c->max_procs)
+			why = "owned by a process entry that cannot exist";
+		else if ((k == ACK_HELD || k == ACK_READY) &&
+			 ((uint64_t)e->klen + e->len > qi->msg_size ||
+			  e->deliveries == 0))
+			why = "holds a message longer than msg_size, or never "
+			      "delivered";
+		else if (k == ACK_FREE && (v & ACK_OWNER_MASK))
+			why = "is free but names an owner";
+		if (!why)
+			continue;
+		if (nbad++ < BAD_ENTRIES_SHOWN)
+			shmq__check_report(c, SHMQ_CHECK_ERROR,
+					   SHMQ_AREA_QUEUE, idx, name,
+					   "unacknowledged entry %u (state "
+					   "0x%016llx) %s", i,
+					   (unsigned long long)v, why);
+	}
+	if (nbad > BAD_ENTRIES_SHOWN)
+		shmq__check_report(c, SHMQ_CHECK_ERROR, SHMQ_AREA_QUEUE, idx,
+				   name, "%u more unacknowledged entries in an "
+				   "illegal state", nbad - BAD_ENTRIES_SHOWN);
+}
+
 static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 		       const struct shmq_qinfo *qi, const char *name)
 {
@@ -605,6 +707,8 @@ static void ring_check(struct shmq_check_ctx *c, const unsigned char *block,
 		  &h->lane_cons_pos,
 		  slots + (uint64_t)qi->capacity * qi->slot_size,
 		  SHMQ_LANE_CAP, qi->slot_size);
+	if (qi->ack_cap)
+		ack_check(c, block, qi, name);
 }
 
 int shmq_seg_check(const char *name, shmq_check_fn fn, void *arg)

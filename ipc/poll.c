@@ -40,6 +40,7 @@
 #include <unistd.h>
 #include <urcu/arch.h>
 
+#include "ack.h"
 #include "poller.h"
 #include "spsc.h"
 #include "wait.h"
@@ -382,6 +383,10 @@ static uint64_t stall_bound(struct pwait *w, unsigned nw)
 		b = shmq__stall_check(w[i].q, w[i].send ? shmq__ring_stuck_send
 						       : shmq__ring_stuck_recv);
 		if (b && (!best || b < best))
+			best = b;
+		/* A receiver of a watched queue probes for dead owners. */
+		if (!w[i].send && (b = shmq__ack_probe(w[i].q)) &&
+		    (!best || b < best))
 			best = b;
 	}
 	return best;

@@ -525,7 +525,8 @@ static struct route *route_build(shmq_exchange *x, const char *key,
 	if (rc)
 		goto out_free;
 	/* Dead attachments go first: their auto-delete queues with them. */
-	shmq__proc_reap(seg);
+	if (shmq__proc_reap(seg))
+		shmq__repair_locked(seg);
 	shmq__dir_sweep(seg);
 	/* Stable under the lock: every change is made under it. */
 	/* relaxed: we hold the lock, which ordered every change before it. */

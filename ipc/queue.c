@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stddef.h>
+
+#include "ack.h"
 #include "claim.h"
 #include "spsc.h"
 
@@ -31,13 +34,18 @@ bool shmq__ring_stuck_recv(const shmq *q, uint64_t *at)
 
 /* ---- create, open, close --------------------------------------------- */
 
-int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
+/* Bytes of the 0.3 struct shmq_attr (capacity, msg_size, flags). */
+#define ATTR_V01_SIZE offsetof(struct shmq_attr, max_unacked)
+
+static int queue_create(shmq_seg *seg, const char *name,
+			const struct shmq_attr *attr)
 {
-	struct shmq_attr a = { 0 };
+	struct shmq_attr a;
 	struct shmq_qinfo qi = { 0 };
 	uint32_t cap;
 	int rc;
 
+	memset(&a, 0, sizeof(a));
 	if (!seg)
 		return -EINVAL;
 	rc = shmq__name_check(name);
@@ -55,18 +63,66 @@ int shmq_create(shmq_seg *seg, const char *name, const struct shmq_attr *attr)
 		a.msg_size = SHMQ_DEFAULT_MSG_SIZE;
 	if (a.capacity > SHMQ_MAX_CAPACITY || a.msg_size > SHMQ_MAX_MSG_SIZE)
 		return -EINVAL;
+	/* Acknowledged delivery: MPMC queues only. */
+	if (memchr(a.dead_letter, 0, sizeof(a.dead_letter)) == NULL ||
+	    (a.dead_letter[0] && shmq__name_check(a.dead_letter)))
+		return -EINVAL;
+	if (a.flags & SHMQ_SPSC) {
+		if (a.max_unacked || a.prefetch || a.max_deliveries ||
+		    a.dead_letter[0])
+			return -EINVAL;
+	} else {
+		if (a.max_unacked > SHMQ_MAX_UNACKED ||
+		    a.prefetch > SHMQ_MAX_UNACKED)
+			return -EINVAL;
+		if (!a.max_unacked)
+			a.max_unacked = a.capacity < SHMQ_DEFAULT_UNACKED ?
+					a.capacity : SHMQ_DEFAULT_UNACKED;
+		if (a.max_unacked < 1)
+			a.max_unacked = 1;
+		if (!a.prefetch)
+			a.prefetch = a.max_unacked;
+		if (a.prefetch > a.max_unacked)
+			return -EINVAL;
+	}
 	for (cap = 2; cap < a.capacity; cap <<= 1)
 		;
 	qi.capacity = cap;
 	qi.msg_size = a.msg_size;
 	qi.flags = a.flags;
 	qi.slot_size = shmq__slot_size(a.msg_size, a.flags);
-	if (shmq__ring_bytes(qi.capacity, qi.slot_size, qi.flags) >
-	    seg->heap_size)
+	qi.ack_cap = a.max_unacked;
+	qi.prefetch = a.prefetch;
+	qi.max_deliveries = a.max_deliveries;
+	if (shmq__queue_bytes(qi.capacity, qi.msg_size, qi.slot_size, qi.flags,
+			      qi.ack_cap) > seg->heap_size)
 		return -ENOSPC;
+	qi.dead_letter = a.dead_letter;
 	return shmq__dir_create(seg, name, &qi, (qi.flags & SHMQ_SPSC) ?
 				shmq__spsc_init : shmq__ring_init);
 }
+
+int shmq_create_v04(shmq_seg *seg, const char *name,
+		    const struct shmq_attr *attr);
+int shmq_create_v04(shmq_seg *seg, const char *name,
+		    const struct shmq_attr *attr)
+{
+	return queue_create(seg, name, attr);
+}
+__asm__(".symver shmq_create_v04,shmq_create@@SHMQ_0.4");
+
+/* Programs built against 0.3: a 12-byte struct, the rest defaults. */
+int shmq_create_v01(shmq_seg *seg, const char *name, const void *attr);
+int shmq_create_v01(shmq_seg *seg, const char *name, const void *attr)
+{
+	struct shmq_attr a;
+
+	memset(&a, 0, sizeof(a));
+	if (attr)
+		memcpy(&a, attr, ATTR_V01_SIZE);
+	return queue_create(seg, name, attr ? &a : NULL);
+}
+__asm__(".symver shmq_create_v01,shmq_create@SHMQ_0.1");
 
 static int64_t env_ns(const char *name, int64_t dflt)
 {
@@ -110,6 +166,23 @@ int shmq__queue_new(shmq_seg *seg, const struct shmq_qinfo *qi, shmq **out)
 	atomic_init(&q->stall_since, 0);
 	atomic_init(&q->stall_polls, 0);
 	atomic_init(&q->zc, NULL);
+	shmq__ack_view(&q->ack, seg->base + qi->off, qi);
+	if (q->ack.hdr) {
+		/* Our attachment, as area entries name their owners (ack.h). */
+		q->ack_me = ack_owner((uint32_t)seg->proc_idx,
+				      seg->proc_idx < 0 ? 0 :
+				      shmq__proc_entry(seg, (uint32_t)
+						seg->proc_idx)->attach_gen);
+		/* relaxed: an id, unique among this attachment's handles. */
+		q->hid = atomic_fetch_add_explicit(&seg->next_hid, 1,
+						   memory_order_relaxed) + 1;
+		/* Handles start apart, each on a line of its own. */
+		atomic_init(&q->ack_hint, (uint32_t)(((uint64_t)q->hid * 16 +
+				(uint32_t)seg->proc_idx * 8) % q->ack.cap));
+	}
+	atomic_init(&q->owed, 0);
+	atomic_init(&q->probe_at, 0);
+	atomic_init(&q->dlx, NULL);
 	*out = q;
 	return 0;
 }
@@ -153,6 +226,9 @@ void shmq_close(shmq *q)
 		return;
 	seg = q->seg;
 	idx = q->idx;
+	/* What the handle owes goes back, delivered again (as shmq_nack). */
+	shmq__ack_close(q);
+	shmq__ack_free(q);
 	/* Our handle's bytes go first; the segment lives on through seg's
 	 * reference until shmq__queue_free() drops it. */
 	shmq__seg_get(seg);
@@ -189,15 +265,40 @@ int shmq_set_stall(shmq *q, int64_t stall_ns)
 	return 0;
 }
 
-int shmq_get_attr(const shmq *q, struct shmq_attr *attr)
+int shmq_get_attr_v04(const shmq *q, struct shmq_attr *attr);
+int shmq_get_attr_v04(const shmq *q, struct shmq_attr *attr)
 {
 	if (!q || !attr)
 		return -EINVAL;
+	memset(attr, 0, sizeof(*attr));
 	attr->capacity = q->capacity;
 	attr->msg_size = q->msg_size;
 	attr->flags = q->flags;
+	if (q->ack.hdr) {
+		attr->max_unacked = q->ack.cap;
+		attr->prefetch = q->ack.prefetch;
+		attr->max_deliveries = q->ack.max_deliveries;
+		/* Untrusted bytes: bounded. */
+		memcpy(attr->dead_letter, q->ack.hdr->dead_letter,
+		       sizeof(attr->dead_letter) - 1);
+		attr->dead_letter[sizeof(attr->dead_letter) - 1] = 0;
+	}
 	return 0;
 }
+__asm__(".symver shmq_get_attr_v04,shmq_get_attr@@SHMQ_0.4");
+
+/* Programs built against 0.3: fill the 12-byte struct only. */
+int shmq_get_attr_v01(const shmq *q, void *attr);
+int shmq_get_attr_v01(const shmq *q, void *attr)
+{
+	struct shmq_attr a;
+	int rc = shmq_get_attr_v04(q, attr ? &a : NULL);
+
+	if (rc == 0)
+		memcpy(attr, &a, ATTR_V01_SIZE);
+	return rc;
+}
+__asm__(".symver shmq_get_attr_v01,shmq_get_attr@SHMQ_0.1");
 
 /* ---- copy in, copy out --------------------------------------------------- */
 

@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ack.h"
 #include "ring.h"
 #include "spsc.h"
 #include "wait.h"
@@ -70,7 +71,27 @@ struct pass {
 	struct shmq_rec_copy *recs;     /* max_procs * PROC_RECS */
 	unsigned nrecs;
 	int rec;                        /* our record for lane claims, or -1 */
+	/*
+	 * The queue being repaired: the sources (ring position | lane bit)
+	 * of its READY area entries, whose ring slots, if a dead consumer
+	 * still holds them, are freed rather than moved (ack.c).
+	 */
+	uint64_t *srcs;
+	uint32_t nsrcs;
 };
+
+/* Is the message of ring @r's position @pos kept by a READY entry? */
+static bool in_area(const struct pass *ps, const shmq *q, const struct ring *r,
+		    uint64_t pos)
+{
+	uint64_t want = pos | (r == &q->lane ? ACK_SRC_LANE : 0);
+	uint32_t i;
+
+	for (i = 0; i < ps->nsrcs; i++)
+		if (ps->srcs[i] == want)
+			return true;
+	return false;
+}
 
 /* Does a live record name position @pos of ring @r? */
 static bool named(const struct pass *ps, const struct ring *r, uint64_t pos)
@@ -137,6 +158,146 @@ static int lane_restamp(struct pass *ps, shmq *q, struct ring *lane,
  * re-stamped there (nothing left to free), -ENOSPC when the lane is full,
  * -ENOBUFS without a record.
  */
+/*
+ * Claim the next lane position for a message to move there: *@lp, its
+ * slot in *@dst.  0, -ENOSPC (the lane is full), -ENOBUFS (no record).
+ */
+static int lane_claim(struct pass *ps, shmq *q, uint64_t *lp_out,
+		      struct slot **dst_out)
+{
+	struct ring *lane = &q->lane;
+	struct proc_rec *rec;
+	struct slot *dst;
+	uint64_t lp;
+
+	if (ps->rec < 0)
+		return -ENOBUFS;
+	rec = &ps->seg->recs[ps->rec];
+	/* relaxed: only repairers write it, and they hold the lock. */
+	lp = atomic_load_explicit(lane->prod_pos, memory_order_relaxed);
+	dst = ring_slot(lane, lp);
+	/* A1 (lane): acquire; pairs with a lane consumer's free (R2). */
+	if (atomic_load_explicit(&dst->seq, memory_order_acquire) != lp)
+		return -ENOSPC;
+	rec_set(rec, lane, lp, 0, 1);
+	/* C1 (lane): release; publishes our record, as in ring_prod_claim. */
+	if (!atomic_compare_exchange_strong_explicit(lane->prod_pos, &lp,
+			lp + 1, memory_order_release, memory_order_relaxed)) {
+		rec_clear(rec);
+		return -ENOSPC; /* a corrupt lane: leave it */
+	}
+	*lp_out = lp;
+	*dst_out = dst;
+	return 0;
+}
+
+/*
+ * Move READY entries of @q's area into its lane while it has room (the
+ * lane is delivered first: a nacked message comes back before the rest).
+ * How many moved; *@left: how many still wait.
+ */
+static int area_move(struct pass *ps, shmq *q, uint64_t *left)
+{
+	struct ack_view *a = &q->ack;
+	uint32_t i;
+	int n = 0;
+
+	for (i = 0; i < a->cap; i++) {
+		/* acquire: pairs with K4 or the pass's own READY (below). */
+		uint64_t v = atomic_load_explicit(&a->state[i],
+						  memory_order_acquire);
+		struct ack_ent *e = ack_ent(a, i);
+		uint32_t klen, len, d, di;
+		struct slot *dst;
+		uint64_t lp;
+
+		if (ACK_KIND(v) != ACK_READY)
+			continue;
+		if (lane_claim(ps, q, &lp, &dst) < 0) {
+			(*left)++;
+			continue;
+		}
+		/* Untrusted: clamp before the copy. */
+		klen = e->klen > q->msg_size ? q->msg_size : e->klen;
+		len = e->len > q->msg_size - klen ? q->msg_size - klen : e->len;
+		memcpy(dst->data, e->data, klen + len);
+		di = (uint32_t)(lp & (SHMQ_LANE_CAP - 1));
+		d = e->deliveries;
+		q->hdr->lane_seq[di] = e->seq;
+		q->hdr->lane_deliveries[di] = d < 1 ? 2 : d == UINT32_MAX ?
+					      d : d + 1;
+		slot_publish_key(dst, lp, len, klen);   /* R1 */
+		rec_clear(&ps->seg->recs[ps->rec]);     /* R4 */
+		/*
+		 * release: our copy precedes the entry's reuse (pairs with
+		 * K1).  Killed before it: the next pass moves it again.
+		 */
+		atomic_store_explicit(&a->state[i],
+				      ack_word(ACK_FREE, 0, ACK_GEN(v)),
+				      memory_order_release);
+		/* relaxed: a hint (see ack.h). */
+		atomic_fetch_sub_explicit(&a->hdr->ready, 1,
+					  memory_order_relaxed);
+		shmq__notify(q, &q->hdr->not_empty, 1);
+		shmq__notify(q, &a->hdr->room, 1);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Entries of dead owners: a FILLING one holds nothing yet (its message,
+ * if claimed, is still in its ring slot) and is freed; a HELD one turns
+ * READY.  Then note the sources of every READY entry (see in_area()).
+ */
+static int area_dead(struct pass *ps, shmq *q)
+{
+	struct ack_view *a = &q->ack;
+	uint32_t i;
+	int n = 0;
+
+	ps->nsrcs = 0;
+	for (i = 0; i < a->cap; i++) {
+		/* acquire: pairs with K2: the entry's bytes are visible. */
+		uint64_t v = atomic_load_explicit(&a->state[i],
+						  memory_order_acquire);
+		uint64_t k = ACK_KIND(v);
+
+		if ((k == ACK_FILLING || k == ACK_HELD) &&
+		    !shmq__ack_owner_alive(ps->seg, ps->alive, v)) {
+			uint64_t nv = ack_word(k == ACK_HELD ? ACK_READY :
+					       ACK_FREE, 0, ACK_GEN(v));
+
+			/*
+			 * release: as K3/K4 (the owner is dead; the CAS only
+			 * guards against a word changed since our load).
+			 */
+			if (atomic_compare_exchange_strong_explicit(
+					&a->state[i], &v, nv,
+					memory_order_release,
+					memory_order_relaxed)) {
+				if (k == ACK_HELD) {
+					/* relaxed: a hint and a statistic. */
+					atomic_fetch_add_explicit(
+						&a->hdr->ready, 1,
+						memory_order_relaxed);
+					atomic_fetch_add_explicit(
+						&q->hdr->redelivered, 1,
+						memory_order_relaxed);
+					n++;
+				} else {
+					shmq__notify(q, &a->hdr->room, 1);
+				}
+				v = nv;
+				k = ACK_KIND(nv);
+			}
+		}
+		if (k == ACK_READY && ps->srcs)
+			ps->srcs[ps->nsrcs++] = ack_ent(a, i)->src;
+	}
+	return n;
+}
+
 static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 		    uint64_t pos)
 {
@@ -237,7 +398,8 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
 		if ((seq & ~SEQ_TOMB) != p + 1 || named(ps, r, p))
 			continue;
-		if (!(seq & SEQ_TOMB)) {
+		/* A dead fetcher's message that its area entry keeps: free. */
+		if (!(seq & SEQ_TOMB) && !in_area(ps, q, r, p)) {
 			rc = lane_put(ps, q, r, p);
 			if (rc < 0) {
 				left++;         /* lane full: a later pass */
@@ -261,7 +423,7 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 				p + r->capacity, memory_order_release,
 				memory_order_relaxed)) {
 			n++;
-			if (!(seq & SEQ_TOMB)) {
+			if (!(seq & SEQ_TOMB) && !in_area(ps, q, r, p)) {
 				/* relaxed: a statistic. */
 				atomic_fetch_add_explicit(&q->hdr->redelivered,
 						1, memory_order_relaxed);
@@ -271,22 +433,43 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 				shmq__notify(q, &q->hdr->not_full, 1);
 		}
 	}
-	if (r == &q->main)
+	if (r == &q->main) {
+		/* The area's READY entries, after the ring's messages. */
+		if (q->ack.hdr)
+			n += area_move(ps, q, &left);
 		/* relaxed: a hint (see the top), written under the lock. */
 		atomic_store_explicit(&q->hdr->stranded, left,
 				      memory_order_relaxed);
+	}
 	return n;
 }
 
-/* Both rings of one queue: the lane first, so that it has room. */
+/*
+ * Both rings of one queue: the area's dead entries first (so that the
+ * ring passes know which slots the area keeps), the lane next, so that
+ * it has room, then the main ring and the moves out of the area.
+ */
 static int repair_queue(struct pass *ps, shmq *q)
 {
-	int n;
+	uint64_t srcs[256];
+	int n = 0;
 
 	/* relaxed: a statistic. */
 	atomic_fetch_add_explicit(&q->hdr->repairs, 1, memory_order_relaxed);
-	n = repair_ring(ps, q, &q->lane);
-	return n + repair_ring(ps, q, &q->main);
+	ps->srcs = NULL;
+	ps->nsrcs = 0;
+	if (q->ack.hdr) {
+		ps->srcs = q->ack.cap <= 256 ? srcs :
+			   malloc(q->ack.cap * sizeof(*ps->srcs));
+		n += area_dead(ps, q);
+	}
+	n += repair_ring(ps, q, &q->lane);
+	n += repair_ring(ps, q, &q->main);
+	if (ps->srcs != srcs)
+		free(ps->srcs);
+	ps->srcs = NULL;
+	ps->nsrcs = 0;
+	return n;
 }
 
 /* Start a pass: under the lock. */
@@ -334,23 +517,39 @@ int shmq__recover_queue(shmq *q)
 	return rc;
 }
 
-int shmq_seg_recover(shmq_seg *seg)
+int shmq__ack_requeue(shmq *q, int64_t lock_ns)
+{
+	struct pass ps;
+	uint64_t left = 0;
+	int rc;
+
+	rc = shmq__seg_lock_for(q->seg, lock_ns);
+	if (rc)
+		return rc;
+	/* Moves only: no liveness map or records to copy. */
+	memset(&ps, 0, sizeof(ps));
+	ps.seg = q->seg;
+	ps.rec = shmq__rec_get(q->seg);
+	rc = area_move(&ps, q, &left);
+	if (left)
+		/* relaxed: a hint, as in repair_ring(). */
+		atomic_fetch_add_explicit(&q->hdr->stranded, left,
+					  memory_order_relaxed);
+	pass_end(&ps);
+	shmq__seg_unlock(q->seg);
+	return rc;
+}
+
+/* Every queue of the segment, under the lock. */
+static int repair_all(shmq_seg *seg)
 {
 	struct pass ps;
 	uint32_t i;
 	int rc, n = 0;
 
-	if (!seg)
-		return -EINVAL;
-	rc = shmq__seg_lock(seg);
-	if (rc)
-		return rc;
-	/* Dead attachments: their entries and open-handle counts go. */
-	shmq__proc_reap(seg);
-	shmq__dir_sweep(seg);
 	rc = pass_begin(&ps, seg);
 	if (rc)
-		goto out;
+		return rc;
 	for (i = 0; i < seg->max_queues; i++) {
 		struct shmq_qinfo qi = { 0 };
 		struct shmq tq;
@@ -376,11 +575,49 @@ int shmq_seg_recover(shmq_seg *seg)
 		tq.capacity = qi.capacity;
 		tq.msg_size = qi.msg_size;
 		shmq__ring_view(&tq.main, &tq.lane, seg->base + qi.off, &qi);
+		shmq__ack_view(&tq.ack, seg->base + qi.off, &qi);
 		n += repair_queue(&ps, &tq);
 	}
 	pass_end(&ps);
-	rc = n;
-out:
+	return n;
+}
+
+int shmq__repair_locked(shmq_seg *seg)
+{
+	return repair_all(seg);
+}
+
+/* Under the lock: dead attachments go, then every queue is repaired. */
+static int recover_locked(shmq_seg *seg)
+{
+	/* Dead attachments: their entries and open-handle counts go. */
+	shmq__proc_reap(seg);
+	shmq__dir_sweep(seg);
+	return repair_all(seg);
+}
+
+int shmq_seg_recover(shmq_seg *seg)
+{
+	int rc;
+
+	if (!seg)
+		return -EINVAL;
+	rc = shmq__seg_lock(seg);
+	if (rc)
+		return rc;
+	rc = recover_locked(seg);
+	shmq__seg_unlock(seg);
+	return rc;
+}
+
+int shmq__recover_dead(shmq_seg *seg)
+{
+	/* Never wait on the lock: its holder may be stopped (see above). */
+	int rc = shmq__seg_trylock(seg);
+
+	if (rc)
+		return rc;
+	rc = recover_locked(seg);
 	shmq__seg_unlock(seg);
 	return rc;
 }

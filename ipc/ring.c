@@ -5,6 +5,7 @@
  * redelivery lane that every handle and repairer works through.  The slot
  * protocol itself is in ring.h.
  */
+#include "ack.h"
 #include "ring.h"
 
 void shmq__ring_init(void *block, const struct shmq_qinfo *qi)
@@ -28,6 +29,8 @@ void shmq__ring_init(void *block, const struct shmq_qinfo *qi)
 				(uint64_t)i * qi->slot_size))->seq,
 				i < qi->capacity ? i : i - qi->capacity,
 				memory_order_relaxed);
+	/* Then the unacknowledged area after the lane (ack.c). */
+	shmq__ack_init(block, qi, qi->dead_letter);
 }
 
 void shmq__ring_view(struct ring *main, struct ring *lane,

@@ -307,6 +307,18 @@ struct spsc_side {
 	_Atomic unsigned long thread;   /* pthread_self() of the holder, or 0 */
 } __attribute__((aligned(RING_LINE)));
 
+/* A queue's unacknowledged area as a handle or a repairer sees it (ack.h). */
+struct ack_hdr;
+struct ack_view {
+	struct ack_hdr *hdr;            /* NULL: no area (SPSC) */
+	_Atomic uint64_t *state;
+	unsigned char *ents;
+	uint32_t cap;
+	uint32_t entry_size;
+	uint32_t prefetch;
+	uint32_t max_deliveries;
+};
+
 /* An open queue. */
 struct shmq {
 	struct ring main;
@@ -334,6 +346,15 @@ struct shmq {
 	bool fence_free;            /* SPSC: membarrier registered, notify
 				     * without a fence (spsc.c) */
 	_Atomic uint64_t *ents;     /* SPSC: an entry per slot (spsc.c) */
+	/* Acknowledged delivery (ack.c). */
+	struct ack_view ack;
+	uint64_t ack_me;            /* our owner bits in a state word */
+	uint32_t hid;               /* this handle's id in its process */
+	_Atomic uint32_t owed;      /* fetched through it, not yet acked */
+	_Atomic uint32_t ack_hint;  /* the entry to try first */
+	_Atomic uint64_t probe_at;  /* CLOCK_MONOTONIC of the last probe */
+	_Atomic(struct shmq_exchange *) dlx; /* dead-letter exchange, opened
+				     * on first use */
 	/* SPSC queues only (flags & SHMQ_SPSC): the sides this handle holds. */
 	struct spsc_side side[2];
 };

@@ -120,6 +120,7 @@
 #include <urcu/arch.h>
 #include <urcu/futex.h>
 
+#include "ack.h"
 #include "wait.h"
 
 #ifndef FUTEX_WAIT_BITSET
@@ -313,11 +314,19 @@ struct sleep {
  * bound it (and may repair a stuck slot now); so does the deadline, and
  * a ready() that has been contradicted too often.
  */
-static void sleep_plan(struct shmq *q, stuck_fn stuck, struct deadline *dl,
-		       struct sleep *sl)
+static void sleep_plan(struct shmq *q, struct shmq_event *ev, stuck_fn stuck,
+		       struct deadline *dl, struct sleep *sl)
 {
-	uint64_t cap_ns = shmq__stall_check(q, stuck);
+	uint64_t cap_ns = shmq__stall_check(q, stuck), probe_ns;
 
+	/*
+	 * A consumer of a queue where messages are fetched or acquired: bound
+	 * the sleep, and probe for dead owners when one is due (ack.c,
+	 * "Promptness").  Producers wait for room, which stuck() covers.
+	 */
+	if (ev != &q->hdr->not_full && (probe_ns = shmq__ack_probe(q)) &&
+	    (!cap_ns || probe_ns < cap_ns))
+		cap_ns = probe_ns;
 	if (sl->hot && (!cap_ns || cap_ns > HOT_SLEEP_NS))
 		cap_ns = HOT_SLEEP_NS;
 	if (cap_ns)
@@ -429,8 +438,15 @@ int shmq__wait(struct shmq *q, struct shmq_event *ev, ready_fn ready,
 		dl->false_ready++;
 		return 0;
 	}
-	sleep_plan(q, stuck, dl, &sl);
+	sleep_plan(q, ev, stuck, dl, &sl);
 	announce(q, ev, &sl);
+	/*
+	 * After F2: a queue marked watched since the plan (its first fetch
+	 * or acquire) bounds this sleep too; the marker's wake-up pairs with
+	 * our announcement (ack.c, shmq__ack_mark).
+	 */
+	if (!sl.wake_ns && ev != &q->hdr->not_full && shmq__ack_watched(q))
+		sl.wake_ns = shmq__now_ns(CLOCK_MONOTONIC) + ACK_PROBE_NS;
 	/* A3: acquire; pairs with R3 in shmq__wake(). */
 	v = atomic_load_explicit(&ev->seq, memory_order_acquire);
 	if (sl.hot || !ready(q)) {

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "ack.h"
 #include "claim.h"
 #include "spsc.h"
 
@@ -228,6 +229,8 @@ int shmq_acquire(shmq *q, struct shmq_msg *m, int64_t timeout_ns)
 	if (!t)
 		return -ENOMEM;
 	role(q, PROC_ROLE_CONS);
+	/* A held message: its consumers must watch for our death (ack.c). */
+	shmq__ack_mark(q);
 	i = zc_rec_get(q);
 	if (i < 0)
 		return i;

@@ -112,7 +112,10 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 		    (c.flags & ~SHMQ_QUEUE_FLAGS) ||
 		    (c.flags & SHMQ_OVERFLOW) == SHMQ_OVERFLOW ||
 		    c.slot_size != shmq__slot_size(c.msg_size, c.flags) ||
-		    shmq__ring_bytes(c.capacity, c.slot_size, c.flags) > c.size)
+		    ((c.flags & SHMQ_SPSC) ? c.ack_cap != 0 : c.ack_cap == 0) ||
+		    c.prefetch > c.ack_cap ||
+		    shmq__queue_bytes(c.capacity, c.msg_size, c.slot_size,
+				      c.flags, c.ack_cap) > c.size)
 			return -EPROTO;
 	} else if (c.kind == DIR_KIND_EXCHANGE) {
 		aux_off = DIR_AUX_OFF(c.aux);
@@ -125,6 +128,8 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 			      aux_off + aux_size < aux_off))
 			return -EPROTO;
 		c.capacity = c.msg_size = 0;
+		c.ack_cap = c.prefetch = 0;
+		c.max_deliveries = 0;
 	} else {
 		return -EPROTO;
 	}
@@ -135,6 +140,9 @@ int shmq__dir_validate_entry(const shmq_seg *seg, const struct dir_entry *e,
 		out->slot_size = c.slot_size;
 		out->flags = c.flags;
 		out->kind = c.kind;
+		out->ack_cap = c.ack_cap;
+		out->prefetch = c.prefetch ? c.prefetch : c.ack_cap;
+		out->max_deliveries = c.max_deliveries;
 		out->gen = c.gen;
 		out->state = c.state;
 		out->off = c.off;
@@ -223,8 +231,9 @@ int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
 	if (qi->kind == DIR_KIND_EXCHANGE)
 		bytes = qi->size;
 	else
-		bytes = shmq__ring_bytes(qi->capacity, qi->slot_size,
-					 qi->flags);
+		bytes = shmq__queue_bytes(qi->capacity, qi->msg_size,
+					  qi->slot_size, qi->flags,
+					  qi->ack_cap);
 	bytes = (bytes + SEG_ALIGN - 1) & ~(uint64_t)(SEG_ALIGN - 1);
 	rc = shmq__alloc(seg, bytes, &off);
 	if (rc)
@@ -238,9 +247,14 @@ int shmq__dir_create(shmq_seg *seg, const char *name, struct shmq_qinfo *qi,
 	e->size = bytes;
 	if (e->kind == DIR_KIND_EXCHANGE) {
 		e->aux = 0;
+		e->ack_cap = e->prefetch = 0;
+		e->max_deliveries = 0;
 	} else {
 		e->capacity = qi->capacity;
 		e->msg_size = qi->msg_size;
+		e->ack_cap = (uint16_t)qi->ack_cap;
+		e->prefetch = (uint16_t)qi->prefetch;
+		e->max_deliveries = qi->max_deliveries;
 	}
 	e->slot_size = qi->slot_size;
 	e->flags = qi->flags;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -105,18 +106,24 @@ static uint32_t proc_held(const struct proc_entry *pe)
 	return n;
 }
 
-int shmq_proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n)
+static int proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n)
 {
 	uint64_t pidns = own_pidns();
 	unsigned count = 0;
-	uint32_t i, q;
+	uint32_t i, q, *owed;
 	int rc;
 
 	if (!seg || (!out && n))
 		return -EINVAL;
+	owed = calloc(seg->max_procs, sizeof(*owed));
+	if (!owed)
+		return -ENOMEM;
 	rc = shmq__seg_lock(seg);
-	if (rc)
+	if (rc) {
+		free(owed);
 		return rc;
+	}
+	shmq__ack_owed_by(seg, owed);
 	for (i = 0; i < seg->max_procs; i++) {
 		const struct proc_entry *pe = shmq__proc_entry(seg, i);
 		const uint16_t *opens = shmq__proc_opens(seg, i);
@@ -141,10 +148,47 @@ int shmq_proc_list(shmq_seg *seg, struct shmq_proc_info *out, unsigned n)
 		pi->attach_time_ns = pe->attach_time_ns;
 		memcpy(pi->comm, pe->comm, sizeof(pi->comm));
 		pi->comm[sizeof(pi->comm) - 1] = 0;
+		pi->unacked = owed[i];
 	}
 	shmq__seg_unlock(seg);
+	free(owed);
 	return (int)count;
 }
+
+int shmq_proc_list_v04(shmq_seg *seg, struct shmq_proc_info *out,
+		       unsigned n);
+int shmq_proc_list_v04(shmq_seg *seg, struct shmq_proc_info *out,
+		       unsigned n)
+{
+	return proc_list(seg, out, n);
+}
+__asm__(".symver shmq_proc_list_v04,shmq_proc_list@@SHMQ_0.4");
+
+/*
+ * 0.4 added unacked at the end of struct shmq_proc_info: programs built
+ * against 0.2/0.3 pass arrays of the shorter struct (version SHMQ_0.2).
+ */
+#define PINFO_V02_SIZE offsetof(struct shmq_proc_info, unacked)
+
+int shmq_proc_list_v02(shmq_seg *seg, void *out, unsigned n);
+int shmq_proc_list_v02(shmq_seg *seg, void *out, unsigned n)
+{
+	struct shmq_proc_info *tmp = NULL;
+	unsigned i;
+	int rc;
+
+	if (!seg || (!out && n))
+		return -EINVAL;
+	if (n && !(tmp = calloc(n, sizeof(*tmp))))
+		return -ENOMEM;
+	rc = proc_list(seg, tmp, n);
+	for (i = 0; rc > 0 && i < n && i < (unsigned)rc; i++)
+		memcpy((char *)out + (size_t)i * PINFO_V02_SIZE, &tmp[i],
+		       PINFO_V02_SIZE);
+	free(tmp);
+	return rc;
+}
+__asm__(".symver shmq_proc_list_v02,shmq_proc_list@SHMQ_0.2");
 
 /* ---- the checker: file, header, directory, blocks, process table ---------- */
 
@@ -320,6 +364,15 @@ static void check_queue_entry(struct shmq_check_ctx *c, const struct geom *g,
 		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
 		    "entry %u: an SPSC queue with the drop-oldest policy "
 		    "(its sender cannot receive)", i);
+	if ((e->flags & SHMQ_SPSC) ? e->ack_cap != 0 : e->ack_cap == 0)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: unacknowledged area of %u entries on %s queue",
+		    i, e->ack_cap, (e->flags & SHMQ_SPSC) ? "an SPSC" :
+		    "an MPMC");
+	else if (e->prefetch > e->ack_cap)
+		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
+		    "entry %u: prefetch %u above the area's %u entries", i,
+		    e->prefetch, e->ack_cap);
 	if (e->msg_size > SHMQ_MAX_MSG_SIZE ||
 	    e->slot_size != shmq__slot_size(e->msg_size, e->flags))
 		ERR(c, SHMQ_AREA_DIRECTORY, (int)i, name,
@@ -333,8 +386,8 @@ static void check_queue_entry(struct shmq_check_ctx *c, const struct geom *g,
 		    (unsigned long long)g->heap_off,
 		    (unsigned long long)g->heap_end);
 	else if (c->errors == before &&
-		 shmq__ring_bytes(e->capacity, e->slot_size,
-				  e->flags) > e->size)
+		 shmq__queue_bytes(e->capacity, e->msg_size, e->slot_size,
+				   e->flags, e->ack_cap) > e->size)
 		ERR(c, SHMQ_AREA_HEAP, (int)i, name,
 		    "entry %u: block of %llu bytes is too small for its ring",
 		    i, (unsigned long long)e->size);

@@ -62,7 +62,8 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 
 #define SEG_MAGIC        0x31474553514d4853ull  /* "SHMQSEG1" in file order */
-#define SEG_VERSION      5u                     /* 5: exchanges, keys */
+#define SEG_VERSION      6u                     /* 5: exchanges, keys;
+						 * 6: unacknowledged areas */
 #define SEG_HDR_SIZE     4096u
 #define SEG_ALIGN        4096u                  /* dir, proc table, blocks */
 #define SEG_MIN_SIZE     (64u * 1024)
@@ -190,7 +191,14 @@ struct dir_entry {
 	uint32_t gen;            /* creations in this entry */
 	uint32_t opened;         /* 1 once a user handle opened it (the
 				  * SHMQ_AUTODELETE rule) */
-	uint32_t pad[2];
+	/*
+	 * An MPMC queue's unacknowledged area (ipc/ack.c), placed after the
+	 * lane: entries (0 for other kinds), and the attributes that
+	 * govern it.  Since layout 6.
+	 */
+	uint16_t ack_cap;
+	uint16_t prefetch;
+	uint32_t max_deliveries; /* 0: no limit */
 };
 
 /* An exchange's binding-table block: offset and size in SEG_ALIGN units. */
@@ -212,7 +220,9 @@ SEG_AT(dir_entry, flags, 100);
 SEG_AT(dir_entry, create_time_ns, 104);
 SEG_AT(dir_entry, gen, 112);
 SEG_AT(dir_entry, opened, 116);
-SEG_AT(dir_entry, pad, 120);
+SEG_AT(dir_entry, ack_cap, 120);
+SEG_AT(dir_entry, prefetch, 122);
+SEG_AT(dir_entry, max_deliveries, 124);
 _Static_assert(sizeof(struct dir_entry) == 128, "dir entry size");
 
 enum { PROC_FREE = 0, PROC_ATTACHED = 1 };
@@ -240,6 +250,7 @@ struct proc_rec {
 #define REC_QMASK   0xffffull              /* >= SHMQ_MAX_QUEUES - 1 */
 #define REC_NMASK   0xffffffffull          /* >= SHMQ_MAX_CAPACITY */
 #define PROC_RECS   60                     /* records per process */
+#define ACK_NONCE_MASK 0xfffffu            /* attach_gen: 20 bits */
 
 /*
  * One attachment.  Followed, within proc_stride, by
@@ -256,7 +267,12 @@ struct proc_entry {
 	uint64_t attach_time_ns; /* CLOCK_REALTIME (display) */
 	char comm[16];           /* command name (display) */
 	uint32_t uid;
-	uint32_t pad0;
+	/*
+	 * Attachments made in this entry, bumped by each (under the lock):
+	 * with the entry's index it names one attachment for ever, which is
+	 * how an unacknowledged-area entry names its owner (ipc/ack.c).
+	 */
+	uint32_t attach_gen;     /* 1..ACK_NONCE_MASK */
 	uint64_t pad1;
 	struct proc_rec rec[PROC_RECS];
 };
@@ -268,7 +284,7 @@ SEG_AT(proc_entry, pidns, 16);
 SEG_AT(proc_entry, attach_time_ns, 24);
 SEG_AT(proc_entry, comm, 32);
 SEG_AT(proc_entry, uid, 48);
-SEG_AT(proc_entry, pad0, 52);
+SEG_AT(proc_entry, attach_gen, 52);
 SEG_AT(proc_entry, pad1, 56);
 SEG_AT(proc_entry, rec, 64);            /* the records' own line */
 _Static_assert(sizeof(struct proc_rec) == 16, "record size");

@@ -157,6 +157,10 @@ int shmq__proc_attach(shmq_seg *seg)
 		}
 		memset(shmq__proc_opens(seg, i), 0, 5 * (size_t)seg->max_queues);
 		fill_identity(pe);
+		/* A new attachment in this entry (never 0: see ipc/ack.h). */
+		pe->attach_gen = (pe->attach_gen + 1) & ACK_NONCE_MASK;
+		if (!pe->attach_gen)
+			pe->attach_gen = 1;
 		pe->state = PROC_ATTACHED;
 		seg->proc_idx = (int)i;
 		seg->recs = pe->rec;
@@ -184,16 +188,20 @@ void shmq__proc_detach(shmq_seg *seg)
 }
 
 /* Clear the entries of every dead attachment. */
-void shmq__proc_reap(shmq_seg *seg)
+int shmq__proc_reap(shmq_seg *seg)
 {
 	uint32_t i;
+	int n = 0;
 
 	for (i = 0; i < seg->max_procs; i++) {
 		struct proc_entry *pe = shmq__proc_entry(seg, i);
 
-		if (pe->state != PROC_FREE && !shmq__proc_alive(seg, i))
+		if (pe->state != PROC_FREE && !shmq__proc_alive(seg, i)) {
 			proc_clear(seg, i);
+			n++;
+		}
 	}
+	return n;
 }
 
 void shmq__proc_alive_map(shmq_seg *seg, uint8_t *alive)

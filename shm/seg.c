@@ -167,7 +167,13 @@ static int seg_lock(shmq_seg *seg, int64_t timeout_ns)
 		 * what may be left is an unlinked entry whose last handle was
 		 * being closed, and dead processes' entries.  Sweep.
 		 */
-		shmq__proc_reap(seg);
+		/*
+		 * Reaped attachments' messages are repaired at once (ipc/
+		 * ack.c, "Promptness"); by the attach itself when this is
+		 * the lock taken to attach (no records of ours yet).
+		 */
+		if (shmq__proc_reap(seg) && seg->proc_idx >= 0)
+			shmq__repair_locked(seg);
 		shmq__dir_sweep(seg);
 	}
 	return 0;

@@ -30,6 +30,8 @@
 
 struct shmq_seg {
 	_Atomic long refs;      /* 1 for the user + 1 per open queue handle */
+	_Atomic uint32_t next_hid; /* ids of this attachment's queue handles
+				    * (ipc/ack.c: whose fetch a tag is) */
 	int fd;                 /* holds this attachment's liveness lock; -1
 				 * in a child after fork() (seg.c, atfork) */
 	/*
@@ -93,6 +95,11 @@ struct shmq_qinfo {
 	uint64_t size;          /* block bytes */
 	uint64_t aux_off;       /* exchange: binding table block */
 	uint64_t aux_size;
+	uint32_t ack_cap;       /* MPMC queue: unacknowledged area entries */
+	uint32_t prefetch;      /* ... per-handle limit (<= ack_cap) */
+	uint32_t max_deliveries;
+	const char *dead_letter; /* shmq__dir_create() of a queue: "" or an
+				  * exchange name for its area (else unset) */
 };
 
 /*
@@ -131,6 +138,44 @@ static inline uint64_t shmq__ring_bytes(uint32_t capacity, uint32_t slot_size,
 		       (uint64_t)capacity * slot_size;
 	return SHMQ_RING_HDR_SIZE +
 	       ((uint64_t)capacity + SHMQ_LANE_CAP) * slot_size;
+}
+
+/*
+ * An MPMC queue's unacknowledged area (ipc/ack.h), after the lane, at a
+ * 128-byte boundary: a header of SHMQ_ACK_HDR_SIZE bytes, ack_cap 64-bit
+ * state words (rounded up to whole 128-byte lines), then ack_cap entries
+ * of shmq__ack_entry_size() bytes (a 32-byte header, then the key and
+ * payload).  None (ack_cap 0) for SPSC queues.
+ */
+#define SHMQ_ACK_HDR_SIZE  256u
+#define SHMQ_ACK_ENT_HDR   32u
+
+static inline uint32_t shmq__ack_entry_size(uint32_t msg_size)
+{
+	return (SHMQ_ACK_ENT_HDR + msg_size + 63u) & ~63u;
+}
+
+static inline uint64_t shmq__ack_off(uint32_t capacity, uint32_t slot_size,
+				     uint32_t flags)
+{
+	return (shmq__ring_bytes(capacity, slot_size, flags) + 127) & ~127ull;
+}
+
+static inline uint64_t shmq__ack_states_bytes(uint32_t ack_cap)
+{
+	return ((uint64_t)ack_cap * 8 + 127) & ~127ull;
+}
+
+/* Bytes a queue's block needs: its rings, then its area (if any). */
+static inline uint64_t shmq__queue_bytes(uint32_t capacity, uint32_t msg_size,
+					 uint32_t slot_size, uint32_t flags,
+					 uint32_t ack_cap)
+{
+	if (!ack_cap)
+		return shmq__ring_bytes(capacity, slot_size, flags);
+	return shmq__ack_off(capacity, slot_size, flags) + SHMQ_ACK_HDR_SIZE +
+	       shmq__ack_states_bytes(ack_cap) +
+	       (uint64_t)ack_cap * shmq__ack_entry_size(msg_size);
 }
 
 /* util.c */
@@ -239,7 +284,20 @@ struct proc_entry *shmq__proc_entry(const shmq_seg *seg, uint32_t pidx);
 int shmq__proc_attach(shmq_seg *seg);
 void shmq__proc_detach(shmq_seg *seg);
 bool shmq__proc_alive(const shmq_seg *seg, uint32_t pidx);
-void shmq__proc_reap(shmq_seg *seg);
+/* Free the entries of dead attachments; how many. */
+int shmq__proc_reap(shmq_seg *seg);
+/*
+ * ipc/recover.c: after reaping dead attachments under the lock, repair
+ * what they left in every queue (a process-table entry freed without
+ * this would hide its dead owner's messages from the probes of waiting
+ * consumers: ipc/ack.c, "Promptness").
+ */
+int shmq__repair_locked(shmq_seg *seg);
+/*
+ * ipc/ack.c, for shmq_proc_list(): add to @owed[p] the messages process
+ * entry p owes in every queue's unacknowledged area.  Under the lock.
+ */
+void shmq__ack_owed_by(shmq_seg *seg, uint32_t *owed);
 
 /*
  * A live process's operation record, copied for a repairer: see layout.h.

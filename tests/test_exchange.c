@@ -25,7 +25,8 @@
 static void mkq(shmq_seg *seg, const char *name, uint32_t cap,
 		uint32_t msg_size, uint32_t flags)
 {
-	struct shmq_attr a = { cap, msg_size, flags };
+	struct shmq_attr a = { .capacity = cap,
+			       .msg_size = msg_size, .flags = flags };
 
 	t_assert_err(shmq_create(seg, name, &a), 0);
 }
@@ -438,10 +439,11 @@ static void test_drop_oldest(void **state)
 static void test_overflow_flags(void **state)
 {
 	struct t_fix *fix = *state;
-	struct shmq_attr both = { 0, 0, SHMQ_DROP_NEWEST | SHMQ_DROP_OLDEST },
-			 spsc_old = { 0, 0, SHMQ_SPSC | SHMQ_DROP_OLDEST },
-			 spsc_new = { 4, 0, SHMQ_SPSC | SHMQ_DROP_NEWEST },
-			 unknown = { 0, 0, 0x100 };
+	struct shmq_attr both = { .flags = SHMQ_DROP_NEWEST | SHMQ_DROP_OLDEST },
+			 spsc_old = { .flags = SHMQ_SPSC | SHMQ_DROP_OLDEST },
+			 spsc_new = { .capacity = 4,
+				      .flags = SHMQ_SPSC | SHMQ_DROP_NEWEST },
+			 unknown = { .flags = 0x100 };
 	struct shmq_queue_info qi;
 	shmq *s;
 	int i;

@@ -88,7 +88,8 @@ static shmq_exchange *c_xopen(shmq_seg *seg, const char *name)
 static void mkq(shmq_seg *seg, const char *name, uint32_t cap,
 		uint32_t msg_size, uint32_t flags)
 {
-	struct shmq_attr a = { cap, msg_size, flags };
+	struct shmq_attr a = { .capacity = cap,
+			       .msg_size = msg_size, .flags = flags };
 
 	t_assert_err(shmq_create(seg, name, &a), 0);
 }
@@ -506,7 +507,8 @@ static void test_bind_seen_across_processes(void **state)
 static void ad_subscriber(const char *segname, const char *xname,
 			  const char *qname, uint32_t cap, int ack_fd)
 {
-	struct shmq_attr a = { cap, MSG_SIZE, SHMQ_AUTODELETE };
+	struct shmq_attr a = { .capacity = cap,
+			       .msg_size = MSG_SIZE, .flags = SHMQ_AUTODELETE };
 	shmq_seg *seg = c_attach(segname);
 	shmq *q;
 	int rc;
@@ -1128,7 +1130,8 @@ static int pins_drop_body(const char *segname)
 	    shmq_exchange_open(seg, "fx", &x))
 		return 11;
 	for (i = 0; i < 3; i++) {
-		struct shmq_attr a = { 2, 64, 0 };
+		struct shmq_attr a = { .capacity = 2,
+				       .msg_size = 64, .flags = 0 };
 		char qn[16];
 
 		snprintf(qn, sizeof(qn), "cq%d", i);

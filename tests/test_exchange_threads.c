@@ -198,7 +198,8 @@ static void *churner(void *arg)
 	int rc;
 
 	for (i = 0; atomic_load(&t->pubs_done) < NPUB; i++) {
-		struct shmq_attr a = { 16, MSG_SIZE, (i & 1) ?
+		struct shmq_attr a = { .capacity = 16,
+				       .msg_size = MSG_SIZE, .flags = (i & 1) ?
 				       SHMQ_DROP_OLDEST : SHMQ_DROP_NEWEST };
 		int pat = (int)(i % NPAT), k;
 		shmq *q;
@@ -268,7 +269,8 @@ static void test_threads_publish_while_rebinding(void **state)
 	t_assert_err(shmq_exchange_create(fix->seg, "tx",
 		&(struct shmq_xattr){ SHMQ_TOPIC, 0, NULL }), 0);
 	t_assert_err(shmq_create(fix->seg, "stay",
-		&(struct shmq_attr){ 256, MSG_SIZE, 0 }), 0);
+		&(struct shmq_attr){ .capacity = 256,
+				       .msg_size = MSG_SIZE, .flags = 0 }), 0);
 	t_assert_err(shmq_bind(fix->seg, "tx", "stay", STAY_BINDING), 0);
 	t_assert_err(shmq_exchange_open(fix->seg, "tx", &t->x), 0);
 	assert_int_equal(pthread_create(&st, NULL, stay_consumer, t), 0);
