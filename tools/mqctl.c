@@ -336,12 +336,12 @@ static void print_cmd_help(const struct cmd *cmd)
 				 o->arg ? " " : "", o->arg ? o->arg : "");
 		else
 			snprintf(lhs, sizeof(lhs), "-%c %s", o->val, o->arg);
-		printf("  %-24s %s\n", lhs, o->help);
+		printf("  %-26s %s\n", lhs, o->help);
 	}
-	printf("  %-24s %s\n", "-s, --segment SEGMENT", "segment to use");
-	printf("  %-24s %s\n", "    --json", "JSON output; errors as JSON on "
+	printf("  %-26s %s\n", "-s, --segment SEGMENT", "segment to use");
+	printf("  %-26s %s\n", "    --json", "JSON output; errors as JSON on "
 	       "stderr");
-	printf("  %-24s %s\n", "-h, --help", "this help");
+	printf("  %-26s %s\n", "-h, --help", "this help");
 }
 
 /* ---- names ------------------------------------------------------------------ */
