@@ -273,7 +273,9 @@ static void bb_bridges_start(struct bb *b)
 static void bb_queues(struct bb *b)
 {
 	struct shmq_seg_attr sa = { .size = (size_t)4 << 20 };
-	struct shmq_attr qa = { .capacity = 1024, .msg_size = BB_MSG };
+	/* The export fetches up to 256 at a time (mqbridge's window). */
+	struct shmq_attr qa = { .capacity = 1024, .msg_size = BB_MSG,
+				.max_unacked = 512 };
 	int rc;
 
 	rc = shmq_create(b->a, "out", &qa);

@@ -627,7 +627,7 @@ int shmq_queue_owed(shmq_seg *seg, const char *name, struct shmq_owed *out,
 	if (rc)
 		goto out;
 	rc = shmq__dir_lookup(seg, name, DIR_KIND_QUEUE, &qi);
-	if (rc)
+	if (rc < 0)
 		goto unlock;
 	shmq__proc_alive_map(seg, alive);
 	shmq__ack_view(&a, seg->base + qi.off, &qi);

@@ -49,6 +49,7 @@
 #include "fuzz_scratch.h"
 #include "shmq.h"
 #include "shm.h"
+#include "ack.h"
 
 #define SEG_BYTES	(64u * 1024)
 
@@ -59,6 +60,27 @@ static void die(const char *what, int rc)
 {
 	fprintf(stderr, "fuzz_seg: %s: %s\n", what, shmq_strerror(rc));
 	exit(2);
+}
+
+/*
+ * Leave one message of "a" owed by a dead attachment: fetch it, then make
+ * its area entry name process entry 3 (free: dead) as its owner.  Every
+ * input's open then runs the repair of a dead owner's entry (ack.c).
+ */
+static void forge_owed(shmq_seg *seg, shmq *q)
+{
+	struct shmq_qinfo qi;
+	struct ack_view a;
+	uint64_t tag;
+	uint32_t i;
+
+	if (shmq_fetch(q, (char[64]){ 0 }, 64, NULL, &tag, 0) < 0 ||
+	    shmq__dir_lookup(seg, "a", DIR_KIND_QUEUE, &qi) < 0)
+		die("forge an owed message", -EIO);
+	shmq__ack_view(&a, seg->base + qi.off, &qi);
+	i = (uint32_t)tag - 1;
+	atomic_store(&a.state[i], (atomic_load(&a.state[i]) & ~ACK_OWNER_MASK) |
+		     ack_owner(3, 7));
 }
 
 static void build_template(void)
@@ -84,9 +106,10 @@ static void build_template(void)
 	rc = shmq_open(seg, "a", &q);
 	if (rc)
 		die("open a", rc);
-	for (i = 0; i < 3; i++)
-		shmq_send(q, "template message", 4 + 5 * i, 0);
+	for (i = 0; i < 4; i++)
+		shmq_send(q, "template message", 4 + 4 * i, 0);
 	shmq_recv(q, (char[64]){ 0 }, 64, 0);
+	forge_owed(seg, q);
 	shmq_close(q);
 	if ((rc = shmq_create(seg, "s", &qa3)) || (rc = shmq_open(seg, "s", &q)))
 		die("create s", rc);
@@ -153,6 +176,21 @@ static void check_len(size_t n, size_t cap, size_t msg_size)
 	}
 }
 
+/* The harness's own check: who owes what, within what was asked. */
+static void check_owed(shmq_seg *seg, const char *name)
+{
+	struct shmq_owed o[4];
+	int n = shmq_queue_owed(seg, name, o, 4), i;
+
+	for (i = 0; i < n && i < 4; i++)
+		if (o[i].proc_index >= 4 || o[i].alive > 1) {
+			fprintf(stderr, "fuzz_seg: owed entry %d names "
+				"process %u (alive %u)\n", i, o[i].proc_index,
+				o[i].alive);
+			abort();
+		}
+}
+
 static void exercise(shmq_seg *seg, shmq *q)
 {
 	unsigned char buf[64], big[4][48];
@@ -191,6 +229,27 @@ static void exercise(shmq_seg *seg, shmq *q)
 			memcpy(buf, m.data, m.len < sizeof(buf) ? m.len : sizeof(buf));
 		shmq_release(q, &m);
 	}
+	/* Acknowledged delivery: fetch, ack, nack, and tags made up. */
+	for (i = 0; i < 3; i++) {
+		struct shmq_meta meta;
+		uint64_t tag;
+
+		n = shmq_fetch(q, buf, sizeof(buf), &meta, &tag, 0);
+		if (n < 0)
+			continue;
+		check_len((size_t)n, sizeof(buf), a.msg_size);
+		if (meta.key_len > SHMQ_KEY_MAX || meta.key[meta.key_len]) {
+			fprintf(stderr, "fuzz_seg: a fetched key is not "
+				"terminated\n");
+			abort();
+		}
+		if (i == 1)
+			shmq_nack(q, tag);
+		else if (shmq_ack(q, tag) != 0)
+			abort();        /* our own fresh tag */
+	}
+	shmq_ack(q, 1);
+	shmq_nack(q, (uint64_t)-1);
 	/* A tiny positive timeout: the wait path with garbage event words. */
 	shmq_recv(q, buf, sizeof(buf), 1000);
 }
@@ -349,10 +408,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			recv_keys(q);
 			shmq_close(q);
 		}
+		check_owed(seg, names[i]);
 	}
 	/* Frees the fourth entry (and its table) for "new". */
 	shmq_exchange_unlink(seg, "x");
-	if (shmq_create(seg, "new", &(struct shmq_attr){ 4, 8, 0 }) == 0) {
+	if (shmq_create(seg, "new", &(struct shmq_attr){ .capacity = 4,
+						  .msg_size = 8 }) == 0) {
 		shmq *q;
 
 		if (shmq_open(seg, "new", &q) == 0) {

@@ -4,25 +4,25 @@
  * shmq queues or exchanges, through JetStream (or core NATS with --core).
  *
  * Export (queue -> subject), exactly once into the stream.  A sliding
- * window of up to --window messages in flight: each is taken in place
- * (shmq_acquire) and published at once, asynchronously, with the JetStream
- * message id
+ * window of up to --window messages in flight (default 256, at most the
+ * queue's prefetch): each is fetched (shmq_fetch: a copy, owed to shmq)
+ * and published at once, asynchronously, with the JetStream message id
  *
  *     shmq.<segment>.<queue>.<queue creation time ns>.<seq>
  *
- * (seq: shmq_msg_meta(), the position the message was first published at,
- * the same when shmq delivers it again), and each is released to shmq as
- * soon as the server acknowledged its own publish (an MPMC queue's
- * zero-copy releases need no order; an SPSC queue's go in acquisition
- * order).  A refused publish goes again, same id, before any new message;
- * with no answer to the oldest for 5 s, every publish in flight goes
- * again: the stream's duplicate window drops the copies it already holds.
- * The window is bounded by the attachment's operation records: 48 held
- * messages across all exports.  A bridge killed anywhere leaves its acquired
- * messages to shmq's crash recovery, which delivers them again to the next
- * bridge (which attaches, and so repairs); their ids are unchanged, so the
- * stream keeps one copy as long as the bridge is back within the duplicate
- * window (--dup-window).
+ * (seq: shmq_meta.seq, the position the message was first published at,
+ * the same when shmq delivers it again), and each is acknowledged to shmq
+ * (shmq_ack) as soon as the server acknowledged its own publish.  A
+ * refused publish goes again, same id, before any new message; with no
+ * answer to the oldest for 5 s, every publish in flight goes again: the
+ * stream's duplicate window drops the copies it already holds.  A bridge
+ * killed anywhere leaves its fetched messages owed: shmq delivers them
+ * again within about 25 ms to whoever consumes the queue (the next
+ * bridge), under the same ids, so the stream keeps one copy as long as
+ * the bridge is back within the duplicate window (--dup-window).  An SPSC
+ * queue (no shmq_fetch) is exported with shmq_acquire instead, its
+ * messages held in place and released in order; those windows share the
+ * attachment's operation records: 48 held messages in all.
  *
  * Import (subject -> queue or exchange), at least once.  A durable pull
  * consumer (explicit acks, at most --window, 48, unacknowledged) feeds the
@@ -59,6 +59,9 @@
 #define MAX_LINKS       32
 #define MAX_URLS        16
 #define POLL_NS         200000000ll     /* how often a worker checks stop */
+#define WINDOW_MAX      4096            /* --window */
+#define EXPORT_WINDOW   256             /* an MPMC export's default */
+#define HELD_MAX        48              /* acquired at once (SPSC exports) */
 
 struct link {
 	bool export;            /* queue -> subject; else subject -> queue */
@@ -68,7 +71,10 @@ struct link {
 	shmq *q;
 	shmq_exchange *x;
 	uint64_t qctime;        /* the queue's creation time (export ids) */
-	bool spsc;              /* SHMQ_SPSC: releases in order */
+	bool spsc;              /* SHMQ_SPSC: acquired, released in order */
+	uint32_t msg_size;      /* export: the queue's largest payload */
+	uint32_t prefetch;      /* export (MPMC): what one handle may owe */
+	int window;             /* export: messages in flight */
 	char durable[64];
 	pthread_t tid;
 	bool started;
@@ -263,7 +269,8 @@ static void parse_args(int argc, char **argv)
 		case 'e': add_link(true, optarg); break;
 		case 'i': add_link(false, optarg); break;
 		case 'c': cfg.core = true; break;
-		case 'w': cfg.window = parse_int("--window", optarg, 1, 48); break;
+		case 'w': cfg.window = parse_int("--window", optarg, 1,
+						 WINDOW_MAX); break;
 		case 'a': cfg.ack_wait_s = parse_int("--ack-wait", optarg, 1,
 						     86400); break;
 		case 'D': cfg.dup_window_s = parse_int("--dup-window", optarg,
@@ -289,24 +296,17 @@ static void parse_args(int argc, char **argv)
 		cfg.urls[cfg.nurls++] = u;
 	}
 	/*
-	 * Each acquired message holds one of the attachment's 60 operation
-	 * records (shmq_reserve(3)): the exports' windows must fit.
+	 * Exports of MPMC queues fetch (shmq_fetch(3)): their window is
+	 * --window, else EXPORT_WINDOW, and at most the queue's prefetch
+	 * (known once it is open).  An SPSC queue's messages are acquired
+	 * in place instead, each holding one of the attachment's 60
+	 * operation records: those exports share HELD_MAX (checked at
+	 * open).  Imports: --window, else 48, the bound on the duplicates
+	 * per kill (at 32 the consumer fell behind the export in
+	 * bench_bridge: 0.5 s one way under load).
 	 */
-	int nexp = 0;
-
-	for (int i = 0; i < cfg.nlinks; i++)
-		nexp += cfg.links[i].export;
-	/*
-	 * Exports: the 48 shared out (48 for one export, 24 each for two,
-	 * ...) unless --window says otherwise.  Imports: 48, the bound on
-	 * the duplicates per kill (at 32 the consumer fell behind the
-	 * sliding-window export in bench_bridge: 0.5 s one way under load).
-	 */
-	cfg.export_window = cfg.window ? cfg.window : 48 / (nexp ? nexp : 1);
+	cfg.export_window = cfg.window ? cfg.window : EXPORT_WINDOW;
 	cfg.import_window = cfg.window ? cfg.window : 48;
-	if (!cfg.core && nexp * cfg.export_window > 48)
-		die(2, "%d exports x --window %d: more than 48 messages held "
-		    "at once; lower --window", nexp, cfg.window);
 	if (strpbrk(cfg.stream, ".*> ") || strpbrk(cfg.durable, ".*> "))
 		die(1, "bad stream or durable name (no '.', '*', '>', space)");
 }
@@ -477,7 +477,11 @@ struct window {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int w;
-	struct shmq_msg *m;     /* [w] acquired messages */
+	struct shmq_msg *m;     /* [w] the messages: acquired in place (SPSC)
+				 * or fetched into buf */
+	unsigned char *buf;     /* [w * msg_size] fetched copies (MPMC) */
+	uint64_t *tag;          /* [w] their shmq_fetch() tags (MPMC) */
+	int *acked, *failed;    /* [w] the exporter's lists of slots */
 	char (*ids)[128];       /* [w] their JetStream message ids */
 	int *state;             /* [w] SLOT_* */
 	uint64_t *order;        /* [w] acquisition order (SPSC releases) */
@@ -552,6 +556,34 @@ static bool publish_one(jsCtx *js, const struct link *l, struct window *win,
 	return false;
 }
 
+/*
+ * The next message into window slot @i, waiting at most @timeout_ns: an
+ * MPMC queue's is fetched (a copy, owed to shmq until shmq_ack(), which
+ * only the server's acknowledgement brings); an SPSC queue's is acquired
+ * in place (released likewise).  0 or -errno.
+ */
+static int take(const struct link *l, struct window *win, int i,
+		struct shmq_meta *meta, int64_t timeout_ns)
+{
+	ssize_t n;
+	int rc;
+
+	if (l->spsc) {
+		rc = shmq_acquire(l->q, &win->m[i], timeout_ns);
+		/*
+		 * The meta of a token just acquired cannot fail; if it did,
+		 * the bridge stops and leaves the message to shmq's recovery.
+		 */
+		return rc ? rc : shmq_msg_meta(l->q, &win->m[i], meta);
+	}
+	n = shmq_fetch(l->q, win->m[i].data, l->msg_size, meta, &win->tag[i],
+		       timeout_ns);
+	if (n < 0)
+		return (int)n;
+	win->m[i].len = (size_t)n;
+	return 0;
+}
+
 #define ACK_TIMEOUT_NS  5000000000ll    /* no ack by then: publish again */
 #define STOP_DRAIN_NS  10000000000ll    /* after SIGTERM, at most this */
 
@@ -570,10 +602,19 @@ static void *export_js(void *arg)
 	int inflight = 0, fails = 0;
 	bool published = false;
 
-	win->w = cfg.export_window;
+	win->w = l->window;
 	pthread_mutex_init(&win->mu, NULL);
 	pthread_cond_init(&win->cv, NULL);
 	win->m = calloc(win->w, sizeof(*win->m));
+	win->acked = calloc(win->w, sizeof(*win->acked));
+	win->failed = calloc(win->w, sizeof(*win->failed));
+	if (!spsc) {
+		win->buf = malloc((size_t)win->w * (l->msg_size ? l->msg_size :
+						    1));
+		win->tag = calloc(win->w, sizeof(*win->tag));
+		for (int i = 0; win->buf && i < win->w; i++)
+			win->m[i].data = win->buf + (size_t)i * l->msg_size;
+	}
 	win->ids = calloc(win->w, 128);
 	win->state = calloc(win->w, sizeof(*win->state));
 	win->order = calloc(win->w, sizeof(*win->order));
@@ -583,12 +624,15 @@ static void *export_js(void *arg)
 	jo.PublishAsync.AckHandler = on_pub_ack;
 	jo.PublishAsync.AckHandlerClosure = win;
 	if (!win->m || !win->ids || !win->state || !win->order ||
-	    !win->sent_ns || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+	    !win->sent_ns || !win->acked || !win->failed ||
+	    (!spsc && (!win->buf || !win->tag)) ||
+	    natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
 		fail("export %s: out of memory", l->target);
 		goto out;
 	}
 	for (;;) {
-		int acked[64], nacked = 0, failed[64], nfailed = 0;
+		int *acked = win->acked, nacked = 0, *failed = win->failed,
+		    nfailed = 0;
 		int64_t t = now_ns(), oldest = 0;
 		int free_slot = -1, rc;
 
@@ -627,9 +671,11 @@ static void *export_js(void *arg)
 				if (i < 0 || win->state[i] != SLOT_ACKED)
 					break;
 			}
-			rc = shmq_release(l->q, &win->m[i]);
+			rc = spsc ? shmq_release(l->q, &win->m[i]) :
+				    shmq_ack(l->q, win->tag[i]);
 			if (rc < 0) {
-				fail("export %s: release: %s", l->target,
+				fail("export %s: %s: %s", l->target,
+				     spsc ? "release" : "ack",
 				     shmq_strerror(rc));
 				goto out;
 			}
@@ -711,20 +757,14 @@ static void *export_js(void *arg)
 			 * publishes in flight, wait for one only briefly, so
 			 * their acks are turned into releases soon.
 			 */
-			rc = shmq_acquire(l->q, &win->m[free_slot],
-					  inflight ? 1000000 : POLL_NS);
+			rc = take(l, win, free_slot, &meta,
+				  inflight ? 1000000 : POLL_NS);
 			if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -EINTR)
 				continue;
 			if (rc < 0) {
 				fail("export %s: %s", l->target,
 				     shmq_strerror(rc));
 				break;
-			}
-			rc = shmq_msg_meta(l->q, &win->m[free_slot], &meta);
-			if (rc < 0) {
-				fail("export %s: %s", l->target,
-				     shmq_strerror(rc));
-				goto out;       /* left to shmq's recovery */
 			}
 			snprintf(win->ids[free_slot], 128,
 				 "shmq.%s.%s.%" PRIu64 ".%" PRIu64, cfg.segname,
@@ -781,6 +821,10 @@ out:
 	}
 	if (inflight)
 		return NULL;    /* a callback may still be running: keep it */
+	free(win->buf);
+	free(win->tag);
+	free(win->acked);
+	free(win->failed);
 	free(win->m);
 	free(win->ids);
 	free(win->state);
@@ -986,7 +1030,7 @@ static void *import_core(void *arg)
 
 static void open_links(void)
 {
-	int rc, nimp = 0;
+	int rc, nimp = 0, nspsc = 0;
 
 	rc = shmq_seg_open(cfg.segname, &seg);
 	if (rc < 0)
@@ -1010,6 +1054,9 @@ static void open_links(void)
 			if (l->export) {
 				l->qctime = qi.create_time_ns;
 				l->spsc = qi.flags & SHMQ_SPSC;
+				l->msg_size = qi.msg_size;
+				l->prefetch = qi.prefetch;
+				nspsc += l->spsc;
 			}
 		}
 		if (!l->export) {
@@ -1020,6 +1067,30 @@ static void open_links(void)
 			else
 				snprintf(l->durable, sizeof(l->durable),
 					 "%s_%d", cfg.durable, nimp);
+		}
+	}
+	/* The exports' windows (see parse_args). */
+	for (int i = 0; i < cfg.nlinks; i++) {
+		struct link *l = &cfg.links[i];
+
+		if (!l->export)
+			continue;
+		if (l->spsc) {
+			l->window = cfg.window ? cfg.window : HELD_MAX / nspsc;
+			if (!cfg.core && nspsc * l->window > HELD_MAX)
+				die(2, "%d SPSC exports x --window %d: more "
+				    "than %d messages held at once; lower "
+				    "--window", nspsc, l->window, HELD_MAX);
+		} else {
+			l->window = cfg.export_window;
+			if (l->window > (int)l->prefetch) {
+				if (cfg.window)
+					logf_("export %s: window %d limited to "
+					      "the queue's prefetch, %u",
+					      l->target, l->window,
+					      l->prefetch);
+				l->window = (int)l->prefetch;
+			}
 		}
 	}
 }
