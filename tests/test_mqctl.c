@@ -2752,8 +2752,11 @@ static void test_ack_create(void **state)
 	/* Past the default max_unacked (64 here): the library refuses. */
 	run(&r, "-s", s, "create", "bad", "--prefetch", "100", NULL);
 	EXPECT(&r, 1, "queue 'bad': invalid argument; --prefetch 100 is more "
-	       "than the queue's max_unacked (default min(capacity, 64)); "
-	       "give --max-unacked too");
+	       "than the queue's max_unacked (default min(capacity, 64): 64 "
+	       "here); give --max-unacked too");
+	run(&r, "-s", s, "create", "bad", "--prefetch", "9", "--capacity", "5",
+	    NULL);
+	EXPECT(&r, 1, "(default min(capacity, 64): 5 here)");
 	run(&r, "--json", "-s", s, "create", "bad", "--prefetch", "100", NULL);
 	EXPECT(&r, 1, NULL);
 	JSON(r.err, "d['error'] == 'EINVAL' and d['queue'] == 'bad'");

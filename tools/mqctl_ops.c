@@ -359,16 +359,21 @@ static int ack_attrs(const struct shmq_attr *a)
 /*
  * The library's -EINVAL for a queue with acknowledged-delivery attributes
  * (the name and the other attributes already passed mqctl's checks):
- * which one, as far as mqctl can tell.  The default max_unacked depends
- * on the capacity the library rounds to, so this is said, not computed.
+ * which one, as far as mqctl can tell.  A --prefetch alone can pass the
+ * default max_unacked, min(capacity, SHMQ_DEFAULT_UNACKED) (shmq.h), which
+ * mqctl leaves to the library and only recomputes for the message.
  */
 static int create_einval(const struct ctx *c, const struct shmq_attr *a)
 {
+	uint32_t cap = a->capacity ? a->capacity : SHMQ_DEFAULT_CAPACITY;
+
 	if (a->prefetch && !a->max_unacked)
 		return fail(c, c->argv[0], -EINVAL, "--prefetch %u is more "
 			    "than the queue's max_unacked (default "
-			    "min(capacity, 64)); give --max-unacked too",
-			    a->prefetch);
+			    "min(capacity, %u): %u here); give --max-unacked "
+			    "too", a->prefetch, SHMQ_DEFAULT_UNACKED,
+			    cap < SHMQ_DEFAULT_UNACKED ? cap :
+			    SHMQ_DEFAULT_UNACKED);
 	return fail(c, c->argv[0], -EINVAL, "the library refused the "
 		    "acknowledged-delivery attributes (max_unacked %u, "
 		    "prefetch %u, max_deliveries %u, dead-letter '%s'; 0 and "
