@@ -557,7 +557,8 @@ static void test_queues(void **state)
 	run(&r, "-s", s, "create", "huge", "--capacity", "1048576",
 	    "--msg-size", "1K", NULL);
 	EXPECT(&r, 1, "queue 'huge': no space: not enough free segment "
-	       "memory for its ring: the largest free block is");
+	       "memory for its ring and unacknowledged area: the largest "
+	       "free block is");
 
 	send_str(fix->seg, "orders", "one");
 	send_str(fix->seg, "orders", "two");
@@ -884,13 +885,15 @@ static void test_check(void **state)
 
 /* ---- processes: procs, destroy refusing ----------------------------------------------- */
 
-enum { CHILD_IDLE, CHILD_ACQUIRE, CHILD_RECV };
+enum { CHILD_IDLE, CHILD_ACQUIRE, CHILD_RECV, CHILD_FETCH };
 
 /*
  * A child attached with one handle open, until its pipe closes or it is
  * killed; @hold: CHILD_ACQUIRE holds one message (zero-copy), CHILD_RECV
  * receives one (within 5 s: on an SPSC queue that takes the receiving
- * side).  Tracked: teardown kills it on a failure.
+ * side), CHILD_FETCH fetches one (within 5 s) and owes it, never
+ * acknowledging it (closing gives it back).  Tracked: teardown kills it
+ * on a failure.
  */
 static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 			    int hold)
@@ -906,6 +909,7 @@ static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 		shmq_seg *s;
 		shmq *q;
 		struct shmq_msg m;
+		uint64_t tag;
 		char buf[64];
 
 		close(go[1]);
@@ -916,6 +920,10 @@ static pid_t attached_child(const char *seg, const char *queue, int *wfd,
 			_exit(2);
 		if (hold == CHILD_RECV &&
 		    shmq_recv(q, buf, sizeof(buf), 5000 * T_MS) < 0)
+			_exit(2);
+		if (hold == CHILD_FETCH &&
+		    shmq_fetch(q, buf, sizeof(buf), NULL, &tag,
+			       5000 * T_MS) < 0)
 			_exit(2);
 		if (write(ready[1], "r", 1) != 1)
 			_exit(3);
@@ -1268,6 +1276,7 @@ static void test_recover_after_sigkill(void **state)
 {
 	struct t_fix *fix = *state;
 	const char *s = fix->name;
+	char expr[256];
 	struct run r;
 	pid_t pid;
 	int wfd;
@@ -1285,7 +1294,15 @@ static void test_recover_after_sigkill(void **state)
 	EXPECT(&r, 0, NULL);
 	JSON(r.out, "len(d['procs']) == 1 and d['procs'][0]['alive'] is False");
 	run(&r, "-s", s, "--json", "procs", NULL);
-	JSON(r.out, "d['procs'][0]['held'] == 1");
+	JSON(r.out, "d['procs'][0]['held'] == 1 and "
+	     "d['procs'][0]['unacked'] == 0");
+	/* stat names the dead holder: acquired, not fetched. */
+	run(&r, "-s", s, "--json", "stat", "rq", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "[(o['pid'], o['alive'], o['fetched'], "
+		 "o['acquired']) for o in d['owed']] == [(%d, False, 0, 1)]",
+		 (int)pid);
+	JSON(r.out, expr);
 	run(&r, "-s", s, "recover", NULL);
 	EXPECT(&r, 0, NULL);
 	HAS(&r, "recovered segment");
@@ -1298,7 +1315,7 @@ static void test_recover_after_sigkill(void **state)
 	run(&r, "-s", s, "--json", "stat", "rq", NULL);
 	JSON(r.out, "d['queue']['redelivered'] == 1 and "
 	     "d['queue']['repairs'] == 1 and d['queue']['lane_depth'] == 1 "
-	     "and d['queue']['depth'] == 2");
+	     "and d['queue']['depth'] == 2 and d['owed'] == []");
 	run(&r, "-s", s, "stat", "rq", "--prometheus", NULL);
 	PROM(r.out);
 	assert_int_equal(prom_value(r.out, "shmq_queue_redelivered_total",
@@ -2095,7 +2112,8 @@ static void test_bind_unbind(void **state)
 {
 	struct t_fix *fix = *state;
 	const char *s = fix->name;
-	struct shmq_attr sp = { 8, 64, SHMQ_SPSC };
+	struct shmq_attr sp = { .capacity = 8, .msg_size = 64,
+				.flags = SHMQ_SPSC };
 	struct shmq_binding_info b[4];
 	char longkey[300];
 	struct run r;
@@ -2384,8 +2402,9 @@ static void test_overflow_autodelete(void **state)
 	EXPECT(&r, 1, "queue 'dn' is full: message 3 not sent (2 sent "
 	       "before it)");
 	/* drop-oldest: never fails, evicts. */
-	t_assert_err(shmq_create(fix->seg, "do2", &(struct shmq_attr){ 2, 64,
-		     SHMQ_DROP_OLDEST }), 0);
+	t_assert_err(shmq_create(fix->seg, "do2", &(struct shmq_attr){
+		     .capacity = 2, .msg_size = 64,
+		     .flags = SHMQ_DROP_OLDEST }), 0);
 	run(&r, "-s", s, "send", "do2", "1", "2", "3", "4", NULL);
 	EXPECT(&r, 0, NULL);
 	run(&r, "-s", s, "list", NULL);
@@ -2421,7 +2440,8 @@ static void test_overflow_autodelete(void **state)
 			 2);
 	HAS(&r, "shmq_queue_info{segment=\"");
 	HAS(&r, "queue=\"do\",state=\"live\",type=\"mpmc\","
-	    "overflow=\"drop-oldest\",auto_delete=\"true\"} 1\n");
+	    "overflow=\"drop-oldest\",auto_delete=\"true\","
+	    "dead_letter=\"\"} 1\n");
 	/* The oldest went: 3 and 4 are left. */
 	run(&r, "-s", s, "recv", "do2", "-n", "5", NULL);
 	assert_string_equal(r.out, "3\n4\n");
@@ -2606,6 +2626,467 @@ static void test_watch_exchanges(void **state)
 	     "d['queues'][0]['name'] == 'wq'");
 }
 
+/* ---- acknowledged delivery: create, the figures, procs, dead letters ---- */
+
+/* create --max-unacked --prefetch --max-deliveries --dead-letter. */
+static void test_ack_create(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct shmq_queue_info qi;
+	struct run r;
+
+	run(&r, "-s", s, "create", "jobs", "--max-unacked", "16", "--prefetch",
+	    "4", "--max-deliveries", "3", "--dead-letter", "dlx", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "created queue jobs: capacity 1024, "
+			    "msg_size 256, type mpmc, overflow block; unacked "
+			    "at most 16, prefetch 4, max_deliveries 3, "
+			    "dead-letter dlx\n");
+	/* The exchange need not exist yet: only a note says so. */
+	HAS_ERR(&r, "note: no exchange 'dlx' yet: dead-lettered messages "
+		"are dropped until it exists\n");
+	t_assert_err(shmq_queue_stat(fix->seg, "jobs", &qi), 0);
+	assert_int_equal(qi.max_unacked, 16);
+	assert_int_equal(qi.prefetch, 4);
+	assert_int_equal(qi.max_deliveries, 3);
+	assert_string_equal(qi.dead_letter, "dlx");
+	run(&r, "--json", "-s", s, "stat", "jobs", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "(d['queue']['unacked'], d['queue']['max_unacked'], "
+	     "d['queue']['prefetch'], d['queue']['max_deliveries'], "
+	     "d['queue']['nacked'], d['queue']['dead_lettered'], "
+	     "d['queue']['dead_letter'], d['owed']) == "
+	     "(0, 16, 4, 3, 0, 0, 'dlx', [])");
+
+	/* Without the flags: the defaults, and the line as before. */
+	run(&r, "-s", s, "create", "plain", "--capacity", "8", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "created queue plain: capacity 8, msg_size "
+			    "256, type mpmc, overflow block\n");
+	assert_string_equal(r.err, "");
+	run(&r, "--json", "-s", s, "stat", "plain", NULL);
+	JSON(r.out, "(d['queue']['unacked'], d['queue']['max_unacked'], "
+	     "d['queue']['prefetch'], d['queue']['max_deliveries'], "
+	     "d['queue']['dead_letter']) == (0, 8, 8, 0, None)");
+	run(&r, "--json", "-s", s, "create", "big", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "(d['max_unacked'], d['prefetch'], d['max_deliveries'], "
+	     "d['dead_letter']) == (64, 64, 0, None)");
+
+	/* An existing exchange: no note; JSON: no note either. */
+	run(&r, "-s", s, "exchange", "create", "dlx", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "create", "j2", "--capacity", "4", "--max-deliveries",
+	    "1", "--dead-letter", "dlx", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.err, "");
+	HAS(&r, "; unacked at most 4, prefetch 4, max_deliveries 1, "
+	    "dead-letter dlx\n");
+	run(&r, "--json", "-s", s, "create", "j3", "--capacity", "4",
+	    "--max-unacked", "2", "--max-deliveries", "5", "--dead-letter",
+	    "nowhere", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.err, "");
+	JSON(r.out, "(d['max_unacked'], d['prefetch'], d['max_deliveries'], "
+	     "d['dead_letter'], d['type']) == (2, 2, 5, 'nowhere', 'mpmc')");
+	/* A queue's name, and no limit: both said. */
+	run(&r, "-s", s, "create", "j4", "--dead-letter", "plain", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "max_deliveries unlimited, dead-letter plain\n");
+	HAS_ERR(&r, "note: without --max-deliveries no message is ever "
+		"dead-lettered to plain\n");
+	HAS_ERR(&r, "note: 'plain' is a queue, not an exchange");
+	/* 0 is no limit, the default. */
+	run(&r, "-s", s, "create", "j5", "--max-deliveries", "0", NULL);
+	EXPECT(&r, 0, NULL);
+
+	/* Bad values: usage errors naming the flag and the range. */
+	run(&r, "-s", s, "create", "bad", "--max-unacked", "0", NULL);
+	EXPECT(&r, 2, "--max-unacked 0 is out of range: 1..65535");
+	run(&r, "-s", s, "create", "bad", "--max-unacked", "65536", NULL);
+	EXPECT(&r, 2, "--max-unacked 65536 is out of range: 1..65535");
+	run(&r, "-s", s, "create", "bad", "--max-unacked",
+	    "99999999999999999999999", NULL);
+	EXPECT(&r, 2, "is out of range: 1..65535");
+	run(&r, "-s", s, "create", "bad", "--max-unacked", "lots", NULL);
+	EXPECT(&r, 2, "--max-unacked 'lots' does not parse");
+	run(&r, "-s", s, "create", "bad", "--prefetch", "0", NULL);
+	EXPECT(&r, 2, "--prefetch 0 is out of range: 1..65535");
+	run(&r, "-s", s, "create", "bad", "--prefetch", "-1", NULL);
+	EXPECT(&r, 2, "--prefetch '-1' does not parse");
+	run(&r, "-s", s, "create", "bad", "--prefetch", "8", "--max-unacked",
+	    "4", NULL);
+	EXPECT(&r, 2, "--prefetch 8 is more than --max-unacked 4");
+	run(&r, "-s", s, "create", "bad", "--max-deliveries", "4294967296",
+	    NULL);
+	EXPECT(&r, 2, "--max-deliveries '4294967296' does not fit");
+	run(&r, "-s", s, "create", "bad", "--max-deliveries", "1.5", NULL);
+	EXPECT(&r, 2, "--max-deliveries '1.5' does not parse");
+	run(&r, "-s", s, "create", "bad", "--max-deliveries", NULL);
+	EXPECT(&r, 2, "option '--max-deliveries' needs a value");
+	run(&r, "-s", s, "create", "bad", "--dead-letter", "a/b", NULL);
+	EXPECT(&r, 2, "--dead-letter 'a/b': an exchange name is 1-63 bytes "
+	       "of [A-Za-z0-9._-], not '.' or '..'");
+	run(&r, "-s", s, "create", "bad", "--dead-letter", "", NULL);
+	EXPECT(&r, 2, "--dead-letter '': an exchange name is");
+	run(&r, "-s", s, "create", "bad", "--dead-letter", "..", NULL);
+	EXPECT(&r, 2, "--dead-letter '..': an exchange name is");
+	run(&r, "-s", s, "create", "bad", "--dead-letter", "x23456789012345678"
+	    "9012345678901234567890123456789012345678901234", NULL);
+	EXPECT(&r, 2, "an exchange name is 1-63 bytes");
+	/* SPSC queues have no unacknowledged area. */
+	run(&r, "-s", s, "create", "bad", "--spsc", "--max-unacked", "4",
+	    NULL);
+	EXPECT(&r, 2, "--max-unacked, --prefetch, --max-deliveries and "
+	       "--dead-letter are not for --spsc queues (acknowledged "
+	       "delivery is mpmc only)");
+	run(&r, "-s", s, "create", "bad", "--dead-letter", "dlx", "--spsc",
+	    NULL);
+	EXPECT(&r, 2, "are not for --spsc queues");
+	run(&r, "--json", "-s", s, "create", "bad", "--spsc", "--prefetch",
+	    "1", NULL);
+	EXPECT(&r, 2, NULL);
+	JSON(r.err, "d['error'] == 'usage' and d['command'] == 'create' and "
+	     "'--spsc' in d['message']");
+	/* Past the default max_unacked (64 here): the library refuses. */
+	run(&r, "-s", s, "create", "bad", "--prefetch", "100", NULL);
+	EXPECT(&r, 1, "queue 'bad': invalid argument; --prefetch 100 is more "
+	       "than the queue's max_unacked (default min(capacity, 64): 64 "
+	       "here); give --max-unacked too");
+	run(&r, "-s", s, "create", "bad", "--prefetch", "9", "--capacity", "5",
+	    NULL);
+	EXPECT(&r, 1, "(default min(capacity, 64): 5 here)");
+	run(&r, "--json", "-s", s, "create", "bad", "--prefetch", "100", NULL);
+	EXPECT(&r, 1, NULL);
+	JSON(r.err, "d['error'] == 'EINVAL' and d['queue'] == 'bad'");
+	assert_int_equal(shmq_queue_stat(fix->seg, "bad", &qi), -ENOENT);
+	run(&r, "create", "--help", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "--max-unacked N");
+	HAS(&r, "--prefetch N");
+	HAS(&r, "--max-deliveries N");
+	HAS(&r, "--dead-letter EXCHANGE");
+}
+
+/*
+ * Messages fetched by this process and not acknowledged: list, stat, JSON,
+ * Prometheus and watch show them, stat says this process owes them; nack
+ * and ack move the figures; an acquired message shows as acquired.
+ */
+static void test_ack_figures(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct shmq_attr a = { .capacity = 8, .msg_size = 32,
+			       .max_unacked = 4, .prefetch = 3 };
+	char buf[32], want[256], expr[512];
+	int me = (int)getpid();
+	struct shmq_meta meta;
+	uint64_t t1, t2, t3;
+	struct shmq_msg m;
+	struct run r;
+	shmq *q;
+
+	/* "work" second in the directory: stat must find it anywhere. */
+	t_assert_err(shmq_create(fix->seg, "sp", &(struct shmq_attr){
+		     .capacity = 4, .msg_size = 32, .flags = SHMQ_SPSC }), 0);
+	t_assert_err(shmq_create(fix->seg, "work", &a), 0);
+	t_assert_err(shmq_open(fix->seg, "work", &q), 0);
+	t_assert_err(shmq_send(q, "a", 1, 0), 0);
+	t_assert_err(shmq_send(q, "b", 1, 0), 0);
+	t_assert_err(shmq_send(q, "c", 1, 0), 0);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), &meta, &t1, 0), 1);
+	assert_int_equal(meta.deliveries, 1);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), NULL, &t2, 0), 1);
+
+	/* list: UNACKED/MAX after DEPTH/CAP; "-" for the SPSC queue. */
+	run(&r, "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "      DEPTH/CAP UNACKED/MAX MSG_SIZE ");
+	snprintf(want, sizeof(want), "%15s %11s %8u ", "1/8", "2/4", 32);
+	ROW(&r, "work ", want);
+	snprintf(want, sizeof(want), "%15s %11s %8u ", "0/4", "-", 32);
+	ROW(&r, "sp ", want);
+	run(&r, "--json", "-s", s, "list", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "[(q['name'], q['unacked'], q['max_unacked'], "
+	     "q['prefetch'], q['max_deliveries'], q['nacked'], "
+	     "q['dead_lettered'], q['dead_letter']) for q in d['queues']] == "
+	     "[('sp', 0, 0, 0, 0, 0, 0, None), ('work', 2, 4, 3, 0, 0, 0, "
+	     "None)]");
+
+	/* stat: every figure, and who owes them: this process. */
+	run(&r, "-s", s, "stat", "work", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "\nunacked:      2 of at most 4 messages (fetched, not yet "
+	    "acknowledged); prefetch 3 per handle\n");
+	HAS(&r, "\ndeliveries:   no limit (max_deliveries 0)\n");
+	HAS(&r, "\ndead-letter:  none; 0 dead-lettered (dropped)\n");
+	HAS(&r, "\nnacked:       0 given back (shmq_nack, or a handle closed "
+	    "owing them)\n");
+	snprintf(want, sizeof(want), "\nowed:         pid %d (alive, entry ",
+		 me);
+	HAS(&r, want);
+	HAS(&r, "): 2 fetched, 0 acquired\ncreated:");
+	run(&r, "--json", "-s", s, "stat", "work", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "d['queue']['unacked'] == 2 and "
+		 "[(o['pid'], o['alive'], o['fetched'], o['acquired'], "
+		 "type(o['index'])) for o in d['owed']] == "
+		 "[(%d, True, 2, 0, int)]", me);
+	JSON(r.out, expr);
+
+	/* Prometheus: gauges and counters, the dead-letter label. */
+	run(&r, "-s", s, "list", "--prometheus", NULL);
+	EXPECT(&r, 0, NULL);
+	PROM(r.out);
+	assert_int_equal(prom_value(r.out, "shmq_queue_unacked", "work"), 2);
+	assert_int_equal(prom_value(r.out, "shmq_queue_max_unacked", "work"),
+			 4);
+	assert_int_equal(prom_value(r.out, "shmq_queue_prefetch", "work"), 3);
+	assert_int_equal(prom_value(r.out, "shmq_queue_max_deliveries",
+				    "work"), 0);
+	assert_int_equal(prom_value(r.out, "shmq_queue_nacked_total", "work"),
+			 0);
+	assert_int_equal(prom_value(r.out, "shmq_queue_dead_lettered_total",
+				    "work"), 0);
+	assert_int_equal(prom_value(r.out, "shmq_queue_unacked", "sp"), 0);
+	HAS(&r, "# TYPE shmq_queue_unacked gauge\n");
+	HAS(&r, "# TYPE shmq_queue_nacked_total counter\n");
+	HAS(&r, "# TYPE shmq_queue_dead_lettered_total counter\n");
+	HAS(&r, "queue=\"work\",state=\"live\",type=\"mpmc\","
+	    "overflow=\"block\",auto_delete=\"false\",dead_letter=\"\"} 1\n");
+	run(&r, "-s", s, "stat", "work", "--prometheus", NULL);
+	EXPECT(&r, 0, NULL);
+	PROM(r.out);
+	assert_int_equal(prom_value(r.out, "shmq_queue_unacked", "work"), 2);
+
+	/* watch: the figure per refresh. */
+	run(&r, "-s", s, "watch", "work", "--interval", "10ms", "--count", "1",
+	    NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, " unacked=2 max_unacked=4 state=live\n");
+	run(&r, "--json", "-s", s, "watch", "work", "--interval", "10ms",
+	    "--count", "1", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "(d['queues'][0]['unacked'], "
+	     "d['queues'][0]['max_unacked']) == (2, 4)");
+
+	/* nack one: given back, delivered again first; ack the rest. */
+	t_assert_err(shmq_nack(q, t1), 0);
+	run(&r, "--json", "-s", s, "stat", "work", NULL);
+	snprintf(expr, sizeof(expr), "(d['queue']['unacked'], "
+		 "d['queue']['nacked']) == (1, 1) and [(o['pid'], "
+		 "o['fetched']) for o in d['owed']] == [(%d, 1)]", me);
+	JSON(r.out, expr);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), &meta, &t3, 0), 1);
+	assert_memory_equal(buf, "a", 1);
+	assert_int_equal(meta.deliveries, 2);
+	assert_true(meta.flags & SHMQ_META_REDELIVERED);
+	t_assert_err(shmq_ack(q, t2), 0);
+	t_assert_err(shmq_ack(q, t3), 0);
+	run(&r, "-s", s, "stat", "work", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "\nunacked:      0 of at most 4 messages");
+	HAS(&r, "\nnacked:       1 given back");
+	HAS(&r, "\nowed:         nothing (no process has a message fetched "
+	    "or acquired)\n");
+	run(&r, "--json", "-s", s, "stat", "work", NULL);
+	JSON(r.out, "(d['queue']['unacked'], d['queue']['nacked'], "
+	     "d['owed']) == (0, 1, [])");
+
+	/* A message held in place (shmq_acquire) is owed too: acquired. */
+	t_assert_err(shmq_acquire(q, &m, 0), 0);
+	run(&r, "--json", "-s", s, "stat", "work", NULL);
+	snprintf(expr, sizeof(expr), "[(o['pid'], o['alive'], o['fetched'], "
+		 "o['acquired']) for o in d['owed']] == [(%d, True, 0, 1)] "
+		 "and d['queue']['unacked'] == 0", me);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "stat", "work", NULL);
+	HAS(&r, "): 0 fetched, 1 acquired\n");
+	t_assert_err(shmq_release(q, &m), 0);
+	shmq_close(q);
+
+	/* SPSC: no unacknowledged area, said. */
+	run(&r, "-s", s, "stat", "sp", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "\nunacked:      - (acknowledged delivery, shmq_fetch, is for "
+	    "mpmc queues)\n");
+	assert_null(strstr(r.out, "\ndead-letter:"));
+}
+
+/*
+ * procs and stat name the process that owes a message: a child that
+ * fetched one and never acknowledges it; dead after SIGKILL, its message
+ * is delivered again to this process.
+ */
+static void test_ack_procs(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	char want[128], expr[512], buf[32];
+	struct shmq_meta meta;
+	struct run r;
+	uint64_t tag;
+	shmq *q;
+	pid_t pid;
+	int wfd;
+
+	make_queue(fix->seg, "pq", 8, 32);
+	send_str(fix->seg, "pq", "job");
+	shmq_seg_close(fix->seg);
+	fix->seg = NULL;
+	pid = attached_child(s, "pq", &wfd, CHILD_FETCH);
+
+	run(&r, "-s", s, "procs", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, " STATE HANDLES HELD UNACKED PIDNS\n");
+	snprintf(want, sizeof(want), " %d ", (int)pid);
+	ROW(&r, want, " alive       1    0       1 same\n");
+	run(&r, "--json", "-s", s, "procs", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(expr, sizeof(expr), "[(p['pid'], p['alive'], p['handles'], "
+		 "p['held'], p['unacked']) for p in d['procs']] == "
+		 "[(%d, True, 1, 0, 1)]", (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "stat", "pq", NULL);
+	EXPECT(&r, 0, NULL);
+	snprintf(want, sizeof(want), "\nowed:         pid %d (alive, entry ",
+		 (int)pid);
+	HAS(&r, want);
+	HAS(&r, "): 1 fetched, 0 acquired\n");
+	HAS(&r, "\nunacked:      1 of at most 8 messages");
+	run(&r, "-s", s, "list", NULL);
+	ROW(&r, "pq ", " 1/8 ");
+
+	/* Killed owing it: dead, still owing (observers repair nothing). */
+	t_kill_reap(pid);
+	close(wfd);
+	run(&r, "--json", "-s", s, "procs", NULL);
+	snprintf(expr, sizeof(expr), "[(p['pid'], p['alive'], p['unacked']) "
+		 "for p in d['procs']] == [(%d, False, 1)]", (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "procs", NULL);
+	snprintf(want, sizeof(want), " %d ", (int)pid);
+	ROW(&r, want, " dead ");
+	run(&r, "--json", "-s", s, "stat", "pq", NULL);
+	snprintf(expr, sizeof(expr), "[(o['pid'], o['alive'], o['fetched'], "
+		 "o['acquired']) for o in d['owed']] == [(%d, False, 1, 0)]",
+		 (int)pid);
+	JSON(r.out, expr);
+	run(&r, "-s", s, "stat", "pq", NULL);
+	snprintf(want, sizeof(want), "\nowed:         pid %d (dead: to be "
+		 "delivered again, entry ", (int)pid);
+	HAS(&r, want);
+
+	/* A consumer gets it again, second delivery; then nobody owes. */
+	t_assert_err(shmq_seg_open(s, &fix->seg), 0);
+	t_assert_err(shmq_open(fix->seg, "pq", &q), 0);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), &meta, &tag,
+				2000 * T_MS), 3);
+	assert_memory_equal(buf, "job", 3);
+	assert_int_equal(meta.deliveries, 2);
+	t_assert_err(shmq_ack(q, tag), 0);
+	shmq_close(q);
+	run(&r, "--json", "-s", s, "procs", NULL);
+	JSON(r.out, "all(p['unacked'] == 0 for p in d['procs'])");
+	run(&r, "--json", "-s", s, "stat", "pq", NULL);
+	JSON(r.out, "d['owed'] == [] and d['queue']['unacked'] == 0");
+}
+
+/*
+ * A message given back more often than --max-deliveries allows goes to
+ * the --dead-letter exchange (or, without one, is dropped): stat, JSON
+ * and Prometheus count it, and the exchange's queue has it.
+ */
+static void test_ack_dead_letter(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct shmq_meta meta;
+	struct run r;
+	uint64_t tag;
+	char buf[32];
+	shmq *q;
+	int i;
+
+	run(&r, "-s", s, "exchange", "create", "dlx", "--type", "fanout", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "create", "dlq", "--capacity", "8", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "bind", "dlx", "dlq", NULL);
+	EXPECT(&r, 0, NULL);
+	run(&r, "-s", s, "create", "poison", "--capacity", "8",
+	    "--max-deliveries", "2", "--dead-letter", "dlx", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.err, "");
+	run(&r, "-s", s, "create", "poison2", "--capacity", "8",
+	    "--max-deliveries", "1", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "max_deliveries 1, dead-letter none (dropped)\n");
+
+	/*
+	 * Delivered twice, given back twice: the next consumer to come to
+	 * it (the fetch that finds nothing) sends it to dlx.  "poison" is
+	 * not the directory's first entry (the exchange and dlq are).
+	 */
+	t_assert_err(shmq_open(fix->seg, "poison", &q), 0);
+	t_assert_err(shmq_send(q, "bad", 3, 0), 0);
+	for (i = 1; i <= 2; i++) {
+		t_assert_err(shmq_fetch(q, buf, sizeof(buf), &meta, &tag,
+					2000 * T_MS), 3);
+		assert_int_equal(meta.deliveries, i);
+		t_assert_err(shmq_nack(q, tag), 0);
+	}
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), &meta, &tag, 0),
+		     -EAGAIN);
+	shmq_close(q);
+	run(&r, "--json", "-s", s, "stat", "poison", NULL);
+	EXPECT(&r, 0, NULL);
+	JSON(r.out, "(d['queue']['dead_lettered'], d['queue']['nacked'], "
+	     "d['queue']['max_deliveries'], d['queue']['dead_letter'], "
+	     "d['queue']['unacked'], d['queue']['depth'], d['owed']) == "
+	     "(1, 2, 2, 'dlx', 0, 0, [])");
+	run(&r, "-s", s, "stat", "poison", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "\ndeliveries:   at most 2 per message, then dead-lettered\n");
+	HAS(&r, "\ndead-letter:  exchange dlx; 1 dead-lettered (sent there, "
+	    "or dropped when it is missing or refuses)\n");
+	HAS(&r, "\nnacked:       2 given back");
+	run(&r, "-s", s, "list", "--prometheus", NULL);
+	EXPECT(&r, 0, NULL);
+	PROM(r.out);
+	assert_int_equal(prom_value(r.out, "shmq_queue_dead_lettered_total",
+				    "poison"), 1);
+	assert_int_equal(prom_value(r.out, "shmq_queue_nacked_total",
+				    "poison"), 2);
+	assert_int_equal(prom_value(r.out, "shmq_queue_max_deliveries",
+				    "poison"), 2);
+	HAS(&r, "queue=\"poison\",state=\"live\",type=\"mpmc\","
+	    "overflow=\"block\",auto_delete=\"false\",dead_letter=\"dlx\"} 1\n");
+	/* The dead-letter queue has it, with its (empty) routing key. */
+	run(&r, "-s", s, "recv", "dlq", "--keys", NULL);
+	EXPECT(&r, 0, NULL);
+	assert_string_equal(r.out, "\"\"\tbad\n");
+
+	/* Without a dead-letter exchange: dropped, and counted. */
+	t_assert_err(shmq_open(fix->seg, "poison2", &q), 0);
+	t_assert_err(shmq_send(q, "bad2", 4, 0), 0);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), NULL, &tag, 0), 4);
+	t_assert_err(shmq_nack(q, tag), 0);
+	t_assert_err(shmq_fetch(q, buf, sizeof(buf), NULL, &tag, 0), -EAGAIN);
+	shmq_close(q);
+	run(&r, "-s", s, "stat", "poison2", NULL);
+	EXPECT(&r, 0, NULL);
+	HAS(&r, "\ndead-letter:  none; 1 dead-lettered (dropped)\n");
+	run(&r, "--json", "-s", s, "list", NULL);
+	JSON(r.out, "[(q['name'], q['dead_lettered'], q['nacked'], "
+	     "q['dead_letter']) for q in d['queues'] if "
+	     "q['name'].startswith('poison')] == [('poison', 1, 2, 'dlx'), "
+	     "('poison2', 1, 1, None)]");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, t_setup, t_teardown)
 #define TN(fn) cmocka_unit_test_setup_teardown(fn, t_setup_noseg, t_teardown)
 
@@ -2646,6 +3127,10 @@ int main(void)
 		T(test_overflow_autodelete),
 		T(test_check_exchange),
 		T(test_watch_exchanges),
+		T(test_ack_create),
+		T(test_ack_figures),
+		T(test_ack_procs),
+		T(test_ack_dead_letter),
 	};
 
 	return cmocka_run_group_tests_name("mqctl", tests, t_group_setup,

@@ -56,6 +56,18 @@ static const struct opt opts_create[] = {
 	{ "auto-delete", 0, OPT_AUTODELETE, NULL,
 	  "unlink the queue, bindings too, when its last handle closes or "
 	  "its last holder dies (SHMQ_AUTODELETE)" },
+	{ "max-unacked", 1, OPT_MAX_UNACKED, "N",
+	  "messages fetched and not yet acknowledged that the queue holds, "
+	  "over all consumers, 1..65535 (default min(capacity, 64))" },
+	{ "prefetch", 1, OPT_PREFETCH, "N",
+	  "how many of them one handle may owe at once, 1..max-unacked "
+	  "(default: max-unacked)" },
+	{ "max-deliveries", 1, OPT_MAX_DELIVERIES, "N",
+	  "deliver a message at most N times, then dead-letter it "
+	  "(default 0: no limit)" },
+	{ "dead-letter", 1, OPT_DEAD_LETTER, "EXCHANGE",
+	  "where a message past --max-deliveries goes, with its routing "
+	  "key (need not exist yet; default: dropped, counted)" },
 	{ NULL, 0, 0, NULL, NULL },
 };
 
@@ -142,7 +154,10 @@ const struct cmd mqctl_cmds[] = {
 	  "--spsc: then\none handle at a time sends and one receives, with "
 	  "no atomic read-modify-write\nper message.  Each side belongs to "
 	  "the first handle that uses it, until that\nhandle closes or its "
-	  "process dies; meanwhile others get 'resource busy'.",
+	  "process dies; meanwhile others get 'resource busy'.\n"
+	  "--max-unacked, --prefetch, --max-deliveries and --dead-letter "
+	  "set up\nacknowledged delivery (shmq_fetch, shmq_ack, shmq_nack): "
+	  "mpmc queues only.",
 	  opts_create, 1, 1 },
 	{ "delete", cmd_delete, "QUEUE", "unlink a queue",
 	  "The name goes at once; open handles keep working until closed.",
@@ -155,9 +170,15 @@ const struct cmd mqctl_cmds[] = {
 	  "queue it takes the "
 	  "receiving side while it runs, so it fails\n(resource busy) while "
 	  "another handle holds that side.", opts_none, 1, 1 },
-	{ "list", cmd_list, "", "one row per queue", NULL, opts_prom, 0, 0 },
-	{ "stat", cmd_stat, "QUEUE", "everything known about one queue", NULL,
-	  opts_prom, 1, 1 },
+	{ "list", cmd_list, "", "one row per queue",
+	  "UNACKED/MAX: messages fetched (shmq_fetch) and not yet "
+	  "acknowledged, of the\nmost the queue holds; - for spsc queues.  "
+	  "JSON and Prometheus add the\nprefetch limit, max_deliveries, "
+	  "nacked and dead-lettered counts.", opts_prom, 0, 0 },
+	{ "stat", cmd_stat, "QUEUE", "everything known about one queue",
+	  "With who owes it what: each process with messages fetched and "
+	  "not acknowledged,\nor acquired and not released.", opts_prom, 1,
+	  1 },
 	{ "watch", cmd_watch, "[NAME...]",
 	  "a refreshing view of depth and rates",
 	  "Each NAME is a queue or an exchange; with none, every queue and "
@@ -226,8 +247,10 @@ const struct cmd mqctl_cmds[] = {
 	  "a message that fails reached no queue.  The key travels with the"
 	  "\nmessage: a queue takes it only if both fit its msg_size.",
 	  opts_publish, 2, -1 },
-	{ "procs", cmd_procs, "", "processes attached, alive or dead", NULL,
-	  opts_none, 0, 0 },
+	{ "procs", cmd_procs, "", "processes attached, alive or dead",
+	  "HELD: slots claimed and not yet published or freed; UNACKED: "
+	  "messages fetched\nand not yet acknowledged, over all queues "
+	  "('mqctl stat QUEUE' says which).", opts_none, 0, 0 },
 	{ "recover", cmd_recover, "",
 	  "repair what dead processes left behind", NULL, opts_none, 0, 0 },
 	{ "check", cmd_check, "", "verify the segment, like fsck; read-only",
@@ -313,12 +336,12 @@ static void print_cmd_help(const struct cmd *cmd)
 				 o->arg ? " " : "", o->arg ? o->arg : "");
 		else
 			snprintf(lhs, sizeof(lhs), "-%c %s", o->val, o->arg);
-		printf("  %-24s %s\n", lhs, o->help);
+		printf("  %-26s %s\n", lhs, o->help);
 	}
-	printf("  %-24s %s\n", "-s, --segment SEGMENT", "segment to use");
-	printf("  %-24s %s\n", "    --json", "JSON output; errors as JSON on "
+	printf("  %-26s %s\n", "-s, --segment SEGMENT", "segment to use");
+	printf("  %-26s %s\n", "    --json", "JSON output; errors as JSON on "
 	       "stderr");
-	printf("  %-24s %s\n", "-h, --help", "this help");
+	printf("  %-26s %s\n", "-h, --help", "this help");
 }
 
 /* ---- names ------------------------------------------------------------------ */

@@ -51,6 +51,7 @@ enum {
 	OPT_FORCE, OPT_CAPACITY, OPT_MSG_SIZE, OPT_PROMETHEUS, OPT_INTERVAL,
 	OPT_COUNT, OPT_FILE, OPT_TIMEOUT, OPT_HEX, OPT_RAW, OPT_SPSC,
 	OPT_TYPE, OPT_ALTERNATE, OPT_OVERFLOW, OPT_AUTODELETE, OPT_KEYS,
+	OPT_MAX_UNACKED, OPT_PREFETCH, OPT_MAX_DELIVERIES, OPT_DEAD_LETTER,
 	OPT_SEGMENT = 's', OPT_N = 'n', OPT_HELP = 'h', OPT_JSON = 512,
 	OPT_TRUST,
 };
@@ -167,10 +168,11 @@ void prom_label(const char *s);
 void count_exchanges(shmq_seg *seg, uint32_t *live, uint32_t *unlinked);
 /*
  * -ENOSPC from creating queue or exchange @name (@what): the directory is
- * full, or the heap -> EXIT_FAIL, saying which.
+ * full, or the heap -> EXIT_FAIL, saying which; @blocks names what needed
+ * the memory ("ring", "ring and unacknowledged area", "blocks").
  */
 int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
-		   const char *name);
+		   const char *name, const char *blocks);
 /* All exchanges, in a malloc'd array (*n of them); 0 or the exit status. */
 int get_exchanges(const struct ctx *c, shmq_seg *seg,
 		  struct shmq_exchange_info **out, int *n);

@@ -317,12 +317,100 @@ static int on_create(struct ctx *c, int code, const char *arg, void *data)
 				     "drop-newest or drop-oldest", arg);
 	} else if (code == OPT_AUTODELETE) {
 		a->flags |= SHMQ_AUTODELETE;
+	} else if (code == OPT_MAX_UNACKED || code == OPT_PREFETCH) {
+		const char *what = code == OPT_PREFETCH ? "--prefetch" :
+				   "--max-unacked";
+
+		/* 0 would mean the default: say nothing rather than that. */
+		rc = parse_count(arg, UINT32_MAX, &v);
+		if (rc == -1)
+			return bad_value(c, what, arg, rc);
+		if (rc || !v || v > SHMQ_MAX_UNACKED)
+			return usage(c, "%s %s is out of range: 1..%u", what,
+				     arg, SHMQ_MAX_UNACKED);
+		if (code == OPT_PREFETCH)
+			a->prefetch = (uint32_t)v;
+		else
+			a->max_unacked = (uint32_t)v;
+	} else if (code == OPT_MAX_DELIVERIES) {
+		/* 0 is a value here: no limit, as the default. */
+		rc = parse_count(arg, UINT32_MAX, &v);
+		if (rc)
+			return bad_value(c, "--max-deliveries", arg, rc);
+		a->max_deliveries = (uint32_t)v;
+	} else if (code == OPT_DEAD_LETTER) {
+		if (!name_ok(arg) || strcmp(arg, ".") == 0 ||
+		    strcmp(arg, "..") == 0)
+			return usage(c, "--dead-letter '%s': an exchange name "
+				     "is 1-63 bytes of [A-Za-z0-9._-], not '.' "
+				     "or '..'", arg);
+		snprintf(a->dead_letter, sizeof(a->dead_letter), "%s", arg);
 	}
 	return 0;
 }
 
+/* Any acknowledged-delivery attribute given (0.4's fields of shmq_attr). */
+static int ack_attrs(const struct shmq_attr *a)
+{
+	return a->max_unacked || a->prefetch || a->max_deliveries ||
+	       a->dead_letter[0];
+}
+
+/*
+ * The library's -EINVAL for a queue with acknowledged-delivery attributes
+ * (the name and the other attributes already passed mqctl's checks):
+ * which one, as far as mqctl can tell.  A --prefetch alone can pass the
+ * default max_unacked, min(capacity, SHMQ_DEFAULT_UNACKED) (shmq.h), which
+ * mqctl leaves to the library and only recomputes for the message.
+ */
+static int create_einval(const struct ctx *c, const struct shmq_attr *a)
+{
+	uint32_t cap = a->capacity ? a->capacity : SHMQ_DEFAULT_CAPACITY;
+
+	if (a->prefetch && !a->max_unacked)
+		return fail(c, c->argv[0], -EINVAL, "--prefetch %u is more "
+			    "than the queue's max_unacked (default "
+			    "min(capacity, %u): %u here); give --max-unacked "
+			    "too", a->prefetch, SHMQ_DEFAULT_UNACKED,
+			    cap < SHMQ_DEFAULT_UNACKED ? cap :
+			    SHMQ_DEFAULT_UNACKED);
+	return fail(c, c->argv[0], -EINVAL, "the library refused the "
+		    "acknowledged-delivery attributes (max_unacked %u, "
+		    "prefetch %u, max_deliveries %u, dead-letter '%s'; 0 and "
+		    "'' are the defaults)", a->max_unacked, a->prefetch,
+		    a->max_deliveries, a->dead_letter);
+}
+
+/*
+ * A dead-letter exchange that is not there (yet) is no error, but its
+ * messages would be dropped: say so, on stderr, not with --json.
+ */
+static void dead_letter_note(const struct ctx *c, shmq_seg *seg,
+			     const struct shmq_attr *a)
+{
+	struct shmq_exchange_info x;
+	struct shmq_queue_info qi;
+
+	if (c->json)
+		return;
+	if (a->dead_letter[0] && !a->max_deliveries)
+		fprintf(stderr, "note: without --max-deliveries no message "
+			"is ever dead-lettered to %s\n", a->dead_letter);
+	if (!a->dead_letter[0] ||
+	    shmq_exchange_stat(seg, a->dead_letter, &x) == 0)
+		return;
+	if (shmq_queue_stat(seg, a->dead_letter, &qi) == 0)
+		fprintf(stderr, "note: '%s' is a queue, not an exchange: "
+			"dead-lettered messages are dropped until an exchange "
+			"of that name exists\n", a->dead_letter);
+	else
+		fprintf(stderr, "note: no exchange '%s' yet: dead-lettered "
+			"messages are dropped until it exists\n",
+			a->dead_letter);
+}
+
 int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
-		   const char *name)
+		   const char *name, const char *blocks)
 {
 	uint32_t xlive, xgone, used;
 	struct shmq_seg_info in;
@@ -342,8 +430,7 @@ int create_nospace(const struct ctx *c, shmq_seg *seg, const char *what,
 				in.unlinked + xgone, xlive + xgone);
 	return fail_own(c, q ? name : NULL, -ENOSPC, "%s '%s': no space: not "
 			"enough free segment memory for its %s: the largest "
-			"free block is %s (%s free in all)", what, name,
-			q ? "ring" : "blocks",
+			"free block is %s (%s free in all)", what, name, blocks,
 			fmt_bytes(in.heap_largest, b1, sizeof(b1)),
 			fmt_bytes(in.heap_free, b2, sizeof(b2)));
 }
@@ -362,17 +449,37 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 	if ((a.flags & SHMQ_SPSC) && (a.flags & SHMQ_DROP_OLDEST))
 		return usage(c, "--overflow drop-oldest is not for --spsc "
 			     "queues (their sender cannot receive)");
+	/*
+	 * The library refuses these on an SPSC queue (-EINVAL): its one
+	 * receiver gets a message it held again after a crash anyway, and
+	 * shmq_fetch() is -EOPNOTSUPP there.  Said here, as a usage error
+	 * naming the flags, rather than as a bare "invalid argument".
+	 */
+	if ((a.flags & SHMQ_SPSC) && ack_attrs(&a))
+		return usage(c, "--max-unacked, --prefetch, --max-deliveries "
+			     "and --dead-letter are not for --spsc queues "
+			     "(acknowledged delivery is mpmc only)");
+	if (a.max_unacked && a.prefetch > a.max_unacked)
+		return usage(c, "--prefetch %u is more than --max-unacked %u "
+			     "(one handle cannot owe more than the queue "
+			     "holds)", a.prefetch, a.max_unacked);
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_create(seg, c->argv[0], &a);
 	if (rc == -ENOSPC) {
-		rc = create_nospace(c, seg, "queue", c->argv[0]);
+		rc = create_nospace(c, seg, "queue", c->argv[0],
+				    a.flags & SHMQ_SPSC ? "ring" :
+				    "ring and unacknowledged area");
 		shmq_seg_close(seg);
 		return rc;
 	}
 	if (!rc)
 		rc = shmq_queue_stat(seg, c->argv[0], &q);
+	if (!rc)
+		dead_letter_note(c, seg, &a);
 	shmq_seg_close(seg);
+	if (rc == -EINVAL && name_ok(c->argv[0]) && ack_attrs(&a))
+		return create_einval(c, &a);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
 	if (c->json) {
@@ -382,15 +489,38 @@ int cmd_create(struct ctx *c, int argc, char **argv)
 		json_str(stdout, q.name);
 		printf(",\"created\":true,\"capacity\":%u,\"msg_size\":%u,"
 		       "\"type\":\"%s\",\"overflow\":\"%s\","
-		       "\"auto_delete\":%s}\n", q.capacity, q.msg_size,
-		       queue_type(q.flags), queue_overflow(q.flags),
-		       q.flags & SHMQ_AUTODELETE ? "true" : "false");
+		       "\"auto_delete\":%s,\"max_unacked\":%u,\"prefetch\":%u,"
+		       "\"max_deliveries\":%u,\"dead_letter\":", q.capacity,
+		       q.msg_size, queue_type(q.flags), queue_overflow(q.flags),
+		       q.flags & SHMQ_AUTODELETE ? "true" : "false",
+		       q.max_unacked, q.prefetch, q.max_deliveries);
+		if (q.dead_letter[0])
+			json_str(stdout, q.dead_letter);
+		else
+			printf("null");
+		printf("}\n");
 		return 0;
 	}
 	printf("created queue %s: capacity %u, msg_size %u, type %s, "
-	       "overflow %s%s\n", q.name, q.capacity, q.msg_size,
+	       "overflow %s%s", q.name, q.capacity, q.msg_size,
 	       queue_type(q.flags), queue_overflow(q.flags),
 	       q.flags & SHMQ_AUTODELETE ? ", auto-delete" : "");
+	/*
+	 * The acknowledged-delivery settings when any was asked for (the
+	 * line stays as it was for a queue that takes the defaults).
+	 */
+	if (ack_attrs(&a)) {
+		printf("; unacked at most %u, prefetch %u, ", q.max_unacked,
+		       q.prefetch);
+		if (q.max_deliveries)
+			printf("max_deliveries %u, dead-letter %s",
+			       q.max_deliveries, q.dead_letter[0] ?
+			       q.dead_letter : "none (dropped)");
+		else
+			printf("max_deliveries unlimited, dead-letter %s",
+			       q.dead_letter[0] ? q.dead_letter : "none");
+	}
+	printf("\n");
 	return 0;
 }
 

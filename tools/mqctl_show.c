@@ -163,6 +163,16 @@ static void json_queue(const struct shmq_queue_info *q)
 	       (unsigned long long)q->lane_depth, (unsigned long long)q->bytes,
 	       (unsigned long long)q->create_time_ns);
 	json_str(stdout, fmt_time(q->create_time_ns, t, sizeof(t)));
+	/* Acknowledged delivery (0.4): zeros on an SPSC queue. */
+	printf(",\"unacked\":%u,\"max_unacked\":%u,\"prefetch\":%u,"
+	       "\"max_deliveries\":%u,\"nacked\":%llu,\"dead_lettered\":%llu,"
+	       "\"dead_letter\":", q->unacked, q->max_unacked, q->prefetch,
+	       q->max_deliveries, (unsigned long long)q->nacked,
+	       (unsigned long long)q->dead_lettered);
+	if (q->dead_letter[0])
+		json_str(stdout, q->dead_letter);
+	else
+		printf("null");
 	printf("}");
 }
 
@@ -238,23 +248,44 @@ static void prometheus(const char *segname, const struct shmq_queue_info *q,
 		M("shmq_queue_dropped_total", "counter",
 		  "Messages a full drop-newest queue refused or a full "
 		  "drop-oldest queue evicted.", dropped, 0),
+		M("shmq_queue_unacked", "gauge",
+		  "Messages fetched and not yet acknowledged.", unacked, 1),
+		M("shmq_queue_max_unacked", "gauge",
+		  "Unacknowledged messages the queue holds at most.",
+		  max_unacked, 1),
+		M("shmq_queue_prefetch", "gauge",
+		  "Unacknowledged messages one handle may owe at once.",
+		  prefetch, 1),
+		M("shmq_queue_max_deliveries", "gauge",
+		  "Deliveries of a message before it is dead-lettered "
+		  "(0: no limit).", max_deliveries, 1),
+		M("shmq_queue_nacked_total", "counter",
+		  "Fetched messages given back (shmq_nack or a closing "
+		  "handle).", nacked, 0),
+		M("shmq_queue_dead_lettered_total", "counter",
+		  "Messages at max_deliveries: sent to the dead-letter "
+		  "exchange, or dropped.", dead_lettered, 0),
 #undef M
 	};
 	unsigned i;
 	int k;
 
 	/* The attributes as labels of a constant 1 (the _info idiom). */
-	printf("# HELP shmq_queue_info The queue's type, overflow policy "
-	       "and auto-delete flag.\n# TYPE shmq_queue_info gauge\n");
+	printf("# HELP shmq_queue_info The queue's type, overflow policy, "
+	       "auto-delete flag and dead-letter exchange.\n"
+	       "# TYPE shmq_queue_info gauge\n");
 	for (k = 0; k < n; k++) {
 		printf("shmq_queue_info{segment=\"");
 		prom_label(segname);
 		printf("\",queue=\"");
 		prom_label(q[k].name);
 		printf("\",state=\"%s\",type=\"%s\",overflow=\"%s\","
-		       "auto_delete=\"%s\"} 1\n", state_name(q[k].state),
-		       queue_type(q[k].flags), queue_overflow(q[k].flags),
+		       "auto_delete=\"%s\",dead_letter=\"",
+		       state_name(q[k].state), queue_type(q[k].flags),
+		       queue_overflow(q[k].flags),
 		       q[k].flags & SHMQ_AUTODELETE ? "true" : "false");
+		prom_label(q[k].dead_letter);
+		printf("\"} 1\n");
 	}
 
 	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
@@ -297,6 +328,20 @@ static const char *spsc_sides(const struct shmq_queue_info *q, char *buf,
 	else
 		snprintf(buf, len, "%s/%s", side_pid(q->sender_pid, a, sizeof(a)),
 			 side_pid(q->receiver_pid, b, sizeof(b)));
+	return buf;
+}
+
+/*
+ * "UNACKED/MAX" of a queue: "2/64"; "-" for an SPSC queue, which has no
+ * unacknowledged area (shmq_fetch() is -EOPNOTSUPP there).
+ */
+static const char *unacked_text(const struct shmq_queue_info *q, char *buf,
+				size_t len)
+{
+	if (q->flags & SHMQ_SPSC)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%u/%u", q->unacked, q->max_unacked);
 	return buf;
 }
 
@@ -355,25 +400,27 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 		}
 		printf("]}\n");
 	} else {
-		printf("%-20s %15s %8s %12s %12s %8s %9s %-4s %15s %-11s "
-		       "%10s %-7s %s\n", "QUEUE", "DEPTH/CAP", "MSG_SIZE",
-		       "SENT", "RECEIVED", "PROD/CON", "WAIT_S/R", "TYPE",
-		       "SENDER/RECEIVER", "OVERFLOW", "DROPPED", "AUTODEL",
-		       "STATE");
+		printf("%-20s %15s %11s %8s %12s %12s %8s %9s %-4s %15s "
+		       "%-11s %10s %-7s %s\n", "QUEUE", "DEPTH/CAP",
+		       "UNACKED/MAX", "MSG_SIZE", "SENT", "RECEIVED",
+		       "PROD/CON", "WAIT_S/R", "TYPE", "SENDER/RECEIVER",
+		       "OVERFLOW", "DROPPED", "AUTODEL", "STATE");
 		for (i = 0; i < n; i++) {
-			char dc[48], w[32], pc[32], sr[40];
+			char dc[48], ua[32], w[32], pc[32], sr[40];
 
 			snprintf(dc, sizeof(dc), "%llu/%u",
 				 (unsigned long long)q[i].depth,
 				 q[i].capacity);
+			unacked_text(&q[i], ua, sizeof(ua));
 			snprintf(w, sizeof(w), "%u/%u", q[i].send_waiters,
 				 q[i].recv_waiters);
 			snprintf(pc, sizeof(pc), "%u/%u", q[i].producers,
 				 q[i].consumers);
 			spsc_sides(&q[i], sr, sizeof(sr));
-			printf("%-20s %15s %8u %12llu %12llu %8s %9s %-4s "
-			       "%15s %-11s %10llu %-7s %s\n", q[i].name, dc,
-			       q[i].msg_size, (unsigned long long)q[i].sent,
+			printf("%-20s %15s %11s %8u %12llu %12llu %8s %9s "
+			       "%-4s %15s %-11s %10llu %-7s %s\n", q[i].name,
+			       dc, ua, q[i].msg_size,
+			       (unsigned long long)q[i].sent,
 			       (unsigned long long)q[i].received, pc,
 			       w, queue_type(q[i].flags), sr,
 			       queue_overflow(q[i].flags),
@@ -386,11 +433,99 @@ int cmd_list(struct ctx *c, int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Who owes queue @name what (shmq_queue_owed()), in a malloc'd array (*n
+ * of them, maybe 0 and NULL); 0 or a negative errno.
+ */
+static int get_owed(shmq_seg *seg, const char *name, struct shmq_owed **out,
+		    int *n)
+{
+	struct shmq_owed *o = NULL;
+	int cnt = 0, rc;
+
+	/* More processes may come to owe between the count and the fill. */
+	for (;;) {
+		rc = shmq_queue_owed(seg, name, o, (unsigned)cnt);
+		if (rc < 0) {
+			free(o);
+			return rc;
+		}
+		if (rc <= cnt)
+			break;
+		cnt = rc;
+		free(o);
+		o = calloc((size_t)cnt, sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+	}
+	*out = o;
+	*n = rc;
+	return 0;
+}
+
+/* stat's acknowledged-delivery lines: the counters, then who owes what. */
+static void stat_acks(const struct shmq_queue_info *q,
+		      const struct shmq_owed *o, int n)
+{
+	int i;
+
+	if (q->flags & SHMQ_SPSC) {
+		printf("unacked:      - (acknowledged delivery, shmq_fetch, is "
+		       "for mpmc queues)\n");
+	} else {
+		printf("unacked:      %u of at most %u messages (fetched, not "
+		       "yet acknowledged); prefetch %u per handle\n",
+		       q->unacked, q->max_unacked, q->prefetch);
+		if (q->max_deliveries)
+			printf("deliveries:   at most %u per message, then "
+			       "dead-lettered\n", q->max_deliveries);
+		else
+			printf("deliveries:   no limit (max_deliveries 0)\n");
+		if (q->dead_letter[0])
+			printf("dead-letter:  exchange %s; %llu "
+			       "dead-lettered (sent there, or dropped when "
+			       "it is missing or refuses)\n", q->dead_letter,
+			       (unsigned long long)q->dead_lettered);
+		else
+			printf("dead-letter:  none; %llu dead-lettered "
+			       "(dropped)\n",
+			       (unsigned long long)q->dead_lettered);
+		printf("nacked:       %llu given back (shmq_nack, or a "
+		       "handle closed owing them)\n",
+		       (unsigned long long)q->nacked);
+	}
+	if (!n) {
+		printf("owed:         nothing (no process has a message "
+		       "fetched or acquired)\n");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		printf("%s pid %u (%s, entry %u): %u fetched, %u acquired\n",
+		       i ? "             " : "owed:        ", o[i].pid,
+		       o[i].alive ? "alive" : "dead: to be delivered again",
+		       o[i].proc_index, o[i].fetched, o[i].acquired);
+}
+
+static void json_owed(const struct shmq_owed *o, int n)
+{
+	int i;
+
+	printf(",\"owed\":[");
+	for (i = 0; i < n; i++)
+		printf("%s{\"index\":%u,\"pid\":%u,\"alive\":%s,"
+		       "\"fetched\":%u,\"acquired\":%u}", i ? "," : "",
+		       o[i].proc_index, o[i].pid,
+		       o[i].alive ? "true" : "false", o[i].fetched,
+		       o[i].acquired);
+	printf("]");
+}
+
 int cmd_stat(struct ctx *c, int argc, char **argv)
 {
 	struct shmq_queue_info q;
+	struct shmq_owed *owed = NULL;
 	char b[32], t[64];
-	int prom = 0, rc;
+	int prom = 0, nowed = 0, rc;
 	shmq_seg *seg;
 
 	rc = parse_opts(c, find_cmd("stat"), argc, argv, on_prom, &prom);
@@ -399,6 +534,8 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 	if (seg_observe(c, &seg))
 		return EXIT_FAIL;
 	rc = shmq_queue_stat(seg, c->argv[0], &q);
+	if (!rc && !prom)
+		rc = get_owed(seg, c->argv[0], &owed, &nowed);
 	shmq_seg_close(seg);
 	if (rc)
 		return fail(c, c->argv[0], rc, NULL);
@@ -411,7 +548,9 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 		json_str(stdout, c->seg);
 		printf(",\"queue\":");
 		json_queue(&q);
+		json_owed(owed, nowed);
 		printf("}\n");
+		free(owed);
 		return 0;
 	}
 	printf("queue:        %s (%s, directory entry %u)\n", q.name,
@@ -479,6 +618,8 @@ int cmd_stat(struct ctx *c, int argc, char **argv)
 		       (unsigned long long)q.tombstones,
 		       (unsigned long long)q.redelivered,
 		       (unsigned long long)q.lane_depth);
+	stat_acks(&q, owed, nowed);
+	free(owed);
 	printf("created:      %s\n", fmt_time(q.create_time_ns, t, sizeof(t)));
 	return 0;
 }
@@ -683,9 +824,9 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 			printf("mqctl watch: segment %s, every %.3gs, %s  "
 			       "(Ctrl-C to stop)\n\n", c->seg,
 			       (double)w.interval_ns / 1e9, when);
-			printf("%-20s %15s %12s %12s %9s %10s %s\n", "QUEUE",
-			       "DEPTH/CAP", "IN/s", "OUT/s", "WAIT_S/R",
-			       "DROPPED/s", "STATE");
+			printf("%-20s %15s %11s %12s %12s %9s %10s %s\n",
+			       "QUEUE", "DEPTH/CAP", "UNACKED/MAX", "IN/s",
+			       "OUT/s", "WAIT_S/R", "DROPPED/s", "STATE");
 		}
 		for (i = 0; i < ncur; i++) {
 			const struct shmq_queue_info *q = &cur[i];
@@ -713,38 +854,43 @@ int cmd_watch(struct ctx *c, int argc, char **argv)
 				       "\"sent\":%llu,\"received\":%llu,"
 				       "\"dropped\":%llu,"
 				       "\"send_waiters\":%u,"
-				       "\"recv_waiters\":%u,\"state\":\"%s\"}",
+				       "\"recv_waiters\":%u,\"unacked\":%u,"
+				       "\"max_unacked\":%u,\"state\":\"%s\"}",
 				       (unsigned long long)q->depth,
 				       q->capacity, in, out, drop,
 				       (unsigned long long)q->sent,
 				       (unsigned long long)q->received,
 				       (unsigned long long)q->dropped,
 				       q->send_waiters, q->recv_waiters,
+				       q->unacked, q->max_unacked,
 				       state_name(q->state));
 				first = 0;
 			} else if (tty) {
-				char dc[48], ws[32];
+				char dc[48], ua[32], ws[32];
 
 				snprintf(dc, sizeof(dc), "%llu/%u",
 					 (unsigned long long)q->depth,
 					 q->capacity);
+				unacked_text(q, ua, sizeof(ua));
 				snprintf(ws, sizeof(ws), "%u/%u",
 					 q->send_waiters, q->recv_waiters);
-				printf("%-20s %15s %12.0f %12.0f %9s %10.0f "
-				       "%s\n", q->name, dc, in, out, ws, drop,
-				       state_name(q->state));
+				printf("%-20s %15s %11s %12.0f %12.0f %9s "
+				       "%10.0f %s\n", q->name, dc, ua, in, out,
+				       ws, drop, state_name(q->state));
 			} else {
 				printf("%s queue=%s depth=%llu capacity=%u "
 				       "in_per_s=%.0f out_per_s=%.0f sent=%llu "
 				       "received=%llu send_waiters=%u "
 				       "recv_waiters=%u dropped_per_s=%.0f "
-				       "dropped=%llu state=%s\n", when,
+				       "dropped=%llu unacked=%u max_unacked=%u "
+				       "state=%s\n", when,
 				       q->name, (unsigned long long)q->depth,
 				       q->capacity, in, out,
 				       (unsigned long long)q->sent,
 				       (unsigned long long)q->received,
 				       q->send_waiters, q->recv_waiters, drop,
 				       (unsigned long long)q->dropped,
+				       q->unacked, q->max_unacked,
 				       state_name(q->state));
 			}
 		}
@@ -805,9 +951,9 @@ int cmd_procs(struct ctx *c, int argc, char **argv)
 		json_str(stdout, c->seg);
 		printf(",\"procs\":[");
 	} else {
-		printf("%5s %8s %-16s %-25s %-5s %7s %4s %s\n", "ENTRY", "PID",
-		       "COMMAND", "ATTACHED", "STATE", "HANDLES", "HELD",
-		       "PIDNS");
+		printf("%5s %8s %-16s %-25s %-5s %7s %4s %7s %s\n", "ENTRY",
+		       "PID", "COMMAND", "ATTACHED", "STATE", "HANDLES",
+		       "HELD", "UNACKED", "PIDNS");
 	}
 	for (i = 0; i < n; i++) {
 		char t[64];
@@ -818,20 +964,22 @@ int cmd_procs(struct ctx *c, int argc, char **argv)
 			       i ? "," : "", p[i].index, p[i].pid);
 			json_str(stdout, p[i].comm);
 			printf(",\"uid\":%u,\"alive\":%s,\"same_pidns\":%s,"
-			       "\"handles\":%u,\"held\":%u,\"start_time\":%llu,"
-			       "\"attached_ns\":%llu,\"attached\":", p[i].uid,
+			       "\"handles\":%u,\"held\":%u,\"unacked\":%u,"
+			       "\"start_time\":%llu,\"attached_ns\":%llu,"
+			       "\"attached\":", p[i].uid,
 			       p[i].alive ? "true" : "false",
 			       p[i].same_pidns ? "true" : "false",
-			       p[i].handles, p[i].held,
+			       p[i].handles, p[i].held, p[i].unacked,
 			       (unsigned long long)p[i].start_time,
 			       (unsigned long long)p[i].attach_time_ns);
 			json_str(stdout, t);
 			printf("}");
 		} else {
-			printf("%5u %8u %-16s %-25s %-5s %7u %4u %s\n",
+			printf("%5u %8u %-16s %-25s %-5s %7u %4u %7u %s\n",
 			       p[i].index, p[i].pid, p[i].comm, t,
 			       p[i].alive ? "alive" : "dead", p[i].handles,
-			       p[i].held, p[i].same_pidns ? "same" : "other");
+			       p[i].held, p[i].unacked,
+			       p[i].same_pidns ? "same" : "other");
 		}
 	}
 	if (c->json)

@@ -179,7 +179,7 @@ int cmd_exchange_create(struct ctx *c, int argc, char **argv)
 		return EXIT_FAIL;
 	rc = shmq_exchange_create(seg, name, &a);
 	if (rc == -ENOSPC) {
-		rc = create_nospace(c, seg, "exchange", name);
+		rc = create_nospace(c, seg, "exchange", name, "blocks");
 		shmq_seg_close(seg);
 		return rc;
 	}
