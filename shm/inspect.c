@@ -474,6 +474,9 @@ static int check_dir_entry(struct shmq_check_ctx *c, const struct geom *g,
 	if (e->kind == DIR_KIND_QUEUE) {
 		qi->capacity = e->capacity;
 		qi->msg_size = e->msg_size;
+		qi->ack_cap = e->ack_cap;
+		qi->prefetch = e->prefetch ? e->prefetch : e->ack_cap;
+		qi->max_deliveries = e->max_deliveries;
 	} else if (e->aux) {
 		qi->aux_off = DIR_AUX_OFF(e->aux);
 		qi->aux_size = DIR_AUX_SIZE(e->aux);

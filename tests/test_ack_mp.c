@@ -500,6 +500,71 @@ static void test_twenty_fetched_jobs_to_one_waiter(void **state)
  * process's job redelivered: a duplicate the contract forbids), or when
  * an ack is forgotten at the worker's death.
  */
+/*
+ * A tag is good only in the process (and handle) that fetched: another
+ * process's ack and nack of it are -EINVAL and change nothing; then the
+ * fetcher's own ack works, and the job never comes back.
+ */
+static void test_tag_of_another_process(void **state)
+{
+	struct t_fix *fix = *state;
+	struct rep *r = shared_map(sizeof(*r));
+	shmq *q = t_queue(fix->seg, QNAME, 8, MSG_SIZE);
+	unsigned char buf[MSG_SIZE];
+	struct shmq_queue_info qi;
+	int to_child[2], to_parent[2];
+	uint64_t tag;
+	pid_t pid;
+
+	send_jobs(q, 0, 1);
+	assert_int_equal(pipe(to_child), 0);
+	assert_int_equal(pipe(to_parent), 0);
+	pid = t_fork(CHILD_WD);
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		shmq_seg *seg;
+		shmq *cq = c_attach_open(fix->name, QNAME, &seg);
+		char c;
+		int64_t rc;
+
+		close(to_child[1]);
+		close(to_parent[0]);
+		rc = shmq_fetch(cq, buf, sizeof(buf), NULL, &tag, 5 * SEC);
+		if (rc < 0)
+			c_fail(EXIT_CALL, "fetch: %s", shmq_strerror((int)rc));
+		r->m[0].seq = tag;      /* the tag, for the parent to try */
+		c_pipe_write(to_parent[1]);
+		if (read(to_child[0], &c, 1) != 1)
+			c_fail(EXIT_CALL, "pipe read");
+		r->m[1].rc = shmq_ack(cq, tag);
+		c_pipe_write(to_parent[1]);
+		for (;;)
+			pause();
+	}
+	close(to_child[0]);
+	close(to_parent[1]);
+	pipe_read(to_parent[0], pid);
+	tag = r->m[0].seq;
+	t_assert_err(shmq_ack(q, tag), -EINVAL);
+	t_assert_err(shmq_nack(q, tag), -EINVAL);
+	t_assert_err(shmq_queue_stat(fix->seg, QNAME, &qi), 0);
+	assert_int_equal(qi.unacked, 1);
+	assert_int_equal(qi.nacked, 0);
+	c_pipe_write(to_child[1]);
+	pipe_read(to_parent[0], pid);
+	assert_int_equal(r->m[1].rc, 0);
+	t_assert_err(shmq_queue_stat(fix->seg, QNAME, &qi), 0);
+	assert_int_equal(qi.unacked, 0);
+	/* Acknowledged: even its holder's death does not bring it back. */
+	t_kill_reap(pid);
+	t_assert_timeout(shmq_fetch(q, buf, sizeof(buf), NULL, &tag,
+				    200 * T_MS), 200 * T_MS);
+	close(to_child[1]);
+	close(to_parent[0]);
+	shmq_close(q);
+	munmap(r, sizeof(*r));
+}
+
 static void test_stopped_worker_keeps_its_job(void **state)
 {
 	struct t_fix *fix = *state;
@@ -1129,6 +1194,7 @@ int main(void)
 		T(test_acquired_job_to_fetching_waiter),
 		T(test_acquired_job_to_acquiring_waiter),
 		T(test_twenty_fetched_jobs_to_one_waiter),
+		T(test_tag_of_another_process),
 		T(test_stopped_worker_keeps_its_job),
 		T(test_fetchers_killed_at_random),
 		T(test_dead_producer_does_not_stop_fetcher),

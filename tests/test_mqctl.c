@@ -29,6 +29,7 @@
 #include "helpers.h"
 #include "layout.h"
 #include "ring.h"
+#include "ack.h"
 
 /* ---- running mqctl --------------------------------------------------------- */
 
@@ -1470,6 +1471,64 @@ static void test_spsc(void **state)
 }
 
 /* check on a damaged SPSC queue: positions, a length, an owner word. */
+/*
+ * Hostile words in a queue's unacknowledged area: check names each, and
+ * the queue still works (every reader clamps them: ipc/ack.c).
+ */
+static void test_ack_check(void **state)
+{
+	struct t_fix *fix = *state;
+	const char *s = fix->name;
+	struct shmq_qinfo qi = { 0 };
+	struct dir_entry e;
+	uint64_t area, v;
+	uint32_t u;
+	struct run r;
+	shmq *q;
+	char buf[64];
+	uint64_t tag;
+
+	make_queue(fix->seg, "a", 8, 32);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 0, NULL);
+	e = peek_dir(s, 0);
+	assert_int_equal(e.ack_cap, 8);
+	qi.capacity = e.capacity;
+	qi.slot_size = e.slot_size;
+	area = e.off + shmq__ack_off(qi.capacity, qi.slot_size, 0);
+	/* Entry 1 owned by process entry 1000 (the segment has 64). */
+	v = ack_word(ACK_HELD, ack_owner(1000, 1), 3);
+	poke(s, area + SHMQ_ACK_HDR_SIZE + 8, &v, 8);
+	/* Entry 2 given back, with a length beyond msg_size. */
+	v = ack_word(ACK_READY, 0, 1);
+	poke(s, area + SHMQ_ACK_HDR_SIZE + 16, &v, 8);
+	u = 5000;
+	poke(s, area + SHMQ_ACK_HDR_SIZE + shmq__ack_states_bytes(8) +
+	     2ull * shmq__ack_entry_size(32) + offsetof(struct ack_ent, len),
+	     &u, 4);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "2 error(s) found");
+	HAS(&r, "unacknowledged entry 1 (state 0x");
+	HAS(&r, "owned by a process entry that cannot exist");
+	HAS(&r, "unacknowledged entry 2 (state 0x");
+	HAS(&r, "holds a message longer than msg_size");
+	/*
+	 * The queue works around them: the forged READY entry goes to the
+	 * lane clamped to msg_size, the forged owner's (dead) to the lane.
+	 */
+	assert_int_equal(shmq_open(fix->seg, "a", &q), 0);
+	assert_int_equal(shmq_seg_recover(fix->seg) >= 0, 1);
+	while (shmq_fetch(q, buf, sizeof(buf), NULL, &tag, 0) >= 0)
+		assert_int_equal(shmq_ack(q, tag), 0);
+	shmq_close(q);
+	/* A bad header: check says what it expected. */
+	u = 9;
+	poke(s, area + offsetof(struct ack_hdr, cap), &u, 4);
+	run(&r, "-s", s, "check", NULL);
+	EXPECT(&r, 1, "1 error(s) found");
+	HAS(&r, "unacknowledged area: header says magic");
+}
+
 static void test_spsc_check(void **state)
 {
 	struct t_fix *fix = *state;
@@ -3101,6 +3160,7 @@ int main(void)
 		TN(test_missing_segment),
 		T(test_permission_denied),
 		T(test_check),
+		T(test_ack_check),
 		T(test_producers_consumers),
 		T(test_pollers),
 		T(test_procs_destroy),
