@@ -314,25 +314,18 @@ static int lane_put(struct pass *ps, shmq *q, const struct ring *r,
 	struct slot *dst;
 	uint64_t lp;
 	uint32_t len, klen, di;
+	int rc;
 
 	if (ps->rec < 0)
 		return -ENOBUFS;
 	rec = &ps->seg->recs[ps->rec];
 	/* relaxed: only repairers write it, and they hold the lock. */
 	lp = atomic_load_explicit(lane->prod_pos, memory_order_relaxed);
-	dst = ring_slot(lane, lp);
-	if (r == lane && dst == src)
+	if (r == lane && ring_slot(lane, lp) == src)
 		return lane_restamp(ps, q, lane, pos, lp);
-	/* A1 (lane): acquire; pairs with a lane consumer's free (R2). */
-	if (atomic_load_explicit(&dst->seq, memory_order_acquire) != lp)
-		return -ENOSPC;
-	rec_set(rec, lane, lp, 0, 1);
-	/* C1 (lane): release; publishes our record, as in ring_prod_claim. */
-	if (!atomic_compare_exchange_strong_explicit(lane->prod_pos, &lp,
-			lp + 1, memory_order_release, memory_order_relaxed)) {
-		rec_clear(rec);
-		return -ENOSPC; /* a corrupt lane: leave it */
-	}
+	rc = lane_claim(ps, q, &lp, &dst);
+	if (rc < 0)
+		return rc;
 	/* relaxed: ordered by the caller's acquire of seq; untrusted. */
 	klen = slot_klen(src, r->msg_size);
 	len = slot_plen(atomic_load_explicit(&src->len, memory_order_relaxed),
