@@ -273,6 +273,23 @@ static inline bool lane_poison(const shmq *q, uint64_t pos)
  */
 static __thread bool claim_evicting;
 
+/*
+ * We took lane position @pos.  If it was the last one and messages given
+ * back wait in the unacknowledged area for lane room (more than the lane
+ * holds were given back at once), move the next ones in now, so that they
+ * too come before the ring's.  Never waits: a busy lock leaves them to
+ * the next consumer that empties the lane.
+ */
+static inline void lane_refill(shmq *q, uint64_t pos)
+{
+	/* relaxed, both: hints; the move re-reads everything under the lock. */
+	if (q->ack.hdr && atomic_load_explicit(&ack_ready(q)->ready,
+					       memory_order_relaxed) &&
+	    atomic_load_explicit(q->lane.prod_pos, memory_order_relaxed) ==
+	    pos + 1)
+		shmq__ack_requeue(q, 0);
+}
+
 /* One try at the lane (when it may hold something), then the main ring. */
 static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 				size_t buflen, uint64_t *pos, struct ring **rp,
@@ -292,6 +309,8 @@ static inline unsigned cons_try(shmq *q, unsigned n, const struct iovec *bufs,
 		}
 		if (k || *why == CLAIM_TOO_LONG) {
 			*rp = &q->lane;
+			if (k)
+				lane_refill(q, *pos);
 			return k;
 		}
 		break;

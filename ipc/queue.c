@@ -560,8 +560,10 @@ recv_one(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 		}
 	} else {
 		op_drop(q, &op);
+		/* Empty, unless messages wait for a pass (the slow path's). */
 		if (timeout_ns == 0 &&
-		    (int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0) {
+		    (int64_t)((seq & ~SEQ_TOMB) - (pos + 1)) < 0 &&
+		    !cons_stranded(q)) {
 			poll_stall(q, cons_stuck);      /* empty */
 			return -EAGAIN;
 		}

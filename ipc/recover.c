@@ -196,17 +196,54 @@ static int lane_claim(struct pass *ps, shmq *q, uint64_t *lp_out,
  * lane is delivered first: a nacked message comes back before the rest).
  * How many moved; *@left: how many still wait.
  */
+/* A READY entry to move, and the position its message was first at. */
+struct ready_ent {
+	uint64_t seq;
+	uint32_t idx;
+};
+
+static int ready_cmp(const void *a, const void *b)
+{
+	const struct ready_ent *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 {
 	struct ack_view *a = &q->ack;
-	uint32_t i, waiting = 0;
+	struct ready_ent small[64], *r = small;
+	uint32_t i, k, nr = 0, waiting = 0;
 	int n = 0;
 
+	/*
+	 * The READY entries, oldest message first (as they were sent), so
+	 * that more given back than the lane holds still come back in
+	 * order.  (READY changes only under the lock, which we hold; a
+	 * nack that adds one meanwhile is moved by the next pass.)
+	 */
+	if (a->cap > 64 && !(r = malloc(a->cap * sizeof(*r))))
+		r = small;      /* no memory: index order, 64 at most */
 	for (i = 0; i < a->cap; i++) {
-		/* acquire: pairs with K4 or the pass's own READY (below). */
+		/* acquire: pairs with K4 or the pass's own READY. */
 		uint64_t v = atomic_load_explicit(&a->state[i],
 						  memory_order_acquire);
-		struct ack_ent *e = ack_ent(a, i);
+
+		if (ACK_KIND(v) != ACK_READY)
+			continue;
+		if (nr == (r == small ? 64u : a->cap)) {
+			waiting++;
+			continue;
+		}
+		r[nr].seq = ack_ent(a, i)->seq;
+		r[nr++].idx = i;
+	}
+	qsort(r, nr, sizeof(*r), ready_cmp);
+	for (k = 0; k < nr; k++) {
+		/* acquire: as above (unchanged since: we hold the lock). */
+		uint64_t v = atomic_load_explicit(&a->state[r[k].idx],
+						  memory_order_acquire);
+		struct ack_ent *e = ack_ent(a, r[k].idx);
 		uint32_t klen, len, d, di;
 		struct slot *dst;
 		uint64_t lp;
@@ -214,9 +251,9 @@ static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 		if (ACK_KIND(v) != ACK_READY)
 			continue;
 		if (lane_claim(ps, q, &lp, &dst) < 0) {
-			(*left)++;
-			waiting++;
-			continue;
+			*left += nr - k;
+			waiting += nr - k;
+			break;
 		}
 		/* Untrusted: clamp before the copy. */
 		klen = e->klen > q->msg_size ? q->msg_size : e->klen;
@@ -233,7 +270,7 @@ static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 		 * release: our copy precedes the entry's reuse (pairs with
 		 * K1).  Killed before it: the next pass moves it again.
 		 */
-		atomic_store_explicit(&a->state[i],
+		atomic_store_explicit(&a->state[r[k].idx],
 				      ack_word(ACK_FREE, 0, ACK_GEN(v)),
 				      memory_order_release);
 		shmq__notify(q, &q->hdr->not_empty, 1);
@@ -241,6 +278,8 @@ static int area_move(struct pass *ps, shmq *q, uint64_t *left)
 		shmq__notify(q, &a->hdr->room, INT32_MAX);
 		n++;
 	}
+	if (r != small)
+		free(r);
 	/*
 	 * relaxed: a hint, recounted here under the lock rather than kept
 	 * by decrements (a nacker killed between its K4 and its increment
@@ -434,9 +473,15 @@ static int repair_ring(struct pass *ps, shmq *q, struct ring *r)
 		}
 	}
 	if (r == &q->main) {
-		/* The area's READY entries, after the ring's messages. */
+		uint64_t waiting = 0;
+
+		/*
+		 * The area's READY entries, after the ring's messages.  Those
+		 * left for want of lane room are counted by the area's ready
+		 * hint (and stat's depth), not in stranded.
+		 */
 		if (q->ack.hdr)
-			n += area_move(ps, q, &left);
+			n += area_move(ps, q, &waiting);
 		/* relaxed: a hint (see the top), written under the lock. */
 		atomic_store_explicit(&q->hdr->stranded, left,
 				      memory_order_relaxed);
@@ -537,11 +582,8 @@ int shmq__ack_requeue(shmq *q, int64_t lock_ns)
 	memset(&ps, 0, sizeof(ps));
 	ps.seg = q->seg;
 	ps.rec = shmq__rec_get(q->seg);
+	/* What cannot move for want of lane room: the ready hint says so. */
 	rc = area_move(&ps, q, &left);
-	if (left)
-		/* relaxed: a hint, as in repair_ring(). */
-		atomic_fetch_add_explicit(&q->hdr->stranded, left,
-					  memory_order_relaxed);
 	pass_end(&ps);
 	shmq__seg_unlock(q->seg);
 	return rc;

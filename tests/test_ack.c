@@ -350,6 +350,54 @@ static void test_nack_first(void **state)
 	shmq_close(q);
 }
 
+/*
+ * More given back at once than the redelivery lane holds (8): all of
+ * them still come back before the ring's messages, in order, to a
+ * fetching and to a polling copying consumer alike; depth counts each
+ * waiting message once.
+ */
+static void test_nack_many_first(void **state)
+{
+	struct t_fix *fix = *state;
+	uint64_t tags[20];
+	char msg[16], buf[16];
+	int i, round;
+	shmq *q;
+
+	mkq(fix->seg, "q", QA(.capacity = 64, .msg_size = 16,
+			      .max_unacked = 32));
+	q = openq(fix->seg, "q");
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 30; i++) {
+			snprintf(msg, sizeof(msg), "m%d", i);
+			send_str(q, msg);
+		}
+		for (i = 0; i < 20; i++) {
+			snprintf(msg, sizeof(msg), "m%d", i);
+			tags[i] = fetch_expect(q, msg, 1, "", NULL);
+		}
+		for (i = 0; i < 20; i++)
+			t_assert_err(shmq_nack(q, tags[i]), 0);
+		assert_int_equal(qstat(fix->seg, "q").depth, 30);
+		for (i = 0; i < 30; i++) {
+			snprintf(msg, sizeof(msg), "m%d", i);
+			if (round == 0) {
+				t_assert_err(shmq_ack(q, fetch_expect(q, msg,
+						i < 20 ? 2 : 1, "", NULL)), 0);
+				continue;
+			}
+			/* A polling copying receiver: the same order. */
+			memset(buf, 0, sizeof(buf));
+			t_assert_err(shmq_recv(q, buf, sizeof(buf), 0),
+				     (long long)strlen(msg));
+			assert_string_equal(buf, msg);
+		}
+		t_expect_empty(q);
+		assert_int_equal(qstat(fix->seg, "q").depth, 0);
+	}
+	shmq_close(q);
+}
+
 /* Given back through an exchange: the key stays. */
 static void test_nack_keeps_key(void **state)
 {
@@ -1145,6 +1193,7 @@ int main(void)
 		T(test_bad_tags),
 		T(test_fetch_bad_args),
 		T(test_nack_first),
+		T(test_nack_many_first),
 		T(test_nack_keeps_key),
 		T(test_close_gives_back),
 		T(test_fetch_emsgsize),
