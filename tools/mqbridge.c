@@ -21,8 +21,7 @@
  * bridge), under the same ids, so the stream keeps one copy as long as
  * the bridge is back within the duplicate window (--dup-window).  An SPSC
  * queue (no shmq_fetch) is exported with shmq_acquire instead, its
- * messages held in place and released in order; those windows share the
- * attachment's operation records: 48 held messages in all.
+ * messages held in place and released in order (window 48 by default).
  *
  * Import (subject -> queue or exchange), at least once.  A durable pull
  * consumer (explicit acks, at most --window, 48, unacknowledged) feeds the
@@ -61,7 +60,7 @@
 #define POLL_NS         200000000ll     /* how often a worker checks stop */
 #define WINDOW_MAX      4096            /* --window */
 #define EXPORT_WINDOW   256             /* an MPMC export's default */
-#define HELD_MAX        48              /* acquired at once (SPSC exports) */
+#define HELD_MAX        48              /* an SPSC export's default window */
 
 struct link {
 	bool export;            /* queue -> subject; else subject -> queue */
@@ -299,11 +298,9 @@ static void parse_args(int argc, char **argv)
 	 * Exports of MPMC queues fetch (shmq_fetch(3)): their window is
 	 * --window, else EXPORT_WINDOW, and at most the queue's prefetch
 	 * (known once it is open).  An SPSC queue's messages are acquired
-	 * in place instead, each holding one of the attachment's 60
-	 * operation records: those exports share HELD_MAX (checked at
-	 * open).  Imports: --window, else 48, the bound on the duplicates
-	 * per kill (at 32 the consumer fell behind the export in
-	 * bench_bridge: 0.5 s one way under load).
+	 * in place instead (--window, else HELD_MAX).  Imports: --window,
+	 * else 48, the bound on the duplicates per kill (at 32 the consumer
+	 * fell behind the export in bench_bridge: 0.5 s one way under load).
 	 */
 	cfg.export_window = cfg.window ? cfg.window : EXPORT_WINDOW;
 	cfg.import_window = cfg.window ? cfg.window : 48;
@@ -603,6 +600,10 @@ static void *export_js(void *arg)
 	bool published = false;
 
 	win->w = l->window;
+	if (!spsc && l->window < cfg.export_window)
+		logf_("export %s: window %d, the queue's prefetch (mqctl "
+		      "create --max-unacked allows more)", l->target,
+		      l->window);
 	pthread_mutex_init(&win->mu, NULL);
 	pthread_cond_init(&win->cv, NULL);
 	win->m = calloc(win->w, sizeof(*win->m));
@@ -1030,7 +1031,7 @@ static void *import_core(void *arg)
 
 static void open_links(void)
 {
-	int rc, nimp = 0, nspsc = 0;
+	int rc, nimp = 0;
 
 	rc = shmq_seg_open(cfg.segname, &seg);
 	if (rc < 0)
@@ -1056,7 +1057,6 @@ static void open_links(void)
 				l->spsc = qi.flags & SHMQ_SPSC;
 				l->msg_size = qi.msg_size;
 				l->prefetch = qi.prefetch;
-				nspsc += l->spsc;
 			}
 		}
 		if (!l->export) {
@@ -1076,21 +1076,12 @@ static void open_links(void)
 		if (!l->export)
 			continue;
 		if (l->spsc) {
-			l->window = cfg.window ? cfg.window : HELD_MAX / nspsc;
-			if (!cfg.core && nspsc * l->window > HELD_MAX)
-				die(2, "%d SPSC exports x --window %d: more "
-				    "than %d messages held at once; lower "
-				    "--window", nspsc, l->window, HELD_MAX);
+			l->window = cfg.window ? cfg.window : HELD_MAX;
 		} else {
 			l->window = cfg.export_window;
-			if (l->window > (int)l->prefetch) {
-				if (cfg.window)
-					logf_("export %s: window %d limited to "
-					      "the queue's prefetch, %u",
-					      l->target, l->window,
-					      l->prefetch);
+			/* Said when the export starts (export_js). */
+			if (l->window > (int)l->prefetch)
 				l->window = (int)l->prefetch;
-			}
 		}
 	}
 }
