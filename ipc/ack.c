@@ -310,17 +310,47 @@ static void untake(shmq *q, uint32_t i, uint32_t gen)
 	shmq__notify(q, &q->ack.hdr->room, INT32_MAX);
 }
 
+static void gave_up_entry(shmq *q);
+
+/*
+ * Under a prefetch limit: count one more owed message if the handle is
+ * below its limit (so that threads sharing the handle cannot pass it
+ * together).  Without a limit: nothing to count.
+ */
+static bool reserve_owed(shmq *q)
+{
+	uint32_t o;
+
+	if (!limited(q))
+		return true;
+	/* relaxed: a guess; the CAS decides. */
+	o = atomic_load_explicit(&q->owed, memory_order_relaxed);
+	do {
+		if (o >= q->ack.prefetch)
+			return false;
+		/*
+		 * seq_cst: pairs, like gave_up_entry's decrement, with a room
+		 * waiter's re-check (the count is part of room_ready()).
+		 */
+	} while (!atomic_compare_exchange_weak_explicit(&q->owed, &o, o + 1,
+			memory_order_seq_cst, memory_order_relaxed));
+	return true;
+}
+
 /* Take an entry, waiting per @dl.  Index, or -EAGAIN / -ETIMEDOUT. */
 static int take_wait(shmq *q, uint32_t *gen, struct deadline *dl)
 {
 	int i, rc = 0;
 
 	for (;;) {
-		/* relaxed: our own count (threads of one handle: see room_ready). */
-		if ((!limited(q) || atomic_load_explicit(&q->owed,
-				memory_order_relaxed) < q->ack.prefetch) &&
-		    (i = take(q, gen)) >= 0)
-			return i;
+		if (reserve_owed(q)) {
+			i = take(q, gen);
+			if (i >= 0)
+				return i;
+			/* No entry: give the count back (and its waiters). */
+			if (limited(q))
+				gave_up_entry(q);
+		}
 		if (dl->timeout_ns == 0) {
 			/* A full area may be a dead owner's: probe now and then. */
 			shmq__ack_probe(q);
@@ -372,12 +402,16 @@ ssize_t shmq_fetch(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 	rc = op_begin(q, &op);
 	if (rc) {
 		untake(q, (uint32_t)i, gen);
+		if (limited(q))
+			gave_up_entry(q);
 		return rc;
 	}
 	rc = claim_cons(q, 1, NULL, buflen, &pos, &r, remaining(&dl), op.rec);
 	if (rc < 0) {
 		op_end(q, &op);
 		untake(q, (uint32_t)i, gen);
+		if (limited(q))
+			gave_up_entry(q);
 		return rc;
 	}
 	/* Step 3: the message into the entry (ours while FILLING). */
@@ -409,9 +443,6 @@ ssize_t shmq_fetch(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 	ring_free(r, pos);
 	op_end(q, &op);
 	notify_freed(q, r, 1);
-	/* relaxed: our own count; room_ready's seq_cst load pairs with acks. */
-	if (limited(q))
-		atomic_fetch_add_explicit(&q->owed, 1, memory_order_relaxed);
 	*tag = (uint64_t)gen << 32 | (uint32_t)(i + 1);
 	return len;
 }

@@ -498,6 +498,76 @@ static void test_area_wait_released(void **state)
 	shmq_close(h2);
 }
 
+/*
+ * Threads sharing one handle never owe more than its prefetch together:
+ * rounds of four threads fetching at once (timeout 0) from a backlog
+ * through a handle of prefetch 2 with nothing acked; then the main thread
+ * acks what they got.  More than 2 in a round fails.
+ */
+struct racer {
+	shmq *q;
+	pthread_barrier_t *go;
+	uint64_t tags[2];
+	int got;
+};
+
+static void *race_fetch(void *arg)
+{
+	struct racer *r = arg;
+	uint64_t tag;
+	char buf[16];
+	int k;
+
+	r->got = 0;
+	pthread_barrier_wait(r->go);
+	for (k = 0; k < 2; k++)
+		if (shmq_fetch(r->q, buf, sizeof(buf), NULL, &tag, 0) >= 0) {
+			if (r->got < 2)
+				r->tags[r->got] = tag;
+			r->got++;
+		}
+	return NULL;
+}
+
+static void test_prefetch_shared_by_threads(void **state)
+{
+	struct t_fix *fix = *state;
+	struct shmq_attr a = { .capacity = 64, .msg_size = 16,
+			       .max_unacked = 16, .prefetch = 2 };
+	struct racer r[4];
+	pthread_barrier_t go;
+	pthread_t th[4];
+	int round, i, k, total;
+	shmq *q;
+
+	t_assert_err(shmq_create(fix->seg, "q", &a), 0);
+	t_assert_err(shmq_open(fix->seg, "q", &q), 0);
+	for (round = 0; round < 300; round++) {
+		while (shmq_send(q, "job", 3, 0) == 0)
+			;
+		assert_int_equal(pthread_barrier_init(&go, NULL, 4), 0);
+		for (i = 0; i < 4; i++) {
+			r[i].q = q;
+			r[i].go = &go;
+			assert_int_equal(pthread_create(&th[i], NULL,
+							race_fetch, &r[i]), 0);
+		}
+		for (i = 0; i < 4; i++)
+			pthread_join(th[i], NULL);
+		pthread_barrier_destroy(&go);
+		for (i = 0, total = 0; i < 4; i++)
+			total += r[i].got;
+		if (total != 2)
+			print_error("round %d: the threads fetched %d "
+				    "(prefetch 2)\n", round, total);
+		assert_int_equal(total, 2);
+		for (i = 0; i < 4; i++)
+			for (k = 0; k < r[i].got; k++)
+				t_assert_err(shmq_ack(q, r[i].tags[k]), 0);
+	}
+	shmq_close(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +576,7 @@ int main(void)
 		T(test_ledger_shared_handle),
 		T(test_ledger_ack_other_thread),
 		T(test_prefetch_wait_released),
+		T(test_prefetch_shared_by_threads),
 		T(test_area_wait_released),
 #undef T
 	};
