@@ -75,7 +75,10 @@
  * The per-handle limit (prefetch) is the handle's own count of what it
  * owes (owed), kept only when the limit is below the area's size (two
  * locked instructions per message otherwise spent for nothing); threads
- * of one handle share it.  Whatever frees an entry or uncounts one wakes
+ * of one handle share it, and each reserves its count (a CAS below the
+ * limit) before it takes an entry, so together they cannot pass the
+ * limit; a fetch that then fails gives the count back.  Whatever frees an
+ * entry or uncounts one wakes
  * every fetch waiting for room (the "room" event), since each judges its
  * own handle's limit: one woken in vain must not swallow the wake-up.
  *
