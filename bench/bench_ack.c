@@ -900,27 +900,7 @@ static double ak_med(const double *v, unsigned n)
 	return bench_median(t, n);
 }
 
-static double ak_min(const double *v, unsigned n)
-{
-	double m = v[0];
-	unsigned i;
 
-	for (i = 1; i < n; i++)
-		if (v[i] < m)
-			m = v[i];
-	return m;
-}
-
-static double ak_max(const double *v, unsigned n)
-{
-	double m = v[0];
-	unsigned i;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > m)
-			m = v[i];
-	return m;
-}
 
 static double ak_ms(uint64_t ns)
 {
@@ -972,8 +952,8 @@ static void ak_report_tp(struct ak_run *r, const char *cpus, FILE *csv)
 		printf("%-10s %9u %9s %9s %9s %8.1f %7.2f %7.2f\n",
 		       ak_tname(c), c->nc,
 		       bench_fmt_rate(b1, sizeof(b1), med[i]),
-		       bench_fmt_rate(b2, sizeof(b2), ak_min(c->rate, n)),
-		       bench_fmt_rate(b3, sizeof(b3), ak_max(c->rate, n)),
+		       bench_fmt_rate(b2, sizeof(b2), bench_min(c->rate, n)),
+		       bench_fmt_rate(b3, sizeof(b3), bench_max(c->rate, n)),
 		       1e9 / med[i], ratio[i], paired[i]);
 		if (csv)
 			fprintf(csv, "throughput,%s,%u,%.0f,%.4f,,,,,\n",
@@ -1008,7 +988,7 @@ static void ak_report_tp(struct ak_run *r, const char *cpus, FILE *csv)
 		printf("SUMMARY ack throughput %s cpus=%s consumers=%u "
 		       "msgs_per_s=%.0f min=%.0f max=%.0f ratio_recv=%.3f "
 		       "paired_ratio=%.3f", ak_tname(c), cpus, c->nc, med[i],
-		       ak_min(c->rate, n), ak_max(c->rate, n), ratio[i],
+		       bench_min(c->rate, n), bench_max(c->rate, n), ratio[i],
 		       paired[i]);
 		if (c->how == AK_FETCH)
 			printf(" goal=0.5 met=%s", ratio[i] >= 0.5 ?
@@ -1096,8 +1076,7 @@ int main(int argc, char **argv)
 	struct ak_run r;
 	char seg_name[32], cpus[32], load[48];
 	unsigned i, k, round, job;
-	int tp_on, c;
-	cpu_set_t set;
+	int tp_on;
 	FILE *csv;
 
 	memset(&r, 0, sizeof(r));
@@ -1129,25 +1108,9 @@ int main(int argc, char **argv)
 		r.rng = 1;
 
 	/* The CPUs we may use, in order; --cpus puts its two first. */
-	CPU_ZERO(&set);
-	sched_getaffinity(0, sizeof(set), &set);
-	if (o.cpu_a >= 0) {
-		if (!CPU_ISSET(o.cpu_a, &set) || !CPU_ISSET(o.cpu_b, &set) ||
-		    o.cpu_a == o.cpu_b) {
-			fprintf(stderr, "bench_ack: --cpus: not two distinct "
-				"CPUs of our affinity mask\n");
-			return 2;
-		}
-		r.cpus[r.ncpu++] = o.cpu_a;
-		r.cpus[r.ncpu++] = o.cpu_b;
-	}
-	for (c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set) && c != o.cpu_a && c != o.cpu_b)
-			r.cpus[r.ncpu++] = c;
-	if (r.ncpu > 1)
-		bench_cpus_str(cpus, sizeof(cpus), r.cpus[0], r.cpus[1]);
-	else
-		bench_cpus_str(cpus, sizeof(cpus), -1, -1);
+	if (bench_cpu_list("bench_ack", o.cpu_a, o.cpu_b, r.cpus, &r.ncpu, cpus,
+			   sizeof(cpus)))
+		return 2;
 
 	if (bench_seg_begin("bench_ack", seg_name, sizeof(seg_name),
 			    (size_t)16 << 20, &r.seg))

@@ -540,27 +540,7 @@ static double fo_med(const double *v, unsigned n)
 	return bench_median(t, n);
 }
 
-static double fo_min(const double *v, unsigned n)
-{
-	double m = v[0];
-	unsigned i;
 
-	for (i = 1; i < n; i++)
-		if (v[i] < m)
-			m = v[i];
-	return m;
-}
-
-static double fo_max(const double *v, unsigned n)
-{
-	double m = v[0];
-	unsigned i;
-
-	for (i = 1; i < n; i++)
-		if (v[i] > m)
-			m = v[i];
-	return m;
-}
 
 /* Least-squares slope of @y over N, for the fanout (@fan) or sends cases. */
 static double fo_slope(const struct fo_run *r, const double *y, int fan)
@@ -653,8 +633,8 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 		printf("%-11s %6u %9s %9s %9s %11s %9.1f %9.1f %8.1f %s %8.2f "
 		       "%9.1f %9.1f\n", fo_name(c, name, sizeof(name)), c->n,
 		       bench_fmt_rate(b1, sizeof(b1), rate),
-		       bench_fmt_rate(b2, sizeof(b2), fo_min(c->rate, n)),
-		       bench_fmt_rate(b3, sizeof(b3), fo_max(c->rate, n)),
+		       bench_fmt_rate(b2, sizeof(b2), bench_min(c->rate, n)),
+		       bench_fmt_rate(b3, sizeof(b3), bench_max(c->rate, n)),
 		       bench_fmt_rate(b4, sizeof(b4), rate * c->n), wall[i],
 		       cpu[i], cpu[i] / c->n,
 		       fo_xsends(c, xs_cpu[i], b5, sizeof(b5)),
@@ -684,7 +664,7 @@ static void fo_report(struct fo_run *r, const char *cpus, FILE *csv)
 
 		printf("%-11s %6u %9.1f %9.1f %9.1f %8.1f %s %8.2f\n",
 		       fo_name(c, name, sizeof(name)), c->n, solo[i],
-		       fo_min(c->solo, n), fo_max(c->solo, n), solo[i] / c->n,
+		       bench_min(c->solo, n), bench_max(c->solo, n), solo[i] / c->n,
 		       fo_xsends(c, xs_solo[i], b5, sizeof(b5)),
 		       solo[i] / c->n / send_solo);
 	}

@@ -1371,7 +1371,6 @@ int main(int argc, char **argv)
 	struct bench_opts o;
 	struct tp_run r;
 	char seg_name[32], cpus[64], log[PATH_MAX];
-	cpu_set_t set;
 	pid_t roudi = 0;
 	int c, goal_i;
 
@@ -1397,25 +1396,9 @@ int main(int argc, char **argv)
 			1000000u;
 
 	/* The CPUs we may use, in order; --cpus puts its two first. */
-	CPU_ZERO(&set);
-	sched_getaffinity(0, sizeof(set), &set);
-	if (o.cpu_a >= 0) {
-		if (!CPU_ISSET(o.cpu_a, &set) || !CPU_ISSET(o.cpu_b, &set) ||
-		    o.cpu_a == o.cpu_b) {
-			fprintf(stderr, "bench_throughput: --cpus: not two "
-				"distinct CPUs of our affinity mask\n");
-			return 2;
-		}
-		r.cpus[r.ncpu++] = o.cpu_a;
-		r.cpus[r.ncpu++] = o.cpu_b;
-	}
-	for (c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set) && c != o.cpu_a && c != o.cpu_b)
-			r.cpus[r.ncpu++] = c;
-	if (r.ncpu > 1)
-		bench_cpus_str(cpus, sizeof(cpus), r.cpus[0], r.cpus[1]);
-	else
-		bench_cpus_str(cpus, sizeof(cpus), -1, -1);
+	if (bench_cpu_list("bench_throughput", o.cpu_a, o.cpu_b, r.cpus,
+			   &r.ncpu, cpus, sizeof(cpus)))
+		return 2;
 
 	/* The largest ring of the run: room for four. */
 	ring = tp_capacity(maxsize) * tp_slot(maxsize);

@@ -668,6 +668,63 @@ static inline void bench_cpus_str(char *buf, size_t len, int a, int b)
 		snprintf(buf, len, "%d,%d", a, b);
 }
 
+/*
+ * The CPUs of our affinity mask, in order, into @cpus (CPU_SETSIZE
+ * entries), @a and @b (--cpus, or -1) first; their count in *@n, and the
+ * first two as text in @str.  -1 (said on stderr, as @prog) when --cpus
+ * does not name two distinct CPUs of the mask.
+ */
+static inline int bench_cpu_list(const char *prog, int a, int b, int *cpus,
+				 int *n, char *str, size_t len)
+{
+	cpu_set_t set;
+	int c;
+
+	*n = 0;
+	CPU_ZERO(&set);
+	sched_getaffinity(0, sizeof(set), &set);
+	if (a >= 0) {
+		if (!CPU_ISSET(a, &set) || !CPU_ISSET(b, &set) || a == b) {
+			fprintf(stderr, "%s: --cpus: not two distinct CPUs of "
+				"our affinity mask\n", prog);
+			return -1;
+		}
+		cpus[(*n)++] = a;
+		cpus[(*n)++] = b;
+	}
+	for (c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set) && c != a && c != b)
+			cpus[(*n)++] = c;
+	if (*n > 1)
+		bench_cpus_str(str, len, cpus[0], cpus[1]);
+	else
+		bench_cpus_str(str, len, -1, -1);
+	return 0;
+}
+
+/* The smallest and the largest of @n >= 1 values. */
+static inline double bench_min(const double *v, unsigned n)
+{
+	double m = v[0];
+	unsigned i;
+
+	for (i = 1; i < n; i++)
+		if (v[i] < m)
+			m = v[i];
+	return m;
+}
+
+static inline double bench_max(const double *v, unsigned n)
+{
+	double m = v[0];
+	unsigned i;
+
+	for (i = 1; i < n; i++)
+		if (v[i] > m)
+			m = v[i];
+	return m;
+}
+
 /* ---- processes, signals and cleanup -------------------------------------- */
 
 #define BENCH_MAX_CHILDREN 24	/* bench_fanout: 16 consumers + 1 */
