@@ -294,6 +294,7 @@ static int take(shmq *q, uint32_t *gen)
 		if (atomic_compare_exchange_strong_explicit(&a->state[i], &v,
 				ack_word(ACK_FILLING, q->ack_me, g),
 				memory_order_acquire, memory_order_relaxed)) {
+			/* relaxed: a private hint (see the load above). */
 			atomic_store_explicit(&q->ack_hint, i,
 					      memory_order_relaxed);
 			*gen = g;
@@ -450,15 +451,29 @@ ssize_t shmq_fetch(shmq *q, void *buf, size_t buflen, struct shmq_meta *meta,
 	return len;
 }
 
+/* A handle that can acknowledge at all: 0, or -EINVAL / -EOPNOTSUPP. */
+static int ack_check(shmq *q)
+{
+	if (!q)
+		return -EINVAL;
+	if ((q->flags & SHMQ_SPSC) || !q->ack.hdr)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
 /*
  * The entry of @tag if it is an outstanding fetch of @q: its index, and
- * in *@want the state word it must have.  -EINVAL otherwise.
+ * in *@want the state word it must have.  -EINVAL otherwise (and the
+ * errors of ack_check()).
  */
 static int tag_entry(shmq *q, uint64_t tag, uint64_t *want)
 {
 	uint32_t i = (uint32_t)tag;
 	uint64_t v;
+	int rc = ack_check(q);
 
+	if (rc)
+		return rc;
 	if (i == 0 || i > q->ack.cap)
 		return -EINVAL;
 	i--;
@@ -472,15 +487,6 @@ static int tag_entry(shmq *q, uint64_t tag, uint64_t *want)
 				 memory_order_relaxed) != q->hid)
 		return -EINVAL;         /* another handle's fetch */
 	return (int)i;
-}
-
-static int ack_check(shmq *q)
-{
-	if (!q)
-		return -EINVAL;
-	if ((q->flags & SHMQ_SPSC) || !q->ack.hdr)
-		return -EOPNOTSUPP;
-	return 0;
 }
 
 /*
@@ -510,11 +516,8 @@ static void gave_up_entry(shmq *q)
 int shmq_ack(shmq *q, uint64_t tag)
 {
 	uint64_t want;
-	int i, rc = ack_check(q);
+	int i = tag_entry(q, tag, &want);
 
-	if (rc)
-		return rc;
-	i = tag_entry(q, tag, &want);
 	if (i < 0)
 		return i;
 	/*
@@ -552,11 +555,8 @@ static void requeue(shmq *q, uint32_t n)
 int shmq_nack(shmq *q, uint64_t tag)
 {
 	uint64_t want;
-	int i, rc = ack_check(q);
+	int i = tag_entry(q, tag, &want);
 
-	if (rc)
-		return rc;
-	i = tag_entry(q, tag, &want);
 	if (i < 0)
 		return i;
 	/* Delivered max_deliveries times: not again; dead-lettered now. */
@@ -591,6 +591,7 @@ void shmq__ack_close(shmq *q)
 		uint64_t v = atomic_load_explicit(&q->ack.state[i],
 						  memory_order_acquire);
 
+		/* relaxed: written by our process before K2 (acquired above). */
 		if (ACK_KIND(v) != ACK_HELD ||
 		    (v & ACK_OWNER_MASK) != q->ack_me ||
 		    atomic_load_explicit(&ack_ent(&q->ack, i)->hid,
@@ -602,6 +603,7 @@ void shmq__ack_close(shmq *q)
 				memory_order_seq_cst, memory_order_relaxed))
 			n++;
 	}
+	/* relaxed: the handle is being closed (see above). */
 	atomic_store_explicit(&q->owed, 0, memory_order_relaxed);
 	if (n)
 		requeue(q, n);
