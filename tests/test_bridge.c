@@ -52,7 +52,7 @@
 #define T_MSGS          20000
 #endif
 #define T_MSG_MAX       200
-#define T_WINDOW        48      /* mqbridge --window (an import's default) */
+#define T_WINDOW        256     /* mqbridge --window (an import's default) */
 #define T_ACK_WAIT      "2"     /* seconds before NATS redelivers */
 #define T_CHILD_S       600     /* alarm inherited by servers and bridges */
 
@@ -971,6 +971,33 @@ static void test_bridge_bad_input(void **state)
 		bridge_stop(&b);
 		shmq_close(q);
 	}
+
+	/*
+	 * A durable of that name exists but is a pull consumer (an earlier
+	 * mqbridge made those): refused, saying what to do.
+	 */
+	{
+		natsConnection *nc = NULL;
+		jsCtx *jsx = NULL;
+		jsConsumerConfig cc;
+
+		assert_int_equal(natsConnection_ConnectTo(&nc, js.url),
+				 NATS_OK);
+		assert_int_equal(natsConnection_JetStream(&jsx, nc, NULL),
+				 NATS_OK);
+		jsConsumerConfig_Init(&cc);
+		cc.Durable = "pulled";
+		cc.AckPolicy = js_AckExplicit;
+		assert_int_equal(js_AddConsumer(NULL, jsx, "SHMQ", &cc, NULL,
+						NULL), NATS_OK);
+		jsCtx_Destroy(jsx);
+		natsConnection_Destroy(nc);
+	}
+	rc = run_bridge(err, sizeof(err), dir, "-s", fix->name, "--nats",
+			js.url, "--durable", "pulled", "--import",
+			"orders=out", NULL);
+	assert_int_equal(rc, 1);
+	one_line(last_line(err), "is a pull consumer");
 }
 
 int main(void)

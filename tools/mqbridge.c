@@ -23,14 +23,19 @@
  * queue (no shmq_fetch) is exported with shmq_acquire instead, its
  * messages held in place and released in order (window 48 by default).
  *
- * Import (subject -> queue or exchange), at least once.  A durable pull
- * consumer (explicit acks, at most --window, 48, unacknowledged) feeds the
- * queue; a message is acknowledged only after shmq_send()/shmq_publish()
- * returned.  A killed bridge's unacknowledged messages are redelivered by
- * NATS after --ack-wait: at most --window duplicates per bridge kill or
- * server restart.  A full queue blocks the import (with "in progress"
- * notes to the server, so NATS does not redeliver meanwhile): nothing is
- * buffered beyond one batch.
+ * Import (subject -> queue or exchange), at least once.  A durable push
+ * consumer (explicit acks, at most --window, 256, unacknowledged) streams
+ * the subject's messages to the bridge, which commits each to the queue
+ * (shmq_send()/shmq_publish()) before acknowledging it.  A killed
+ * bridge's unacknowledged messages are redelivered by NATS after
+ * --ack-wait: at most --window duplicates per bridge kill or server
+ * restart.  A full queue blocks the import (with "in progress" notes to
+ * the server, so NATS does not redeliver meanwhile): nothing is buffered
+ * beyond the window.
+ *
+ * The connection buffers what the bridge sends; a flush thread writes an
+ * export's publishes at once (a PING), the acks go with the client's own
+ * flush about a millisecond later.
  *
  * One thread per export and per import; the main thread waits for
  * SIGTERM/SIGINT, then the workers finish what is in flight (exports: at
@@ -61,6 +66,7 @@
 #define WINDOW_MAX      4096            /* --window */
 #define EXPORT_WINDOW   256             /* an MPMC export's default */
 #define HELD_MAX        48              /* an SPSC export's default window */
+#define IMPORT_WINDOW   256             /* an import's default */
 
 struct link {
 	bool export;            /* queue -> subject; else subject -> queue */
@@ -299,11 +305,12 @@ static void parse_args(int argc, char **argv)
 	 * --window, else EXPORT_WINDOW, and at most the queue's prefetch
 	 * (known once it is open).  An SPSC queue's messages are acquired
 	 * in place instead (--window, else HELD_MAX).  Imports: --window,
-	 * else 48, the bound on the duplicates per kill (at 32 the consumer
-	 * fell behind the export in bench_bridge: 0.5 s one way under load).
+	 * else IMPORT_WINDOW, the bound on the duplicates per kill (at 48
+	 * the import's acks, buffered for a millisecond, held it near 30k
+	 * msgs/s in bench_bridge; 42k at 256).
 	 */
 	cfg.export_window = cfg.window ? cfg.window : EXPORT_WINDOW;
-	cfg.import_window = cfg.window ? cfg.window : 48;
+	cfg.import_window = cfg.window ? cfg.window : IMPORT_WINDOW;
 	if (strpbrk(cfg.stream, ".*> ") || strpbrk(cfg.durable, ".*> "))
 		die(1, "bad stream or durable name (no '.', '*', '>', space)");
 }
@@ -329,13 +336,13 @@ static void on_reconnected(natsConnection *c, void *closure)
  * started before its server waits for it).  A server that refuses us
  * (authentication, permissions) is an error: exit 1.
  *
- * SendAsap: every publish, ack and pull request is written to the socket
- * at once.  The client's default buffers them for its flusher thread,
- * which writes about a millisecond later: that millisecond was most of a
- * message's trip (bench_bridge: one-way median 1.0 ms buffered, 0.37 ms
- * with SendAsap).  The export publishes each message as it takes it (one
- * write each); its throughput is at most its window over the server's ack
- * round trip.
+ * The client buffers what we send (its default) and writes it about a
+ * millisecond later from its flusher thread; we do not wait for that:
+ * each worker, after a burst of publishes or acks, flushes them itself
+ * (nats_flush).  So a lone message is written at once (bench_bridge:
+ * one-way median 1.0 ms with the client's delay, 0.2 ms without), and a
+ * burst costs one write, not one per message (SendAsap, a write per
+ * message, held the bridge near 35k msgs/s).
  */
 static void nats_connect(void)
 {
@@ -347,7 +354,6 @@ static void nats_connect(void)
 	if (natsOptions_Create(&o) != NATS_OK ||
 	    natsOptions_SetServers(o, cfg.urls, cfg.nurls) != NATS_OK ||
 	    natsOptions_SetNoRandomize(o, true) != NATS_OK ||
-	    natsOptions_SetSendAsap(o, true) != NATS_OK ||
 	    natsOptions_SetMaxReconnect(o, -1) != NATS_OK ||
 	    natsOptions_SetReconnectWait(o, 200) != NATS_OK ||
 	    natsOptions_SetReconnectBufSize(o, 16 << 20) != NATS_OK ||
@@ -373,6 +379,51 @@ static void nats_connect(void)
 	natsOptions_Destroy(o);
 	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
 	logf_("connected to %s", url);
+}
+
+/*
+ * Write out what the connection buffers, soon, without waiting: a worker
+ * asks (nats_flush), the flush thread writes it with a PING
+ * (natsConnection_FlushTimeout) and waits for the PONG; what is asked
+ * meanwhile goes out with the next PING.  So a lone message is written at
+ * once and, under load, one write carries everything sent during the
+ * previous round trip.
+ */
+static pthread_mutex_t flush_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flush_cv = PTHREAD_COND_INITIALIZER;
+static bool flush_asked, flush_idle, flush_stop;
+
+static void nats_flush(void)
+{
+	pthread_mutex_lock(&flush_mu);
+	flush_asked = true;
+	if (flush_idle)
+		pthread_cond_signal(&flush_cv);
+	pthread_mutex_unlock(&flush_mu);
+}
+
+static void *flusher(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&flush_mu);
+	while (!flush_stop) {
+		if (!flush_asked) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec++;
+			flush_idle = true;
+			pthread_cond_timedwait(&flush_cv, &flush_mu, &ts);
+			flush_idle = false;
+			continue;
+		}
+		flush_asked = false;
+		pthread_mutex_unlock(&flush_mu);
+		natsConnection_FlushTimeout(nc, 100);
+		pthread_mutex_lock(&flush_mu);
+	}
+	pthread_mutex_unlock(&flush_mu);
+	return NULL;
 }
 
 static jsCtx *js_ctx(void)
@@ -480,6 +531,7 @@ struct window {
 	uint64_t *tag;          /* [w] their shmq_fetch() tags (MPMC) */
 	int *acked, *failed;    /* [w] the exporter's lists of slots */
 	char (*ids)[128];       /* [w] their JetStream message ids */
+	uint64_t *seq;          /* [w] the ids' last part (shmq_meta.seq) */
 	int *state;             /* [w] SLOT_* */
 	uint64_t *order;        /* [w] acquisition order (SPSC releases) */
 	int64_t *sent_ns;       /* [w] last publish */
@@ -500,12 +552,16 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
 		       void *closure)
 {
 	struct window *win = closure;
-	const char *id = NULL;
+	const char *id = NULL, *dot;
 
-	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
+	if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id &&
+	    (dot = strrchr(id, '.'))) {
+		/* The seq first: one compare per slot, not a strcmp. */
+		uint64_t seq = strtoull(dot + 1, NULL, 10);
+
 		pthread_mutex_lock(&win->mu);
 		for (int i = 0; i < win->w; i++) {
-			if (win->state[i] != SLOT_SENT ||
+			if (win->state[i] != SLOT_SENT || win->seq[i] != seq ||
 			    strcmp(win->ids[i], id))
 				continue;
 			/* Stored now, or earlier (a duplicate): either way. */
@@ -617,6 +673,7 @@ static void *export_js(void *arg)
 			win->m[i].data = win->buf + (size_t)i * l->msg_size;
 	}
 	win->ids = calloc(win->w, 128);
+	win->seq = calloc(win->w, sizeof(*win->seq));
 	win->state = calloc(win->w, sizeof(*win->state));
 	win->order = calloc(win->w, sizeof(*win->order));
 	win->sent_ns = calloc(win->w, sizeof(*win->sent_ns));
@@ -624,7 +681,7 @@ static void *export_js(void *arg)
 	jo.Wait = 5000;
 	jo.PublishAsync.AckHandler = on_pub_ack;
 	jo.PublishAsync.AckHandlerClosure = win;
-	if (!win->m || !win->ids || !win->state || !win->order ||
+	if (!win->m || !win->ids || !win->seq || !win->state || !win->order ||
 	    !win->sent_ns || !win->acked || !win->failed ||
 	    (!spsc && (!win->buf || !win->tag)) ||
 	    natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
@@ -754,25 +811,47 @@ static void *export_js(void *arg)
 				goto stopped;
 		} else if (inflight < win->w && free_slot >= 0) {
 			/*
-			 * Room in the window: take the next message.  With
-			 * publishes in flight, wait for one only briefly, so
-			 * their acks are turned into releases soon.
+			 * Room in the window: take what the queue holds, up to
+			 * the window, publishing each (into the connection's
+			 * buffer), then write them all at once (flush).  The
+			 * first is waited for: with publishes in flight only
+			 * briefly, so their acks are turned into releases
+			 * soon.
 			 */
-			rc = take(l, win, free_slot, &meta,
-				  inflight ? 1000000 : POLL_NS);
-			if (rc == -ETIMEDOUT || rc == -EAGAIN || rc == -EINTR)
-				continue;
-			if (rc < 0) {
+			int taken = 0;
+
+			for (;;) {
+				rc = take(l, win, free_slot, &meta, taken ? 0 :
+					  inflight ? 1000000 : POLL_NS);
+				if (rc)
+					break;
+				snprintf(win->ids[free_slot], 128,
+					 "shmq.%s.%s.%" PRIu64 ".%" PRIu64,
+					 cfg.segname, l->target, l->qctime,
+					 meta.seq);
+				win->seq[free_slot] = meta.seq;
+				win->order[free_slot] = next_order++;
+				inflight++;
+				taken++;
+				published |= publish_one(js, l, win, free_slot);
+				if (inflight == win->w || atomic_load(&stop))
+					break;
+				pthread_mutex_lock(&win->mu);
+				while (++free_slot < win->w &&
+				       win->state[free_slot] != SLOT_FREE)
+					;
+				pthread_mutex_unlock(&win->mu);
+				if (free_slot == win->w)
+					break;
+			}
+			if (taken)
+				nats_flush();
+			if (rc && rc != -ETIMEDOUT && rc != -EAGAIN &&
+			    rc != -EINTR) {
 				fail("export %s: %s", l->target,
 				     shmq_strerror(rc));
 				break;
 			}
-			snprintf(win->ids[free_slot], 128,
-				 "shmq.%s.%s.%" PRIu64 ".%" PRIu64, cfg.segname,
-				 l->target, l->qctime, meta.seq);
-			win->order[free_slot] = next_order++;
-			inflight++;
-			published |= publish_one(js, l, win, free_slot);
 			continue;
 		}
 		/* The window full (or stopping): wait for an ack. */
@@ -828,6 +907,7 @@ out:
 	free(win->failed);
 	free(win->m);
 	free(win->ids);
+	free(win->seq);
 	free(win->state);
 	free(win->order);
 	free(win->sent_ns);
@@ -852,19 +932,36 @@ static int put(const struct link *l, natsMsg *msg, int64_t timeout_ns)
 	return rc == -EAGAIN ? -ETIMEDOUT : rc;
 }
 
-/*
- * Commit message @i of the @n in @msgs to shmq, waiting while the queue is
- * full (telling the server that it and the rest of the batch, which waits
- * behind it, are in progress, so none of them is redelivered meanwhile:
- * test_bridge_backpressure saw the rest redelivered, as duplicates,
- * before).  Returns true once committed; false when it was not (stopping,
- * or a message that can never fit: terminated with a log line).
- */
-static bool put_wait(const struct link *l, natsMsg **msgs, int i, int n,
-		     bool js)
+static int take_pending(natsSubscription *sub, natsMsg **msgs, int n)
 {
+	int more = 0;
+
+	if (natsSubscription_GetPending(sub, &more, NULL) != NATS_OK)
+		more = 0;
+	while (n < cfg.import_window && more-- > 0 &&
+	       natsSubscription_NextMsg(&msgs[n], sub, 1) == NATS_OK)
+		n++;
+	return n;
+}
+
+/*
+ * Commit message *@i of the *@n in @msgs to shmq, waiting while the queue
+ * is full (telling the server that it and every other message delivered
+ * to us, which waits behind it, are in progress, so none of them is
+ * redelivered meanwhile: test_bridge_backpressure saw them redelivered,
+ * as duplicates, before).  For that, the messages before *@i (committed,
+ * acknowledged and destroyed) are dropped from @msgs and the others
+ * delivered since are taken from @sub: the server delivers at most the
+ * window unacknowledged, so they fit.  Returns true once committed; false
+ * when it was not (stopping, or a message that can never fit: terminated
+ * with a log line).
+ */
+static bool put_wait(const struct link *l, natsSubscription *sub,
+		     natsMsg **msgs, int *i, int *n)
+{
+	bool js = sub != NULL;
 	int64_t slice = (int64_t)cfg.ack_wait_s * 1000000000 / 3;
-	natsMsg *msg = msgs[i];
+	natsMsg *msg = msgs[*i];
 	int rc;
 
 	for (;;) {
@@ -874,7 +971,14 @@ static bool put_wait(const struct link *l, natsMsg **msgs, int i, int n,
 		if (rc == -ETIMEDOUT) {
 			if (atomic_load(&stop))
 				return false;   /* unacked: redelivered */
-			for (int j = i; js && j < n; j++)
+			if (!js)
+				continue;
+			memmove(msgs, msgs + *i, (size_t)(*n - *i) *
+				sizeof(*msgs));
+			*n -= *i;
+			*i = 0;
+			*n = take_pending(sub, msgs, *n);
+			for (int j = 0; j < *n; j++)
 				natsMsg_InProgress(msgs[j], NULL);
 			continue;
 		}
@@ -889,23 +993,43 @@ static bool put_wait(const struct link *l, natsMsg **msgs, int i, int n,
 	}
 }
 
+/*
+ * The durable consumer is a push consumer: the server sends each message
+ * as soon as it is stored, keeping at most --window unacknowledged, and
+ * sends the next as each acknowledgement comes back, so the import never
+ * waits a round trip for a batch (a pull consumer did: each fetch of 48
+ * cost about a millisecond, which capped the import near 48k msgs/s).
+ * Its deliver subject is a fresh inbox chosen when the consumer is
+ * created and kept in its configuration, so a restarted bridge binds to
+ * it again.  It is created here, not by the subscribe call, so that the
+ * client library never deletes it: its position survives us.
+ */
 static natsSubscription *import_sub(jsCtx *js, struct link *l)
 {
 	jsConsumerConfig cc;
 	jsConsumerInfo *ci = NULL;
 	jsSubOptions so;
 	natsSubscription *sub = NULL;
+	natsInbox *inbox = NULL;
 	jsErrCode jerr = 0;
 	natsStatus s;
 
-	/*
-	 * The durable consumer is created here, not by the subscribe call,
-	 * so that the library never deletes it: its position survives us.
-	 */
 	s = js_GetConsumerInfo(&ci, js, cfg.stream, l->durable, NULL, &jerr);
+	if (s == NATS_OK && (!ci->Config || !ci->Config->DeliverSubject)) {
+		jsConsumerInfo_Destroy(ci);
+		fail("import %s: consumer %s on stream %s is a pull consumer "
+		     "(made by an earlier mqbridge): delete it "
+		     "(nats consumer rm %s %s) or pick another --durable",
+		     l->subject, l->durable, cfg.stream, cfg.stream,
+		     l->durable);
+		return NULL;
+	}
 	if (s != NATS_OK) {
+		if (natsInbox_Create(&inbox) != NATS_OK)
+			return NULL;
 		jsConsumerConfig_Init(&cc);
 		cc.Durable = l->durable;
+		cc.DeliverSubject = inbox;
 		cc.AckPolicy = js_AckExplicit;
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckWait = (int64_t)cfg.ack_wait_s * 1000000000;
@@ -913,6 +1037,7 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 		cc.FilterSubject = l->subject;
 		jerr = 0;
 		s = js_AddConsumer(&ci, js, cfg.stream, &cc, NULL, &jerr);
+		natsInbox_Destroy(inbox);
 		if (s != NATS_OK) {
 			logf_("import %s: consumer %s: %s (%d)", l->subject,
 			      l->durable, nats_GetLastError(NULL), (int)jerr);
@@ -925,8 +1050,9 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 	jsSubOptions_Init(&so);
 	so.Stream = cfg.stream;
 	so.Consumer = l->durable;
-	s = js_PullSubscribe(&sub, js, l->subject, l->durable, NULL, &so,
-			     &jerr);
+	so.ManualAck = true;
+	jerr = 0;
+	s = js_SubscribeSync(&sub, js, l->subject, NULL, &so, &jerr);
 	if (s != NATS_OK) {
 		logf_("import %s: subscribe: %s (%d)", l->subject,
 		      nats_GetLastError(NULL), (int)jerr);
@@ -940,16 +1066,23 @@ static void *import_js(void *arg)
 	struct link *l = arg;
 	natsSubscription *sub = NULL;
 	jsCtx *js = js_ctx();
+	natsMsg **batch = calloc((size_t)cfg.import_window, sizeof(*batch));
 	int tries = 0;
 
+	if (!batch) {
+		fail("import %s: out of memory", l->subject);
+		jsCtx_Destroy(js);
+		return NULL;
+	}
 	while (!atomic_load(&stop)) {
-		natsMsgList list;
-		jsErrCode jerr = 0;
+		int n = 0, i;
 		natsStatus s;
 
 		if (!sub) {
 			sub = import_sub(js, l);
 			if (!sub) {
+				if (atomic_load(&stop))
+					break;
 				if (++tries == 20) {
 					fail("import %s: cannot subscribe",
 					     l->subject);
@@ -960,25 +1093,38 @@ static void *import_js(void *arg)
 			}
 			tries = 0;
 		}
-		s = natsSubscription_Fetch(&list, sub, cfg.import_window, 500,
-					   &jerr);
+		/*
+		 * What has arrived, up to the window: the first waited for,
+		 * the rest already here.  While one of them waits for room
+		 * in the queue, the others are told "in progress" too.
+		 */
+		s = natsSubscription_NextMsg(&batch[n], sub, 500);
 		if (s == NATS_TIMEOUT)
 			continue;
 		if (s != NATS_OK) {
-			/* Disconnected or the cluster moving: wait. */
+			/* Disconnected, or the cluster moving: wait. */
 			sleep_ms(200);
 			continue;
 		}
-		for (int i = 0; i < list.Count; i++) {
-			if (!put_wait(l, list.Msgs, i, list.Count, true))
+		n = take_pending(sub, batch, 1);
+		for (i = 0; i < n; i++) {
+			if (!put_wait(l, sub, batch, &i, &n))
 				break;          /* the rest: redelivered */
-			natsMsg_Ack(list.Msgs[i], NULL);
+			/*
+			 * Buffered: the client writes the acks within about a
+			 * millisecond, many per write; the window (256) covers
+			 * that delay.  Not on a message's way: no hurry.
+			 */
+			natsMsg_Ack(batch[i], NULL);
+			natsMsg_Destroy(batch[i]);
 		}
-		natsMsgList_Destroy(&list);
+		for (; i < n; i++)
+			natsMsg_Destroy(batch[i]);
 	}
 	/* Not Unsubscribe: that could delete the consumer. */
 	if (sub)
 		natsSubscription_Destroy(sub);
+	free(batch);
 	jsCtx_Destroy(js);
 	return NULL;
 }
@@ -1001,6 +1147,7 @@ static void *export_core(void *arg)
 			break;
 		}
 		natsConnection_Publish(nc, l->subject, buf, (int)n);
+		nats_flush();
 	}
 	free(buf);
 	return NULL;
@@ -1017,10 +1164,11 @@ static void *import_core(void *arg)
 	}
 	while (!atomic_load(&stop)) {
 		natsMsg *msg = NULL;
+		int zero = 0, one = 1;
 
 		if (natsSubscription_NextMsg(&msg, sub, 200) != NATS_OK)
 			continue;
-		put_wait(l, &msg, 0, 1, false);
+		put_wait(l, NULL, &msg, &zero, &one);
 		natsMsg_Destroy(msg);
 	}
 	natsSubscription_Destroy(sub);
@@ -1088,6 +1236,7 @@ static void open_links(void)
 
 int main(int argc, char **argv)
 {
+	pthread_t flush_tid;
 	sigset_t set;
 	int code;
 
@@ -1108,6 +1257,8 @@ int main(int argc, char **argv)
 		ensure_stream(js);
 		jsCtx_Destroy(js);
 	}
+	if (pthread_create(&flush_tid, NULL, flusher, NULL))
+		die(1, "cannot start a thread");
 	for (int i = 0; i < cfg.nlinks; i++) {
 		struct link *l = &cfg.links[i];
 		void *(*fn)(void *) = l->export ?
@@ -1136,6 +1287,11 @@ int main(int argc, char **argv)
 	for (int i = 0; i < cfg.nlinks; i++)
 		if (cfg.links[i].started)
 			pthread_join(cfg.links[i].tid, NULL);
+	pthread_mutex_lock(&flush_mu);
+	flush_stop = true;
+	pthread_cond_signal(&flush_cv);
+	pthread_mutex_unlock(&flush_mu);
+	pthread_join(flush_tid, NULL);
 	code = atomic_load(&fatal);
 	/* Acks and core publishes still buffered go out before we leave. */
 	natsConnection_FlushTimeout(nc, 2000);
