@@ -26,6 +26,12 @@
  * receive.  Every message is checked: its sequence number at both ends,
  * in order, none missing, none twice; a gap exits 1.
  *
+ * Where the time goes: the CPU time (user + system) each process spent
+ * per message in the two throughput runs (nats-server, the exporter, the
+ * importer, this program), read from /proc/PID/stat before and after, and
+ * the ceiling that total allows: online CPUs / CPU per message, the rate
+ * if the CPUs did nothing else.
+ *
  * The goals (issue 14): bridge throughput >= 0.5x js-async; bridge
  * one-way median <= 1.5x the req-reply round trip.
  *
@@ -372,6 +378,77 @@ static double bb_bridge_tput(struct bb *b, uint64_t seq, uint64_t n,
 	return (double)n * 1e9 / (double)(bench_now_ns() - t0);
 }
 
+/* ---- where the CPU goes ---------------------------------------------------- */
+
+/* CPU time (user + system, all threads) of process @pid so far, ns; 0 self. */
+static uint64_t bb_cpu_ns(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid ? (int)pid :
+		 (int)getpid());
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After "(comm)": state is field 3; utime, stime are 14, 15. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			 "%llu %llu", &ut, &st) != 2)
+		return 0;
+	return (uint64_t)(ut + st) * (1000000000ull /
+				      (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+enum { BB_SERVER, BB_EXP, BB_IMP, BB_SELF, BB_NPROC };
+
+/* A snapshot of the CPU time of the server, both bridges and us. */
+static void bb_cpu(const struct bb *b, uint64_t out[BB_NPROC])
+{
+	out[BB_SERVER] = bb_cpu_ns(b->server);
+	out[BB_EXP] = bb_cpu_ns(b->exp);
+	out[BB_IMP] = bb_cpu_ns(b->imp);
+	out[BB_SELF] = bb_cpu_ns(0);
+}
+
+/*
+ * One row: each process's CPU per message between the snapshots @t0 and
+ * @t1 (us), their sum, and what that sum allows on this machine's CPUs:
+ * the throughput if every CPU did nothing else.
+ */
+static void bb_cpu_row(const char *name, const uint64_t t0[BB_NPROC],
+		       const uint64_t t1[BB_NPROC], bool bridges, uint64_t n,
+		       double got, FILE *csv)
+{
+	double us[BB_NPROC], sum = 0, ceil;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	for (int i = 0; i < BB_NPROC; i++) {
+		us[i] = (double)(t1[i] - t0[i]) / 1e3 / (double)n;
+		if (!bridges && (i == BB_EXP || i == BB_IMP))
+			us[i] = 0;
+		sum += us[i];
+	}
+	ceil = sum > 0 ? (double)cpus * 1e6 / sum : 0;
+	if (bridges)
+		printf("%-12s %11.1f %8.1f %8.1f %8.1f %6.1f %9.0f  %.0f%% of "
+		       "it\n", name, us[BB_SERVER], us[BB_EXP], us[BB_IMP],
+		       us[BB_SELF], sum, ceil, ceil > 0 ? 100 * got / ceil : 0);
+	else
+		printf("%-12s %11.1f %8s %8s %8.1f %6.1f %9.0f  %.0f%% of "
+		       "it\n", name, us[BB_SERVER], "-", "-", us[BB_SELF], sum,
+		       ceil, ceil > 0 ? 100 * got / ceil : 0);
+	if (csv)
+		fprintf(csv, "%s,cpu_us_per_msg,%" PRIu64 ",%.2f,%.2f,%.2f,"
+			"%.2f,%.2f,%.0f\n", name, n, us[BB_SERVER], us[BB_EXP],
+			us[BB_IMP], us[BB_SELF], sum, ceil);
+}
+
 /* ---- NATS alone ----------------------------------------------------------- */
 
 /*
@@ -564,6 +641,8 @@ int main(int argc, char **argv)
 	natsConnection *nc_asap = NULL;
 	jsOptions jo;
 	double tput, raw, raw32;
+	uint64_t cpu_b0[BB_NPROC], cpu_b1[BB_NPROC], cpu_r0[BB_NPROC],
+		 cpu_r1[BB_NPROC];
 	uint64_t seq = 1, raw_seq = 1, warm;
 	char r1[32], r2[32];
 	FILE *csv;
@@ -600,7 +679,9 @@ int main(int argc, char **argv)
 	seq = bb_bridge_latency(&b, seq, warm, NULL);
 	seq = bb_bridge_latency(&b, seq, b.lat_n, lat);
 	seq = bb_bridge_latency(&b, seq, warm, NULL);
+	bb_cpu(&b, cpu_b0);
 	tput = bb_bridge_tput(&b, seq, b.tput_n, load);
+	bb_cpu(&b, cpu_b1);
 	seq += b.tput_n;
 
 	bb_connect(&b, &b.nc, false);
@@ -621,7 +702,9 @@ int main(int argc, char **argv)
 	hist_reset(sync);
 	bb_js_sync(js_asap, raw_seq, b.lat_n, sync);
 	raw_seq += b.lat_n;
+	bb_cpu(&b, cpu_r0);
 	raw = bb_js_async(js_async, raw_seq, b.tput_n, 0);
+	bb_cpu(&b, cpu_r1);
 	raw_seq += b.tput_n;
 	raw32 = bb_js_async(js_asap, raw_seq, b.tput_n, 32);
 	raw_seq += b.tput_n;
@@ -674,6 +757,19 @@ int main(int argc, char **argv)
 			b.tput_n, raw32);
 		fclose(csv);
 	}
+	printf("\n%-12s %11s %8s %8s %8s %6s %9s\n", "cpu_us/msg",
+	       "nats-server", "exporter", "importer", "bench", "total",
+	       "ceiling");
+	csv = bench_csv_open(&o, "bridge-cpu", "case,kind,msgs,server_us,"
+			     "exporter_us,importer_us,bench_us,total_us,"
+			     "ceiling_msgs_per_s");
+	bb_cpu_row("bridge", cpu_b0, cpu_b1, true, b.tput_n, tput, csv);
+	bb_cpu_row("js-async", cpu_r0, cpu_r1, false, b.tput_n, raw, csv);
+	if (csv)
+		fclose(csv);
+	printf("(CPU time per message of each process in the throughput "
+	       "runs; ceiling: %ld CPUs / total)\n",
+	       sysconf(_SC_NPROCESSORS_ONLN));
 	printf("\nSUMMARY bridge lat_median_ns=%" PRIu64 " lat_p99_ns=%"
 	       PRIu64 " msgs_per_s=%.0f js_async_msgs_per_s=%.0f "
 	       "js_sync_median_ns=%" PRIu64 " req_reply_median_ns=%" PRIu64

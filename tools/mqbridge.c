@@ -33,9 +33,9 @@
  * the server, so NATS does not redeliver meanwhile): nothing is buffered
  * beyond the window.
  *
- * The connection buffers what the bridge sends; a flush thread writes an
- * export's publishes at once (a PING), the acks go with the client's own
- * flush about a millisecond later.
+ * Exports publish on a connection that writes each publish at once
+ * (SendAsap); imports receive on one that buffers (their acks go out with
+ * the client's own flush about a millisecond later, many per write).
  *
  * One thread per export and per import; the main thread waits for
  * SIGTERM/SIGINT, then the workers finish what is in flight (exports: at
@@ -106,7 +106,8 @@ static struct {
 };
 
 static shmq_seg *seg;
-static natsConnection *nc;
+static natsConnection *nc_out;  /* exports: SendAsap */
+static natsConnection *nc_in;   /* imports: buffered */
 static atomic_bool stop;
 static atomic_int fatal;        /* a worker's exit status, 0 while none */
 
@@ -320,7 +321,8 @@ static void parse_args(int argc, char **argv)
 static void on_disconnected(natsConnection *c, void *closure)
 {
 	if (!atomic_load(&stop))
-		logf_("disconnected from NATS; reconnecting");
+		logf_("disconnected from NATS (%s); reconnecting",
+		      (const char *)closure);
 }
 
 static void on_reconnected(natsConnection *c, void *closure)
@@ -328,7 +330,7 @@ static void on_reconnected(natsConnection *c, void *closure)
 	char url[256] = "?";
 
 	natsConnection_GetConnectedUrl(c, url, sizeof(url));
-	logf_("reconnected to %s", url);
+	logf_("reconnected to %s (%s)", url, (const char *)closure);
 }
 
 /*
@@ -336,16 +338,20 @@ static void on_reconnected(natsConnection *c, void *closure)
  * started before its server waits for it).  A server that refuses us
  * (authentication, permissions) is an error: exit 1.
  *
- * The client buffers what we send (its default) and writes it about a
- * millisecond later from its flusher thread; we do not wait for that:
- * each worker, after a burst of publishes or acks, flushes them itself
- * (nats_flush).  So a lone message is written at once (bench_bridge:
- * one-way median 1.0 ms with the client's delay, 0.2 ms without), and a
- * burst costs one write, not one per message (SendAsap, a write per
- * message, held the bridge near 35k msgs/s).
+ * Two connections, each made only when there is something for it:
+ * - exports publish with SendAsap, each publish written to the socket at
+ *   once; the client's default buffers it for its flusher thread, which
+ *   writes about a millisecond later (bench_bridge: one-way median 1.0 ms
+ *   buffered, 0.2-0.3 ms with SendAsap; a flush thread of ours that wrote
+ *   each burst with a PING cost 30-50 us more than SendAsap, a thread
+ *   wake-up on the message's way);
+ * - imports receive on a buffered connection: their acks are not on a
+ *   message's way, so the client's flusher writes them, many per write,
+ *   about a millisecond later, which the import's window covers.
  */
-static void nats_connect(void)
+static natsConnection *nats_connect(bool asap, const char *what)
 {
+	natsConnection *c = NULL;
 	natsOptions *o;
 	natsStatus s;
 	char url[256] = "?";
@@ -354,14 +360,17 @@ static void nats_connect(void)
 	if (natsOptions_Create(&o) != NATS_OK ||
 	    natsOptions_SetServers(o, cfg.urls, cfg.nurls) != NATS_OK ||
 	    natsOptions_SetNoRandomize(o, true) != NATS_OK ||
+	    natsOptions_SetSendAsap(o, asap) != NATS_OK ||
 	    natsOptions_SetMaxReconnect(o, -1) != NATS_OK ||
 	    natsOptions_SetReconnectWait(o, 200) != NATS_OK ||
 	    natsOptions_SetReconnectBufSize(o, 16 << 20) != NATS_OK ||
-	    natsOptions_SetDisconnectedCB(o, on_disconnected, NULL) != NATS_OK ||
-	    natsOptions_SetReconnectedCB(o, on_reconnected, NULL) != NATS_OK)
+	    natsOptions_SetDisconnectedCB(o, on_disconnected,
+					  (void *)what) != NATS_OK ||
+	    natsOptions_SetReconnectedCB(o, on_reconnected,
+					 (void *)what) != NATS_OK)
 		die(1, "NATS options: %s", nats_GetLastError(NULL));
 	for (;;) {
-		s = natsConnection_Connect(&nc, o);
+		s = natsConnection_Connect(&c, o);
 		if (s == NATS_OK)
 			break;
 		if (s != NATS_NO_SERVER && s != NATS_TIMEOUT &&
@@ -377,63 +386,19 @@ static void nats_connect(void)
 		sleep_ms(500);
 	}
 	natsOptions_Destroy(o);
-	natsConnection_GetConnectedUrl(nc, url, sizeof(url));
-	logf_("connected to %s", url);
+	natsConnection_GetConnectedUrl(c, url, sizeof(url));
+	logf_("connected to %s (%s)", url, what);
+	return c;
 }
 
-/*
- * Write out what the connection buffers, soon, without waiting: a worker
- * asks (nats_flush), the flush thread writes it with a PING
- * (natsConnection_FlushTimeout) and waits for the PONG; what is asked
- * meanwhile goes out with the next PING.  So a lone message is written at
- * once and, under load, one write carries everything sent during the
- * previous round trip.
- */
-static pthread_mutex_t flush_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t flush_cv = PTHREAD_COND_INITIALIZER;
-static bool flush_asked, flush_idle, flush_stop;
-
-static void nats_flush(void)
-{
-	pthread_mutex_lock(&flush_mu);
-	flush_asked = true;
-	if (flush_idle)
-		pthread_cond_signal(&flush_cv);
-	pthread_mutex_unlock(&flush_mu);
-}
-
-static void *flusher(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&flush_mu);
-	while (!flush_stop) {
-		if (!flush_asked) {
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec++;
-			flush_idle = true;
-			pthread_cond_timedwait(&flush_cv, &flush_mu, &ts);
-			flush_idle = false;
-			continue;
-		}
-		flush_asked = false;
-		pthread_mutex_unlock(&flush_mu);
-		natsConnection_FlushTimeout(nc, 100);
-		pthread_mutex_lock(&flush_mu);
-	}
-	pthread_mutex_unlock(&flush_mu);
-	return NULL;
-}
-
-static jsCtx *js_ctx(void)
+static jsCtx *js_ctx(natsConnection *c)
 {
 	jsOptions jo;
 	jsCtx *js;
 
 	jsOptions_Init(&jo);
 	jo.Wait = 5000;
-	if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
+	if (natsConnection_JetStream(&js, c, &jo) != NATS_OK)
 		die(1, "JetStream context: %s", nats_GetLastError(NULL));
 	return js;
 }
@@ -684,7 +649,7 @@ static void *export_js(void *arg)
 	if (!win->m || !win->ids || !win->seq || !win->state || !win->order ||
 	    !win->sent_ns || !win->acked || !win->failed ||
 	    (!spsc && (!win->buf || !win->tag)) ||
-	    natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+	    natsConnection_JetStream(&js, nc_out, &jo) != NATS_OK) {
 		fail("export %s: out of memory", l->target);
 		goto out;
 	}
@@ -844,8 +809,6 @@ static void *export_js(void *arg)
 				if (free_slot == win->w)
 					break;
 			}
-			if (taken)
-				nats_flush();
 			if (rc && rc != -ETIMEDOUT && rc != -EAGAIN &&
 			    rc != -EINTR) {
 				fail("export %s: %s", l->target,
@@ -1065,7 +1028,7 @@ static void *import_js(void *arg)
 {
 	struct link *l = arg;
 	natsSubscription *sub = NULL;
-	jsCtx *js = js_ctx();
+	jsCtx *js = js_ctx(nc_in);
 	natsMsg **batch = calloc((size_t)cfg.import_window, sizeof(*batch));
 	int tries = 0;
 
@@ -1146,8 +1109,7 @@ static void *export_core(void *arg)
 			fail("export %s: %s", l->target, shmq_strerror((int)n));
 			break;
 		}
-		natsConnection_Publish(nc, l->subject, buf, (int)n);
-		nats_flush();
+		natsConnection_Publish(nc_out, l->subject, buf, (int)n);
 	}
 	free(buf);
 	return NULL;
@@ -1158,7 +1120,7 @@ static void *import_core(void *arg)
 	struct link *l = arg;
 	natsSubscription *sub = NULL;
 
-	if (natsConnection_SubscribeSync(&sub, nc, l->subject) != NATS_OK) {
+	if (natsConnection_SubscribeSync(&sub, nc_in, l->subject) != NATS_OK) {
 		fail("import %s: %s", l->subject, nats_GetLastError(NULL));
 		return NULL;
 	}
@@ -1236,7 +1198,6 @@ static void open_links(void)
 
 int main(int argc, char **argv)
 {
-	pthread_t flush_tid;
 	sigset_t set;
 	int code;
 
@@ -1250,15 +1211,18 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	open_links();
-	nats_connect();
+	for (int i = 0; i < cfg.nlinks; i++) {
+		if (cfg.links[i].export && !nc_out)
+			nc_out = nats_connect(true, "exports");
+		if (!cfg.links[i].export && !nc_in)
+			nc_in = nats_connect(false, "imports");
+	}
 	if (!cfg.core) {
-		jsCtx *js = js_ctx();
+		jsCtx *js = js_ctx(nc_out ? nc_out : nc_in);
 
 		ensure_stream(js);
 		jsCtx_Destroy(js);
 	}
-	if (pthread_create(&flush_tid, NULL, flusher, NULL))
-		die(1, "cannot start a thread");
 	for (int i = 0; i < cfg.nlinks; i++) {
 		struct link *l = &cfg.links[i];
 		void *(*fn)(void *) = l->export ?
@@ -1287,15 +1251,16 @@ int main(int argc, char **argv)
 	for (int i = 0; i < cfg.nlinks; i++)
 		if (cfg.links[i].started)
 			pthread_join(cfg.links[i].tid, NULL);
-	pthread_mutex_lock(&flush_mu);
-	flush_stop = true;
-	pthread_cond_signal(&flush_cv);
-	pthread_mutex_unlock(&flush_mu);
-	pthread_join(flush_tid, NULL);
 	code = atomic_load(&fatal);
 	/* Acks and core publishes still buffered go out before we leave. */
-	natsConnection_FlushTimeout(nc, 2000);
-	natsConnection_Destroy(nc);
+	for (int i = 0; i < 2; i++) {
+		natsConnection *c = i ? nc_in : nc_out;
+
+		if (c) {
+			natsConnection_FlushTimeout(c, 2000);
+			natsConnection_Destroy(c);
+		}
+	}
 	if (code == 0) {
 		for (int i = 0; i < cfg.nlinks; i++) {
 			if (cfg.links[i].q)
