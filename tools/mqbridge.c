@@ -777,11 +777,10 @@ static void *export_js(void *arg)
 		} else if (inflight < win->w && free_slot >= 0) {
 			/*
 			 * Room in the window: take what the queue holds, up to
-			 * the window, publishing each (into the connection's
-			 * buffer), then write them all at once (flush).  The
-			 * first is waited for: with publishes in flight only
-			 * briefly, so their acks are turned into releases
-			 * soon.
+			 * the window, publishing each as it is taken, before
+			 * looking at the acks again.  The first is waited for:
+			 * with publishes in flight only briefly, so their acks
+			 * are turned into releases soon.
 			 */
 			int taken = 0;
 
