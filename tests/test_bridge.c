@@ -20,6 +20,7 @@
  * - --import SUBJECT=@EXCHANGE: published into a topic exchange with the
  *   subject as key, reaching the bound queues (and only those), in order;
  * - --core: once both bridges run, every message arrives, once, in order;
+ * - two bridges sharing one durable: every message to one of them, once;
  * - back-pressure: a full target queue, left full past --ack-wait, pauses
  *   the import; then every message arrives, none twice;
  * - bad input: usage (2), a bad subject, a missing queue, a server that
@@ -731,6 +732,95 @@ static void test_bridge_core(void **state)
 }
 
 /*
+ * Two bridges share one durable (its deliver group): each message goes
+ * to one of them, both get some, and together they get every message
+ * once (no bridge is killed, so no message comes twice).  Each imports
+ * into a segment of its own, so the test can tell them apart.
+ */
+static void test_bridge_shared_durable(void **state)
+{
+	const char *dir, *sa, *sb, *sc;
+	struct server srv;
+	struct bridge exp, imp1, imp2;
+	shmq_seg *a, *b, *c;
+	shmq *out, *in1, *in2;
+	char buf[T_MSG_MAX];
+	const uint32_t n = 2000;
+	uint8_t *seen = calloc(n, 1);
+	uint32_t got1 = 0, got2 = 0, prod, seq;
+	ssize_t len;
+
+	SKIP_WITHOUT_SERVER();
+	assert_non_null(seen);
+	t_watchdog(60);
+	dir = t_tmpdir();
+	sa = t_segname();
+	sb = t_segname();
+	sc = t_segname();
+	a = seg_small(sa, "out", 1024);
+	b = seg_small(sb, "in", 4096);
+	c = seg_small(sc, "in", 4096);
+	t_assert_err(shmq_open(a, "out", &out), 0);
+	t_assert_err(shmq_open(b, "in", &in1), 0);
+	t_assert_err(shmq_open(c, "in", &in2), 0);
+	server_init(&srv, dir, "n1");
+	server_start(&srv);
+	bridge_run(&exp, dir, "export.log", sa, srv.url, "--stream", "SH",
+		   "--export", "out=sh.eu", NULL);
+	bridge_run(&imp1, dir, "import1.log", sb, srv.url, "--stream", "SH",
+		   "--durable", "shared", "--import", "sh.eu=in", NULL);
+	bridge_run(&imp2, dir, "import2.log", sc, srv.url, "--stream", "SH",
+		   "--durable", "shared", "--import", "sh.eu=in", NULL);
+	for (uint32_t i = 0; i < n; i++) {
+		len = t_msg_fill(buf, sizeof(buf), 1, i);
+		t_assert_err(shmq_send(out, buf, (size_t)len,
+				       10 * 1000000000ll), 0);
+	}
+	for (int idle = 0; got1 + got2 < n; ) {
+		/* Either may have the next: look at both, then wait. */
+		shmq *q = in1;
+
+		len = shmq_recv(q, buf, sizeof(buf), 0);
+		if (len == -EAGAIN) {
+			q = in2;
+			len = shmq_recv(q, buf, sizeof(buf), 0);
+		}
+		if (len == -EAGAIN) {
+			if (++idle == 1000)
+				print_error("%u + %u of %u received\n", got1,
+					    got2, n);
+			assert_true(idle < 1000);       /* 10 s */
+			t_sleep_ms(10);
+			continue;
+		}
+		idle = 0;
+		assert_true(len > 0);
+		assert_int_equal(t_msg_check(buf, (size_t)len, &prod, &seq), 0);
+		assert_int_equal(prod, 1);
+		assert_true(seq < n);
+		assert_int_equal(seen[seq], 0);
+		seen[seq] = 1;
+		if (q == in1)
+			got1++;
+		else
+			got2++;
+	}
+	print_message("shared durable: %u messages, %u to one bridge and "
+		      "%u to the other\n", n, got1, got2);
+	assert_true(got1 > 0 && got2 > 0);
+	bridge_stop(&exp);
+	bridge_stop(&imp1);
+	bridge_stop(&imp2);
+	free(seen);
+	shmq_close(out);
+	shmq_close(in1);
+	shmq_close(in2);
+	shmq_seg_close(a);
+	shmq_seg_close(b);
+	shmq_seg_close(c);
+}
+
+/*
  * Back-pressure: the import's target queue (16 slots) is full and nobody
  * drains it for longer than --ack-wait; the bridge waits (telling the
  * server the message is in progress) and buffers nothing beyond its
@@ -1015,6 +1105,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bridge_core,
 						t_setup_noseg, t_teardown),
 		cmocka_unit_test_setup_teardown(test_bridge_backpressure,
+						t_setup_noseg, t_teardown),
+		cmocka_unit_test_setup_teardown(test_bridge_shared_durable,
 						t_setup_noseg, t_teardown),
 	};
 

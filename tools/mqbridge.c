@@ -963,8 +963,10 @@ static bool put_wait(const struct link *l, natsSubscription *sub,
  * cost about a millisecond, which capped the import near 48k msgs/s).
  * Its deliver subject is a fresh inbox chosen when the consumer is
  * created and kept in its configuration, so a restarted bridge binds to
- * it again.  It is created here, not by the subscribe call, so that the
- * client library never deletes it: its position survives us.
+ * it again; its deliver group is its name, so several bridges may share
+ * it (each message goes to one of them).  It is created here, not by the
+ * subscribe call, so that the client library never deletes it: its
+ * position survives us.
  */
 static natsSubscription *import_sub(jsCtx *js, struct link *l)
 {
@@ -973,6 +975,7 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 	jsSubOptions so;
 	natsSubscription *sub = NULL;
 	natsInbox *inbox = NULL;
+	bool grouped;
 	jsErrCode jerr = 0;
 	natsStatus s;
 
@@ -992,6 +995,7 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 		jsConsumerConfig_Init(&cc);
 		cc.Durable = l->durable;
 		cc.DeliverSubject = inbox;
+		cc.DeliverGroup = l->durable;
 		cc.AckPolicy = js_AckExplicit;
 		cc.DeliverPolicy = js_DeliverAll;
 		cc.AckWait = (int64_t)cfg.ack_wait_s * 1000000000;
@@ -1008,10 +1012,13 @@ static natsSubscription *import_sub(jsCtx *js, struct link *l)
 		logf_("consumer %s created on stream %s (%s)", l->durable,
 		      cfg.stream, l->subject);
 	}
+	grouped = ci->Config && ci->Config->DeliverGroup;
 	jsConsumerInfo_Destroy(ci);
 	jsSubOptions_Init(&so);
 	so.Stream = cfg.stream;
 	so.Consumer = l->durable;
+	if (grouped)
+		so.Queue = l->durable;
 	so.ManualAck = true;
 	jerr = 0;
 	s = js_SubscribeSync(&sub, js, l->subject, NULL, &so, &jerr);
