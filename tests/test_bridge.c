@@ -270,6 +270,25 @@ enum ev { EV_KILL_EXPORTER, EV_KILL_IMPORTER, EV_SERVER_RESTART,
 	  EV_NODE_DOWN };
 struct event { double at; enum ev what; };
 
+/*
+ * Whether server @s, stopped, left the importer's consumer (eu_in on
+ * ORDERS) without its state: nats-server 2.9 rewrites the state file in
+ * place (truncate, then write), both from its flusher and when it stops,
+ * and reads an empty file as "nothing delivered yet".  A stop that
+ * catches a write (seen once in CI, under ASan) leaves it empty, and the
+ * consumer then delivers the whole stream again.  Not ours to fix; the
+ * test then allows what it repeats.
+ */
+static bool consumer_state_lost(const struct server *s)
+{
+	char path[700];
+	struct stat st;
+
+	snprintf(path, sizeof(path),
+		 "%s/jetstream/$G/streams/ORDERS/obs/eu_in/o.dat", s->dir);
+	return stat(path, &st) != 0 || st.st_size == 0;
+}
+
 struct flow {
 	const char *sa, *sb;            /* the two segments */
 	struct bridge exp, imp;
@@ -277,6 +296,7 @@ struct flow {
 	const struct event *ev;
 	int nev;
 	uint32_t msgs;
+	uint32_t lost;                  /* what a lost consumer state repeats */
 };
 
 static shmq_seg *seg_with_queue(const char *name, const char *q)
@@ -360,6 +380,13 @@ static unsigned run_flow(struct flow *f)
 				/* (it exits 1 after a SIGTERM) */
 				assert_true(WIFEXITED(t_wait_child(
 						f->srv->pid)));
+				f->lost = consumer_state_lost(f->srv) ? got : 0;
+				if (f->lost)
+					print_message("nats-server stopped with "
+						      "an empty consumer state "
+						      "file: the consumer starts "
+						      "over (up to %u "
+						      "duplicates)\n", got);
 				t_sleep_ms(300);        /* the bridges notice */
 				server_start(f->srv);
 				break;
@@ -470,9 +497,11 @@ static void test_bridge_two_segments_kills_and_restart(void **state)
 	bridges_free(&f);
 	/*
 	 * The bound: each importer kill and each server restart may make
-	 * NATS redeliver what was unacknowledged, at most --window.
+	 * NATS redeliver what was unacknowledged, at most --window; and
+	 * everything delivered before the restart if the server lost the
+	 * consumer's state (consumer_state_lost).
 	 */
-	bound = (f.imp.starts - 1 + 1) * T_WINDOW;
+	bound = (f.imp.starts - 1 + 1) * T_WINDOW + f.lost;
 	print_message("%u messages, %d exporter and %d importer kills, one "
 		      "server restart: %u duplicates (bound %u)\n", f.msgs,
 		      f.exp.starts - 1, f.imp.starts - 1, dups, bound);
