@@ -453,8 +453,9 @@ static void bb_cpu_row(const char *name, const uint64_t t0[BB_NPROC],
 
 /*
  * @asap: every publish written to the socket at once (natsOptions_
- * SetSendAsap); else into the client's buffer, which its flusher thread
- * writes (the default, and what mqbridge does).
+ * SetSendAsap, as mqbridge's exports publish); else into the client's
+ * buffer, which its flusher thread writes about 1 ms later (the default,
+ * as mqbridge's imports acknowledge).
  */
 static void bb_connect(struct bb *b, natsConnection **nc, bool asap)
 {
